@@ -1,0 +1,392 @@
+//! Capture: the layer that turns a `tracing::Event` into an owned [`Record`] and hands it to a
+//! [`Handler`], and the thread-local state that keeps watchbell's own threads out of it.
+//!
+//! Span fields are recorded into the span's extensions when the span is created
+//! (`on_new_span`) and updated by `Span::record` (`on_record`); an event's record then shares
+//! them through an [`Arc`], so capture inside deep span stacks stays cheap.
+
+use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
+use std::fmt::{self, Write as _};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tracing_core::field::{Field, Visit};
+use tracing_core::span::{Attributes, Id, Record as SpanValues};
+use tracing_core::{Event, Level, Subscriber};
+use tracing_log::NormalizeEvent;
+use tracing_subscriber::layer::{Context, Layer};
+use tracing_subscriber::registry::LookupSpan;
+
+use crate::filter::LayerFilter;
+use crate::handler::Handler;
+use crate::record::{Fields, Fingerprint, Origin, Record, SpanRecord, Str, Value};
+
+static NEXT_THREAD_ID: AtomicU64 = AtomicU64::new(1);
+static CAPTURE_PANICS: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    static THREAD: (Option<Arc<str>>, u64) = (
+        std::thread::current().name().map(Arc::from),
+        NEXT_THREAD_ID.fetch_add(1, Ordering::Relaxed),
+    );
+    static SUPPRESS: Cell<u32> = const { Cell::new(0) };
+    static LOG_CONTEXT: RefCell<Option<LogContext>> = const { RefCell::new(None) };
+}
+
+/// The current thread's name and watchbell's process-unique number for it.
+pub fn current_thread() -> (Option<Arc<str>>, u64) {
+    THREAD.try_with(|t| t.clone()).unwrap_or((None, 0))
+}
+
+/// Marks the current thread as one of watchbell's own: no event emitted on it, by watchbell or
+/// by any library it calls (HTTP, SMTP and database clients), is ever captured by a watchbell
+/// layer. Every worker thread and every runtime thread watchbell starts calls this first.
+///
+/// Events from such threads still reach the application's other layers (a `fmt` layer shows
+/// them), they are only kept out of watchbell's sinks: that is what breaks the feedback loop.
+pub fn mark_current_thread() {
+    let _ = SUPPRESS.try_with(|s| s.set(s.get().saturating_add(1)));
+}
+
+/// Whether capture is suppressed on this thread (see [`mark_current_thread`] and [`suppressed`]).
+#[inline]
+pub fn is_suppressed() -> bool {
+    SUPPRESS.try_with(|s| s.get() > 0).unwrap_or(true)
+}
+
+/// Runs `f` with capture suppressed on the current thread: for code that runs on an
+/// application thread but on watchbell's behalf.
+pub fn suppressed<R>(f: impl FnOnce() -> R) -> R {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            let _ = SUPPRESS.try_with(|s| s.set(s.get().saturating_sub(1)));
+        }
+    }
+    mark_current_thread();
+    let _reset = Reset;
+    f()
+}
+
+/// How many times building a record panicked (a field's `Debug` implementation that panics,
+/// say). The panic is caught, the event is skipped, the application goes on.
+pub fn capture_panics() -> u64 {
+    CAPTURE_PANICS.load(Ordering::Relaxed)
+}
+
+/// What watchbell-log's bridge knows about a `log` record that it is dispatching as a tracing
+/// event: the original message and the key-values as typed fields.
+#[derive(Clone, Debug, Default)]
+pub struct LogContext {
+    /// The message without the key-values the bridge appended for text layers.
+    pub message: String,
+    /// The record's key-values.
+    pub fields: Fields,
+}
+
+/// Runs `f` (which dispatches a `log` record as a tracing event) with `cx` visible to every
+/// watchbell layer that captures the event on this thread. Used by watchbell-log.
+pub fn with_log_context<R>(cx: LogContext, f: impl FnOnce() -> R) -> R {
+    struct Clear(Option<LogContext>);
+    impl Drop for Clear {
+        fn drop(&mut self) {
+            let prev = self.0.take();
+            let _ = LOG_CONTEXT.try_with(|c| *c.borrow_mut() = prev);
+        }
+    }
+    let prev = LOG_CONTEXT.try_with(|c| c.borrow_mut().replace(cx)).ok().flatten();
+    let _clear = Clear(prev);
+    f()
+}
+
+/// The span data watchbell keeps in each span's extensions.
+#[derive(Debug)]
+struct SpanData(Arc<SpanRecord>);
+
+/// Records field values into [`Fields`], and the `message` field into a string.
+struct FieldVisitor<'a> {
+    fields: &'a mut Fields,
+    message: Option<&'a mut String>,
+    skip_log_fields: bool,
+}
+
+impl FieldVisitor<'_> {
+    fn put(&mut self, field: &Field, value: Value) {
+        let name = field.name();
+        if self.skip_log_fields && name.starts_with("log.") {
+            return;
+        }
+        if name == "message" {
+            if let Some(m) = self.message.as_deref_mut() {
+                match value {
+                    Value::Str(s) | Value::Debug(s) | Value::Display(s) if m.is_empty() => *m = s,
+                    v => {
+                        let _ = write!(m, "{v}");
+                    }
+                }
+                return;
+            }
+        }
+        self.fields.set(Cow::Borrowed(name), value);
+    }
+}
+
+impl Visit for FieldVisitor<'_> {
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.put(field, Value::F64(value));
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.put(field, Value::I64(value));
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.put(field, Value::U64(value));
+    }
+    fn record_i128(&mut self, field: &Field, value: i128) {
+        self.put(field, i64::try_from(value).map_or(Value::I128(value), Value::I64));
+    }
+    fn record_u128(&mut self, field: &Field, value: u128) {
+        self.put(field, u64::try_from(value).map_or(Value::U128(value), Value::U64));
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.put(field, Value::Bool(value));
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.put(field, Value::Str(value.to_owned()));
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        let mut text = value.to_string();
+        let mut source = value.source();
+        while let Some(s) = source {
+            let _ = write!(text, ": {s}");
+            source = s.source();
+        }
+        self.put(field, Value::Display(text));
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if field.name() == "message" {
+            if let Some(m) = self.message.as_deref_mut() {
+                let _ = write!(m, "{value:?}");
+                return;
+            }
+        }
+        let mut s = String::new();
+        let _ = write!(s, "{value:?}");
+        self.put(field, Value::Debug(s));
+    }
+}
+
+/// Builds a [`Record`] from an event. `salt` goes into the fingerprint.
+///
+/// Events that came from `log` through tracing-log carry the `log` record's own target,
+/// module, file and line; key-values given by watchbell-log's bridge become fields.
+pub fn record_from_event<S>(event: &Event<'_>, ctx: &Context<'_, S>, salt: &[u8]) -> Record
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let time = SystemTime::now();
+    let meta = event.metadata();
+    let normalized = event.normalized_metadata();
+    let mut message = String::new();
+    let mut fields = Fields::new();
+    event.record(&mut FieldVisitor {
+        fields: &mut fields,
+        message: Some(&mut message),
+        skip_log_fields: normalized.is_some(),
+    });
+    let (target, module, file, line, origin): (Str, Option<Str>, Option<Str>, Option<u32>, Origin) = match &normalized
+    {
+        Some(n) => {
+            if let Ok(Some(cx)) = LOG_CONTEXT.try_with(|c| c.borrow().clone()) {
+                message = cx.message;
+                for (k, v) in cx.fields.iter() {
+                    fields.set(k.to_owned(), v.clone());
+                }
+            }
+            (
+                Cow::Owned(n.target().to_owned()),
+                n.module_path().map(|m| Cow::Owned(m.to_owned())),
+                n.file().map(|f| Cow::Owned(f.to_owned())),
+                n.line(),
+                Origin::Log,
+            )
+        }
+        None => (
+            Cow::Borrowed(meta.target()),
+            meta.module_path().map(Cow::Borrowed),
+            meta.file().map(Cow::Borrowed),
+            meta.line(),
+            Origin::Tracing,
+        ),
+    };
+    let level = *meta.level();
+    let spans = match ctx.event_scope(event) {
+        Some(scope) => scope
+            .from_root()
+            .filter_map(|span| span.extensions().get::<SpanData>().map(|d| Arc::clone(&d.0)))
+            .collect(),
+        None => Vec::new(),
+    };
+    let (thread_name, thread_id) = current_thread();
+    Record {
+        time,
+        fingerprint: Fingerprint::compute(level, &target, file.as_deref(), line, salt),
+        level,
+        target,
+        module,
+        file,
+        line,
+        message,
+        fields,
+        spans,
+        thread_name,
+        thread_id,
+        suppressed: 0,
+        origin,
+    }
+}
+
+/// Records a new span's fields into its extensions (once, whichever watchbell layer sees it first).
+fn store_span<S>(attrs: &Attributes<'_>, id: &Id, ctx: &Context<'_, S>)
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let Some(span) = ctx.span(id) else { return };
+    if span.extensions().get::<SpanData>().is_some() {
+        return;
+    }
+    let meta = span.metadata();
+    let mut fields = Fields::new();
+    attrs.record(&mut FieldVisitor { fields: &mut fields, message: None, skip_log_fields: false });
+    let data = SpanData(Arc::new(SpanRecord {
+        name: Cow::Borrowed(meta.name()),
+        target: Cow::Borrowed(meta.target()),
+        fields,
+    }));
+    let mut ext = span.extensions_mut();
+    if ext.get_mut::<SpanData>().is_none() {
+        ext.insert(data);
+    }
+}
+
+fn update_span<S>(id: &Id, values: &SpanValues<'_>, ctx: &Context<'_, S>)
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let Some(span) = ctx.span(id) else { return };
+    let mut ext = span.extensions_mut();
+    if let Some(data) = ext.get_mut::<SpanData>() {
+        let rec = Arc::make_mut(&mut data.0);
+        values.record(&mut FieldVisitor { fields: &mut rec.fields, message: None, skip_log_fields: false });
+    }
+}
+
+/// The generic capture layer: every event that reaches it becomes a [`Record`] handed to its
+/// handler. Use it through [`CaptureLayer::with_level`] or [`CaptureLayer::filtered`], which add
+/// watchbell's per-layer filter, so that the layer's level never hides events from the
+/// application's other layers.
+///
+/// ```
+/// use std::sync::Arc;
+/// use tracing_subscriber::prelude::*;
+/// use watchbell_core::{CaptureLayer, Handler, Record};
+///
+/// struct Print;
+/// impl Handler for Print {
+///     fn handle(&self, record: Record) {
+///         println!("{} {}", record.level, record.message);
+///     }
+/// }
+///
+/// let layer = CaptureLayer::new(Arc::new(Print)).with_level(tracing::Level::WARN);
+/// let subscriber = tracing_subscriber::registry().with(layer);
+/// tracing::subscriber::with_default(subscriber, || {
+///     tracing::info!("not captured");
+///     tracing::warn!(user = "bob", "captured");
+/// });
+/// ```
+#[derive(Clone)]
+pub struct CaptureLayer {
+    handler: Arc<dyn Handler>,
+    salt: Arc<[u8]>,
+}
+
+impl fmt::Debug for CaptureLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CaptureLayer").field("salt_len", &self.salt.len()).finish_non_exhaustive()
+    }
+}
+
+impl CaptureLayer {
+    /// A capture layer that hands every event it sees to `handler`.
+    pub fn new(handler: Arc<dyn Handler>) -> Self {
+        CaptureLayer { handler, salt: Arc::from(&b""[..]) }
+    }
+
+    /// Mixes `salt` into every fingerprint (for example the app id, so that two apps sharing a
+    /// ticket database do not share tickets).
+    pub fn with_salt(mut self, salt: impl AsRef<[u8]>) -> Self {
+        self.salt = Arc::from(salt.as_ref());
+        self
+    }
+
+    /// The handler records go to.
+    pub fn handler(&self) -> &Arc<dyn Handler> {
+        &self.handler
+    }
+
+    /// This layer behind watchbell's per-layer filter at `level` (events of `level` and more
+    /// severe are captured; spans of every level are recorded for their fields).
+    pub fn with_level<S>(self, level: Level) -> tracing_subscriber::filter::Filtered<Self, LayerFilter, S>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        self.filtered(LayerFilter::new(level))
+    }
+
+    /// This layer behind the given watchbell filter.
+    pub fn filtered<S>(self, filter: LayerFilter) -> tracing_subscriber::filter::Filtered<Self, LayerFilter, S>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        Layer::<S>::with_filter(self, filter)
+    }
+}
+
+impl<S> Layer<S> for CaptureLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        if is_suppressed() {
+            return;
+        }
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| store_span(attrs, id, &ctx)));
+    }
+
+    fn on_record(&self, id: &Id, values: &SpanValues<'_>, ctx: Context<'_, S>) {
+        if is_suppressed() {
+            return;
+        }
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| update_span(id, values, &ctx)));
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        if is_suppressed() {
+            return;
+        }
+        let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| record_from_event(event, &ctx, &self.salt)));
+        match built {
+            Ok(record) => {
+                // A panicking handler must not unwind into the application either.
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.handler.handle(record))).is_err() {
+                    CAPTURE_PANICS.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Err(_) => {
+                CAPTURE_PANICS.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}

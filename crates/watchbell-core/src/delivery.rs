@@ -1,0 +1,845 @@
+//! [`Delivery`]: the bounded queue and the worker thread between a [`Handler`] and a [`Sink`].
+//!
+//! The caller's side ([`DeliveryHandle`]) only takes a lock for a few instructions to push onto a
+//! bounded queue. Everything slow happens on the delivery's own thread: batching, pacing,
+//! redaction, the sink's formatting and I/O, retries with backoff, and the bookkeeping of what
+//! was dropped.
+//!
+//! Guarantees:
+//! - Memory is bounded by `queue_records` and `queue_bytes` (estimated with
+//!   [`Record::size_hint`]); what does not fit is shed by the overflow policy and counted.
+//! - A retryable failure is retried with exponential backoff and jitter, or after exactly the
+//!   delay the server asked for (plus up to 10 % jitter, never less), within a total retry budget.
+//! - A permanent failure is not retried: the records are counted as failed and the reason is
+//!   printed on stderr once per kind of failure, not per record.
+//! - After records were dropped or failed, the next successful delivery is followed by a notice
+//!   record "watchbell: N records dropped ..." to the same sink.
+//! - A panic in the sink (or in a format it calls) is caught and counted; the worker goes on.
+//! - The worker is marked as a watchbell thread: nothing it logs is captured by watchbell.
+
+use std::collections::{HashSet, VecDeque};
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use tracing_core::Level;
+
+use crate::capture::mark_current_thread;
+use crate::handler::{Flushed, Handler, Stats};
+use crate::record::{Batch, BatchReason, Origin, Record, Value};
+use crate::redact::Redactor;
+
+/// What a sink reports for one batch.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// Every record of the batch was delivered.
+    Delivered,
+    /// Delivery failed in a way that may work later (429, 5xx, timeout, connection refused).
+    Retry {
+        /// The delay the server asked for (`Retry-After`, Telegram's `retry_after`, ...).
+        after: Option<Duration>,
+        /// What went wrong, without secrets.
+        reason: String,
+    },
+    /// Delivery failed in a way that will fail again (400, 401, 403, 404, an invalid payload).
+    Permanent {
+        /// What went wrong, without secrets.
+        reason: String,
+    },
+    /// The first `delivered` records went through; `rest` says what happened to the others
+    /// (for sinks that send one batch as several messages).
+    Partial {
+        /// How many records from the start of the batch were delivered.
+        delivered: usize,
+        /// The outcome for the remaining records.
+        rest: Box<Outcome>,
+    },
+}
+
+impl Outcome {
+    /// A retryable failure with no requested delay.
+    pub fn retry(reason: impl Into<String>) -> Self {
+        Outcome::Retry { after: None, reason: reason.into() }
+    }
+
+    /// A retryable failure with the delay the server asked for.
+    pub fn retry_after(after: Option<Duration>, reason: impl Into<String>) -> Self {
+        Outcome::Retry { after, reason: reason.into() }
+    }
+
+    /// A permanent failure.
+    pub fn permanent(reason: impl Into<String>) -> Self {
+        Outcome::Permanent { reason: reason.into() }
+    }
+}
+
+/// The protocol to one destination. It runs only on its delivery's worker thread, gets whole
+/// batches and reports an [`Outcome`]. A sink may block (the worker is its own thread), but
+/// should bound its I/O with timeouts: a stalled sink delays only its own queue.
+///
+/// Closures `FnMut(&Batch) -> Outcome` are sinks.
+pub trait Sink: Send + 'static {
+    /// Delivers `batch`. Called again with the same (or the undelivered rest of the) batch
+    /// when the outcome was retryable.
+    fn deliver(&mut self, batch: &Batch) -> Outcome;
+}
+
+impl<F: FnMut(&Batch) -> Outcome + Send + 'static> Sink for F {
+    fn deliver(&mut self, batch: &Batch) -> Outcome {
+        self(batch)
+    }
+}
+
+impl Sink for Box<dyn Sink> {
+    fn deliver(&mut self, batch: &Batch) -> Outcome {
+        (**self).deliver(batch)
+    }
+}
+
+/// What happens to a record that does not fit in a full queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Overflow {
+    /// The new record is dropped (and counted). The default: the caller never waits.
+    #[default]
+    DropNewest,
+    /// The oldest queued records are dropped (and counted) to make room.
+    DropOldest,
+    /// The caller waits up to the given time for room, then drops the new record (counted).
+    Block(Duration),
+}
+
+/// The retry policy for retryable failures.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Retry {
+    /// The first backoff delay.
+    pub initial: Duration,
+    /// The largest backoff delay.
+    pub max: Duration,
+    /// The backoff growth factor per attempt.
+    pub multiplier: f64,
+    /// The total time one batch may spend being retried before it is given up (and counted as
+    /// failed). A server-requested delay that would overrun it gives the batch up at once.
+    pub budget: Duration,
+    /// The largest number of attempts per batch (0 = no limit besides the budget).
+    pub max_attempts: u32,
+}
+
+impl Default for Retry {
+    /// 500 ms doubling up to 60 s, for at most 10 minutes per batch.
+    fn default() -> Self {
+        Retry {
+            initial: Duration::from_millis(500),
+            max: Duration::from_secs(60),
+            multiplier: 2.0,
+            budget: Duration::from_secs(600),
+            max_attempts: 0,
+        }
+    }
+}
+
+impl Retry {
+    /// Never retry.
+    pub fn none() -> Self {
+        Retry { max_attempts: 1, ..Retry::default() }
+    }
+
+    /// The backoff before attempt `attempt + 1`, with "equal jitter": between half and all
+    /// of the exponential delay.
+    fn backoff(&self, attempt: u32, rng: &mut Rng) -> Duration {
+        let exp = self.initial.as_secs_f64() * self.multiplier.max(1.0).powi(attempt.saturating_sub(1).min(60) as i32);
+        let d = exp.min(self.max.as_secs_f64());
+        Duration::from_secs_f64(d / 2.0 + rng.unit() * d / 2.0)
+    }
+}
+
+/// A small xorshift generator for jitter (no need for a crate).
+struct Rng(u64);
+
+impl Rng {
+    fn new() -> Self {
+        let t = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1);
+        Rng(t ^ 0x9e37_79b9_7f4a_7c15 | 1)
+    }
+    fn unit(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Config {
+    name: String,
+    queue_records: usize,
+    queue_bytes: usize,
+    batch_records: usize,
+    batch_bytes: usize,
+    batch_wait: Duration,
+    pace: Duration,
+    retry: Retry,
+    overflow: Overflow,
+    redactor: Option<Redactor>,
+    notices: bool,
+}
+
+/// Builds and starts a [`Delivery`]. See the [module docs](self) for what it guarantees.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use watchbell_core::{Batch, Delivery, Handler, Outcome, Record};
+///
+/// let delivery = Delivery::builder("print", |batch: &Batch| {
+///     for r in &batch.records {
+///         println!("{}", r.message);
+///     }
+///     Outcome::Delivered
+/// })
+/// .queue_records(1000)
+/// .spawn()
+/// .expect("a thread");
+/// delivery.handle(Record::new(tracing::Level::ERROR, "app", "disk full"));
+/// assert!(delivery.flush(Instant::now() + Duration::from_secs(5)).is_complete());
+/// assert_eq!(delivery.snapshot().delivered, 1);
+/// ```
+pub struct DeliveryBuilder<K> {
+    sink: K,
+    config: Config,
+}
+
+impl<K> fmt::Debug for DeliveryBuilder<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeliveryBuilder").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+/// The namespace of [`Delivery::builder`].
+#[derive(Debug)]
+pub struct Delivery(());
+
+impl Delivery {
+    /// A delivery to `sink`, named `name` in stats and error messages. Defaults: a queue of
+    /// 10,000 records and 16 MiB, batches of up to 100 records and 1 MiB sent as soon as the
+    /// sink is free, no pacing, [`Retry::default`], [`Overflow::DropNewest`], the default
+    /// [`Redactor`], drop notices on.
+    pub fn builder<K: Sink>(name: impl Into<String>, sink: K) -> DeliveryBuilder<K> {
+        DeliveryBuilder {
+            sink,
+            config: Config {
+                name: name.into(),
+                queue_records: 10_000,
+                queue_bytes: 16 << 20,
+                batch_records: 100,
+                batch_bytes: 1 << 20,
+                batch_wait: Duration::ZERO,
+                pace: Duration::ZERO,
+                retry: Retry::default(),
+                overflow: Overflow::DropNewest,
+                redactor: Some(Redactor::default()),
+                notices: true,
+            },
+        }
+    }
+}
+
+impl<K: Sink> DeliveryBuilder<K> {
+    /// The most records the queue holds (at least 1).
+    pub fn queue_records(mut self, n: usize) -> Self {
+        self.config.queue_records = n.max(1);
+        self
+    }
+
+    /// The most bytes (estimated) the queue holds.
+    pub fn queue_bytes(mut self, n: usize) -> Self {
+        self.config.queue_bytes = n.max(1);
+        self
+    }
+
+    /// The most records per batch (at least 1). Escalation and group batches are delivered
+    /// whole whatever their size.
+    pub fn batch_records(mut self, n: usize) -> Self {
+        self.config.batch_records = n.max(1);
+        self
+    }
+
+    /// The most bytes (estimated) per batch of single records.
+    pub fn batch_bytes(mut self, n: usize) -> Self {
+        self.config.batch_bytes = n.max(1);
+        self
+    }
+
+    /// How long the first queued record may wait for more to fill a batch (0: send at once;
+    /// batches still form while the sink is busy).
+    pub fn batch_wait(mut self, d: Duration) -> Self {
+        self.config.batch_wait = d;
+        self
+    }
+
+    /// The least time between two deliveries (a provider's pace, such as Slack's one message
+    /// per second per webhook). Records arriving meanwhile coalesce into the next batch.
+    pub fn pace(mut self, d: Duration) -> Self {
+        self.config.pace = d;
+        self
+    }
+
+    /// The retry policy.
+    pub fn retry(mut self, retry: Retry) -> Self {
+        self.config.retry = retry;
+        self
+    }
+
+    /// What to do when the queue is full.
+    pub fn overflow(mut self, overflow: Overflow) -> Self {
+        self.config.overflow = overflow;
+        self
+    }
+
+    /// The redaction applied to every batch before the sink sees it (`None` turns it off).
+    pub fn redactor(mut self, redactor: Option<Redactor>) -> Self {
+        self.config.redactor = redactor;
+        self
+    }
+
+    /// Whether to deliver a "N records dropped" notice after a recovery (default on).
+    pub fn notices(mut self, on: bool) -> Self {
+        self.config.notices = on;
+        self
+    }
+
+    /// Starts the worker thread (named `watchbell-NAME`).
+    pub fn spawn(self) -> std::io::Result<DeliveryHandle> {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State { handles: 1, ..State::default() }),
+            work: Condvar::new(),
+            room: Condvar::new(),
+            progress: Condvar::new(),
+            counters: Counters::default(),
+            last_error: Mutex::new(None),
+            reported: Mutex::new(HashSet::new()),
+            config: self.config,
+        });
+        let worker_shared = Arc::clone(&shared);
+        let sink = self.sink;
+        std::thread::Builder::new()
+            .name(format!("watchbell-{}", shared.config.name))
+            .spawn(move || worker(worker_shared, sink))?;
+        Ok(DeliveryHandle { shared })
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    accepted: AtomicU64,
+    delivered: AtomicU64,
+    retried: AtomicU64,
+    dropped: AtomicU64,
+    failed: AtomicU64,
+    panicked: AtomicU64,
+    notices: AtomicU64,
+}
+
+struct Item {
+    seq: u64,
+    batch: Batch,
+    bytes: usize,
+    at: Instant,
+}
+
+#[derive(Default)]
+struct State {
+    queue: VecDeque<Item>,
+    records: usize,
+    bytes: usize,
+    next_seq: u64,
+    /// The first sequence number and record count of the batch the sink is working on.
+    in_flight: Option<(u64, usize)>,
+    flush_target: u64,
+    shutdown: Option<Instant>,
+    abandon: bool,
+    worker_exited: bool,
+    worker_waiting: bool,
+    progress_waiters: usize,
+    handles: usize,
+    /// Drops and failures not yet announced by a notice.
+    unreported_dropped: u64,
+    unreported_failed: u64,
+    unreported_since: Option<SystemTime>,
+    warned_after_shutdown: bool,
+}
+
+impl State {
+    /// Every item with a sequence number below this is finished.
+    fn done_seq(&self) -> u64 {
+        match (self.in_flight, self.queue.front()) {
+            (Some((s, _)), _) => s,
+            (None, Some(front)) => front.seq,
+            (None, None) => self.next_seq,
+        }
+    }
+
+    fn pending(&self) -> u64 {
+        (self.records + self.in_flight.map_or(0, |(_, n)| n)) as u64
+    }
+}
+
+struct Shared {
+    state: Mutex<State>,
+    /// The worker waits here for work, for its batch timer and during retry delays.
+    work: Condvar,
+    /// Blocking producers wait here for room.
+    room: Condvar,
+    /// Flush and shutdown wait here for the worker's progress.
+    progress: Condvar,
+    counters: Counters,
+    last_error: Mutex<Option<String>>,
+    reported: Mutex<HashSet<String>>,
+    config: Config,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn wake_worker(&self, st: &State) {
+        if st.worker_waiting {
+            self.work.notify_one();
+        }
+    }
+
+    fn note_unreported(&self, st: &mut State, dropped: u64, failed: u64) {
+        st.unreported_dropped += dropped;
+        st.unreported_failed += failed;
+        st.unreported_since.get_or_insert_with(SystemTime::now);
+    }
+
+    fn set_error(&self, reason: &str) {
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.to_owned());
+    }
+
+    /// Prints a failure on stderr once per kind (the first 48 characters of the reason).
+    fn report_once(&self, what: &str, reason: &str) {
+        let key: String = reason.chars().take(48).collect();
+        let mut seen = self.reported.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.len() < 64 && seen.insert(key) {
+            eprintln!(
+                "watchbell[{}]: {what}: {reason} (further failures of this kind are counted in stats, not printed)",
+                self.config.name
+            );
+        }
+    }
+}
+
+/// The caller's side of a [`Delivery`]: a [`Handler`] that enqueues.
+///
+/// When the last handle is dropped, the worker delivers what is queued and exits.
+pub struct DeliveryHandle {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for DeliveryHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeliveryHandle").field("name", &self.shared.config.name).finish_non_exhaustive()
+    }
+}
+
+impl Clone for DeliveryHandle {
+    fn clone(&self) -> Self {
+        self.shared.lock().handles += 1;
+        DeliveryHandle { shared: Arc::clone(&self.shared) }
+    }
+}
+
+impl Drop for DeliveryHandle {
+    fn drop(&mut self) {
+        let mut st = self.shared.lock();
+        st.handles = st.handles.saturating_sub(1);
+        if st.handles == 0 {
+            self.shared.work.notify_one();
+        }
+    }
+}
+
+impl DeliveryHandle {
+    /// The delivery's name.
+    pub fn name(&self) -> &str {
+        &self.shared.config.name
+    }
+
+    /// The counters now.
+    pub fn snapshot(&self) -> Stats {
+        let c = &self.shared.counters;
+        let (queued, queued_bytes) = {
+            let st = self.shared.lock();
+            (st.records as u64, st.bytes as u64)
+        };
+        Stats {
+            name: self.shared.config.name.clone(),
+            accepted: c.accepted.load(Relaxed),
+            delivered: c.delivered.load(Relaxed),
+            retried: c.retried.load(Relaxed),
+            dropped: c.dropped.load(Relaxed),
+            failed: c.failed.load(Relaxed),
+            panicked: c.panicked.load(Relaxed),
+            suppressed: 0,
+            notices: c.notices.load(Relaxed),
+            queued,
+            queued_bytes,
+            last_error: self.shared.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+        }
+    }
+
+    fn enqueue(&self, batch: Batch) {
+        let n = batch.len();
+        if n == 0 {
+            return;
+        }
+        let bytes = batch.size_hint();
+        let sh = &*self.shared;
+        let cfg = &sh.config;
+        let mut st = sh.lock();
+        if st.shutdown.is_some() {
+            sh.counters.dropped.fetch_add(n as u64, Relaxed);
+            if !std::mem::replace(&mut st.warned_after_shutdown, true) {
+                drop(st);
+                eprintln!(
+                    "watchbell[{}]: a record arrived after shutdown and was dropped (was the Guard bound to `_`? \
+                     keep it alive until the end of main)",
+                    cfg.name
+                );
+            }
+            return;
+        }
+        let mut block_until = None;
+        while !st.queue.is_empty() && (st.records + n > cfg.queue_records || st.bytes + bytes > cfg.queue_bytes) {
+            match cfg.overflow {
+                Overflow::DropNewest => {
+                    sh.counters.dropped.fetch_add(n as u64, Relaxed);
+                    sh.note_unreported(&mut st, n as u64, 0);
+                    return;
+                }
+                Overflow::DropOldest => {
+                    let old = st.queue.pop_front().expect("queue is not empty");
+                    st.records -= old.batch.len();
+                    st.bytes -= old.bytes;
+                    sh.counters.dropped.fetch_add(old.batch.len() as u64, Relaxed);
+                    sh.note_unreported(&mut st, old.batch.len() as u64, 0);
+                    if st.progress_waiters > 0 {
+                        sh.progress.notify_all();
+                    }
+                }
+                Overflow::Block(max) => {
+                    let until = *block_until.get_or_insert_with(|| Instant::now() + max);
+                    let now = Instant::now();
+                    if now >= until || st.shutdown.is_some() {
+                        sh.counters.dropped.fetch_add(n as u64, Relaxed);
+                        sh.note_unreported(&mut st, n as u64, 0);
+                        return;
+                    }
+                    st = sh.room.wait_timeout(st, until - now).unwrap_or_else(|e| e.into_inner()).0;
+                }
+            }
+        }
+        let seq = st.next_seq;
+        st.next_seq += 1;
+        st.records += n;
+        st.bytes += bytes;
+        st.queue.push_back(Item { seq, batch, bytes, at: Instant::now() });
+        sh.counters.accepted.fetch_add(n as u64, Relaxed);
+        sh.wake_worker(&st);
+    }
+
+    fn wait_progress(&self, target: u64, deadline: Instant, shutdown: bool) -> Flushed {
+        let sh = &*self.shared;
+        let mut st = sh.lock();
+        if shutdown {
+            st.shutdown.get_or_insert(deadline);
+        }
+        st.flush_target = st.flush_target.max(target);
+        sh.work.notify_one();
+        st.progress_waiters += 1;
+        let result = loop {
+            let done = if shutdown { st.pending() == 0 || st.worker_exited } else { st.done_seq() >= target };
+            if done {
+                break Flushed::COMPLETE;
+            }
+            if st.worker_exited {
+                break Flushed { pending: st.pending(), timed_out: false };
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                break Flushed { pending: st.pending(), timed_out: true };
+            }
+            st = sh.progress.wait_timeout(st, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
+        };
+        st.progress_waiters -= 1;
+        if shutdown && !result.is_complete() {
+            // Give up on what is left: count it, and let the worker go.
+            st.abandon = true;
+            let left: usize = st.queue.drain(..).map(|i| i.batch.len()).sum();
+            st.records = 0;
+            st.bytes = 0;
+            sh.counters.dropped.fetch_add(left as u64, Relaxed);
+            sh.work.notify_one();
+            sh.room.notify_all();
+        }
+        result
+    }
+}
+
+impl Handler for DeliveryHandle {
+    fn handle(&self, record: Record) {
+        self.enqueue(Batch::single(record));
+    }
+
+    fn handle_batch(&self, batch: Batch) {
+        self.enqueue(batch);
+    }
+
+    fn flush(&self, deadline: Instant) -> Flushed {
+        let target = self.shared.lock().next_seq;
+        self.wait_progress(target, deadline, false)
+    }
+
+    fn shutdown(&self, deadline: Instant) -> Flushed {
+        self.wait_progress(u64::MAX, deadline, true)
+    }
+
+    fn stats(&self, out: &mut Vec<Stats>) {
+        out.push(self.snapshot());
+    }
+}
+
+enum Next {
+    Batch(Batch, u64),
+    Exit,
+}
+
+fn next_batch(sh: &Shared, last_delivery: Option<Instant>) -> Next {
+    let cfg = &sh.config;
+    let mut st = sh.lock();
+    loop {
+        if st.abandon {
+            return Next::Exit;
+        }
+        let now = Instant::now();
+        let Some(front) = st.queue.front() else {
+            if st.shutdown.is_some() || st.handles == 0 {
+                return Next::Exit;
+            }
+            st.worker_waiting = true;
+            st = sh.work.wait(st).unwrap_or_else(|e| e.into_inner());
+            st.worker_waiting = false;
+            continue;
+        };
+        let urgent = st.shutdown.is_some() || st.handles == 0 || st.flush_target > front.seq;
+        let full = st.records >= cfg.batch_records || st.bytes >= cfg.batch_bytes;
+        let batch_at = if urgent || full || front.batch.reason != BatchReason::Single {
+            now
+        } else {
+            front.at + cfg.batch_wait
+        };
+        let pace_at = last_delivery.map_or(now, |t| t + cfg.pace);
+        let at = batch_at.max(pace_at);
+        if at <= now {
+            let first = st.queue.pop_front().expect("front exists");
+            let mut bytes = first.bytes;
+            let seq = first.seq;
+            let mut batch = first.batch;
+            if batch.reason == BatchReason::Single {
+                while let Some(next) = st.queue.front() {
+                    if next.batch.reason != BatchReason::Single
+                        || batch.records.len() + next.batch.len() > cfg.batch_records
+                        || bytes + next.bytes > cfg.batch_bytes
+                    {
+                        break;
+                    }
+                    let next = st.queue.pop_front().expect("front exists");
+                    bytes += next.bytes;
+                    batch.records.extend(next.batch.records);
+                }
+            }
+            st.records -= batch.len();
+            st.bytes -= bytes;
+            st.in_flight = Some((seq, batch.len()));
+            sh.room.notify_all();
+            return Next::Batch(batch, seq);
+        }
+        st.worker_waiting = true;
+        st = sh.work.wait_timeout(st, at - now).unwrap_or_else(|e| e.into_inner()).0;
+        st.worker_waiting = false;
+    }
+}
+
+/// Waits on the worker's condvar for `delay`; false if the delivery is being abandoned or the
+/// shutdown deadline comes first (then waiting is pointless).
+fn retry_wait(sh: &Shared, delay: Duration) -> bool {
+    let until = Instant::now() + delay;
+    let mut st = sh.lock();
+    loop {
+        if st.abandon || st.shutdown.is_some_and(|d| until > d) {
+            return false;
+        }
+        let now = Instant::now();
+        if now >= until {
+            return true;
+        }
+        st.worker_waiting = true;
+        st = sh.work.wait_timeout(st, until - now).unwrap_or_else(|e| e.into_inner()).0;
+        st.worker_waiting = false;
+    }
+}
+
+fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".to_owned())
+}
+
+/// Delivers one batch with retries; returns whether anything was delivered.
+fn deliver_with_retry<K: Sink>(
+    sh: &Shared,
+    sink: &mut K,
+    mut batch: Batch,
+    rng: &mut Rng,
+    last_delivery: &mut Option<Instant>,
+) -> bool {
+    let cfg = &sh.config;
+    let c = &sh.counters;
+    let start = Instant::now();
+    let mut attempt = 0u32;
+    let mut any = false;
+    loop {
+        attempt += 1;
+        let outcome = match catch_unwind(AssertUnwindSafe(|| sink.deliver(&batch))) {
+            Ok(o) => o,
+            Err(p) => {
+                c.panicked.fetch_add(1, Relaxed);
+                Outcome::permanent(format!("the sink panicked: {}", panic_text(&*p)))
+            }
+        };
+        *last_delivery = Some(Instant::now());
+        let mut outcome = outcome;
+        while let Outcome::Partial { delivered, rest } = outcome {
+            let k = delivered.min(batch.records.len());
+            batch.records.drain(..k);
+            c.delivered.fetch_add(k as u64, Relaxed);
+            any |= k > 0;
+            outcome = *rest;
+        }
+        let n = batch.len() as u64;
+        match outcome {
+            Outcome::Delivered | Outcome::Partial { .. } => {
+                c.delivered.fetch_add(n, Relaxed);
+                return true;
+            }
+            _ if n == 0 => return any,
+            Outcome::Permanent { reason } => {
+                c.failed.fetch_add(n, Relaxed);
+                sh.set_error(&reason);
+                sh.report_once("permanent delivery failure, not retried", &reason);
+                let mut st = sh.lock();
+                sh.note_unreported(&mut st, 0, n);
+                return any;
+            }
+            Outcome::Retry { after, reason } => {
+                sh.set_error(&reason);
+                let delay = match after {
+                    Some(a) => a + a.mul_f64(0.1 * rng.unit()).min(Duration::from_secs(1)),
+                    None => cfg.retry.backoff(attempt, rng),
+                };
+                let out_of_attempts = cfg.retry.max_attempts != 0 && attempt >= cfg.retry.max_attempts;
+                if out_of_attempts || start.elapsed() + delay > cfg.retry.budget {
+                    c.failed.fetch_add(n, Relaxed);
+                    sh.report_once(&format!("gave up after {attempt} attempts over {:.1?}", start.elapsed()), &reason);
+                    let mut st = sh.lock();
+                    sh.note_unreported(&mut st, 0, n);
+                    return any;
+                }
+                c.retried.fetch_add(1, Relaxed);
+                if !retry_wait(sh, delay) {
+                    c.dropped.fetch_add(n, Relaxed);
+                    return any;
+                }
+            }
+        }
+    }
+}
+
+fn notice(sh: &Shared, dropped: u64, failed: u64, since: Option<SystemTime>) -> Record {
+    let mut parts = Vec::new();
+    if dropped > 0 {
+        parts.push(format!("{dropped} records dropped (queue full or shed)"));
+    }
+    if failed > 0 {
+        parts.push(format!("{failed} records could not be delivered"));
+    }
+    let since = since.map(crate::time::rfc3339).unwrap_or_default();
+    let mut r = Record::new(
+        Level::WARN,
+        "watchbell",
+        format!("watchbell: {} by {} since {since}", parts.join(" and "), sh.config.name),
+    );
+    r.origin = Origin::Watchbell;
+    r.fields.set("dropped", Value::U64(dropped));
+    r.fields.set("failed", Value::U64(failed));
+    r.fields.set("sink", Value::Str(sh.config.name.clone()));
+    r
+}
+
+fn worker<K: Sink>(sh: Arc<Shared>, mut sink: K) {
+    mark_current_thread();
+    let mut rng = Rng::new();
+    let mut last_delivery = None;
+    loop {
+        let (mut batch, _seq) = match next_batch(&sh, last_delivery) {
+            Next::Batch(b, s) => (b, s),
+            Next::Exit => break,
+        };
+        if let Some(r) = &sh.config.redactor {
+            r.redact_batch(&mut batch);
+        }
+        let ok = deliver_with_retry(&sh, &mut sink, batch, &mut rng, &mut last_delivery);
+        let announce = {
+            let mut st = sh.lock();
+            st.in_flight = None;
+            if st.progress_waiters > 0 {
+                sh.progress.notify_all();
+            }
+            if ok && sh.config.notices && (st.unreported_dropped > 0 || st.unreported_failed > 0) {
+                let d = std::mem::take(&mut st.unreported_dropped);
+                let f = std::mem::take(&mut st.unreported_failed);
+                Some((d, f, st.unreported_since.take()))
+            } else {
+                None
+            }
+        };
+        if let Some((d, f, since)) = announce {
+            let mut b = Batch::single(notice(&sh, d, f, since));
+            if let Some(r) = &sh.config.redactor {
+                r.redact_batch(&mut b);
+            }
+            match catch_unwind(AssertUnwindSafe(|| sink.deliver(&b))) {
+                Ok(Outcome::Delivered) => {
+                    sh.counters.notices.fetch_add(1, Relaxed);
+                }
+                _ => {
+                    // Try again after the next success.
+                    let mut st = sh.lock();
+                    st.unreported_dropped += d;
+                    st.unreported_failed += f;
+                    st.unreported_since = st.unreported_since.or(since);
+                }
+            }
+            last_delivery = Some(Instant::now());
+        }
+    }
+    drop(sink);
+    let mut st = sh.lock();
+    st.worker_exited = true;
+    st.in_flight = None;
+    sh.progress.notify_all();
+}

@@ -1,0 +1,259 @@
+//! Calendar arithmetic for timestamps: RFC 3339 (records, JSON payloads) and the HTTP date of
+//! `Retry-After`. UTC only, no time zone database, no extra dependency.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Days since 1970-01-01 → (year, month 1..=12, day 1..=31). Howard Hinnant's `civil_from_days`.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// (year, month, day) → days since 1970-01-01. Howard Hinnant's `days_from_civil`.
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The broken-down UTC time of a [`SystemTime`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UtcTime {
+    /// The year.
+    pub year: i64,
+    /// The month, 1 to 12.
+    pub month: u32,
+    /// The day of the month, 1 to 31.
+    pub day: u32,
+    /// The hour, 0 to 23.
+    pub hour: u32,
+    /// The minute, 0 to 59.
+    pub minute: u32,
+    /// The second, 0 to 59.
+    pub second: u32,
+    /// Nanoseconds within the second.
+    pub nanos: u32,
+    /// Day of the week, 0 = Sunday.
+    pub weekday: u32,
+}
+
+impl UtcTime {
+    /// Breaks `t` down into UTC calendar fields.
+    pub fn from_system_time(t: SystemTime) -> Self {
+        let (secs, nanos) = match t.duration_since(UNIX_EPOCH) {
+            Ok(d) => (d.as_secs() as i64, d.subsec_nanos()),
+            Err(e) => {
+                let d = e.duration();
+                let mut s = -(d.as_secs() as i64);
+                let mut n = d.subsec_nanos();
+                if n > 0 {
+                    s -= 1;
+                    n = 1_000_000_000 - n;
+                }
+                (s, n)
+            }
+        };
+        let days = secs.div_euclid(86_400);
+        let sod = secs.rem_euclid(86_400) as u32;
+        let (year, month, day) = civil_from_days(days);
+        UtcTime {
+            year,
+            month,
+            day,
+            hour: sod / 3600,
+            minute: sod / 60 % 60,
+            second: sod % 60,
+            nanos,
+            weekday: (days + 4).rem_euclid(7) as u32,
+        }
+    }
+
+    /// Back to a [`SystemTime`].
+    pub fn to_system_time(self) -> SystemTime {
+        let days = days_from_civil(self.year, self.month, self.day);
+        let secs = days * 86_400 + i64::from(self.hour * 3600 + self.minute * 60 + self.second);
+        if secs >= 0 {
+            UNIX_EPOCH + Duration::new(secs as u64, self.nanos)
+        } else {
+            UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs()) + Duration::from_nanos(u64::from(self.nanos))
+        }
+    }
+}
+
+/// `2026-11-21T18:21:45.123456Z`: RFC 3339, UTC, microseconds.
+pub fn rfc3339(t: SystemTime) -> String {
+    let u = UtcTime::from_system_time(t);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        u.year,
+        u.month,
+        u.day,
+        u.hour,
+        u.minute,
+        u.second,
+        u.nanos / 1000
+    )
+}
+
+/// Parses RFC 3339 (`Z` or a `±hh:mm` offset, any number of fraction digits).
+pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
+    let b = s.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u32> { s.get(r)?.parse().ok() };
+    let year = i64::from(num(0..4)?);
+    let (month, day, hour, minute, second) = (num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let mut i = 19;
+    let mut nanos = 0u32;
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        let digits = &s[start..i];
+        if digits.is_empty() {
+            return None;
+        }
+        let mut n: u64 = 0;
+        for (k, c) in digits.bytes().enumerate() {
+            if k < 9 {
+                n = n * 10 + u64::from(c - b'0');
+            }
+        }
+        for _ in digits.len()..9 {
+            n *= 10;
+        }
+        nanos = n as u32;
+    }
+    let offset_secs: i64 = match &s[i..] {
+        "Z" | "z" => 0,
+        rest if rest.len() == 6 && (rest.starts_with('+') || rest.starts_with('-')) && &rest[3..4] == ":" => {
+            let h: i64 = rest[1..3].parse().ok()?;
+            let m: i64 = rest[4..6].parse().ok()?;
+            let v = h * 3600 + m * 60;
+            if rest.starts_with('-') {
+                -v
+            } else {
+                v
+            }
+        }
+        _ => return None,
+    };
+    let t = UtcTime { year, month, day, hour, minute, second: second.min(59), nanos, weekday: 0 }.to_system_time();
+    Some(if offset_secs >= 0 {
+        t - Duration::from_secs(offset_secs as u64)
+    } else {
+        t + Duration::from_secs(offset_secs.unsigned_abs())
+    })
+}
+
+const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+const WEEKDAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+
+/// `Sat, 21 Nov 2026 18:21:45 GMT`: the IMF-fixdate of HTTP (RFC 9110 §5.6.7).
+pub fn http_date(t: SystemTime) -> String {
+    let u = UtcTime::from_system_time(t);
+    format!(
+        "{}, {:02} {} {:04} {:02}:{:02}:{:02} GMT",
+        WEEKDAYS[u.weekday as usize],
+        u.day,
+        MONTHS[(u.month - 1) as usize],
+        u.year,
+        u.hour,
+        u.minute,
+        u.second
+    )
+}
+
+/// Parses an HTTP date: IMF-fixdate, and the obsolete RFC 850 and asctime forms.
+pub fn parse_http_date(s: &str) -> Option<SystemTime> {
+    let parts: Vec<&str> = s.split_whitespace().collect();
+    let month_of = |m: &str| MONTHS.iter().position(|x| x.eq_ignore_ascii_case(m)).map(|i| i as u32 + 1);
+    let hms = |t: &str| -> Option<(u32, u32, u32)> {
+        let mut it = t.split(':');
+        let h = it.next()?.parse().ok()?;
+        let m = it.next()?.parse().ok()?;
+        let s = it.next()?.parse().ok()?;
+        Some((h, m, s))
+    };
+    let (year, month, day, (hour, minute, second)) = match parts.as_slice() {
+        // Sun, 06 Nov 1994 08:49:37 GMT
+        [_, d, m, y, t, "GMT"] => (y.parse().ok()?, month_of(m)?, d.parse().ok()?, hms(t)?),
+        // Sunday, 06-Nov-94 08:49:37 GMT
+        [_, dmy, t, "GMT"] => {
+            let mut it = dmy.split('-');
+            let d = it.next()?.parse().ok()?;
+            let m = month_of(it.next()?)?;
+            let y: i64 = it.next()?.parse().ok()?;
+            (if y < 70 { 2000 + y } else if y < 100 { 1900 + y } else { y }, m, d, hms(t)?)
+        }
+        // Sun Nov  6 08:49:37 1994
+        [_, m, d, t, y] => (y.parse().ok()?, month_of(m)?, d.parse().ok()?, hms(t)?),
+        _ => return None,
+    };
+    if !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    Some(UtcTime { year, month, day, hour, minute, second: second.min(59), nanos: 0, weekday: 0 }.to_system_time())
+}
+
+/// Serde helpers that write a [`SystemTime`] as RFC 3339.
+pub mod serde_rfc3339 {
+    use serde::{de, Deserialize, Deserializer, Serializer};
+    use std::time::SystemTime;
+
+    /// Serializes as RFC 3339 UTC with microseconds.
+    pub fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::rfc3339(*t))
+    }
+
+    /// Deserializes from RFC 3339.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+        let s = String::deserialize(d)?;
+        super::parse_rfc3339(&s).ok_or_else(|| de::Error::custom(format!("not an RFC 3339 time: {s:?}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_round_trip_and_known_values() {
+        let t = UNIX_EPOCH + Duration::new(1_795_285_305, 123_456_000);
+        assert_eq!(rfc3339(t), "2026-11-22T17:41:45.123456Z");
+        assert_eq!(parse_rfc3339("2026-11-22T17:41:45.123456Z"), Some(t));
+        assert_eq!(parse_rfc3339("2026-11-22T18:41:45.123456+01:00"), Some(t));
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_secs(951_782_400)), "2000-02-29T00:00:00.000000Z");
+        assert!(parse_rfc3339("yesterday").is_none());
+        assert!(parse_rfc3339("2026-13-01T00:00:00Z").is_none());
+    }
+
+    #[test]
+    fn http_dates() {
+        let t = UNIX_EPOCH + Duration::from_secs(784_111_777);
+        assert_eq!(http_date(t), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"), Some(t));
+        assert_eq!(parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT"), Some(t));
+        assert_eq!(parse_http_date("Sun Nov  6 08:49:37 1994"), Some(t));
+        assert_eq!(parse_http_date("soon"), None);
+    }
+}
