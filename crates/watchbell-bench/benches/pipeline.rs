@@ -1,0 +1,148 @@
+//! The caller-side cost of watchbell, measured side by side with the alternatives in one run.
+//!
+//! - `disabled/*`: a `debug!` callsite below every layer's level, with and without a watchbell
+//!   layer next to a `fmt` layer at INFO.
+//! - `enabled/*`: an `info!` with 3 fields inside 2 spans: captured and enqueued by watchbell to a
+//!   delivery whose sink is stalled (so the measured thread does all the caller's work and the
+//!   worker none; the queue sheds its oldest record per push, so memory stays bounded by the
+//!   queue bytes), versus `tracing-appender`'s `non_blocking` writer under a `fmt` layer.
+//! - `two_threads/*`: the same, two threads logging at once (time per event per thread).
+
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use tracing::{debug, info, info_span, Dispatch, Level};
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::prelude::*;
+use watchbell_core::{Batch, CaptureLayer, Delivery, DeliveryHandle, Outcome, Overflow};
+
+fn fmt_layer<S>() -> impl tracing_subscriber::Layer<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    tracing_subscriber::fmt::layer().with_writer(std::io::sink).with_filter(LevelFilter::INFO)
+}
+
+/// A delivery whose sink never returns from its first batch, and a sender that releases it.
+fn stalled_delivery() -> (DeliveryHandle, mpsc::Sender<()>) {
+    let (tx, rx) = mpsc::channel::<()>();
+    let d = Delivery::builder("stalled", move |_: &Batch| {
+        let _ = rx.recv();
+        Outcome::Delivered
+    })
+    .queue_records(100_000)
+    .queue_bytes(64 << 20)
+    .overflow(Overflow::DropOldest)
+    .notices(false)
+    .spawn()
+    .expect("worker");
+    (d, tx)
+}
+
+fn watchbell_dispatch() -> (Dispatch, mpsc::Sender<()>) {
+    let (d, release) = stalled_delivery();
+    let sub = tracing_subscriber::registry().with(CaptureLayer::new(Arc::new(d)).with_level(Level::INFO));
+    (Dispatch::new(sub), release)
+}
+
+fn appender_dispatch() -> (Dispatch, tracing_appender::non_blocking::WorkerGuard) {
+    let (writer, guard) = tracing_appender::non_blocking(std::io::sink());
+    let sub = tracing_subscriber::registry().with(tracing_subscriber::fmt::layer().with_writer(writer));
+    (Dispatch::new(sub), guard)
+}
+
+#[inline(never)]
+fn info_event(i: u64) {
+    info!(user = "bob", attempt = i, latency_ms = 12.5, "payment accepted");
+}
+
+fn in_spans<R>(f: impl FnOnce() -> R) -> R {
+    let outer = info_span!("request", id = 7u64, path = "/checkout");
+    let _o = outer.enter();
+    let inner = info_span!("db", table = "orders");
+    let _i = inner.enter();
+    f()
+}
+
+fn disabled(c: &mut Criterion) {
+    let mut g = c.benchmark_group("disabled");
+    {
+        let d = Dispatch::new(tracing_subscriber::registry().with(fmt_layer()));
+        tracing::dispatcher::with_default(&d, || {
+            g.bench_function("fmt_only", |b| b.iter(|| debug!(x = 1, "below every level")));
+        });
+    }
+    {
+        let (del, _release) = stalled_delivery();
+        let d = Dispatch::new(
+            tracing_subscriber::registry()
+                .with(fmt_layer())
+                .with(CaptureLayer::new(Arc::new(del)).with_level(Level::WARN)),
+        );
+        tracing::dispatcher::with_default(&d, || {
+            g.bench_function("fmt_and_watchbell", |b| b.iter(|| debug!(x = 1, "below every level")));
+        });
+    }
+    g.finish();
+}
+
+fn enabled(c: &mut Criterion) {
+    let mut g = c.benchmark_group("enabled");
+    {
+        let (d, _release) = watchbell_dispatch();
+        tracing::dispatcher::with_default(&d, || {
+            in_spans(|| g.bench_function("watchbell_stalled_sink", |b| b.iter(|| info_event(3))));
+        });
+    }
+    {
+        let (d, _guard) = appender_dispatch();
+        tracing::dispatcher::with_default(&d, || {
+            in_spans(|| g.bench_function("appender_non_blocking_fmt", |b| b.iter(|| info_event(3))));
+        });
+    }
+    g.finish();
+}
+
+fn two_threads(c: &mut Criterion) {
+    fn run(d: &Dispatch, iters: u64) -> Duration {
+        let barrier = Arc::new(std::sync::Barrier::new(2));
+        let handles: Vec<_> = (0..2)
+            .map(|_| {
+                let d = d.clone();
+                let barrier = Arc::clone(&barrier);
+                std::thread::spawn(move || {
+                    tracing::dispatcher::with_default(&d, || {
+                        in_spans(|| {
+                            barrier.wait();
+                            let start = Instant::now();
+                            for i in 0..iters {
+                                info_event(i);
+                            }
+                            start.elapsed()
+                        })
+                    })
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).max().unwrap()
+    }
+    let mut g = c.benchmark_group("two_threads");
+    {
+        let (d, _release) = watchbell_dispatch();
+        g.bench_function("watchbell_stalled_sink", |b| b.iter_custom(|iters| run(&d, iters)));
+    }
+    {
+        let (d, _guard) = appender_dispatch();
+        g.bench_function("appender_non_blocking_fmt", |b| b.iter_custom(|iters| run(&d, iters)));
+    }
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
+    targets = disabled, enabled, two_threads
+}
+criterion_main!(benches);

@@ -1,0 +1,54 @@
+//! # watchbell
+//!
+//! watchbell gets a service's log events to the people and systems who must see them. Each
+//! destination is a `tracing_subscriber::Layer` that you stack on
+//! `tracing_subscriber::registry()` next to what you already have; `log` records reach the same
+//! layers through the bridge. Delivery happens on watchbell's own threads, bounded, retried,
+//! rate limited and counted, so logging never slows or endangers the service.
+//!
+//! This crate gathers the suite behind one dependency, a Cargo feature per part:
+//!
+//! | feature | crate | what |
+//! |---|---|---|
+//! | (always) | [`watchbell_core`] as [`core`] | records, capture, filters, rate limit, delivery, guards, formats, redaction |
+//! | `log` (default) | `watchbell-log` as `log` | the `log` bridge and a direct `log` logger |
+//! | `http` | `watchbell-core/http` | the HTTP transport, for writing HTTP sinks of your own |
+//!
+//! Destination sinks (Slack, Telegram, SMS, mail, HTTP collectors, syslog, files,
+//! fingers-crossed, tickets) join as features of the same names as their crates land.
+//!
+//! ```
+//! use std::time::Duration;
+//! use watchbell::prelude::*;
+//! use tracing_subscriber::prelude::*;
+//!
+//! // Any sink: a closure is one. Real sinks speak a destination's protocol.
+//! let delivery = Delivery::builder("stdout", |batch: &Batch| {
+//!     batch.records.iter().for_each(|r| println!("{} {}", r.level, r.message));
+//!     Outcome::Delivered
+//! })
+//! .spawn()
+//! .unwrap();
+//! let handler = std::sync::Arc::new(RateLimit::new(delivery, 5, Duration::from_secs(60)));
+//! let guard = Guard::new(handler.clone());
+//! let subscriber = tracing_subscriber::registry()
+//!     .with(CaptureLayer::new(handler).with_level(Level::ERROR));
+//! tracing::subscriber::with_default(subscriber, || tracing::error!("disk full"));
+//! guard.shutdown(Duration::from_secs(5));
+//! ```
+#![deny(missing_docs)]
+
+pub use watchbell_core as core;
+#[cfg(feature = "log")]
+pub use watchbell_log as log;
+
+/// The names most setups use.
+pub mod prelude {
+    pub use watchbell_core::format::{DefaultFormat, Format, FormatContext, Template};
+    pub use watchbell_core::{
+        Batch, BatchReason, CaptureLayer, Delivery, FanOut, Guard, Handler, LayerFilter, Level, Outcome, Overflow,
+        RateLimit, Record, Retry, Sink, Stats,
+    };
+    #[cfg(feature = "log")]
+    pub use watchbell_log::{DirectLogger, LogBridge};
+}

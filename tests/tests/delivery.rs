@@ -1,0 +1,358 @@
+//! Delivery against a real HTTP peer on loopback: outage and recovery, 429 with Retry-After,
+//! permanent 4xx, overflow, panics, shutdown with a stalled peer, tokio runtimes.
+
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tracing::Level;
+use watchbell_core::{Batch, BatchReason, Delivery, Guard, Handler, Origin, Outcome, Overflow, Record, Retry};
+use watchbell_test::http::{FakeHttp, Reply};
+use watchbell_test::collector::{received_records, NdjsonSink};
+
+fn rec(msg: &str) -> Record {
+    Record::new(Level::ERROR, "app", msg)
+}
+
+fn fast_retry() -> Retry {
+    Retry { initial: Duration::from_millis(20), max: Duration::from_millis(200), ..Retry::default() }
+}
+
+fn messages(v: &[serde_json::Value]) -> Vec<String> {
+    v.iter().map(|r| r["message"].as_str().unwrap().to_owned()).collect()
+}
+
+#[test]
+fn outage_then_recovery_loses_nothing_within_capacity() {
+    let fake = FakeHttp::start();
+    fake.push_n(6, Reply::status(503));
+    let d = Delivery::builder("collector", NdjsonSink::new(fake.url_for("/ingest")))
+        .queue_records(1000)
+        .batch_records(50)
+        .retry(fast_retry())
+        .spawn()
+        .unwrap();
+    for i in 0..200 {
+        d.handle(rec(&format!("m{i}")));
+    }
+    assert!(d.flush(Instant::now() + Duration::from_secs(30)).is_complete());
+    let reqs = fake.requests();
+    // The 503 answers were retried: the delivered batches are the requests after the outage.
+    let delivered = received_records(&reqs[6..]);
+    let want: Vec<String> = (0..200).map(|i| format!("m{i}")).collect();
+    assert_eq!(messages(&delivered), want, "all 200, in order, once");
+    let s = d.snapshot();
+    assert_eq!((s.accepted, s.delivered, s.dropped, s.failed), (200, 200, 0, 0));
+    assert!(s.retried >= 6);
+    assert!(s.last_error.unwrap().contains("503"));
+}
+
+#[test]
+fn retry_after_is_honoured() {
+    let fake = FakeHttp::start();
+    fake.push(Reply::status(429).retry_after(2));
+    let d = Delivery::builder("collector", NdjsonSink::new(fake.url())).retry(fast_retry()).spawn().unwrap();
+    d.handle(rec("rate limited"));
+    assert!(d.flush(Instant::now() + Duration::from_secs(20)).is_complete());
+    let reqs = fake.requests();
+    assert_eq!(reqs.len(), 2);
+    let gap = reqs[1].received_at.duration_since(reqs[0].received_at);
+    assert!(gap >= Duration::from_secs(2), "retried after {gap:?}, before the 2 s the server asked for");
+    assert_eq!(d.snapshot().delivered, 1);
+}
+
+#[test]
+fn permanent_failure_is_not_retried_and_is_counted_and_announced() {
+    let fake = FakeHttp::start();
+    fake.push(Reply::json(404, r#"{"ok":false,"error":"channel_not_found"}"#));
+    let d = Delivery::builder("collector", NdjsonSink::new(fake.url())).retry(fast_retry()).spawn().unwrap();
+    d.handle(rec("lost to a 404"));
+    assert!(d.flush(Instant::now() + Duration::from_secs(10)).is_complete());
+    assert_eq!(fake.request_count(), 1, "a 404 is not retried");
+    let s = d.snapshot();
+    assert_eq!((s.failed, s.delivered, s.retried), (1, 0, 0));
+    assert!(s.last_error.as_deref().unwrap().contains("channel_not_found"));
+
+    // The sink keeps going, and the next success is followed by a notice of the failure.
+    d.handle(rec("next one"));
+    assert!(d.flush(Instant::now() + Duration::from_secs(10)).is_complete());
+    let got = received_records(&fake.requests()[1..]);
+    assert_eq!(got[0]["message"], "next one");
+    assert_eq!(got[1]["origin"], "watchbell");
+    assert_eq!(got[1]["fields"]["failed"], 1);
+    assert!(got[1]["message"].as_str().unwrap().contains("1 records could not be delivered"));
+    assert_eq!(d.snapshot().notices, 1);
+}
+
+/// A sink that blocks until released, to hold the worker while the queue fills.
+fn gated() -> (impl FnMut(&Batch) -> Outcome + Send, mpsc::Sender<()>, mpsc::Receiver<()>, Arc<Mutex<Vec<Batch>>>) {
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let (entered_tx, entered_rx) = mpsc::channel::<()>();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let seen2 = Arc::clone(&seen);
+    let mut first = true;
+    let sink = move |b: &Batch| {
+        if std::mem::take(&mut first) {
+            entered_tx.send(()).unwrap();
+            release_rx.recv_timeout(Duration::from_secs(20)).unwrap();
+        }
+        seen2.lock().unwrap().push(b.clone());
+        Outcome::Delivered
+    };
+    (sink, release_tx, entered_rx, seen)
+}
+
+#[test]
+fn overflow_drop_newest_is_counted_and_reported() {
+    let (sink, release, entered, seen) = gated();
+    let d = Delivery::builder("gated", sink).queue_records(10).spawn().unwrap();
+    d.handle(rec("in flight"));
+    entered.recv_timeout(Duration::from_secs(5)).unwrap();
+    for i in 0..15 {
+        d.handle(rec(&format!("q{i}")));
+    }
+    let s = d.snapshot();
+    assert_eq!((s.accepted, s.dropped, s.queued), (11, 5, 10));
+    release.send(()).unwrap();
+    assert!(d.flush(Instant::now() + Duration::from_secs(10)).is_complete());
+    let batches = seen.lock().unwrap().clone();
+    let all: Vec<&Record> = batches.iter().flat_map(|b| &b.records).collect();
+    let msgs: Vec<&str> = all.iter().map(|r| r.message.as_str()).collect();
+    assert_eq!(&msgs[..11], ["in flight", "q0", "q1", "q2", "q3", "q4", "q5", "q6", "q7", "q8", "q9"]);
+    let notice = all.last().unwrap();
+    assert_eq!(notice.origin, Origin::Watchbell);
+    assert!(notice.message.contains("5 records dropped"), "{}", notice.message);
+    assert_eq!(d.snapshot().notices, 1);
+}
+
+#[test]
+fn overflow_drop_oldest_keeps_the_newest() {
+    let (sink, release, entered, seen) = gated();
+    let d = Delivery::builder("gated", sink).queue_records(3).overflow(Overflow::DropOldest).notices(false).spawn().unwrap();
+    d.handle(rec("in flight"));
+    entered.recv_timeout(Duration::from_secs(5)).unwrap();
+    for i in 0..6 {
+        d.handle(rec(&format!("q{i}")));
+    }
+    release.send(()).unwrap();
+    assert!(d.flush(Instant::now() + Duration::from_secs(10)).is_complete());
+    let msgs: Vec<String> = seen.lock().unwrap().iter().flat_map(|b| b.records.iter().map(|r| r.message.clone())).collect();
+    assert_eq!(msgs, ["in flight", "q3", "q4", "q5"]);
+    assert_eq!(d.snapshot().dropped, 3);
+}
+
+#[test]
+fn overflow_block_waits_for_room() {
+    let (sink, release, entered, seen) = gated();
+    let d = Delivery::builder("gated", sink).queue_records(2).overflow(Overflow::Block(Duration::from_secs(10))).spawn().unwrap();
+    d.handle(rec("in flight"));
+    entered.recv_timeout(Duration::from_secs(5)).unwrap();
+    d.handle(rec("a"));
+    d.handle(rec("b"));
+    let d2 = d.clone();
+    let producer = std::thread::spawn(move || d2.handle(rec("c")));
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(!producer.is_finished(), "the producer waits for room");
+    release.send(()).unwrap();
+    producer.join().unwrap();
+    assert!(d.flush(Instant::now() + Duration::from_secs(10)).is_complete());
+    let n: usize = seen.lock().unwrap().iter().map(|b| b.len()).sum();
+    assert_eq!(n, 4);
+    assert_eq!(d.snapshot().dropped, 0);
+}
+
+#[test]
+fn byte_bound_sheds_what_does_not_fit() {
+    let (sink, release, entered, _seen) = gated();
+    let d = Delivery::builder("gated", sink).queue_bytes(64 * 1024).spawn().unwrap();
+    d.handle(rec("in flight"));
+    entered.recv_timeout(Duration::from_secs(5)).unwrap();
+    let big = "x".repeat(10_000);
+    for _ in 0..20 {
+        d.handle(rec(&big));
+    }
+    let s = d.snapshot();
+    assert!(s.queued_bytes <= 64 * 1024, "{s:?}");
+    assert!(s.dropped >= 14, "{s:?}");
+    assert_eq!(s.accepted + s.dropped, 21);
+    release.send(()).unwrap();
+}
+
+#[test]
+fn a_panicking_sink_does_not_take_the_worker_down() {
+    let mut calls = 0;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let seen2 = Arc::clone(&seen);
+    let d = Delivery::builder("flaky", move |b: &Batch| {
+        calls += 1;
+        if calls == 1 {
+            panic!("format exploded");
+        }
+        seen2.lock().unwrap().extend(b.records.iter().map(|r| r.message.clone()));
+        Outcome::Delivered
+    })
+    .spawn()
+    .unwrap();
+    d.handle(rec("boom"));
+    assert!(d.flush(Instant::now() + Duration::from_secs(5)).is_complete());
+    d.handle(rec("after"));
+    assert!(d.flush(Instant::now() + Duration::from_secs(5)).is_complete());
+    let s = d.snapshot();
+    assert_eq!((s.panicked, s.failed, s.delivered), (1, 1, 1));
+    assert!(s.last_error.unwrap().contains("format exploded"));
+    let msgs = seen.lock().unwrap().clone();
+    assert_eq!(msgs[0], "after");
+    assert!(msgs[1].contains("1 records could not be delivered"));
+}
+
+#[test]
+fn retry_budget_gives_up_and_counts() {
+    let fake = FakeHttp::start();
+    fake.set_default(Reply::status(500));
+    let d = Delivery::builder("collector", NdjsonSink::new(fake.url()))
+        .retry(Retry { max_attempts: 3, ..fast_retry() })
+        .spawn()
+        .unwrap();
+    d.handle(rec("never"));
+    assert!(d.flush(Instant::now() + Duration::from_secs(10)).is_complete());
+    assert_eq!(fake.request_count(), 3);
+    let s = d.snapshot();
+    assert_eq!((s.failed, s.retried), (1, 2));
+}
+
+#[test]
+fn shutdown_flushes_pending_records() {
+    let fake = FakeHttp::start();
+    let d = Delivery::builder("collector", NdjsonSink::new(fake.url())).batch_records(7).spawn().unwrap();
+    let guard = Guard::new(Arc::new(d.clone()));
+    for i in 0..100 {
+        d.handle(rec(&format!("m{i}")));
+    }
+    let flushed = guard.shutdown(Duration::from_secs(20));
+    assert!(flushed.is_complete(), "{flushed:?}");
+    assert_eq!(received_records(&fake.requests()).len(), 100);
+    assert!(fake.requests().iter().all(|r| received_records(std::slice::from_ref(r)).len() <= 7));
+    // After shutdown, records are counted as dropped, not queued.
+    d.handle(rec("late"));
+    assert_eq!(d.snapshot().dropped, 1);
+}
+
+#[test]
+fn shutdown_returns_on_time_with_a_stalled_peer() {
+    let fake = FakeHttp::start();
+    fake.set_default(Reply::stall());
+    let d = Delivery::builder("collector", NdjsonSink::with_timeout(fake.url(), Duration::from_secs(120))).spawn().unwrap();
+    let guard = Guard::new(Arc::new(d.clone()));
+    for i in 0..10 {
+        d.handle(rec(&format!("m{i}")));
+    }
+    fake.wait_for_requests(1, Duration::from_secs(5));
+    let start = Instant::now();
+    let flushed = guard.shutdown(Duration::from_millis(500));
+    let took = start.elapsed();
+    assert!(flushed.timed_out);
+    assert_eq!(flushed.pending, 10);
+    // Returns at its deadline, not after the peer's 120 s (a generous bound for a busy machine).
+    assert!(took < Duration::from_secs(10), "shutdown took {took:?}");
+}
+
+#[test]
+fn batches_of_other_reasons_stay_whole() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let seen2 = Arc::clone(&seen);
+    let d = Delivery::builder("batches", move |b: &Batch| {
+        seen2.lock().unwrap().push((b.reason, b.len()));
+        Outcome::Delivered
+    })
+    .batch_records(2)
+    .spawn()
+    .unwrap();
+    d.handle_batch(Batch::new(BatchReason::Escalation, (0..5).map(|i| rec(&i.to_string())).collect()));
+    assert!(d.flush(Instant::now() + Duration::from_secs(5)).is_complete());
+    assert_eq!(*seen.lock().unwrap(), [(BatchReason::Escalation, 5)]);
+}
+
+#[test]
+fn pace_coalesces_bursts() {
+    let times = Arc::new(Mutex::new(Vec::new()));
+    let t2 = Arc::clone(&times);
+    let d = Delivery::builder("paced", move |b: &Batch| {
+        t2.lock().unwrap().push((Instant::now(), b.len()));
+        Outcome::Delivered
+    })
+    .pace(Duration::from_millis(300))
+    .spawn()
+    .unwrap();
+    d.handle(rec("first"));
+    std::thread::sleep(Duration::from_millis(50));
+    for i in 0..20 {
+        d.handle(rec(&format!("burst {i}")));
+    }
+    assert!(d.flush(Instant::now() + Duration::from_secs(5)).is_complete());
+    let t = times.lock().unwrap().clone();
+    assert_eq!(t.iter().map(|x| x.1).collect::<Vec<_>>(), [1, 20], "the burst went as one batch");
+    assert!(t[1].0.duration_since(t[0].0) >= Duration::from_millis(300));
+}
+
+#[test]
+fn works_inside_a_multi_thread_tokio_runtime() {
+    let fake = FakeHttp::start();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let url = fake.url();
+    let d = rt.block_on(async move {
+        let d = Delivery::builder("collector", NdjsonSink::new(url)).spawn().unwrap();
+        d.handle(rec("from a task"));
+        tokio::task::spawn_blocking({
+            let d = d.clone();
+            move || assert!(d.flush(Instant::now() + Duration::from_secs(10)).is_complete())
+        })
+        .await
+        .unwrap();
+        d
+    });
+    assert_eq!(received_records(&fake.requests()).len(), 1);
+    // The app shuts its runtime down; watchbell's delivery goes on.
+    drop(rt);
+    d.handle(rec("after the app's runtime is gone"));
+    assert!(d.flush(Instant::now() + Duration::from_secs(10)).is_complete());
+    assert_eq!(messages(&received_records(&fake.requests()))[1], "after the app's runtime is gone");
+}
+
+#[test]
+fn works_inside_a_current_thread_tokio_runtime() {
+    let fake = FakeHttp::start();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let url = fake.url();
+    rt.block_on(async move {
+        let d = Delivery::builder("collector", NdjsonSink::new(url)).spawn().unwrap();
+        d.handle(rec("from the only runtime thread"));
+        // Even a flush from inside the single runtime thread completes: the work happens on
+        // watchbell's own thread and runtime.
+        assert!(d.flush(Instant::now() + Duration::from_secs(10)).is_complete());
+    });
+    assert_eq!(received_records(&fake.requests()).len(), 1);
+}
+
+#[test]
+fn secrets_in_fields_are_redacted_before_the_sink() {
+    let fake = FakeHttp::start();
+    let d = Delivery::builder("collector", NdjsonSink::new(fake.url())).spawn().unwrap();
+    let mut r = rec("login failed password=hunter2");
+    r.fields.set("api_key", watchbell_core::Value::Str("sk-live-123".into()));
+    r.fields.set("user", watchbell_core::Value::Str("bob".into()));
+    d.handle(r);
+    assert!(d.flush(Instant::now() + Duration::from_secs(10)).is_complete());
+    let body = fake.requests()[0].body_text();
+    assert!(!body.contains("hunter2") && !body.contains("sk-live-123"), "{body}");
+    assert!(body.contains("bob"));
+}
+
+#[test]
+fn dropping_every_handle_delivers_the_queue_and_stops_the_worker() {
+    let fake = FakeHttp::start();
+    let d = Delivery::builder("collector", NdjsonSink::new(fake.url())).batch_wait(Duration::from_secs(3600)).spawn().unwrap();
+    d.handle(rec("queued when the layer goes away"));
+    drop(d);
+    let reqs = fake.wait_for_requests(1, Duration::from_secs(10));
+    assert_eq!(messages(&received_records(&reqs)), ["queued when the layer goes away"]);
+}

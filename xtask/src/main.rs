@@ -1,0 +1,78 @@
+//! `cargo xtask ci | demo | bench`
+//!
+//! - `ci`: what CI runs (`.ci/run`): format check, clippy with `-D warnings`, the tests.
+//! - `demo`: `cargo run --example demo`.
+//! - `bench`: runs the criterion benches once and prints one table of medians, watchbell's
+//!   layers side by side with tracing-appender's non_blocking fmt layer.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+}
+
+fn run(cmd: &mut Command) -> bool {
+    eprintln!("$ {cmd:?}");
+    cmd.current_dir(root()).status().map(|s| s.success()).unwrap_or(false)
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+/// Median in nanoseconds of one criterion benchmark, from its estimates file.
+fn median_ns(group: &str, id: &str) -> Option<f64> {
+    let path = root().join("target/criterion").join(group).join(id).join("new/estimates.json");
+    let text = std::fs::read_to_string(path).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v["median"]["point_estimate"].as_f64()
+}
+
+fn bench() -> bool {
+    if !run(cargo().args(["bench", "-p", "watchbell-bench", "--bench", "pipeline"])) {
+        return false;
+    }
+    let rows = [
+        ("(a) debug! below every level: fmt(INFO) only", "disabled", "fmt_only"),
+        ("(a) debug! below every level: fmt(INFO) + watchbell(WARN)", "disabled", "fmt_and_watchbell"),
+        ("(b) info!, 3 fields, 2 spans: watchbell capture+enqueue, stalled sink", "enabled", "watchbell_stalled_sink"),
+        ("(b) info!, 3 fields, 2 spans: tracing-appender non_blocking + fmt", "enabled", "appender_non_blocking_fmt"),
+        ("(c) same, 2 threads: watchbell, stalled sink", "two_threads", "watchbell_stalled_sink"),
+        ("(c) same, 2 threads: tracing-appender non_blocking + fmt", "two_threads", "appender_non_blocking_fmt"),
+    ];
+    let values: Vec<Option<f64>> = rows.iter().map(|(_, g, id)| median_ns(g, id)).collect();
+    println!("\n| case | median ns/event |\n|---|---:|");
+    for ((label, _, _), v) in rows.iter().zip(&values) {
+        match v {
+            Some(ns) => println!("| {label} | {ns:.1} |"),
+            None => println!("| {label} | (not measured) |"),
+        }
+    }
+    let ratio = |a: usize, b: usize| match (values[a], values[b]) {
+        (Some(x), Some(y)) if y > 0.0 => format!("{:.2}", x / y),
+        _ => "n/a".into(),
+    };
+    println!("\n(a) watchbell / no watchbell: {}×  (target ≤ 1.5×)", ratio(1, 0));
+    println!("(b) watchbell / non_blocking+fmt: {}×  (target ≤ 0.5×)", ratio(2, 3));
+    println!("(c) watchbell / non_blocking+fmt, 2 threads: {}×", ratio(4, 5));
+    true
+}
+
+fn main() -> ExitCode {
+    let task = std::env::args().nth(1).unwrap_or_default();
+    let ok = match task.as_str() {
+        "ci" => run(Command::new("bash").arg(".ci/run")),
+        "demo" => run(cargo().args(["run", "--example", "demo"])),
+        "bench" => bench(),
+        _ => {
+            eprintln!("usage: cargo xtask <ci|demo|bench>");
+            false
+        }
+    };
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
