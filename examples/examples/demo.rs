@@ -92,8 +92,7 @@ fn main() {
     println!("== what the collector received ({} requests) ==", requests.len());
     let cx = FormatContext::new("checkout-service");
     for (i, req) in requests.iter().enumerate() {
-        let records: Vec<Record> =
-            req.body_text().lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        let records: Vec<Record> = req.body_text().lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
         let answer = match i {
             0 | 1 => "answered 503, retried",
             2 => "answered 429 Retry-After: 1, retried after it",

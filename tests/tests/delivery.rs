@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use tracing::Level;
 use watchbell_core::{Batch, BatchReason, Delivery, Guard, Handler, Origin, Outcome, Overflow, Record, Retry};
-use watchbell_test::http::{FakeHttp, Reply};
 use watchbell_test::collector::{received_records, NdjsonSink};
+use watchbell_test::http::{FakeHttp, Reply};
 
 fn rec(msg: &str) -> Record {
     Record::new(Level::ERROR, "app", msg)
@@ -117,18 +117,26 @@ fn overflow_drop_newest_is_counted_and_reported() {
     assert!(d.flush(Instant::now() + Duration::from_secs(10)).is_complete());
     let batches = seen.lock().unwrap().clone();
     let all: Vec<&Record> = batches.iter().flat_map(|b| &b.records).collect();
-    let msgs: Vec<&str> = all.iter().map(|r| r.message.as_str()).collect();
-    assert_eq!(&msgs[..11], ["in flight", "q0", "q1", "q2", "q3", "q4", "q5", "q6", "q7", "q8", "q9"]);
-    let notice = all.last().unwrap();
-    assert_eq!(notice.origin, Origin::Watchbell);
-    assert!(notice.message.contains("5 records dropped"), "{}", notice.message);
+    let (notices, records): (Vec<&Record>, Vec<&Record>) = all.iter().partition(|r| r.origin == Origin::Watchbell);
+    let msgs: Vec<&str> = records.iter().map(|r| r.message.as_str()).collect();
+    assert_eq!(msgs, ["in flight", "q0", "q1", "q2", "q3", "q4", "q5", "q6", "q7", "q8", "q9"]);
+    // The notice follows the first success after the drops.
+    assert_eq!(notices.len(), 1);
+    assert_eq!(all[1].origin, Origin::Watchbell);
+    assert!(notices[0].message.contains("5 records dropped"), "{}", notices[0].message);
+    assert_eq!(notices[0].fields.get("dropped"), Some(&watchbell_core::Value::U64(5)));
     assert_eq!(d.snapshot().notices, 1);
 }
 
 #[test]
 fn overflow_drop_oldest_keeps_the_newest() {
     let (sink, release, entered, seen) = gated();
-    let d = Delivery::builder("gated", sink).queue_records(3).overflow(Overflow::DropOldest).notices(false).spawn().unwrap();
+    let d = Delivery::builder("gated", sink)
+        .queue_records(3)
+        .overflow(Overflow::DropOldest)
+        .notices(false)
+        .spawn()
+        .unwrap();
     d.handle(rec("in flight"));
     entered.recv_timeout(Duration::from_secs(5)).unwrap();
     for i in 0..6 {
@@ -136,7 +144,8 @@ fn overflow_drop_oldest_keeps_the_newest() {
     }
     release.send(()).unwrap();
     assert!(d.flush(Instant::now() + Duration::from_secs(10)).is_complete());
-    let msgs: Vec<String> = seen.lock().unwrap().iter().flat_map(|b| b.records.iter().map(|r| r.message.clone())).collect();
+    let msgs: Vec<String> =
+        seen.lock().unwrap().iter().flat_map(|b| b.records.iter().map(|r| r.message.clone())).collect();
     assert_eq!(msgs, ["in flight", "q3", "q4", "q5"]);
     assert_eq!(d.snapshot().dropped, 3);
 }
@@ -144,7 +153,11 @@ fn overflow_drop_oldest_keeps_the_newest() {
 #[test]
 fn overflow_block_waits_for_room() {
     let (sink, release, entered, seen) = gated();
-    let d = Delivery::builder("gated", sink).queue_records(2).overflow(Overflow::Block(Duration::from_secs(10))).spawn().unwrap();
+    let d = Delivery::builder("gated", sink)
+        .queue_records(2)
+        .overflow(Overflow::Block(Duration::from_secs(10)))
+        .spawn()
+        .unwrap();
     d.handle(rec("in flight"));
     entered.recv_timeout(Duration::from_secs(5)).unwrap();
     d.handle(rec("a"));
@@ -241,7 +254,8 @@ fn shutdown_flushes_pending_records() {
 fn shutdown_returns_on_time_with_a_stalled_peer() {
     let fake = FakeHttp::start();
     fake.set_default(Reply::stall());
-    let d = Delivery::builder("collector", NdjsonSink::with_timeout(fake.url(), Duration::from_secs(120))).spawn().unwrap();
+    let d =
+        Delivery::builder("collector", NdjsonSink::with_timeout(fake.url(), Duration::from_secs(120))).spawn().unwrap();
     let guard = Guard::new(Arc::new(d.clone()));
     for i in 0..10 {
         d.handle(rec(&format!("m{i}")));
@@ -350,7 +364,10 @@ fn secrets_in_fields_are_redacted_before_the_sink() {
 #[test]
 fn dropping_every_handle_delivers_the_queue_and_stops_the_worker() {
     let fake = FakeHttp::start();
-    let d = Delivery::builder("collector", NdjsonSink::new(fake.url())).batch_wait(Duration::from_secs(3600)).spawn().unwrap();
+    let d = Delivery::builder("collector", NdjsonSink::new(fake.url()))
+        .batch_wait(Duration::from_secs(3600))
+        .spawn()
+        .unwrap();
     d.handle(rec("queued when the layer goes away"));
     drop(d);
     let reqs = fake.wait_for_requests(1, Duration::from_secs(10));

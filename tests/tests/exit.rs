@@ -4,8 +4,8 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use watchbell_test::http::{FakeHttp, Reply};
 use watchbell_test::collector::received_records;
+use watchbell_test::http::{FakeHttp, Reply};
 
 #[test]
 fn records_queued_at_exit_are_delivered() {

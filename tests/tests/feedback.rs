@@ -9,9 +9,9 @@ use tracing::Level;
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::prelude::*;
 use watchbell_core::{CaptureLayer, Delivery, Guard};
+use watchbell_test::collector::{received_records, NdjsonSink};
 use watchbell_test::http::FakeHttp;
 use watchbell_test::TestLayer;
-use watchbell_test::collector::{received_records, NdjsonSink};
 
 /// Counts events on watchbell's threads, to prove the client really logged there.
 #[derive(Clone, Default)]
@@ -53,10 +53,8 @@ fn no_self_captured_records_at_trace() {
     assert_eq!(shipped.len(), 1, "{shipped:?}");
     assert_eq!(shipped[0]["message"], "the one application record");
     let captured = everything.records();
-    let own_captured: Vec<_> = captured
-        .iter()
-        .filter(|r| r.thread_name.as_deref().is_some_and(|n| n.starts_with("watchbell")))
-        .collect();
+    let own_captured: Vec<_> =
+        captured.iter().filter(|r| r.thread_name.as_deref().is_some_and(|n| n.starts_with("watchbell"))).collect();
     assert!(own_captured.is_empty(), "{own_captured:?}");
     assert_eq!(everything.lines(), ["[ERROR] feedback: the one application record"]);
     let _ = guard.shutdown(Duration::from_secs(5));

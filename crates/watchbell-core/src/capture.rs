@@ -195,8 +195,7 @@ where
         message: Some(&mut message),
         skip_log_fields: normalized.is_some(),
     });
-    let (target, module, file, line, origin): (Str, Option<Str>, Option<Str>, Option<u32>, Origin) = match &normalized
-    {
+    let (target, module, file, line, origin): (Str, Option<Str>, Option<Str>, Option<u32>, Origin) = match &normalized {
         Some(n) => {
             if let Ok(Some(cx)) = LOG_CONTEXT.try_with(|c| c.borrow().clone()) {
                 message = cx.message;
@@ -222,10 +221,9 @@ where
     };
     let level = *meta.level();
     let spans = match ctx.event_scope(event) {
-        Some(scope) => scope
-            .from_root()
-            .filter_map(|span| span.extensions().get::<SpanData>().map(|d| Arc::clone(&d.0)))
-            .collect(),
+        Some(scope) => {
+            scope.from_root().filter_map(|span| span.extensions().get::<SpanData>().map(|d| Arc::clone(&d.0))).collect()
+        }
         None => Vec::new(),
     };
     let (thread_name, thread_id) = current_thread();
@@ -376,7 +374,8 @@ where
         if is_suppressed() {
             return;
         }
-        let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| record_from_event(event, &ctx, &self.salt)));
+        let built =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| record_from_event(event, &ctx, &self.salt)));
         match built {
             Ok(record) => {
                 // A panicking handler must not unwind into the application either.

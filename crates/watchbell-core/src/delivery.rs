@@ -553,6 +553,7 @@ impl DeliveryHandle {
 
     fn wait_progress(&self, target: u64, deadline: Instant, shutdown: bool) -> Flushed {
         let sh = &*self.shared;
+        let dropped_before = sh.counters.dropped.load(Relaxed);
         let mut st = sh.lock();
         if shutdown {
             st.shutdown.get_or_insert(deadline);
@@ -575,6 +576,9 @@ impl DeliveryHandle {
             st = sh.progress.wait_timeout(st, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
         };
         st.progress_waiters -= 1;
+        // Records the worker gave up on because the deadline was too near count as not delivered.
+        let mut result = result;
+        result.pending += sh.counters.dropped.load(Relaxed) - dropped_before;
         if shutdown && !result.is_complete() {
             // Give up on what is left: count it, and let the worker go.
             st.abandon = true;
@@ -636,11 +640,8 @@ fn next_batch(sh: &Shared, last_delivery: Option<Instant>) -> Next {
         };
         let urgent = st.shutdown.is_some() || st.handles == 0 || st.flush_target > front.seq;
         let full = st.records >= cfg.batch_records || st.bytes >= cfg.batch_bytes;
-        let batch_at = if urgent || full || front.batch.reason != BatchReason::Single {
-            now
-        } else {
-            front.at + cfg.batch_wait
-        };
+        let batch_at =
+            if urgent || full || front.batch.reason != BatchReason::Single { now } else { front.at + cfg.batch_wait };
         let pace_at = last_delivery.map_or(now, |t| t + cfg.pace);
         let at = batch_at.max(pace_at);
         if at <= now {
@@ -790,6 +791,34 @@ fn notice(sh: &Shared, dropped: u64, failed: u64, since: Option<SystemTime>) -> 
     r
 }
 
+/// After a success: tells the sink, in one notice record, what was dropped or failed since the
+/// last notice. One attempt; if it fails, the counts wait for the next success.
+fn announce_losses<K: Sink>(sh: &Shared, sink: &mut K, last_delivery: &mut Option<Instant>) {
+    let (d, f, since) = {
+        let mut st = sh.lock();
+        if st.unreported_dropped == 0 && st.unreported_failed == 0 {
+            return;
+        }
+        let d = std::mem::take(&mut st.unreported_dropped);
+        let f = std::mem::take(&mut st.unreported_failed);
+        (d, f, st.unreported_since.take())
+    };
+    let mut b = Batch::single(notice(sh, d, f, since));
+    if let Some(r) = &sh.config.redactor {
+        r.redact_batch(&mut b);
+    }
+    let delivered = matches!(catch_unwind(AssertUnwindSafe(|| sink.deliver(&b))), Ok(Outcome::Delivered));
+    *last_delivery = Some(Instant::now());
+    if delivered {
+        sh.counters.notices.fetch_add(1, Relaxed);
+    } else {
+        let mut st = sh.lock();
+        st.unreported_dropped += d;
+        st.unreported_failed += f;
+        st.unreported_since = st.unreported_since.or(since);
+    }
+}
+
 fn worker<K: Sink>(sh: Arc<Shared>, mut sink: K) {
     mark_current_thread();
     let mut rng = Rng::new();
@@ -803,38 +832,13 @@ fn worker<K: Sink>(sh: Arc<Shared>, mut sink: K) {
             r.redact_batch(&mut batch);
         }
         let ok = deliver_with_retry(&sh, &mut sink, batch, &mut rng, &mut last_delivery);
-        let announce = {
-            let mut st = sh.lock();
-            st.in_flight = None;
-            if st.progress_waiters > 0 {
-                sh.progress.notify_all();
-            }
-            if ok && sh.config.notices && (st.unreported_dropped > 0 || st.unreported_failed > 0) {
-                let d = std::mem::take(&mut st.unreported_dropped);
-                let f = std::mem::take(&mut st.unreported_failed);
-                Some((d, f, st.unreported_since.take()))
-            } else {
-                None
-            }
-        };
-        if let Some((d, f, since)) = announce {
-            let mut b = Batch::single(notice(&sh, d, f, since));
-            if let Some(r) = &sh.config.redactor {
-                r.redact_batch(&mut b);
-            }
-            match catch_unwind(AssertUnwindSafe(|| sink.deliver(&b))) {
-                Ok(Outcome::Delivered) => {
-                    sh.counters.notices.fetch_add(1, Relaxed);
-                }
-                _ => {
-                    // Try again after the next success.
-                    let mut st = sh.lock();
-                    st.unreported_dropped += d;
-                    st.unreported_failed += f;
-                    st.unreported_since = st.unreported_since.or(since);
-                }
-            }
-            last_delivery = Some(Instant::now());
+        if ok && sh.config.notices {
+            announce_losses(&sh, &mut sink, &mut last_delivery);
+        }
+        let mut st = sh.lock();
+        st.in_flight = None;
+        if st.progress_waiters > 0 {
+            sh.progress.notify_all();
         }
     }
     drop(sink);

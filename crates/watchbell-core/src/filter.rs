@@ -135,18 +135,21 @@ impl<S> Filter<S> for LayerFilter {
         }
     }
 
+    /// `never` for callsites this filter rejects whatever the record (below the level, or a
+    /// denied target), so they cost nothing; `sometimes` otherwise. Not `always`: with
+    /// `always`, tracing skips the per-event `enabled` call that refreshes this filter's bit in
+    /// tracing-subscriber's per-layer filter state, and a stale bit left by an `enabled!` or
+    /// `log_enabled!` query with no event after it would make the next span or event vanish
+    /// for this layer (tracing #2519).
     fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
-        if meta.is_span() {
-            return if self.span_level >= *meta.level() { Interest::always() } else { Interest::never() };
-        }
-        if self.level < *meta.level() {
-            Interest::never()
-        } else if !self.has_target_rules() {
-            Interest::always()
-        } else if is_log_callsite(meta) {
+        let wanted = if meta.is_span() {
+            self.span_level >= *meta.level()
+        } else {
+            self.level >= *meta.level()
+                && (!self.has_target_rules() || is_log_callsite(meta) || self.allows_target(meta.target()))
+        };
+        if wanted {
             Interest::sometimes()
-        } else if self.allows_target(meta.target()) {
-            Interest::always()
         } else {
             Interest::never()
         }

@@ -279,9 +279,13 @@ mod tests {
     fn statuses() {
         assert_eq!(classify(200, None, "x", ""), Outcome::Delivered);
         assert_eq!(classify(204, None, "x", ""), Outcome::Delivered);
-        assert!(matches!(classify(429, Some(Duration::from_secs(2)), "x", ""), Outcome::Retry { after: Some(d), .. } if d == Duration::from_secs(2)));
+        assert!(
+            matches!(classify(429, Some(Duration::from_secs(2)), "x", ""), Outcome::Retry { after: Some(d), .. } if d == Duration::from_secs(2))
+        );
         assert!(matches!(classify(503, None, "x", ""), Outcome::Retry { after: None, .. }));
-        assert!(matches!(classify(404, None, "x", "channel_not_found"), Outcome::Permanent { reason } if reason.contains("channel_not_found")));
+        assert!(
+            matches!(classify(404, None, "x", "channel_not_found"), Outcome::Permanent { reason } if reason.contains("channel_not_found"))
+        );
         assert!(matches!(classify(400, None, "x", ""), Outcome::Permanent { .. }));
     }
 

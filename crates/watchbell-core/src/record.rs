@@ -18,6 +18,7 @@ pub type Str = Cow<'static, str>;
 ///
 /// Serialized as the plain JSON value (`"text"`, `42`, `1.5`, `true`); `Debug` and `Display`
 /// text serialize as strings, so a round trip through JSON turns them into [`Value::Str`].
+/// 128-bit integers (only used beyond the 64-bit range) serialize as decimal strings.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
     /// A string recorded with `record_str`.
@@ -117,8 +118,10 @@ impl Serialize for Value {
             Value::Str(v) | Value::Debug(v) | Value::Display(v) => s.serialize_str(v),
             Value::I64(v) => s.serialize_i64(*v),
             Value::U64(v) => s.serialize_u64(*v),
-            Value::I128(v) => s.serialize_i128(*v),
-            Value::U128(v) => s.serialize_u128(*v),
+            // Beyond 64 bits JSON consumers disagree (and serde_json's Value refuses them):
+            // written as decimal strings.
+            Value::I128(v) => s.collect_str(v),
+            Value::U128(v) => s.collect_str(v),
             Value::F64(v) => s.serialize_f64(*v),
             Value::Bool(v) => s.serialize_bool(*v),
         }
@@ -450,9 +453,7 @@ impl Record {
 
     /// Looks a field up in the event's fields, then in the spans from the innermost outwards.
     pub fn field(&self, name: &str) -> Option<&Value> {
-        self.fields
-            .get(name)
-            .or_else(|| self.spans.iter().rev().find_map(|s| s.fields.get(name)))
+        self.fields.get(name).or_else(|| self.spans.iter().rev().find_map(|s| s.fields.get(name)))
     }
 
     /// An estimate of the memory this record holds, used for the byte bounds of queues and

@@ -3,4 +3,6 @@
 use crate::record::Batch;
 #[derive(Clone, Debug, Default)]
 pub struct Redactor;
-impl Redactor { pub fn redact_batch(&self, _b: &mut Batch) {} }
+impl Redactor {
+    pub fn redact_batch(&self, _b: &mut Batch) {}
+}

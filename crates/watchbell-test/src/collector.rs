@@ -12,7 +12,6 @@
 
 use std::time::Duration;
 
-
 use watchbell_core::http::{HttpClient, Method};
 use watchbell_core::{Batch, Outcome, Sink};
 
@@ -52,7 +51,8 @@ impl Sink for NdjsonSink {
             body.push_str(&serde_json::to_string(r).expect("records serialize"));
             body.push('\n');
         }
-        let req = self.client.request(Method::POST, &self.url).header("content-type", "application/x-ndjson").body(body);
+        let req =
+            self.client.request(Method::POST, &self.url).header("content-type", "application/x-ndjson").body(body);
         match self.client.send(req, &self.url) {
             Ok(resp) => resp.outcome("collector"),
             Err(e) => e.outcome(),
