@@ -55,10 +55,14 @@ fn main() {
 
     let everything = TestLayer::new();
     watchbell::log::LogBridge::new().init().expect("the only logger");
-    tracing_subscriber::registry()
-        .with(CaptureLayer::new(handler).with_level(Level::WARN))
-        .with(everything.clone())
-        .init();
+    // set_global_default rather than `.init()`, which would try to install tracing-log's
+    // LogTracer where watchbell's bridge already is.
+    tracing::subscriber::set_global_default(
+        tracing_subscriber::registry()
+            .with(CaptureLayer::new(handler).with_level(Level::WARN))
+            .with(everything.clone()),
+    )
+    .expect("the only subscriber");
 
     // Panics become ERROR records with their location.
     std::panic::set_hook(Box::new(|info| {

@@ -30,7 +30,7 @@ fn typed_fields_and_span_stack() {
         outer.record("user", "bob");
         let inner = tracing::debug_span!("db", table = "orders");
         let _i = inner.enter();
-        let err = std::io::Error::new(std::io::ErrorKind::Other, "disk gone");
+        let err = std::io::Error::other("disk gone");
         error!(
             count = -3i64,
             big = 180_000_000_000_000_000_000u128,
@@ -103,7 +103,7 @@ fn error_sources_are_chained() {
     }
     let got = TestLayer::new();
     got.in_scope(|| {
-        let e = Outer(std::io::Error::new(std::io::ErrorKind::Other, "connection reset"));
+        let e = Outer(std::io::Error::other("connection reset"));
         error!(error = &e as &(dyn std::error::Error + 'static), "save failed");
     });
     assert_eq!(

@@ -85,7 +85,9 @@ fn permanent_failure_is_not_retried_and_is_counted_and_announced() {
 }
 
 /// A sink that blocks until released, to hold the worker while the queue fills.
-fn gated() -> (impl FnMut(&Batch) -> Outcome + Send, mpsc::Sender<()>, mpsc::Receiver<()>, Arc<Mutex<Vec<Batch>>>) {
+type Seen = Arc<Mutex<Vec<Batch>>>;
+
+fn gated() -> (impl FnMut(&Batch) -> Outcome + Send, mpsc::Sender<()>, mpsc::Receiver<()>, Seen) {
     let (release_tx, release_rx) = mpsc::channel::<()>();
     let (entered_tx, entered_rx) = mpsc::channel::<()>();
     let seen = Arc::new(Mutex::new(Vec::new()));

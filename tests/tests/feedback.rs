@@ -36,11 +36,15 @@ fn no_self_captured_records_at_trace() {
     let guard = Guard::new(handler.clone());
     let everything = TestLayer::new();
     let own = OwnThreadEvents::default();
-    tracing_subscriber::registry()
-        .with(CaptureLayer::new(handler).with_level(Level::TRACE))
-        .with(everything.clone())
-        .with(own.clone())
-        .init();
+    // set_global_default, not `.init()`: with tracing-subscriber's `tracing-log` feature,
+    // `.init()` would try to install LogTracer next to watchbell's bridge.
+    tracing::subscriber::set_global_default(
+        tracing_subscriber::registry()
+            .with(CaptureLayer::new(handler).with_level(Level::TRACE))
+            .with(everything.clone())
+            .with(own.clone()),
+    )
+    .unwrap();
 
     tracing::error!("the one application record");
     assert!(guard.flush(Duration::from_secs(10)).is_complete());

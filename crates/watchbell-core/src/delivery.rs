@@ -513,6 +513,8 @@ impl DeliveryHandle {
             return;
         }
         let mut block_until = None;
+        // Records shed to make room are freed after the lock is released.
+        let mut shed: Vec<Item> = Vec::new();
         while !st.queue.is_empty() && (st.records + n > cfg.queue_records || st.bytes + bytes > cfg.queue_bytes) {
             match cfg.overflow {
                 Overflow::DropNewest => {
@@ -529,6 +531,7 @@ impl DeliveryHandle {
                     if st.progress_waiters > 0 {
                         sh.progress.notify_all();
                     }
+                    shed.push(old);
                 }
                 Overflow::Block(max) => {
                     let until = *block_until.get_or_insert_with(|| Instant::now() + max);
@@ -549,6 +552,8 @@ impl DeliveryHandle {
         st.queue.push_back(Item { seq, batch, bytes, at: Instant::now() });
         sh.counters.accepted.fetch_add(n as u64, Relaxed);
         sh.wake_worker(&st);
+        drop(st);
+        drop(shed);
     }
 
     fn wait_progress(&self, target: u64, deadline: Instant, shutdown: bool) -> Flushed {
@@ -616,22 +621,18 @@ impl Handler for DeliveryHandle {
     }
 }
 
-enum Next {
-    Batch(Batch, u64),
-    Exit,
-}
-
-fn next_batch(sh: &Shared, last_delivery: Option<Instant>) -> Next {
+/// Waits for the next batch to deliver; `None` when the worker should exit.
+fn next_batch(sh: &Shared, last_delivery: Option<Instant>) -> Option<Batch> {
     let cfg = &sh.config;
     let mut st = sh.lock();
     loop {
         if st.abandon {
-            return Next::Exit;
+            return None;
         }
         let now = Instant::now();
         let Some(front) = st.queue.front() else {
             if st.shutdown.is_some() || st.handles == 0 {
-                return Next::Exit;
+                return None;
             }
             st.worker_waiting = true;
             st = sh.work.wait(st).unwrap_or_else(|e| e.into_inner());
@@ -666,7 +667,7 @@ fn next_batch(sh: &Shared, last_delivery: Option<Instant>) -> Next {
             st.bytes -= bytes;
             st.in_flight = Some((seq, batch.len()));
             sh.room.notify_all();
-            return Next::Batch(batch, seq);
+            return Some(batch);
         }
         st.worker_waiting = true;
         st = sh.work.wait_timeout(st, at - now).unwrap_or_else(|e| e.into_inner()).0;
@@ -823,11 +824,7 @@ fn worker<K: Sink>(sh: Arc<Shared>, mut sink: K) {
     mark_current_thread();
     let mut rng = Rng::new();
     let mut last_delivery = None;
-    loop {
-        let (mut batch, _seq) = match next_batch(&sh, last_delivery) {
-            Next::Batch(b, s) => (b, s),
-            Next::Exit => break,
-        };
+    while let Some(mut batch) = next_batch(&sh, last_delivery) {
         if let Some(r) = &sh.config.redactor {
             r.redact_batch(&mut batch);
         }

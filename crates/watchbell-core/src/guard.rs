@@ -33,9 +33,10 @@ use crate::handler::{Flushed, Handler, Stats};
 /// .unwrap();
 /// let handler = Arc::new(delivery);
 /// let guard = Guard::new(handler.clone());
-/// tracing_subscriber::registry()
-///     .with(CaptureLayer::new(handler).with_level(tracing::Level::WARN))
-///     .init();
+/// tracing::subscriber::set_global_default(
+///     tracing_subscriber::registry().with(CaptureLayer::new(handler).with_level(tracing::Level::WARN)),
+/// )
+/// .unwrap();
 ///
 /// tracing::warn!("delivered before exit");
 /// // At the end of main: flush within 5 s, then stop (dropping `guard` does the same).

@@ -63,6 +63,7 @@
 pub mod capture;
 pub mod delivery;
 pub mod filter;
+pub mod format;
 pub mod guard;
 pub mod handler;
 #[cfg(feature = "http")]
@@ -73,6 +74,7 @@ pub mod redact;
 #[cfg(feature = "runtime")]
 pub mod runtime;
 pub mod secret;
+pub mod text;
 pub mod time;
 
 pub use capture::CaptureLayer;

@@ -1,8 +1,948 @@
-//! placeholder until the real module lands
-#![allow(missing_docs)]
-use crate::record::Batch;
-#[derive(Clone, Debug, Default)]
-pub struct Redactor;
+//! Redaction: secrets in fields and messages become [`REDACTED`] before any sink sees them.
+//!
+//! A [`Redactor`] holds a list of name patterns ([`DEFAULT_PATTERNS`] by default). A field
+//! whose name matches a pattern has its value replaced; the text of every other field, of the
+//! message and of every span field is scanned for `name: value`, `name=value`, `"name": value`
+//! and `name => value` pairs with a matching name, at any nesting level of `Debug`, `Display`
+//! or JSON text, and their values are replaced.
+//!
+//! ```
+//! use watchbell_core::redact::Redactor;
+//! let r = Redactor::default();
+//! assert!(r.is_sensitive("X-Auth-Token"));
+//! assert!(!r.is_sensitive("author"));
+//! assert_eq!(
+//!     r.redact_text(r#"Config { user: "bob", password: "hunter2" }"#),
+//!     r#"Config { user: "bob", password: [redacted] }"#
+//! );
+//! assert_eq!(r.redact_text("GET /x?token=abc&page=2"), "GET /x?token=[redacted]&page=2");
+//! ```
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use crate::record::{Batch, Fields, Record, Value};
+
+/// The text that replaces a secret.
+pub const REDACTED: &str = "[redacted]";
+
+/// The name patterns of [`Redactor::default`].
+pub const DEFAULT_PATTERNS: &[&str] = &[
+    "password",
+    "passwd",
+    "pwd",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "access_token",
+    "auth",
+    "authorization",
+    "cookie",
+    "session",
+    "credentials",
+    "card",
+];
+
+/// Keys longer than this in scanned text are not names (a long quoted string before a colon).
+const MAX_KEY_LEN: usize = 256;
+
+/// Replaces the values of sensitive fields, and of `name=value` pairs with a sensitive name
+/// inside text, by [`REDACTED`].
+///
+/// # Which names are sensitive
+///
+/// A name and each pattern are normalised the same way: camelCase is split into snake_case
+/// (`passwordHash` → `password_hash`, `APIKey` → `api_key`), letters are lowercased, and every
+/// char that is not alphanumeric (`-`, `.`, a space, …) becomes `_`. The name matches the
+/// pattern `p` when the normalised name equals `p`, starts with `p_`, ends with `_p` or contains
+/// `_p_`: the pattern must be a whole word (or words) of the name.
+///
+/// With the default patterns, `user_password`, `X-Auth-Token`, `stripe.api_key`,
+/// `passwordHash`, `db_pwd`, `session_id`, `card_number`, `Authorization` and `set-cookie` are
+/// sensitive; `author`, `discard_count`, `tokenizer_name` and `passthrough` are not.
+///
+/// # What is replaced
+///
+/// See [`Redactor::redact_fields`] for fields and [`Redactor::redact_text`] for text.
+#[derive(Clone, Debug)]
+pub struct Redactor {
+    /// Normalised, non-empty, without duplicates.
+    patterns: Vec<Box<str>>,
+}
+
+impl Default for Redactor {
+    /// A redactor with the [`DEFAULT_PATTERNS`].
+    fn default() -> Self {
+        Redactor::new(DEFAULT_PATTERNS.iter().copied())
+    }
+}
+
 impl Redactor {
-    pub fn redact_batch(&self, _b: &mut Batch) {}
+    /// A redactor with exactly these name patterns (normalised as described on [`Redactor`];
+    /// empty patterns are ignored).
+    pub fn new(patterns: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        let mut r = Redactor::none();
+        for p in patterns {
+            r = r.with_pattern(p);
+        }
+        r
+    }
+
+    /// A redactor that redacts nothing.
+    pub fn none() -> Self {
+        Redactor { patterns: Vec::new() }
+    }
+
+    /// Adds a name pattern.
+    pub fn with_pattern(mut self, pattern: impl Into<String>) -> Self {
+        let p = normalize_pattern(&pattern.into());
+        if !p.is_empty() && !self.patterns.iter().any(|q| **q == *p) {
+            self.patterns.push(p.into_boxed_str());
+        }
+        self
+    }
+
+    /// Removes a name pattern (compared after normalisation); no effect if it is not present.
+    pub fn without_pattern(mut self, pattern: impl AsRef<str>) -> Self {
+        let p = normalize_pattern(pattern.as_ref());
+        self.patterns.retain(|q| **q != *p);
+        self
+    }
+
+    /// The normalised patterns.
+    pub fn patterns(&self) -> impl Iterator<Item = &str> + '_ {
+        self.patterns.iter().map(|p| &**p)
+    }
+
+    /// Whether a field called `name` holds a secret (see the matching rule on [`Redactor`]).
+    ///
+    /// Does not allocate for names up to 32 bytes.
+    pub fn is_sensitive(&self, name: &str) -> bool {
+        if self.patterns.is_empty() || name.is_empty() {
+            return false;
+        }
+        let mut stack = [0u8; 64];
+        if name.len() <= stack.len() / 2 && name.is_ascii() {
+            // Each ASCII char gives at most two bytes (`_` and itself).
+            let len = normalize_ascii(name.as_bytes(), &mut stack);
+            return self.matches(&stack[..len]);
+        }
+        let mut len = 0;
+        let mut overflow = false;
+        normalize_with(name, |bytes| {
+            if overflow || len + bytes.len() > stack.len() {
+                overflow = true;
+            } else {
+                stack[len..len + bytes.len()].copy_from_slice(bytes);
+                len += bytes.len();
+            }
+        });
+        if !overflow {
+            return self.matches(&stack[..len]);
+        }
+        let mut heap = Vec::with_capacity(name.len() * 2);
+        normalize_with(name, |bytes| heap.extend_from_slice(bytes));
+        self.matches(&heap)
+    }
+
+    /// Whether a pattern occurs in the normalised name as whole `_`-separated words.
+    fn matches(&self, name: &[u8]) -> bool {
+        let mut start = 0;
+        loop {
+            let rest = &name[start..];
+            if let Some(&first) = rest.first() {
+                if first != b'_' {
+                    for p in &self.patterns {
+                        let p = p.as_bytes();
+                        if p[0] == first
+                            && rest.len() >= p.len()
+                            && rest.starts_with(p)
+                            && (rest.len() == p.len() || rest[p.len()] == b'_')
+                        {
+                            return true;
+                        }
+                    }
+                }
+            }
+            match rest.iter().position(|&b| b == b'_') {
+                Some(k) => start += k + 1,
+                None => return false,
+            }
+        }
+    }
+
+    /// Redacts fields in place.
+    ///
+    /// The value of a field with a sensitive name becomes `Value::Str("[redacted]")`, whatever
+    /// its type. The text of other fields (`Str`, `Debug` and `Display` values) goes through
+    /// [`Redactor::redact_text`], so a field `config = ?Config { user: "bob", password: "x" }`
+    /// becomes `Config { user: "bob", password: [redacted] }` and keeps its variant.
+    pub fn redact_fields(&self, fields: &mut Fields) {
+        if self.patterns.is_empty() {
+            return;
+        }
+        for (name, value) in fields.iter_mut() {
+            if let Some(new) = self.redacted_value(name, value) {
+                *value = new;
+            }
+        }
+    }
+
+    /// The new value of a field, if redaction changes it.
+    fn redacted_value(&self, name: &str, value: &Value) -> Option<Value> {
+        if self.is_sensitive(name) {
+            return match value {
+                Value::Str(s) if s == REDACTED => None,
+                _ => Some(Value::Str(REDACTED.to_owned())),
+            };
+        }
+        let text = value.as_str()?;
+        match self.redact_text(text) {
+            Cow::Borrowed(_) => None,
+            Cow::Owned(new) => Some(match value {
+                Value::Debug(_) => Value::Debug(new),
+                Value::Display(_) => Value::Display(new),
+                _ => Value::Str(new),
+            }),
+        }
+    }
+
+    /// Redacts the record's message (with [`Redactor::redact_text`]), its fields and the
+    /// fields of its spans (with [`Redactor::redact_fields`]).
+    ///
+    /// Span records are shared between records: a span is copied (`Arc::make_mut`) only when
+    /// something in it actually changes, so unchanged spans stay shared.
+    pub fn redact_record(&self, record: &mut Record) {
+        if self.patterns.is_empty() {
+            return;
+        }
+        if let Cow::Owned(m) = self.redact_text(&record.message) {
+            record.message = m;
+        }
+        self.redact_fields(&mut record.fields);
+        for span in &mut record.spans {
+            let changes: Vec<(usize, Value)> = span
+                .fields
+                .iter()
+                .enumerate()
+                .filter_map(|(i, (n, v))| self.redacted_value(n, v).map(|v| (i, v)))
+                .collect();
+            if changes.is_empty() {
+                continue;
+            }
+            let mut changes = changes.into_iter().peekable();
+            for (i, (_, value)) in Arc::make_mut(span).fields.iter_mut().enumerate() {
+                if let Some((_, new)) = changes.next_if(|(j, _)| *j == i) {
+                    *value = new;
+                }
+            }
+        }
+    }
+
+    /// Redacts every record of the batch (see [`Redactor::redact_record`]).
+    pub fn redact_batch(&self, batch: &mut Batch) {
+        if self.patterns.is_empty() {
+            return;
+        }
+        for record in &mut batch.records {
+            self.redact_record(record);
+        }
+    }
+
+    /// Replaces the values of sensitive `name: value` pairs in `Debug`, `Display`, JSON or
+    /// plain text by [`REDACTED`]; text without any is returned unchanged (`Borrowed`).
+    ///
+    /// A pair is a name (a run of letters, digits, `_`, `-` and `.`, bare or single-quoted, or
+    /// a double-quoted string), optional whitespace, a separator (`:` but not `::`, `=`, or `=>`), optional
+    /// whitespace, and a value. The value that is replaced is:
+    ///
+    /// - a double-quoted string with backslash escapes, quotes included (`"hunter2"`), or a
+    ///   single-quoted one;
+    /// - a balanced `{…}`, `[…]` or `(…)` group;
+    /// - otherwise a run up to the next `,`, `;`, `}`, `)`, `]`, `&`, whitespace or the end,
+    ///   taking in any quoted string or bracketed group it reaches (`Some("x")`,
+    ///   `Secret { .. }`); an authentication scheme (`Bearer`, `Basic`, `Token`, …) takes the
+    ///   credentials after it along.
+    ///
+    /// Values of non-sensitive names are scanned too, and so is the content of quoted strings
+    /// (with `\"` as their quotes), so secrets are found at any nesting level: a Rust struct's
+    /// `Debug` text, a URL query (`?token=abc&b=1` → `?token=[redacted]&b=1`), a JSON document
+    /// inside a `Debug` string. An unterminated string or group after a sensitive name is
+    /// redacted to the end of the text.
+    ///
+    /// Redaction errs on the side of hiding: in prose such as `invalid password: too short`
+    /// the word after the separator goes too (`invalid password: [redacted] short`).
+    ///
+    /// The scan is linear in the length of the text and never panics.
+    pub fn redact_text<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        if self.patterns.is_empty() || !text.bytes().any(|b| b == b':' || b == b'=') {
+            return Cow::Borrowed(text);
+        }
+        let mut scanner = Scanner { redactor: self, text, ranges: Vec::new() };
+        scanner.scan(0, text.len(), false, 0);
+        if scanner.ranges.is_empty() {
+            return Cow::Borrowed(text);
+        }
+        let mut out = String::with_capacity(text.len());
+        let mut last = 0;
+        for (start, end) in scanner.ranges {
+            out.push_str(&text[last..start]);
+            out.push_str(REDACTED);
+            last = end;
+        }
+        out.push_str(&text[last..]);
+        Cow::Owned(out)
+    }
+}
+
+/// Normalises `name` (camelCase → snake_case, lowercase, non-alphanumerics → `_`), handing the
+/// UTF-8 bytes of the result to `push` piece by piece.
+fn normalize_with(name: &str, mut push: impl FnMut(&[u8])) {
+    let mut prev: Option<char> = None;
+    let mut chars = name.chars().peekable();
+    let mut buf = [0u8; 4];
+    while let Some(c) = chars.next() {
+        if c.is_ascii() {
+            if c.is_ascii_uppercase() {
+                if split_before(prev, chars.peek().copied()) {
+                    push(b"_");
+                }
+                push(&[c.to_ascii_lowercase() as u8]);
+            } else if c.is_ascii_alphanumeric() {
+                push(&[c as u8]);
+            } else {
+                push(b"_");
+            }
+        } else if c.is_alphanumeric() {
+            if c.is_uppercase() && split_before(prev, chars.peek().copied()) {
+                push(b"_");
+            }
+            for l in c.to_lowercase() {
+                push(l.encode_utf8(&mut buf).as_bytes());
+            }
+        } else {
+            push(b"_");
+        }
+        prev = Some(c);
+    }
+}
+
+/// Whether an uppercase char after `prev` and before `next` starts a new word:
+/// `passwordHash`, `pwd2Hash`, and the last capital of an acronym (`APIKey` → `api_key`).
+fn split_before(prev: Option<char>, next: Option<char>) -> bool {
+    match prev {
+        Some(p) if p.is_lowercase() || p.is_numeric() => true,
+        Some(p) if p.is_uppercase() => next.is_some_and(char::is_lowercase),
+        _ => false,
+    }
+}
+
+fn normalize_pattern(p: &str) -> String {
+    let mut v = Vec::with_capacity(p.len() + 4);
+    normalize_with(p, |b| v.extend_from_slice(b));
+    let s = String::from_utf8(v).unwrap_or_default();
+    s.trim_matches('_').to_owned()
+}
+
+/// [`normalize_with`] for an ASCII name, into `out` (at least twice as long as `name`); returns
+/// the length written.
+fn normalize_ascii(name: &[u8], out: &mut [u8]) -> usize {
+    let mut len = 0;
+    for (i, &c) in name.iter().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                let p = name[i - 1];
+                if p.is_ascii_lowercase()
+                    || p.is_ascii_digit()
+                    || (p.is_ascii_uppercase() && name.get(i + 1).is_some_and(u8::is_ascii_lowercase))
+                {
+                    out[len] = b'_';
+                    len += 1;
+                }
+            }
+            out[len] = c.to_ascii_lowercase();
+        } else if c.is_ascii_alphanumeric() {
+            out[len] = c;
+        } else {
+            out[len] = b'_';
+        }
+        len += 1;
+    }
+    len
+}
+
+fn is_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.') || b >= 0x80
+}
+
+fn is_delimiter(b: u8) -> bool {
+    matches!(b, b',' | b';' | b'}' | b')' | b']' | b'&') || b.is_ascii_whitespace()
+}
+
+fn is_opener(b: u8) -> bool {
+    matches!(b, b'{' | b'[' | b'(')
+}
+
+fn is_closer(b: u8) -> bool {
+    matches!(b, b'}' | b']' | b')')
+}
+
+/// HTTP authentication schemes: after `Authorization: Bearer`, the credentials follow a space.
+fn is_auth_scheme(word: &[u8]) -> bool {
+    const SCHEMES: &[&[u8]] = &[b"bearer", b"basic", b"digest", b"token", b"bot", b"negotiate", b"ntlm", b"hoba"];
+    SCHEMES.iter().any(|s| s.eq_ignore_ascii_case(word))
+}
+
+/// The forward scan of [`Redactor::redact_text`]: collects the byte ranges of values to replace,
+/// in order and without overlap. Every range boundary is an ASCII byte or the end of the text,
+/// so a char boundary.
+struct Scanner<'r, 't> {
+    redactor: &'r Redactor,
+    text: &'t str,
+    ranges: Vec<(usize, usize)>,
+}
+
+impl Scanner<'_, '_> {
+    fn bytes(&self) -> &[u8] {
+        self.text.as_bytes()
+    }
+
+    /// Whether a string quote starts at `i`: `"`, or `\"` inside a quoted string (`esc`).
+    fn quote_at(&self, i: usize, end: usize, esc: bool) -> bool {
+        let b = self.bytes();
+        if esc {
+            i + 1 < end && b[i] == b'\\' && b[i + 1] == b'"'
+        } else {
+            i < end && b[i] == b'"'
+        }
+    }
+
+    fn quote_len(esc: bool) -> usize {
+        if esc {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// From just after an opening quote, the index just after the closing quote, or `None` if
+    /// the string is not terminated before `end`.
+    fn skip_string(&self, mut i: usize, end: usize, esc: bool) -> Option<usize> {
+        let b = self.bytes();
+        while i < end {
+            match b[i] {
+                b'\\' if esc && i + 1 < end && b[i + 1] == b'"' => return Some(i + 2),
+                b'\\' => i += 2,
+                b'"' if !esc => return Some(i + 1),
+                _ => i += 1,
+            }
+        }
+        None
+    }
+
+    /// From an opening bracket, the index just after its matching closer (or `end`).
+    fn skip_group(&self, mut i: usize, end: usize, esc: bool) -> usize {
+        let b = self.bytes();
+        let mut depth = 0usize;
+        while i < end {
+            if self.quote_at(i, end, esc) {
+                match self.skip_string(i + Self::quote_len(esc), end, esc) {
+                    Some(after) => {
+                        i = after;
+                        continue;
+                    }
+                    None => return end,
+                }
+            }
+            let c = b[i];
+            i += 1;
+            if is_opener(c) {
+                depth += 1;
+            } else if is_closer(c) {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    return i;
+                }
+            }
+        }
+        end
+    }
+
+    /// A run of value bytes from `i`, taking in quoted strings and groups.
+    fn skip_run(&self, mut i: usize, end: usize, esc: bool) -> usize {
+        let b = self.bytes();
+        while i < end {
+            if self.quote_at(i, end, esc) {
+                i = self.skip_string(i + Self::quote_len(esc), end, esc).unwrap_or(end);
+            } else if is_opener(b[i]) {
+                i = self.skip_group(i, end, esc);
+            } else if is_delimiter(b[i]) {
+                break;
+            } else {
+                i += 1;
+            }
+        }
+        i
+    }
+
+    /// The end of the value that starts at `v`.
+    fn value_end(&self, v: usize, end: usize, esc: bool) -> usize {
+        let b = self.bytes();
+        if v >= end {
+            return v;
+        }
+        if self.quote_at(v, end, esc) {
+            return self.skip_string(v + Self::quote_len(esc), end, esc).unwrap_or(end);
+        }
+        if b[v] == b'\'' {
+            if let Some(k) = b[v + 1..end].iter().position(|&c| c == b'\'') {
+                return v + 1 + k + 1;
+            }
+        }
+        if is_opener(b[v]) {
+            return self.skip_group(v, end, esc);
+        }
+        let k = self.skip_run(v, end, esc);
+        if k + 1 < end && b[k] == b' ' {
+            let word = &b[v..k];
+            // `Secret { .. }`: a struct's Debug text.
+            if b[k + 1] == b'{'
+                && word[0].is_ascii_uppercase()
+                && word.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'_')
+            {
+                return self.skip_group(k + 1, end, esc);
+            }
+            // `Bearer abc`: the credentials follow the scheme.
+            if is_auth_scheme(word) && !is_delimiter(b[k + 1]) {
+                return self.skip_run(k + 1, end, esc);
+            }
+        }
+        k
+    }
+
+    fn skip_ws(&self, mut i: usize, end: usize) -> usize {
+        let b = self.bytes();
+        while i < end && b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        i
+    }
+
+    /// The length of a key-value separator at `i` (`=>`, `=`, or a `:` that is not `::`), or 0.
+    fn separator_at(&self, i: usize, end: usize) -> usize {
+        let b = self.bytes();
+        if i >= end {
+            return 0;
+        }
+        match b[i] {
+            b'=' if i + 1 < end && b[i + 1] == b'>' => 2,
+            b'=' => 1,
+            b':' if i + 1 < end && b[i + 1] == b':' => 0,
+            b':' => 1,
+            _ => 0,
+        }
+    }
+
+    /// Scans `start..end`. `esc`: the range is the content of a quoted string, where quotes are
+    /// written `\"`. `depth` bounds the recursion into strings.
+    fn scan(&mut self, start: usize, end: usize, esc: bool, depth: u32) {
+        let mut i = start;
+        // Cleared after an unterminated string: later quotes are plain chars (keeps it linear).
+        let mut strings = true;
+        while i < end {
+            let b = self.bytes();
+            // A key candidate: a quoted string or a run of name bytes.
+            let (key_start, key_end, after, quoted) = if strings && self.quote_at(i, end, esc) {
+                let open = Self::quote_len(esc);
+                match self.skip_string(i + open, end, esc) {
+                    Some(after) => (i + open, after - open, after, true),
+                    None => {
+                        strings = false;
+                        i += 1;
+                        continue;
+                    }
+                }
+            } else if is_name_byte(b[i]) {
+                let mut j = i;
+                while j < end && is_name_byte(b[j]) {
+                    j += 1;
+                }
+                // A single-quoted key (`'password': ..`): step over the closing quote.
+                let after = if j < end && b[j] == b'\'' && i > start && b[i - 1] == b'\'' { j + 1 } else { j };
+                (i, j, after, false)
+            } else {
+                i += 1;
+                continue;
+            };
+            let j = self.skip_ws(after, end);
+            let sep = self.separator_at(j, end);
+            // The content of a quoted string may hold pairs of its own (a URL, a JSON document
+            // in a Debug string, or text that only looks like a key): scanned first, so that
+            // ranges stay in order.
+            if quoted && depth < 2 {
+                self.scan(key_start, key_end, true, depth + 1);
+            }
+            if sep == 0 {
+                i = j;
+                continue;
+            }
+            let key = &self.text[key_start..key_end];
+            if key.len() <= MAX_KEY_LEN && self.redactor.is_sensitive(key) {
+                let v = self.skip_ws(j + sep, end);
+                let v_end = self.value_end(v, end, esc);
+                if v_end > v && &self.text[v..v_end] != REDACTED {
+                    self.ranges.push((v, v_end));
+                }
+                i = v_end.max(j + sep);
+            } else {
+                i = j + sep;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::SpanRecord;
+    use tracing_core::Level;
+
+    fn r() -> Redactor {
+        Redactor::default()
+    }
+
+    #[test]
+    fn sensitive_names() {
+        let r = r();
+        for name in [
+            "password",
+            "user_password",
+            "X-Auth-Token",
+            "stripe.api_key",
+            "passwordHash",
+            "db_pwd",
+            "session_id",
+            "card_number",
+            "Authorization",
+            "set-cookie",
+            "PASSWORD",
+            "apiKey",
+            "APIKey",
+            "stripeApiKey",
+            "access_token",
+            "refresh_token",
+            "client-secret",
+            "my secret value",
+            "__password",
+            "credentials",
+            "auth",
+            "HTTPAuthHeader",
+        ] {
+            assert!(r.is_sensitive(name), "{name} should be sensitive");
+        }
+        for name in [
+            "author",
+            "discard_count",
+            "tokenizer_name",
+            "passthrough",
+            "user",
+            "message",
+            "id",
+            "",
+            "_",
+            "oauth_state",
+            "cardinality",
+            "sessions",
+            "secretary",
+            "tokens",
+            "ünïcödé",
+        ] {
+            assert!(!r.is_sensitive(name), "{name} should not be sensitive");
+        }
+    }
+
+    #[test]
+    fn long_names_fall_back_to_the_heap() {
+        let r = r();
+        let long = format!("{}_password", "x".repeat(100));
+        assert!(r.is_sensitive(&long));
+        let long = format!("{}Password", "someVeryLongCamelCaseName".repeat(5));
+        assert!(r.is_sensitive(&long));
+        assert!(!r.is_sensitive(&"abcDef".repeat(50)));
+    }
+
+    #[test]
+    fn ascii_fast_path_normalises_like_the_general_one() {
+        for name in [
+            "passwordHash",
+            "APIKey",
+            "HTTPAuthHeader",
+            "X-Auth-Token",
+            "pwd2Hash",
+            "a.b c-d_e",
+            "ABC",
+            "aBC",
+            "A",
+            "__x__",
+            "stripe.apiKey",
+            "Ab1Cd",
+        ] {
+            let mut fast = [0u8; 64];
+            let len = normalize_ascii(name.as_bytes(), &mut fast);
+            let mut general = Vec::new();
+            normalize_with(name, |b| general.extend_from_slice(b));
+            assert_eq!(&fast[..len], &general[..], "{name}");
+        }
+        let mut out = Vec::new();
+        normalize_with("passwordHash", |b| out.extend_from_slice(b));
+        assert_eq!(out, b"password_hash");
+        out.clear();
+        normalize_with("ÄpfelPasswort", |b| out.extend_from_slice(b));
+        assert_eq!(String::from_utf8(out).unwrap(), "äpfel_passwort");
+    }
+
+    #[test]
+    fn pattern_list_changes() {
+        let r = r().with_pattern("ssn").without_pattern("session").with_pattern("ssn");
+        assert!(r.is_sensitive("user_ssn"));
+        assert!(!r.is_sensitive("session_id"));
+        assert!(r.is_sensitive("password"));
+        assert_eq!(r.patterns().filter(|p| *p == "ssn").count(), 1);
+        let r = Redactor::new(["privateKey", "", "--"]);
+        assert_eq!(r.patterns().collect::<Vec<_>>(), ["private_key"]);
+        assert!(r.is_sensitive("ssh.private-key"));
+        assert!(!r.is_sensitive("password"));
+        let r = Redactor::new(vec![String::from("pin")]).without_pattern("PIN");
+        assert_eq!(r.patterns().count(), 0);
+    }
+
+    #[test]
+    fn none_redacts_nothing() {
+        let r = Redactor::none();
+        assert!(!r.is_sensitive("password"));
+        assert!(matches!(r.redact_text("password=hunter2"), Cow::Borrowed(_)));
+        let mut rec = Record::new(Level::ERROR, "t", "password=hunter2");
+        rec.fields.set("password", Value::Str("hunter2".into()));
+        let before = rec.clone();
+        r.redact_record(&mut rec);
+        assert_eq!(rec, before);
+    }
+
+    #[test]
+    fn text_pairs() {
+        let r = r();
+        let cases = [
+            ("login failed password=hunter2", "login failed password=[redacted]"),
+            ("password: hunter2, user: bob", "password: [redacted], user: bob"),
+            (r#"password: Some("hunter2")"#, "password: [redacted]"),
+            (r#"password: Some("hunter2"), x: 1"#, "password: [redacted], x: 1"),
+            (r#"Config { user: "bob", password: "hunter2" }"#, r#"Config { user: "bob", password: [redacted] }"#),
+            (r#"{"password":"x","user":"y"}"#, r#"{"password":[redacted],"user":"y"}"#),
+            (r#"{"password": "a \"quoted\" pw", "user": "y"}"#, r#"{"password": [redacted], "user": "y"}"#),
+            ("https://x/y?token=abc&b=1", "https://x/y?token=[redacted]&b=1"),
+            ("https://x/y?a=1&api_key=k3y", "https://x/y?a=1&api_key=[redacted]"),
+            (r#"{"token" => "abc", "n" => 1}"#, r#"{"token" => [redacted], "n" => 1}"#),
+            ("secret = [1, 2, 3] rest", "secret = [redacted] rest"),
+            ("secret=(a, (b)) rest", "secret=[redacted] rest"),
+            ("auth: Secret { inner: \"x\" }, y: 2", "auth: [redacted], y: 2"),
+            ("Authorization: Bearer abc.def.ghi", "Authorization: [redacted]"),
+            ("Cookie: session=abc; theme=dark", "Cookie: [redacted]; theme=dark"),
+            ("X-Auth-Token: t0k3n\nHost: x", "X-Auth-Token: [redacted]\nHost: x"),
+            ("password='two words' ok", "password=[redacted] ok"),
+            ("{'password': 'hunter2', 'user': 'bob'}", "{'password': [redacted], 'user': 'bob'}"),
+            ("it's: fine, isn't it", "it's: fine, isn't it"),
+            ("password=\"unterminated rest", "password=[redacted]"),
+            ("token: [redacted]", "token: [redacted]"),
+            ("passwordHash=abc", "passwordHash=[redacted]"),
+            ("user.password=abc", "user.password=[redacted]"),
+            ("--password=abc --verbose", "--password=[redacted] --verbose"),
+            ("日本 password=日本語 👍", "日本 password=[redacted] 👍"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(r.redact_text(input), want, "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn nested_text() {
+        let r = r();
+        let text = r#"Request { url: "https://api/x?token=abc", headers: {"authorization": "Bearer xyz", "accept": "*/*"}, body: Some(Login { user: "bob", credentials: Creds { pwd: "p" } }) }"#;
+        let want = r#"Request { url: "https://api/x?token=[redacted]", headers: {"authorization": [redacted], "accept": "*/*"}, body: Some(Login { user: "bob", credentials: [redacted] }) }"#;
+        assert_eq!(r.redact_text(text), want);
+        // JSON inside a Debug string.
+        let text = r#"Event { body: "{\"password\":\"x\",\"user\":\"y\"}" }"#;
+        let want = r#"Event { body: "{\"password\":[redacted],\"user\":\"y\"}" }"#;
+        assert_eq!(r.redact_text(text), want);
+        // Pretty Debug.
+        let text = "Config {\n    user: \"bob\",\n    password: \"hunter2\",\n}";
+        assert_eq!(r.redact_text(text), "Config {\n    user: \"bob\",\n    password: [redacted],\n}");
+    }
+
+    #[test]
+    fn untouched_text_is_borrowed() {
+        let r = r();
+        for text in [
+            "",
+            "plain message",
+            "user=bob count=3",
+            "std::io::Error: password file missing",
+            "author: Tolkien, tokenizer_name: bpe",
+            r#"{"user":"y","n":[1,2]}"#,
+            "session ended",
+            "日本語 = 👍",
+        ] {
+            assert!(matches!(r.redact_text(text), Cow::Borrowed(_)), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn fields_and_records() {
+        let r = r();
+        let mut f = Fields::new();
+        f.set("user", Value::Str("bob".into()));
+        f.set("password", Value::Str("hunter2".into()));
+        f.set("card", Value::U64(4_111_111_111_111_111));
+        f.set("config", Value::Debug(r#"Config { user: "bob", password: "hunter2" }"#.into()));
+        f.set("url", Value::Display("https://x/?token=abc".into()));
+        f.set("count", Value::I64(3));
+        r.redact_fields(&mut f);
+        assert_eq!(f.get("user"), Some(&Value::Str("bob".into())));
+        assert_eq!(f.get("password"), Some(&Value::Str(REDACTED.into())));
+        assert_eq!(f.get("card"), Some(&Value::Str(REDACTED.into())));
+        assert_eq!(f.get("config"), Some(&Value::Debug(r#"Config { user: "bob", password: [redacted] }"#.into())));
+        assert_eq!(f.get("url"), Some(&Value::Display("https://x/?token=[redacted]".into())));
+        assert_eq!(f.get("count"), Some(&Value::I64(3)));
+
+        let clean = Arc::new(SpanRecord {
+            name: "request".into(),
+            target: "app".into(),
+            fields: [("id", Value::U64(7)), ("user", Value::Str("bob".into()))].into_iter().collect(),
+        });
+        let dirty = Arc::new(SpanRecord {
+            name: "login".into(),
+            target: "app".into(),
+            fields: [("session", Value::Str("s3ss".into())), ("n", Value::U64(1))].into_iter().collect(),
+        });
+        let mut rec = Record::new(Level::WARN, "app", "login failed password=hunter2 for bob");
+        rec.fields.set("api_key", Value::Str("k".into()));
+        rec.spans = vec![clean.clone(), dirty.clone()];
+        let mut batch = Batch::single(rec);
+        r.redact_batch(&mut batch);
+        let rec = &batch.records[0];
+        assert_eq!(rec.message, "login failed password=[redacted] for bob");
+        assert_eq!(rec.fields.get("api_key"), Some(&Value::Str(REDACTED.into())));
+        assert!(Arc::ptr_eq(&rec.spans[0], &clean), "unchanged span stays shared");
+        assert!(!Arc::ptr_eq(&rec.spans[1], &dirty));
+        assert_eq!(rec.spans[1].fields.get("session"), Some(&Value::Str(REDACTED.into())));
+        assert_eq!(rec.spans[1].fields.get("n"), Some(&Value::U64(1)));
+        assert_eq!(dirty.fields.get("session"), Some(&Value::Str("s3ss".into())), "original untouched");
+
+        // Redacting again changes nothing and copies nothing.
+        let mut again = batch.clone();
+        r.redact_batch(&mut again);
+        assert_eq!(again, batch);
+        assert!(Arc::ptr_eq(&again.records[0].spans[1], &batch.records[0].spans[1]));
+    }
+
+    /// xorshift64*: deterministic pseudo-random numbers for the fuzz tests.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+    }
+
+    #[test]
+    fn fuzz_never_panics() {
+        const TOKENS: &[&str] = &[
+            "password",
+            "token",
+            "user",
+            "auth",
+            ":",
+            "=",
+            "=>",
+            "::",
+            "\"",
+            "\\",
+            "\\\"",
+            "{",
+            "}",
+            "[",
+            "]",
+            "(",
+            ")",
+            ",",
+            ";",
+            " ",
+            "\n",
+            "&",
+            "?",
+            "'",
+            "é",
+            "日本",
+            "👍",
+            "Some",
+            "Bearer",
+            "a",
+            "1",
+            ".",
+            "-",
+            "_",
+            "[redacted]",
+            "\u{85}",
+            "\0",
+        ];
+        let r = r();
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for _ in 0..5000 {
+            let n = (rng.next() % 40) as usize;
+            let mut s = String::new();
+            for _ in 0..n {
+                s.push_str(TOKENS[(rng.next() % TOKENS.len() as u64) as usize]);
+            }
+            let out = r.redact_text(&s);
+            if let Cow::Owned(o) = &out {
+                assert!(o.contains(REDACTED), "{s:?} -> {o:?}");
+            }
+            // Idempotent: redacting the result again changes nothing.
+            assert!(matches!(r.redact_text(&out), Cow::Borrowed(_)), "{s:?} -> {out:?}");
+            // A pair between any surrounding text is always caught.
+            let wrapped = format!("{s} password=hunter2 {s}");
+            assert!(!r.redact_text(&wrapped).contains("hunter2"), "{wrapped:?}");
+            // Random bytes turned into text, too.
+            let bytes: Vec<u8> = (0..n).map(|_| (rng.next() % 256) as u8).collect();
+            let _ = r.redact_text(&String::from_utf8_lossy(&bytes));
+            let _ = r.is_sensitive(&s);
+        }
+    }
+
+    #[test]
+    fn adversarial_inputs_are_linear() {
+        let r = r();
+        let n = 200_000;
+        let inputs = [
+            "\"".repeat(n),
+            "\\\"".repeat(n / 2),
+            "\"\\".repeat(n / 2),
+            "{".repeat(n),
+            "password=".repeat(n / 9),
+            "password:{".repeat(n / 10),
+            "a:".repeat(n / 2),
+            "\"a\":".repeat(n / 4),
+            "\"a\"".repeat(n / 3),
+            "x = ".repeat(n / 4),
+            "\"\\\"\\\\\\\"".repeat(n / 7),
+            format!("\"{}\":1", "a".repeat(n)),
+        ];
+        let start = std::time::Instant::now();
+        for s in &inputs {
+            let _ = r.redact_text(s);
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(5), "{:?}", start.elapsed());
+    }
 }

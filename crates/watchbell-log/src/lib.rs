@@ -28,6 +28,11 @@
 //! });
 //! ```
 //!
+//! With the bridge installed, set the global subscriber with
+//! `tracing::subscriber::set_global_default(...)` rather than `SubscriberInitExt::init()`: with
+//! tracing-subscriber's default `tracing-log` feature, `init()` also tries to install
+//! tracing-log's `LogTracer` and fails because the bridge is already the `log` logger.
+//!
 //! Records logged on watchbell's own threads (by the HTTP, SMTP or database clients its sinks
 //! use) are never captured: the bridge passes them on for the `fmt` layer, and watchbell's
 //! layers skip them.

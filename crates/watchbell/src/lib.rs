@@ -44,7 +44,7 @@ pub use watchbell_log as log;
 
 /// The names most setups use.
 pub mod prelude {
-    // FORMAT_PENDING pub use watchbell_core::format::{DefaultFormat, Format, FormatContext, Template};
+    pub use watchbell_core::format::{DefaultFormat, Format, FormatContext, Template};
     pub use watchbell_core::{
         Batch, BatchReason, CaptureLayer, Delivery, FanOut, Guard, Handler, LayerFilter, Level, Outcome, Overflow,
         RateLimit, Record, Retry, Sink, Stats,

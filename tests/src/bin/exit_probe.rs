@@ -18,7 +18,10 @@ fn main() {
         Delivery::builder("collector", NdjsonSink::with_timeout(url, Duration::from_secs(120))).spawn().unwrap();
     let handler = Arc::new(delivery);
     let _guard = Guard::new(handler.clone()).drop_timeout(timeout);
-    tracing_subscriber::registry().with(CaptureLayer::new(handler).with_level(tracing::Level::INFO)).init();
+    tracing::subscriber::set_global_default(
+        tracing_subscriber::registry().with(CaptureLayer::new(handler).with_level(tracing::Level::INFO)),
+    )
+    .unwrap();
     for i in 0..count {
         tracing::info!(i, "record {i}");
     }

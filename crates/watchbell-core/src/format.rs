@@ -1,0 +1,843 @@
+//! Formats: the text a text sink (SMS, mail, syslog, files, chat) makes of a [`Record`].
+//!
+//! A [`Format`] writes a record into a `String`. Three kinds are at hand:
+//!
+//! - [`DefaultFormat`]: the one-line layout every text sink can fall back on;
+//! - [`Template`]: a user template with placeholders such as `{time}`, `{level:>5}` or
+//!   `{field.user}`, parsed once when the sink is built, so a mistake is an error at build time
+//!   and never a surprise at delivery time;
+//! - any closure `Fn(&Record, &FormatContext) -> String`.
+//!
+//! ```
+//! use watchbell_core::format::{Format, FormatContext, Template};
+//! use watchbell_core::{Level, Record};
+//!
+//! let template: Template = "{level:<5}|{target}|{message}{suppressed}".parse().unwrap();
+//! let record = Record::new(Level::WARN, "app::db", "slow query");
+//! assert_eq!(template.format_to_string(&record, &FormatContext::default()), "WARN |app::db|slow query");
+//!
+//! let err = Template::parse("{time} {lvl}").unwrap_err();
+//! assert!(err.to_string().starts_with("template error at byte 7: unknown placeholder {lvl}; expected one of time, level"));
+//! ```
+
+use std::error::Error;
+use std::fmt::{self, Write as _};
+use std::str::FromStr;
+
+use crate::record::{Fields, Record, SpanRecord, Value};
+use crate::time::UtcTime;
+
+/// Turns a record into text for a sink.
+///
+/// Implementations write into `out` (which may already hold text: append, do not clear). A
+/// format runs on watchbell's background thread; it should not panic, but a panic is caught by
+/// the delivery worker and counted.
+pub trait Format: Send + Sync + 'static {
+    /// Appends the text of `record` to `out`.
+    fn format(&self, record: &Record, cx: &FormatContext, out: &mut String);
+
+    /// The text of `record` as a new `String`.
+    fn format_to_string(&self, record: &Record, cx: &FormatContext) -> String {
+        let mut out = String::new();
+        self.format(record, cx, &mut out);
+        out
+    }
+}
+
+/// Any closure `Fn(&Record, &FormatContext) -> String` is a format.
+///
+/// ```
+/// use watchbell_core::format::{Format, FormatContext};
+/// use watchbell_core::{Level, Record};
+///
+/// let f = |r: &Record, _: &FormatContext| format!("{}!", r.message);
+/// let record = Record::new(Level::ERROR, "app", "down");
+/// assert_eq!(f.format_to_string(&record, &FormatContext::default()), "down!");
+/// ```
+impl<F> Format for F
+where
+    F: Fn(&Record, &FormatContext) -> String + Send + Sync + 'static,
+{
+    fn format(&self, record: &Record, cx: &FormatContext, out: &mut String) {
+        out.push_str(&self(record, cx));
+    }
+
+    fn format_to_string(&self, record: &Record, cx: &FormatContext) -> String {
+        self(record, cx)
+    }
+}
+
+/// What a format may need beyond the record: the application's name and the host's.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FormatContext {
+    /// The application's name (`{app}`; [`DefaultFormat`] writes it as a `[app] ` prefix).
+    pub app: Option<String>,
+    /// The host's name (`{host}`).
+    pub host: Option<String>,
+}
+
+impl FormatContext {
+    /// A context with an application name and no host.
+    pub fn new(app: impl Into<String>) -> Self {
+        FormatContext { app: Some(app.into()), host: None }
+    }
+
+    /// Sets the host name (see [`FormatContext::local_host`] for this machine's).
+    pub fn with_host(mut self, host: impl Into<String>) -> Self {
+        self.host = Some(host.into());
+        self
+    }
+
+    /// This machine's host name, read without any dependency: `/proc/sys/kernel/hostname`,
+    /// else `/etc/hostname`, else the `HOSTNAME` environment variable; trimmed; `None` if none
+    /// of them gives a non-empty name.
+    pub fn local_host() -> Option<String> {
+        let non_empty = |s: String| {
+            let t = s.trim();
+            (!t.is_empty()).then(|| t.to_owned())
+        };
+        ["/proc/sys/kernel/hostname", "/etc/hostname"]
+            .iter()
+            .find_map(|path| std::fs::read_to_string(path).ok().and_then(non_empty))
+            .or_else(|| std::env::var("HOSTNAME").ok().and_then(non_empty))
+    }
+}
+
+/// The one-line layout:
+///
+/// ```text
+/// [app] 2026-11-21T18:21:45.123456Z ERROR app::db: message key=value key2="two words" [request{id=7}:db{table=users}] (3 similar suppressed)
+/// ```
+///
+/// The `[app] ` prefix appears when the context has an app; the message, the fields, the span
+/// part and the suppressed part are each left out when empty, with single spaces between the
+/// parts. Field values are written as in [`Template`]'s `{fields}`. Newlines in the message are
+/// kept as they are: a sink that needs one line passes the result through
+/// [`text::single_line`](crate::text::single_line).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DefaultFormat;
+
+impl Format for DefaultFormat {
+    fn format(&self, record: &Record, cx: &FormatContext, out: &mut String) {
+        if let Some(app) = &cx.app {
+            out.push('[');
+            out.push_str(app);
+            out.push_str("] ");
+        }
+        write_time(out, record);
+        out.push(' ');
+        out.push_str(record.level.as_str());
+        out.push(' ');
+        out.push_str(&record.target);
+        out.push(':');
+        if !record.message.is_empty() {
+            out.push(' ');
+            out.push_str(&record.message);
+        }
+        if !record.fields.is_empty() {
+            out.push(' ');
+            write_fields(out, &record.fields);
+        }
+        if !record.spans.is_empty() {
+            out.push_str(" [");
+            write_spans(out, &record.spans);
+            out.push(']');
+        }
+        if record.suppressed > 0 {
+            out.push(' ');
+            write_suppressed(out, record.suppressed);
+        }
+    }
+}
+
+/// The placeholder names, in the order error messages list them.
+const NAMES: &str = "time, level, target, message, fields, field.NAME, spans, file, line, location, module, thread, \
+                     app, host, fingerprint, suppressed";
+
+/// The largest width a placeholder may be padded to.
+const MAX_WIDTH: usize = 1024;
+
+/// A template parsed at build time.
+///
+/// Placeholders:
+///
+/// | placeholder | text |
+/// |---|---|
+/// | `{time}` | the time, RFC 3339 UTC with microseconds: `2026-11-21T18:21:45.123456Z` |
+/// | `{level}` | `ERROR`, `WARN`, `INFO`, `DEBUG` or `TRACE` |
+/// | `{target}` | the target |
+/// | `{message}` | the message, as it is (newlines included) |
+/// | `{fields}` | the event's fields as `name=value` separated by spaces; a text value that is empty or holds whitespace, a control char, `=` or `"` is written quoted with escapes: `name="two words"` |
+/// | `{field.NAME}` | the value of field `NAME`, from the event or else the spans, innermost first (see [`Record::field`]); not quoted |
+/// | `{spans}` | the span stack, root first: `request{id=7 user=bob}:db{table=users}` (a span without fields is its name alone) |
+/// | `{file}`, `{line}`, `{module}` | the source location's parts |
+/// | `{location}` | `file:line`, or the file alone without a line |
+/// | `{thread}` | the thread's name, else `thread-<id>` |
+/// | `{app}`, `{host}` | from the [`FormatContext`] |
+/// | `{fingerprint}` | the callsite fingerprint, 16 hex digits |
+/// | `{suppressed}` | `(N similar suppressed)`, or nothing when no record was suppressed |
+///
+/// A placeholder that has nothing to show (no file, no such field, no app) writes nothing.
+///
+/// Any placeholder takes a width: `{level:<5}` pads with spaces on the right to 5 chars,
+/// `{level:>5}` on the left, `{level:5}` is `{level:<5}`; longer text is not cut. Widths count
+/// chars and go up to 1024. `{{` and `}}` are literal braces.
+///
+/// ```
+/// use watchbell_core::format::{Format, FormatContext, Template};
+/// use watchbell_core::{Level, Record, Value};
+///
+/// let t = Template::parse("{{{level:>5}}} {message} user={field.user}").unwrap();
+/// let mut record = Record::new(Level::INFO, "app", "hello");
+/// record.fields.set("user", Value::Str("bob".into()));
+/// assert_eq!(t.format_to_string(&record, &FormatContext::default()), "{ INFO} hello user=bob");
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct Template {
+    source: String,
+    pieces: Vec<Piece>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Piece {
+    Literal(String),
+    Placeholder { kind: Kind, pad: Option<Pad> },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Kind {
+    Time,
+    Level,
+    Target,
+    Message,
+    Fields,
+    Field(String),
+    Spans,
+    File,
+    Line,
+    Location,
+    Module,
+    Thread,
+    App,
+    Host,
+    Fingerprint,
+    Suppressed,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Pad {
+    right: bool,
+    width: usize,
+}
+
+impl Template {
+    /// Parses a template (see [`Template`] for the placeholders).
+    pub fn parse(src: &str) -> Result<Template, TemplateError> {
+        let b = src.as_bytes();
+        let mut pieces = Vec::new();
+        let mut lit = String::new();
+        let mut i = 0;
+        while i < b.len() {
+            match b[i] {
+                b'{' if b.get(i + 1) == Some(&b'{') => {
+                    lit.push('{');
+                    i += 2;
+                }
+                b'}' if b.get(i + 1) == Some(&b'}') => {
+                    lit.push('}');
+                    i += 2;
+                }
+                b'}' => return Err(TemplateError::new(i, TemplateErrorKind::StrayClose)),
+                b'{' => {
+                    let content_start = i + 1;
+                    let close = match src[content_start..].find(['{', '}']) {
+                        Some(k) if b[content_start + k] == b'}' => content_start + k,
+                        _ => return Err(TemplateError::new(i, TemplateErrorKind::Unclosed)),
+                    };
+                    let (kind, pad) = parse_placeholder(&src[content_start..close], i)?;
+                    if !lit.is_empty() {
+                        pieces.push(Piece::Literal(std::mem::take(&mut lit)));
+                    }
+                    pieces.push(Piece::Placeholder { kind, pad });
+                    i = close + 1;
+                }
+                _ => {
+                    let next = src[i..].find(['{', '}']).map_or(src.len(), |k| i + k);
+                    lit.push_str(&src[i..next]);
+                    i = next;
+                }
+            }
+        }
+        if !lit.is_empty() {
+            pieces.push(Piece::Literal(lit));
+        }
+        Ok(Template { source: src.to_owned(), pieces })
+    }
+
+    /// The template's source text.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+}
+
+fn parse_placeholder(content: &str, offset: usize) -> Result<(Kind, Option<Pad>), TemplateError> {
+    let err = |kind| Err(TemplateError::new(offset, kind));
+    if content.is_empty() {
+        return err(TemplateErrorKind::Empty);
+    }
+    let (name, spec) = match content.split_once(':') {
+        Some((n, s)) => (n, Some(s)),
+        None => (content, None),
+    };
+    let kind = match name {
+        "time" => Kind::Time,
+        "level" => Kind::Level,
+        "target" => Kind::Target,
+        "message" => Kind::Message,
+        "fields" => Kind::Fields,
+        "spans" => Kind::Spans,
+        "file" => Kind::File,
+        "line" => Kind::Line,
+        "location" => Kind::Location,
+        "module" => Kind::Module,
+        "thread" => Kind::Thread,
+        "app" => Kind::App,
+        "host" => Kind::Host,
+        "fingerprint" => Kind::Fingerprint,
+        "suppressed" => Kind::Suppressed,
+        "" => return err(TemplateErrorKind::Empty),
+        _ => match name.strip_prefix("field.") {
+            Some("") => return err(TemplateErrorKind::EmptyFieldName),
+            Some(field) => Kind::Field(field.to_owned()),
+            None => return err(TemplateErrorKind::UnknownPlaceholder(name.to_owned())),
+        },
+    };
+    let pad = match spec {
+        None => None,
+        Some(spec) => {
+            let (right, digits) = match spec.as_bytes().first() {
+                Some(b'<') => (false, &spec[1..]),
+                Some(b'>') => (true, &spec[1..]),
+                _ => (false, spec),
+            };
+            let width = if !digits.is_empty() && digits.bytes().all(|c| c.is_ascii_digit()) {
+                digits.parse::<usize>().ok().filter(|w| *w <= MAX_WIDTH)
+            } else {
+                None
+            };
+            match width {
+                Some(width) => Some(Pad { right, width }),
+                None => return err(TemplateErrorKind::BadSpec(spec.to_owned())),
+            }
+        }
+    };
+    Ok((kind, pad))
+}
+
+impl FromStr for Template {
+    type Err = TemplateError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Template::parse(s)
+    }
+}
+
+impl Format for Template {
+    fn format(&self, record: &Record, cx: &FormatContext, out: &mut String) {
+        for piece in &self.pieces {
+            match piece {
+                Piece::Literal(s) => out.push_str(s),
+                Piece::Placeholder { kind, pad: None } => write_kind(out, kind, record, cx),
+                Piece::Placeholder { kind, pad: Some(pad) } => {
+                    let start = out.len();
+                    write_kind(out, kind, record, cx);
+                    let n = out[start..].chars().count();
+                    if n < pad.width {
+                        let fill = pad.width - n;
+                        if pad.right {
+                            out.insert_str(start, &" ".repeat(fill));
+                        } else {
+                            out.extend(std::iter::repeat_n(' ', fill));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn write_kind(out: &mut String, kind: &Kind, record: &Record, cx: &FormatContext) {
+    match kind {
+        Kind::Time => write_time(out, record),
+        Kind::Level => out.push_str(record.level.as_str()),
+        Kind::Target => out.push_str(&record.target),
+        Kind::Message => out.push_str(&record.message),
+        Kind::Fields => write_fields(out, &record.fields),
+        Kind::Field(name) => {
+            if let Some(v) = record.field(name) {
+                write_value(out, v);
+            }
+        }
+        Kind::Spans => write_spans(out, &record.spans),
+        Kind::File => out.push_str(record.file.as_deref().unwrap_or("")),
+        Kind::Line => {
+            if let Some(line) = record.line {
+                let _ = write!(out, "{line}");
+            }
+        }
+        Kind::Location => {
+            if let Some(file) = &record.file {
+                out.push_str(file);
+                if let Some(line) = record.line {
+                    let _ = write!(out, ":{line}");
+                }
+            }
+        }
+        Kind::Module => out.push_str(record.module.as_deref().unwrap_or("")),
+        Kind::Thread => match &record.thread_name {
+            Some(name) => out.push_str(name),
+            None => {
+                let _ = write!(out, "thread-{}", record.thread_id);
+            }
+        },
+        Kind::App => out.push_str(cx.app.as_deref().unwrap_or("")),
+        Kind::Host => out.push_str(cx.host.as_deref().unwrap_or("")),
+        Kind::Fingerprint => {
+            let _ = write!(out, "{:016x}", record.fingerprint.0);
+        }
+        Kind::Suppressed => {
+            if record.suppressed > 0 {
+                write_suppressed(out, record.suppressed);
+            }
+        }
+    }
+}
+
+/// RFC 3339 UTC with microseconds, as [`crate::time::rfc3339`] writes it, without allocating.
+fn write_time(out: &mut String, record: &Record) {
+    let u = UtcTime::from_system_time(record.time);
+    let _ = write!(
+        out,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        u.year,
+        u.month,
+        u.day,
+        u.hour,
+        u.minute,
+        u.second,
+        u.nanos / 1000
+    );
+}
+
+fn write_suppressed(out: &mut String, n: u64) {
+    let _ = write!(out, "({n} similar suppressed)");
+}
+
+/// A value as it is (`{field.NAME}`).
+fn write_value(out: &mut String, v: &Value) {
+    match v.as_str() {
+        Some(s) => out.push_str(s),
+        None => {
+            let _ = write!(out, "{v}");
+        }
+    }
+}
+
+/// A value in a `name=value` list: text quoted when it would not read back as one token.
+fn write_value_quoted(out: &mut String, v: &Value) {
+    match v.as_str() {
+        Some(s) if s.is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control() || c == '=' || c == '"') => {
+            let _ = write!(out, "{s:?}");
+        }
+        _ => write_value(out, v),
+    }
+}
+
+fn write_fields(out: &mut String, fields: &Fields) {
+    for (i, (name, value)) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        out.push_str(name);
+        out.push('=');
+        write_value_quoted(out, value);
+    }
+}
+
+fn write_spans(out: &mut String, spans: &[std::sync::Arc<SpanRecord>]) {
+    for (i, span) in spans.iter().enumerate() {
+        if i > 0 {
+            out.push(':');
+        }
+        out.push_str(&span.name);
+        if !span.fields.is_empty() {
+            out.push('{');
+            write_fields(out, &span.fields);
+            out.push('}');
+        }
+    }
+}
+
+/// A template that does not parse: where, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TemplateError {
+    /// The byte offset in the template of the problem: the `{` that opens the faulty
+    /// placeholder, or the stray `}`.
+    pub offset: usize,
+    /// What is wrong.
+    pub kind: TemplateErrorKind,
+}
+
+/// What is wrong with a template.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TemplateErrorKind {
+    /// A placeholder name that does not exist (the name is given).
+    UnknownPlaceholder(String),
+    /// A `{` without its `}`.
+    Unclosed,
+    /// A `}` that closes nothing (a literal brace is written `}}`).
+    StrayClose,
+    /// `{}`: a placeholder without a name.
+    Empty,
+    /// A width spec that is not `<N`, `>N` or `N` with N up to 1024 (the spec is given).
+    BadSpec(String),
+    /// `{field.}`: a field placeholder without a field name.
+    EmptyFieldName,
+}
+
+impl TemplateError {
+    fn new(offset: usize, kind: TemplateErrorKind) -> Self {
+        TemplateError { offset, kind }
+    }
+}
+
+impl fmt::Display for TemplateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "template error at byte {}: ", self.offset)?;
+        match &self.kind {
+            TemplateErrorKind::UnknownPlaceholder(name) => {
+                write!(f, "unknown placeholder {{{name}}}; expected one of {NAMES}")
+            }
+            TemplateErrorKind::Unclosed => f.write_str("unclosed '{' (write '{{' for a literal brace)"),
+            TemplateErrorKind::StrayClose => f.write_str("unmatched '}' (write '}}' for a literal brace)"),
+            TemplateErrorKind::Empty => write!(f, "empty placeholder {{}}; expected one of {NAMES}"),
+            TemplateErrorKind::BadSpec(spec) => {
+                write!(f, "bad width spec {spec:?}; expected <N, >N or N with N at most {MAX_WIDTH}")
+            }
+            TemplateErrorKind::EmptyFieldName => f.write_str("empty field name in {field.}; write {field.NAME}"),
+        }
+    }
+}
+
+impl Error for TemplateError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Fingerprint, SpanRecord};
+    use std::sync::Arc;
+    use std::time::{Duration, UNIX_EPOCH};
+    use tracing_core::Level;
+
+    fn span(name: &'static str, fields: &[(&'static str, Value)]) -> Arc<SpanRecord> {
+        Arc::new(SpanRecord { name: name.into(), target: "app".into(), fields: fields.iter().cloned().collect() })
+    }
+
+    fn record() -> Record {
+        let mut r = Record::new(Level::ERROR, "app::db", "query failed");
+        r.time = UNIX_EPOCH + Duration::new(1_795_285_305, 123_456_789);
+        r.module = Some("app::db::pool".into());
+        r.file = Some("src/db.rs".into());
+        r.line = Some(42);
+        r.fields.set("key", Value::Str("value".into()));
+        r.fields.set("key2", Value::Str("two words".into()));
+        r.fields.set("n", Value::I64(-3));
+        r.spans = vec![
+            span("request", &[("id", Value::U64(7)), ("user", Value::Str("bob".into()))]),
+            span("db", &[("table", Value::Str("users".into()))]),
+        ];
+        r.thread_name = Some("worker-1".into());
+        r.thread_id = 9;
+        r.fingerprint = Fingerprint(0xab);
+        r
+    }
+
+    fn fmt(t: &str, r: &Record, cx: &FormatContext) -> String {
+        Template::parse(t).unwrap_or_else(|e| panic!("{e}")).format_to_string(r, cx)
+    }
+
+    #[test]
+    fn every_placeholder() {
+        let r = record();
+        let cx = FormatContext::new("shop").with_host("db-1");
+        let none = FormatContext::default();
+        assert_eq!(fmt("{time}", &r, &cx), "2026-11-21T18:21:45.123456Z");
+        assert_eq!(fmt("{time}", &r, &cx), crate::time::rfc3339(r.time));
+        assert_eq!(fmt("{level}", &r, &cx), "ERROR");
+        assert_eq!(fmt("{target}", &r, &cx), "app::db");
+        assert_eq!(fmt("{message}", &r, &cx), "query failed");
+        assert_eq!(fmt("{fields}", &r, &cx), r#"key=value key2="two words" n=-3"#);
+        assert_eq!(fmt("{field.key2}", &r, &cx), "two words");
+        assert_eq!(fmt("{field.user}", &r, &cx), "bob");
+        assert_eq!(fmt("[{field.nope}]", &r, &cx), "[]");
+        assert_eq!(fmt("{spans}", &r, &cx), "request{id=7 user=bob}:db{table=users}");
+        assert_eq!(fmt("{file}", &r, &cx), "src/db.rs");
+        assert_eq!(fmt("{line}", &r, &cx), "42");
+        assert_eq!(fmt("{location}", &r, &cx), "src/db.rs:42");
+        assert_eq!(fmt("{module}", &r, &cx), "app::db::pool");
+        assert_eq!(fmt("{thread}", &r, &cx), "worker-1");
+        assert_eq!(fmt("{app}@{host}", &r, &cx), "shop@db-1");
+        assert_eq!(fmt("{app}@{host}", &r, &none), "@");
+        assert_eq!(fmt("{fingerprint}", &r, &cx), "00000000000000ab");
+        assert_eq!(fmt("[{suppressed}]", &r, &cx), "[]");
+
+        let mut bare = Record::new(Level::TRACE, "t", "");
+        bare.thread_name = None;
+        bare.thread_id = 12;
+        bare.suppressed = 3;
+        assert_eq!(fmt("{fields}|{spans}|{file}|{line}|{location}|{module}", &bare, &cx), "|||||");
+        assert_eq!(fmt("{thread}", &bare, &cx), "thread-12");
+        assert_eq!(fmt("{suppressed}", &bare, &cx), "(3 similar suppressed)");
+        bare.file = Some("a.rs".into());
+        assert_eq!(fmt("{location}", &bare, &cx), "a.rs");
+        for (level, s) in [
+            (Level::ERROR, "ERROR"),
+            (Level::WARN, "WARN"),
+            (Level::INFO, "INFO"),
+            (Level::DEBUG, "DEBUG"),
+            (Level::TRACE, "TRACE"),
+        ] {
+            bare.level = level;
+            assert_eq!(fmt("{level}", &bare, &cx), s);
+        }
+    }
+
+    #[test]
+    fn field_values_quoting() {
+        let mut r = Record::new(Level::INFO, "t", "m");
+        r.fields.set("empty", Value::Str(String::new()));
+        r.fields.set("eq", Value::Str("a=b".into()));
+        r.fields.set("quote", Value::Debug("\"bob\"".into()));
+        r.fields.set("nl", Value::Display("a\nb".into()));
+        r.fields.set("uni", Value::Str("日本".into()));
+        r.fields.set("f", Value::F64(1.5));
+        r.fields.set("b", Value::Bool(true));
+        r.fields.set("big", Value::U128(u128::MAX));
+        assert_eq!(
+            fmt("{fields}", &r, &FormatContext::default()),
+            r#"empty="" eq="a=b" quote="\"bob\"" nl="a\nb" uni=日本 f=1.5 b=true big=340282366920938463463374607431768211455"#
+        );
+        assert_eq!(fmt("{field.quote}", &r, &FormatContext::default()), "\"bob\"");
+    }
+
+    #[test]
+    fn field_lookup_precedence() {
+        let mut r = Record::new(Level::INFO, "t", "m");
+        r.spans = vec![
+            span("outer", &[("a", Value::Str("outer".into())), ("b", Value::Str("outer".into()))]),
+            span("inner", &[("a", Value::Str("inner".into()))]),
+        ];
+        let cx = FormatContext::default();
+        assert_eq!(fmt("{field.a} {field.b}", &r, &cx), "inner outer");
+        r.fields.set("a", Value::Str("event".into()));
+        assert_eq!(fmt("{field.a} {field.b}", &r, &cx), "event outer");
+        assert_eq!(fmt("{spans}", &r, &cx), "outer{a=outer b=outer}:inner{a=inner}");
+        r.spans.push(span("leaf", &[]));
+        assert_eq!(fmt("{spans}", &r, &cx), "outer{a=outer b=outer}:inner{a=inner}:leaf");
+    }
+
+    #[test]
+    fn width_and_alignment() {
+        let mut r = record();
+        let cx = FormatContext::default();
+        r.level = Level::WARN;
+        assert_eq!(fmt("[{level:<5}]", &r, &cx), "[WARN ]");
+        assert_eq!(fmt("[{level:>5}]", &r, &cx), "[ WARN]");
+        assert_eq!(fmt("[{level:5}]", &r, &cx), "[WARN ]");
+        assert_eq!(fmt("[{level:>2}]", &r, &cx), "[WARN]");
+        assert_eq!(fmt("[{level:<0}]", &r, &cx), "[WARN]");
+        assert_eq!(fmt("[{field.user:>6}]", &r, &cx), "[   bob]");
+        assert_eq!(fmt("[{field.nope:>3}]", &r, &cx), "[   ]");
+        assert_eq!(fmt("[{line:>4}]", &r, &cx), "[  42]");
+        // Multibyte text is padded by chars, not bytes.
+        r.message = "日本👍".into();
+        assert_eq!(fmt("[{message:<5}]", &r, &cx), "[日本👍  ]");
+        assert_eq!(fmt("[{message:>5}]", &r, &cx), "[  日本👍]");
+        // Padding after earlier output.
+        assert_eq!(fmt("é{level:>6}é", &r, &cx), "é  WARNé");
+        assert_eq!(fmt("{message:>1024}", &r, &cx).chars().count(), 1024);
+    }
+
+    #[test]
+    fn literal_braces_and_text() {
+        let r = record();
+        let cx = FormatContext::default();
+        assert_eq!(fmt("{{}}", &r, &cx), "{}");
+        assert_eq!(fmt("{{level}}", &r, &cx), "{level}");
+        assert_eq!(fmt("{{{level}}}", &r, &cx), "{ERROR}");
+        assert_eq!(fmt("", &r, &cx), "");
+        assert_eq!(fmt("plain 日本 text", &r, &cx), "plain 日本 text");
+        let t = Template::parse("a {level} b").unwrap();
+        assert_eq!(t.source(), "a {level} b");
+        let t2: Template = "a {level} b".parse().unwrap();
+        assert_eq!(t, t2);
+        // Appends to what `out` holds.
+        let mut out = String::from(">");
+        t.format(&r, &cx, &mut out);
+        assert_eq!(out, ">a ERROR b");
+    }
+
+    #[test]
+    fn errors() {
+        let e = Template::parse("{time} {lvl}").unwrap_err();
+        assert_eq!(e, TemplateError { offset: 7, kind: TemplateErrorKind::UnknownPlaceholder("lvl".into()) });
+        assert_eq!(
+            e.to_string(),
+            "template error at byte 7: unknown placeholder {lvl}; expected one of time, level, target, message, \
+             fields, field.NAME, spans, file, line, location, module, thread, app, host, fingerprint, suppressed"
+        );
+        let cases: &[(&str, usize, TemplateErrorKind, &str)] = &[
+            (
+                "abc {level",
+                4,
+                TemplateErrorKind::Unclosed,
+                "template error at byte 4: unclosed '{' (write '{{' for a literal brace)",
+            ),
+            ("{time {level}", 0, TemplateErrorKind::Unclosed, "template error at byte 0: unclosed '{'"),
+            (
+                "a } b",
+                2,
+                TemplateErrorKind::StrayClose,
+                "template error at byte 2: unmatched '}' (write '}}' for a literal brace)",
+            ),
+            (
+                "x{}",
+                1,
+                TemplateErrorKind::Empty,
+                "template error at byte 1: empty placeholder {}; expected one of time,",
+            ),
+            ("{:<5}", 0, TemplateErrorKind::Empty, "template error at byte 0: empty placeholder {}"),
+            (
+                "{level:^5}",
+                0,
+                TemplateErrorKind::BadSpec("^5".into()),
+                "template error at byte 0: bad width spec \"^5\"; expected <N, >N or N with N at most 1024",
+            ),
+            ("{level:}", 0, TemplateErrorKind::BadSpec("".into()), "template error at byte 0: bad width spec \"\""),
+            ("{level:<}", 0, TemplateErrorKind::BadSpec("<".into()), "bad width spec \"<\""),
+            ("{level:<-1}", 0, TemplateErrorKind::BadSpec("<-1".into()), "bad width spec"),
+            ("{level:>1025}", 0, TemplateErrorKind::BadSpec(">1025".into()), "bad width spec"),
+            (
+                "{level:>99999999999999999999999}",
+                0,
+                TemplateErrorKind::BadSpec(">99999999999999999999999".into()),
+                "bad width spec",
+            ),
+            (
+                "日本{field.}",
+                6,
+                TemplateErrorKind::EmptyFieldName,
+                "template error at byte 6: empty field name in {field.}; write {field.NAME}",
+            ),
+            ("{field}", 0, TemplateErrorKind::UnknownPlaceholder("field".into()), "unknown placeholder {field};"),
+            ("{ level }", 0, TemplateErrorKind::UnknownPlaceholder(" level ".into()), "unknown placeholder { level };"),
+        ];
+        for (src, offset, kind, msg) in cases {
+            let e = Template::parse(src).unwrap_err();
+            assert_eq!((e.offset, &e.kind), (*offset, kind), "{src}");
+            assert!(e.to_string().contains(msg), "{src}: {e}");
+            let e2: Result<Template, _> = src.parse();
+            assert_eq!(e2.unwrap_err(), e);
+        }
+        let boxed: Box<dyn Error + Send + Sync> = Box::new(Template::parse("}").unwrap_err());
+        assert!(boxed.to_string().contains("byte 0"));
+    }
+
+    #[test]
+    fn default_format() {
+        let r = record();
+        let mut r2 = r.clone();
+        r2.suppressed = 3;
+        r2.spans.truncate(1);
+        r2.spans[0] = span("request", &[("id", Value::U64(7))]);
+        let cx = FormatContext::default();
+        assert_eq!(
+            DefaultFormat.format_to_string(&r, &cx),
+            r#"2026-11-21T18:21:45.123456Z ERROR app::db: query failed key=value key2="two words" n=-3 [request{id=7 user=bob}:db{table=users}]"#
+        );
+        assert_eq!(
+            DefaultFormat.format_to_string(&r2, &FormatContext::new("shop")),
+            r#"[shop] 2026-11-21T18:21:45.123456Z ERROR app::db: query failed key=value key2="two words" n=-3 [request{id=7}] (3 similar suppressed)"#
+        );
+        let mut bare = Record::new(Level::INFO, "app", "line one\nline two");
+        bare.time = UNIX_EPOCH;
+        assert_eq!(
+            DefaultFormat.format_to_string(&bare, &cx),
+            "1970-01-01T00:00:00.000000Z INFO app: line one\nline two"
+        );
+        bare.message.clear();
+        bare.fields.set("k", Value::Bool(false));
+        assert_eq!(DefaultFormat.format_to_string(&bare, &cx), "1970-01-01T00:00:00.000000Z INFO app: k=false");
+        bare.fields = Fields::new();
+        bare.suppressed = 1;
+        assert_eq!(
+            DefaultFormat.format_to_string(&bare, &cx),
+            "1970-01-01T00:00:00.000000Z INFO app: (1 similar suppressed)"
+        );
+    }
+
+    #[test]
+    fn closures_and_trait_objects() {
+        let r = record();
+        let cx = FormatContext::new("shop");
+        let f = |r: &Record, cx: &FormatContext| format!("{}:{}", cx.app.as_deref().unwrap_or("-"), r.message);
+        assert_eq!(f.format_to_string(&r, &cx), "shop:query failed");
+        let mut out = String::from("> ");
+        f.format(&r, &cx, &mut out);
+        assert_eq!(out, "> shop:query failed");
+        let formats: Vec<Box<dyn Format>> =
+            vec![Box::new(f), Box::new(DefaultFormat), Box::new(Template::parse("{level}").unwrap())];
+        let texts: Vec<String> = formats.iter().map(|f| f.format_to_string(&r, &cx)).collect();
+        assert_eq!(texts[0], "shop:query failed");
+        assert!(texts[1].starts_with("[shop] 2026-11-21T18:21:45.123456Z ERROR"));
+        assert_eq!(texts[2], "ERROR");
+    }
+
+    #[test]
+    fn local_host_is_trimmed() {
+        if let Some(h) = FormatContext::local_host() {
+            assert!(!h.is_empty());
+            assert_eq!(h.trim(), h);
+        }
+    }
+
+    #[test]
+    fn every_template_formats_without_panic() {
+        let r = record();
+        let cx = FormatContext::new("a");
+        let all = "{time}{level}{target}{message}{fields}{field.x}{spans}{file}{line}{location}{module}{thread}\
+                   {app}{host}{fingerprint}{suppressed}";
+        let t = Template::parse(all).unwrap();
+        assert!(!t.format_to_string(&r, &cx).is_empty());
+        // Any source either parses or gives an error whose offset is in the source.
+        let parts = ["{", "}", "level", ":", "<", ">", "5", "field.", "日", "x", "{{", "}}"];
+        let mut seed = 0x1234_5678_9abc_def0u64;
+        for _ in 0..3000 {
+            let mut src = String::new();
+            for _ in 0..(seed % 8) {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                src.push_str(parts[(seed % parts.len() as u64) as usize]);
+            }
+            seed = seed.wrapping_add(0x9e37_79b9);
+            match Template::parse(&src) {
+                Ok(t) => {
+                    let _ = t.format_to_string(&r, &cx);
+                }
+                Err(e) => assert!(e.offset < src.len() && src.is_char_boundary(e.offset), "{src:?} {e}"),
+            }
+        }
+    }
+}
