@@ -14,7 +14,7 @@ use std::time::SystemTime;
 
 use tracing_core::field::{Field, Visit};
 use tracing_core::span::{Attributes, Id, Record as SpanValues};
-use tracing_core::{Event, Level, Subscriber};
+use tracing_core::{Event, Level, Metadata, Subscriber};
 use tracing_log::NormalizeEvent;
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
@@ -33,6 +33,29 @@ thread_local! {
     );
     static SUPPRESS: Cell<u32> = const { Cell::new(0) };
     static LOG_CONTEXT: RefCell<Option<LogContext>> = const { RefCell::new(None) };
+    /// Fingerprints of recently seen callsites, keyed by metadata address and salt hash.
+    static FINGERPRINTS: RefCell<[(usize, u64, Fingerprint); 64]> =
+        const { RefCell::new([(0, 0, Fingerprint(0)); 64]) };
+}
+
+/// The fingerprint of a tracing callsite (whose metadata is `'static` and unique), computed
+/// once per thread and callsite rather than per event.
+fn callsite_fingerprint(meta: &'static Metadata<'static>, salt: &[u8]) -> Fingerprint {
+    let compute = || Fingerprint::compute(*meta.level(), meta.target(), meta.file(), meta.line(), salt);
+    let key = meta as *const Metadata<'static> as usize;
+    let salt_key = Fingerprint::compute(Level::TRACE, "", None, None, salt).0;
+    FINGERPRINTS
+        .try_with(|cache| {
+            let Ok(mut cache) = cache.try_borrow_mut() else { return compute() };
+            let slot = &mut cache[(key >> 4) % 64];
+            if slot.0 == key && slot.1 == salt_key {
+                return slot.2;
+            }
+            let fp = compute();
+            *slot = (key, salt_key, fp);
+            fp
+        })
+        .unwrap_or_else(|_| compute())
 }
 
 /// The current thread's name and watchbell's process-unique number for it.
@@ -227,9 +250,13 @@ where
         None => Vec::new(),
     };
     let (thread_name, thread_id) = current_thread();
+    let fingerprint = match normalized {
+        None => callsite_fingerprint(meta, salt),
+        Some(_) => Fingerprint::compute(level, &target, file.as_deref(), line, salt),
+    };
     Record {
         time,
-        fingerprint: Fingerprint::compute(level, &target, file.as_deref(), line, salt),
+        fingerprint,
         level,
         target,
         module,

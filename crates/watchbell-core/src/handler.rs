@@ -64,20 +64,28 @@ pub struct Stats {
 }
 
 impl fmt::Display for Stats {
+    /// `name: accepted 10, delivered 9, retried 2, ...`, leaving out counters that are zero.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}: accepted {}, delivered {}, retried {}, dropped {}, failed {}, panicked {}, suppressed {}, queued {}",
-            self.name,
-            self.accepted,
-            self.delivered,
-            self.retried,
-            self.dropped,
-            self.failed,
-            self.panicked,
-            self.suppressed,
-            self.queued
-        )?;
+        let counters = [
+            ("accepted", self.accepted),
+            ("delivered", self.delivered),
+            ("retried", self.retried),
+            ("dropped", self.dropped),
+            ("failed", self.failed),
+            ("panicked", self.panicked),
+            ("suppressed", self.suppressed),
+            ("notices", self.notices),
+            ("queued", self.queued),
+        ];
+        write!(f, "{}:", self.name)?;
+        let mut any = false;
+        for (label, v) in counters.iter().filter(|(_, v)| *v > 0) {
+            write!(f, "{} {label} {v}", if any { "," } else { "" })?;
+            any = true;
+        }
+        if !any {
+            f.write_str(" nothing yet")?;
+        }
         if let Some(e) = &self.last_error {
             write!(f, " (last error: {e})")?;
         }
