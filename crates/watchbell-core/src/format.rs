@@ -25,7 +25,6 @@ use std::fmt::{self, Write as _};
 use std::str::FromStr;
 
 use crate::record::{Fields, Record, SpanRecord, Value};
-use crate::time::UtcTime;
 
 /// Turns a record into text for a sink.
 ///
@@ -415,18 +414,7 @@ fn write_kind(out: &mut String, kind: &Kind, record: &Record, cx: &FormatContext
 
 /// RFC 3339 UTC with microseconds, as [`crate::time::rfc3339`] writes it, without allocating.
 fn write_time(out: &mut String, record: &Record) {
-    let u = UtcTime::from_system_time(record.time);
-    let _ = write!(
-        out,
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-        u.year,
-        u.month,
-        u.day,
-        u.hour,
-        u.minute,
-        u.second,
-        u.nanos / 1000
-    );
+    let _ = crate::time::write_rfc3339(out, record.time);
 }
 
 fn write_suppressed(out: &mut String, n: u64) {

@@ -94,8 +94,16 @@ impl UtcTime {
 
 /// `2026-11-21T18:21:45.123456Z`: RFC 3339, UTC, microseconds.
 pub fn rfc3339(t: SystemTime) -> String {
+    let mut s = String::with_capacity(27);
+    let _ = write_rfc3339(&mut s, t);
+    s
+}
+
+/// Writes `t` as [`rfc3339`] does, without allocating.
+pub fn write_rfc3339(out: &mut impl std::fmt::Write, t: SystemTime) -> std::fmt::Result {
     let u = UtcTime::from_system_time(t);
-    format!(
+    write!(
+        out,
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
         u.year,
         u.month,
