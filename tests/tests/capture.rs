@@ -23,7 +23,8 @@ struct Wrapped(#[allow(dead_code)] u32);
 #[test]
 fn typed_fields_and_span_stack() {
     let got = TestLayer::new();
-    let sub = tracing_subscriber::registry().with(layer_at(&got, Level::INFO));
+    let filter = LayerFilter::new(Level::INFO).span_level(LevelFilter::TRACE);
+    let sub = tracing_subscriber::registry().with(CaptureLayer::new(got.handler()).filtered(filter));
     tracing::subscriber::with_default(sub, || {
         let outer = info_span!("request", id = 7u64, path = "/pay", user = tracing::field::Empty);
         let _o = outer.enter();
@@ -85,6 +86,24 @@ fn typed_fields_and_span_stack() {
             + std::time::Duration::from_micros(r.time.duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as u64)
     );
     assert_eq!(back.fingerprint, r.fingerprint);
+}
+
+#[test]
+fn debug_spans_are_recorded_only_when_asked() {
+    let got = TestLayer::new();
+    let sub = tracing_subscriber::registry().with(layer_at(&got, Level::WARN));
+    tracing::subscriber::with_default(sub, || {
+        let _r = info_span!("request", id = 1).entered();
+        let _d = tracing::debug_span!("detail", step = 2).entered();
+        warn!("inside both");
+    });
+    let spans: Vec<_> = got.records()[0].spans.iter().map(|s| s.name.to_string()).collect();
+    assert_eq!(spans, ["request"], "INFO spans by default, not DEBUG ones");
+    // The default keeps tracing's global maximum level where the WARN layer and INFO spans put it.
+    let hint = <LayerFilter as tracing_subscriber::layer::Filter<tracing_subscriber::Registry>>::max_level_hint(
+        &LayerFilter::new(Level::WARN),
+    );
+    assert_eq!(hint, Some(LevelFilter::INFO));
 }
 
 #[test]

@@ -14,8 +14,11 @@ use tracing_subscriber::layer::{Context, Filter};
 /// application's other layers keep seeing every event they want.
 ///
 /// - Events pass when their level is at least `level` and their target passes the target rules.
-/// - Spans pass when their level is at least `span_level` (default: every span), so that the
-///   fields of an `INFO` span are known when an `ERROR` event happens inside it.
+/// - Spans pass when their level is at least `span_level` (default `INFO`), so that the fields
+///   of an `INFO` span (a request, a job) are known when an `ERROR` event happens inside it.
+///   `DEBUG` and `TRACE` spans are not recorded unless `span_level` says so: recording them would
+///   raise tracing's global maximum level to `TRACE` and make every `debug!`/`trace!` callsite
+///   in the program cost an interest lookup, even where no layer wants them.
 /// - Target rules match whole path segments: `"hyper"` matches `hyper` and `hyper::client`, not
 ///   `hyperx`. A target must match an `allow` rule (when there are any) and no `deny` rule.
 ///
@@ -51,7 +54,7 @@ impl LayerFilter {
 
     /// From a [`LevelFilter`] (`LevelFilter::OFF` captures nothing).
     pub fn from_level_filter(level: LevelFilter) -> Self {
-        LayerFilter { level, span_level: LevelFilter::TRACE, allow: Arc::from([]), deny: Arc::from([]) }
+        LayerFilter { level, span_level: LevelFilter::INFO, allow: Arc::from([]), deny: Arc::from([]) }
     }
 
     /// Only spans at `level` or more severe are recorded for their fields.
