@@ -133,6 +133,8 @@ struct FieldVisitor<'a> {
     fields: &'a mut Fields,
     message: Option<&'a mut String>,
     skip_log_fields: bool,
+    /// Whether a name may already be present (span updates); an event's names are unique.
+    dedupe: bool,
 }
 
 impl FieldVisitor<'_> {
@@ -152,7 +154,11 @@ impl FieldVisitor<'_> {
                 return;
             }
         }
-        self.fields.set(Cow::Borrowed(name), value);
+        if self.dedupe {
+            self.fields.set(Cow::Borrowed(name), value);
+        } else {
+            self.fields.push_unique(Cow::Borrowed(name), value);
+        }
     }
 }
 
@@ -217,6 +223,7 @@ where
         fields: &mut fields,
         message: Some(&mut message),
         skip_log_fields: normalized.is_some(),
+        dedupe: false,
     });
     let (target, module, file, line, origin): (Str, Option<Str>, Option<Str>, Option<u32>, Origin) = match &normalized {
         Some(n) => {
@@ -283,7 +290,7 @@ where
     }
     let meta = span.metadata();
     let mut fields = Fields::new();
-    attrs.record(&mut FieldVisitor { fields: &mut fields, message: None, skip_log_fields: false });
+    attrs.record(&mut FieldVisitor { fields: &mut fields, message: None, skip_log_fields: false, dedupe: false });
     let data = SpanData(Arc::new(SpanRecord {
         name: Cow::Borrowed(meta.name()),
         target: Cow::Borrowed(meta.target()),
@@ -303,7 +310,12 @@ where
     let mut ext = span.extensions_mut();
     if let Some(data) = ext.get_mut::<SpanData>() {
         let rec = Arc::make_mut(&mut data.0);
-        values.record(&mut FieldVisitor { fields: &mut rec.fields, message: None, skip_log_fields: false });
+        values.record(&mut FieldVisitor {
+            fields: &mut rec.fields,
+            message: None,
+            skip_log_fields: false,
+            dedupe: true,
+        });
     }
 }
 

@@ -318,6 +318,7 @@ impl<K: Sink> DeliveryBuilder<K> {
             counters: Counters::default(),
             last_error: Mutex::new(None),
             reported: Mutex::new(HashSet::new()),
+            epoch: Instant::now(),
             config: self.config,
         });
         let worker_shared = Arc::clone(&shared);
@@ -395,6 +396,8 @@ struct Shared {
     counters: Counters,
     last_error: Mutex<Option<String>>,
     reported: Mutex<HashSet<String>>,
+    /// A fixed instant, the arrival time of records when batch_wait is zero.
+    epoch: Instant,
     config: Config,
 }
 
@@ -549,7 +552,9 @@ impl DeliveryHandle {
         st.next_seq += 1;
         st.records += n;
         st.bytes += bytes;
-        st.queue.push_back(Item { seq, batch, bytes, at: Instant::now() });
+        // The arrival time only matters for batch_wait: skip the clock read when it is zero.
+        let at = if cfg.batch_wait.is_zero() { sh.epoch } else { Instant::now() };
+        st.queue.push_back(Item { seq, batch, bytes, at });
         sh.counters.accepted.fetch_add(n as u64, Relaxed);
         sh.wake_worker(&st);
         drop(st);

@@ -190,6 +190,12 @@ impl Fields {
         }
     }
 
+    /// Appends without looking for an earlier value of the same name: for callers that know
+    /// the names are unique (a tracing event's fields are).
+    pub fn push_unique(&mut self, name: impl Into<Str>, value: Value) {
+        self.0.push((name.into(), value));
+    }
+
     /// The value of `name`, if recorded.
     pub fn get(&self, name: &str) -> Option<&Value> {
         self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v)
