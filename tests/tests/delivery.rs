@@ -375,3 +375,16 @@ fn dropping_every_handle_delivers_the_queue_and_stops_the_worker() {
     let reqs = fake.wait_for_requests(1, Duration::from_secs(10));
     assert_eq!(messages(&received_records(&reqs)), ["queued when the layer goes away"]);
 }
+
+#[test]
+fn a_one_megabyte_multibyte_message_arrives_intact() {
+    let fake = FakeHttp::start();
+    let d = Delivery::builder("collector", NdjsonSink::new(fake.url())).spawn().unwrap();
+    let huge: String = "日本語 👍 \"quoted\" <b>&amp;</b>\r\n\u{0}".repeat(30_000);
+    assert!(huge.len() > 1_000_000);
+    d.handle(rec(&huge));
+    assert!(d.flush(Instant::now() + Duration::from_secs(20)).is_complete());
+    let got = received_records(&fake.requests());
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0]["message"].as_str().unwrap(), huge);
+}
