@@ -248,3 +248,72 @@ impl Handler for FanOut {
         }
     }
 }
+
+/// Passes on only the records a predicate accepts (for example one webhook's set of levels);
+/// batches keep their reason and lose the records that do not match (an empty batch is not
+/// passed on).
+///
+/// ```
+/// use std::sync::Arc;
+/// use watchbell_core::handler::Select;
+/// use watchbell_core::{Handler, Level, Record};
+/// # struct Null;
+/// # impl Handler for Null { fn handle(&self, _: Record) {} }
+/// let errors_only = Select::new(Null, |r: &Record| r.level == Level::ERROR);
+/// errors_only.handle(Record::new(Level::WARN, "app", "not passed on"));
+/// ```
+pub struct Select<H> {
+    inner: H,
+    accept: Box<dyn Fn(&Record) -> bool + Send + Sync>,
+}
+
+impl<H> fmt::Debug for Select<H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Select").finish_non_exhaustive()
+    }
+}
+
+impl<H: Handler> Select<H> {
+    /// Records for which `accept` is true go to `inner`.
+    pub fn new(inner: H, accept: impl Fn(&Record) -> bool + Send + Sync + 'static) -> Self {
+        Select { inner, accept: Box::new(accept) }
+    }
+
+    /// Records whose level is one of `levels` go to `inner`.
+    pub fn levels(inner: H, levels: impl IntoIterator<Item = tracing_core::Level>) -> Self {
+        let levels: Vec<tracing_core::Level> = levels.into_iter().collect();
+        Self::new(inner, move |r| levels.contains(&r.level))
+    }
+
+    /// The wrapped handler.
+    pub fn inner(&self) -> &H {
+        &self.inner
+    }
+}
+
+impl<H: Handler> Handler for Select<H> {
+    fn handle(&self, record: Record) {
+        if (self.accept)(&record) {
+            self.inner.handle(record);
+        }
+    }
+
+    fn handle_batch(&self, mut batch: Batch) {
+        batch.records.retain(|r| (self.accept)(r));
+        if !batch.records.is_empty() {
+            self.inner.handle_batch(batch);
+        }
+    }
+
+    fn flush(&self, deadline: Instant) -> Flushed {
+        self.inner.flush(deadline)
+    }
+
+    fn shutdown(&self, deadline: Instant) -> Flushed {
+        self.inner.shutdown(deadline)
+    }
+
+    fn stats(&self, out: &mut Vec<Stats>) {
+        self.inner.stats(out)
+    }
+}

@@ -29,6 +29,8 @@
 
 pub mod collector;
 pub mod http;
+pub mod slack;
+pub mod telegram;
 
 use std::fmt;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};

@@ -13,9 +13,11 @@
 //! | (always) | [`watchbell_core`] as [`core`] | records, capture, filters, rate limit, delivery, guards, formats, redaction |
 //! | `log` (default) | `watchbell-log` as `log` | the `log` bridge and a direct `log` logger |
 //! | `http` | `watchbell-core/http` | the HTTP transport, for writing HTTP sinks of your own |
+//! | `slack` | `watchbell-slack` as `slack` | Slack incoming webhooks, several webhooks each with its own levels |
+//! | `telegram` | `watchbell-telegram` as `telegram` | Telegram Bot API `sendMessage` to chats, channels and forum topics |
 //!
-//! Destination sinks (Slack, Telegram, SMS, mail, HTTP collectors, syslog, files,
-//! fingers-crossed, tickets) join as features of the same names as their crates land.
+//! The other destinations (SMS, mail, HTTP collectors, syslog, files, fingers-crossed, tickets)
+//! join as features of the same names as their crates land.
 //!
 //! ```
 //! use std::time::Duration;
@@ -41,6 +43,10 @@
 pub use watchbell_core as core;
 #[cfg(feature = "log")]
 pub use watchbell_log as log;
+#[cfg(feature = "slack")]
+pub use watchbell_slack as slack;
+#[cfg(feature = "telegram")]
+pub use watchbell_telegram as telegram;
 
 /// The names most setups use.
 pub mod prelude {

@@ -1,0 +1,2 @@
+//! watchbell-slack (being written)
+#![deny(missing_docs)]

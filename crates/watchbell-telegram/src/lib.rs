@@ -1,0 +1,2 @@
+//! watchbell-telegram (being written)
+#![deny(missing_docs)]

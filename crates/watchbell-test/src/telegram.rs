@@ -1,0 +1,1 @@
+//! A fake of the Telegram API (being written).
