@@ -311,6 +311,61 @@ fn pace_coalesces_bursts() {
 }
 
 #[test]
+fn retries_keep_the_pace() {
+    let fake = FakeHttp::start();
+    fake.push(Reply::status(503));
+    let d = Delivery::builder("collector", NdjsonSink::new(fake.url()))
+        .pace(Duration::from_millis(500))
+        .retry(fast_retry())
+        .spawn()
+        .unwrap();
+    d.handle(rec("paced retry"));
+    assert!(d.flush(Instant::now() + Duration::from_secs(10)).is_complete());
+    let reqs = fake.requests();
+    assert_eq!(reqs.len(), 2);
+    let gap = reqs[1].received_at.duration_since(reqs[0].received_at);
+    assert!(gap >= Duration::from_millis(500), "a 20 ms backoff must still wait for the 500 ms pace: {gap:?}");
+}
+
+#[test]
+fn one_client_serves_several_workers() {
+    // Clones of one HttpClient in two deliveries: each worker thread keeps its own connection
+    // pool (a pooled connection belongs to the runtime that opened it), so one worker ending does
+    // not leave the other holding connections of a dropped runtime.
+    let fake = FakeHttp::start();
+    let client = watchbell_core::http::HttpClient::builder().build().unwrap();
+    let url = fake.url();
+    let make = |name: &str| {
+        let client = client.clone();
+        let url = url.clone();
+        Delivery::builder(name, move |b: &Batch| {
+            let req = client.request(watchbell_core::http::Method::POST, &url).body(b.records[0].message.clone());
+            match client.send(req, &url) {
+                Ok(r) => r.outcome("fake"),
+                Err(e) => e.outcome(),
+            }
+        })
+        .retry(Retry::none())
+        .spawn()
+        .unwrap()
+    };
+    let a = make("a");
+    let b = make("b");
+    a.handle(rec("a1"));
+    b.handle(rec("b1"));
+    assert!(a.flush(Instant::now() + Duration::from_secs(10)).is_complete());
+    assert!(b.flush(Instant::now() + Duration::from_secs(10)).is_complete());
+    let _ = a.shutdown(Instant::now() + Duration::from_secs(5));
+    drop(a);
+    for i in 0..5 {
+        b.handle(rec(&format!("b after a is gone {i}")));
+        assert!(b.flush(Instant::now() + Duration::from_secs(10)).is_complete());
+    }
+    let s = b.snapshot();
+    assert_eq!((s.delivered, s.failed), (6, 0), "{s:?}");
+}
+
+#[test]
 fn works_inside_a_multi_thread_tokio_runtime() {
     let fake = FakeHttp::start();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();

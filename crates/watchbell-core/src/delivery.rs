@@ -277,8 +277,10 @@ impl<K: Sink> DeliveryBuilder<K> {
         self
     }
 
-    /// The least time between two deliveries (a provider's pace, such as Slack's one message
-    /// per second per webhook). Records arriving meanwhile coalesce into the next batch.
+    /// The least time between two calls of the sink (a provider's pace, such as Slack's one
+    /// message per second per webhook): deliveries, retries and notices alike. Records arriving
+    /// meanwhile coalesce into the next batch. A sink that sends several requests for one batch
+    /// paces those itself.
     pub fn pace(mut self, d: Duration) -> Self {
         self.config.pace = d;
         self
@@ -680,6 +682,11 @@ fn next_batch(sh: &Shared, last_delivery: Option<Instant>) -> Option<Batch> {
     }
 }
 
+/// How long until the pace allows the next request.
+fn pace_remaining(pace: Duration, last: Option<Instant>) -> Duration {
+    last.map_or(Duration::ZERO, |t| (t + pace).saturating_duration_since(Instant::now()))
+}
+
 /// Waits on the worker's condvar for `delay`; false if the delivery is being abandoned or the
 /// shutdown deadline comes first (then waiting is pointless).
 fn retry_wait(sh: &Shared, delay: Duration) -> bool {
@@ -767,6 +774,8 @@ fn deliver_with_retry<K: Sink>(
                     return any;
                 }
                 c.retried.fetch_add(1, Relaxed);
+                // A retry is a request like any other: it keeps the pace too.
+                let delay = delay.max(pace_remaining(cfg.pace, *last_delivery));
                 if !retry_wait(sh, delay) {
                     c.dropped.fetch_add(n, Relaxed);
                     return any;
@@ -813,7 +822,9 @@ fn announce_losses<K: Sink>(sh: &Shared, sink: &mut K, last_delivery: &mut Optio
     if let Some(r) = &sh.config.redactor {
         r.redact_batch(&mut b);
     }
-    let delivered = matches!(catch_unwind(AssertUnwindSafe(|| sink.deliver(&b))), Ok(Outcome::Delivered));
+    // The notice keeps the pace as well.
+    let delivered = retry_wait(sh, pace_remaining(sh.config.pace, *last_delivery))
+        && matches!(catch_unwind(AssertUnwindSafe(|| sink.deliver(&b))), Ok(Outcome::Delivered));
     *last_delivery = Some(Instant::now());
     if delivered {
         sh.counters.notices.fetch_add(1, Relaxed);

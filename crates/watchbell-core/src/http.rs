@@ -13,6 +13,8 @@
 //! contain the URL (where tokens live), only [`redact_url`]'s form of it.
 
 use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::thread::ThreadId;
 use std::time::{Duration, SystemTime};
 
 use crate::delivery::Outcome;
@@ -168,25 +170,40 @@ impl HttpClientBuilder {
         self
     }
 
-    /// Builds the client (it connects lazily, on watchbell's runtime).
-    pub fn build(self) -> Result<HttpClient, String> {
-        let client = reqwest::Client::builder()
+    fn client(&self) -> Result<reqwest::Client, String> {
+        reqwest::Client::builder()
             .timeout(self.timeout)
             .connect_timeout(self.connect_timeout)
-            .user_agent(self.user_agent)
+            .user_agent(self.user_agent.clone())
             .pool_idle_timeout(Duration::from_secs(60))
             .build()
-            .map_err(|e| format!("cannot build the HTTP client: {}", e.without_url()))?;
-        Ok(HttpClient { client, allow_plain_http: self.allow_plain_http })
+            .map_err(|e| format!("cannot build the HTTP client: {}", e.without_url()))
+    }
+
+    /// Builds the client (it connects lazily, on watchbell's runtime).
+    pub fn build(self) -> Result<HttpClient, String> {
+        // Fail at build time if the client cannot be made at all (a TLS set-up problem).
+        let first = self.client()?;
+        Ok(HttpClient { clients: Arc::new(Mutex::new(vec![(None, first)])), config: self })
     }
 }
 
+/// A reqwest client and the thread it belongs to (`None`: not yet claimed).
+type ThreadClient = (Option<ThreadId>, reqwest::Client);
+
 /// An HTTP client for sinks. Call [`send`](HttpClient::send) only on a delivery worker (it
 /// runs the request on that thread's watchbell runtime).
+///
+/// Clones share configuration, and each thread that sends gets a connection pool of its own:
+/// a pooled connection belongs to the runtime that opened it, and every delivery worker has its
+/// own runtime, so one worker must never pick up a connection another worker's (possibly
+/// finished) runtime drives.
 #[derive(Clone, Debug)]
 pub struct HttpClient {
-    client: reqwest::Client,
-    allow_plain_http: bool,
+    /// One reqwest client per sending thread; the first is made at build time and given to the
+    /// first thread that sends.
+    clients: Arc<Mutex<Vec<ThreadClient>>>,
+    config: HttpClientBuilder,
 }
 
 impl HttpClient {
@@ -203,12 +220,30 @@ impl HttpClient {
     /// Checks that `url` is absolute http(s) and allowed by the plain-HTTP policy. Sink
     /// builders call it so that a bad URL is a build-time error.
     pub fn check_url(&self, url: &str) -> Result<(), String> {
-        check_url(url, self.allow_plain_http)
+        check_url(url, self.config.allow_plain_http)
     }
 
-    /// A request builder for `method` and `url`.
+    /// The current thread's reqwest client.
+    fn thread_client(&self) -> reqwest::Client {
+        let me = std::thread::current().id();
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, c)) = clients.iter().find(|(t, _)| *t == Some(me)) {
+            return c.clone();
+        }
+        if let Some(slot) = clients.iter_mut().find(|(t, _)| t.is_none()) {
+            slot.0 = Some(me);
+            return slot.1.clone();
+        }
+        // The configuration built once already; building again the same way does not fail in
+        // practice, and if it did, the first client is still a working (shared) fallback.
+        let c = self.config.client().unwrap_or_else(|_| clients[0].1.clone());
+        clients.push((Some(me), c.clone()));
+        c
+    }
+
+    /// A request builder for `method` and `url`, on the current thread's client.
     pub fn request(&self, method: Method, url: &str) -> RequestBuilder {
-        self.client.request(method, url)
+        self.thread_client().request(method, url)
     }
 
     /// Sends a request built with [`request`](HttpClient::request) and reads the response

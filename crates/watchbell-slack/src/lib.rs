@@ -1,2 +1,543 @@
-//! watchbell-slack (being written)
+//! # watchbell-slack
+//!
+//! A `tracing` layer that alerts to Slack through incoming webhooks: several webhooks, each with
+//! its own set of levels (a record goes to every webhook whose levels include it), delivered on
+//! watchbell's own threads, paced to Slack's one message per second per webhook, retried, rate
+//! limited per callsite, and never slowing the application.
+//!
+//! ```no_run
+//! use tracing_subscriber::prelude::*;
+//! use watchbell_slack::{SlackLayer, Webhook};
+//! use watchbell_core::Level;
+//!
+//! let (layer, guard) = SlackLayer::builder()
+//!     .app("billing")
+//!     .environment("prod")
+//!     // Errors to the on-call channel, warnings and errors to the team's channel.
+//!     .webhook(Webhook::new("https://hooks.slack.com/services/T000/B000/XXXX").levels([Level::ERROR]))
+//!     .webhook(
+//!         Webhook::new("https://hooks.slack.com/services/T000/B111/YYYY")
+//!             .name("team")
+//!             .levels([Level::ERROR, Level::WARN])
+//!             .username("billing-bot")
+//!             .icon_emoji(":rotating_light:"),
+//!     )
+//!     .build()
+//!     .expect("valid Slack configuration");
+//! tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer)).expect("the only subscriber");
+//!
+//! tracing::error!(invoice = 1042, error = "card declined", "payment failed");
+//! // At exit: deliver what is queued, waiting at most 5 s (dropping the guard does the same).
+//! guard.shutdown(std::time::Duration::from_secs(5));
+//! ```
+//!
+//! ## Several webhooks
+//!
+//! Add one [`Webhook`] per destination with [`SlackBuilder::webhook`]. Each has its own
+//! [`levels`](Webhook::levels) (default: ERROR and WARN), its own delivery queue and pace (a slow
+//! or failing webhook never holds the others up), and the legacy overrides `channel`, `username`
+//! and `icon_emoji` (coaster's `LOG_SLACK_WEBHOOKS = [{levelnames, url, channel?, username?,
+//! icon_emoji?}]`; Slack apps' webhooks ignore these three). The layer captures events down to
+//! the most verbose level any webhook wants. Give webhooks a [`name`](Webhook::name): it names
+//! their [`Stats`](watchbell_core::Stats) (`slack-<name>`) and the [`RenderContext`].
+//!
+//! ## The default message
+//!
+//! ```json
+//! {"text": "*ERROR* in billing (prod): payment failed",
+//!  "attachments": [{"color": "#E01E5A", "blocks": [
+//!    {"type": "section", "text": {"type": "mrkdwn", "text": ":red_circle: *ERROR* in billing (prod): payment failed"}},
+//!    {"type": "section", "text": {"type": "mrkdwn", "text": "```\ninvoice       1042\nrequest.id    7\n```"}},
+//!    {"type": "section", "text": {"type": "mrkdwn", "text": "```\nerror: card declined\n```"}},
+//!    {"type": "context", "elements": [{"type": "mrkdwn", "text": "`billing::pay` · `src/pay.rs:42` · <!date^…|2026-…Z> · :mute: 3 similar suppressed"}]}]}]}
+//! ```
+//!
+//! - `text` is the notification fallback, `*LEVEL* in app: message` (cut to 3,000 chars).
+//! - The level is shown by the colour bar of a legacy `attachments` entry wrapping the blocks
+//!   (Block Kit has no colour of its own) and by an emoji.
+//! - The event's fields and span fields (`span.field`) form a compact table in a code block;
+//!   the fields `error`, `error.sources` and `backtrace` go into a code block of their own.
+//! - The context line has the target, `file:line`, the time (Slack shows it in the reader's
+//!   time zone, with the RFC 3339 time as fallback) and "N similar suppressed" when the rate
+//!   limit withheld records of the same callsite before this one. Counts still pending at
+//!   flush or shutdown arrive as the last withheld record itself, marked "N similar suppressed,
+//!   the last one shown".
+//! - Every piece of log text is escaped (`&` `<` `>`, so `<!channel>` in a message pings
+//!   nobody); code blocks hold raw text (still `&<>`-escaped, and a ```` ``` ```` in the text is
+//!   broken with a zero-width space so it cannot end the block); message text outside code
+//!   blocks may still be shown bold/italic by Slack's `*`/`_` (mrkdwn has no escape for them).
+//! - Every text is cut at a character boundary to Slack's limits with the visible marker
+//!   `…[truncated]` (limits counted in UTF-16 units, never less than Slack's count).
+//! - Records queued together for one webhook (a burst arriving while the webhook is paced, or a
+//!   group/escalation batch) are coalesced: one attachment per record, as many per message as
+//!   fit in 50 blocks and 40,000 characters; the rest go in further messages (a later one
+//!   failing is reported as `Outcome::Partial`).
+//!
+//! A custom renderer ([`SlackBuilder::renderer`]) gets the records of one delivery and the
+//! [`RenderContext`] and returns the whole JSON body (it should include `text`); `channel`,
+//! `username` and `icon_emoji` of the webhook are added when the body has none. A panicking
+//! renderer is caught and counted (`panicked` in stats); the next message goes on.
+//!
+//! ## Defaults
+//!
+//! | setting | default | change with |
+//! |---|---|---|
+//! | levels per webhook | ERROR, WARN | [`Webhook::levels`] |
+//! | pace per webhook | 1 message / s (every request, retries included; bursts coalesce) | [`SlackBuilder::pace`] |
+//! | rate limit per callsite fingerprint | 1 record per 60 s, the rest counted and shown as "N similar suppressed" with the next one or at flush | [`SlackBuilder::rate_limit`], [`SlackBuilder::no_rate_limit`] |
+//! | HTTP timeout | 10 s per request, 5 s to connect | [`SlackBuilder::timeout`] |
+//! | retries | 429 → after `Retry-After`; 5xx, timeouts, connection errors → backoff 1 s doubling to 60 s, for up to 10 min | [`SlackBuilder::retry`] |
+//! | other 4xx (`invalid_payload`, `channel_not_found`, `channel_is_archived`, …) | permanent: counted as failed, printed once on stderr, not retried | — |
+//! | queue per webhook | 10,000 records | [`SlackBuilder::queue_records`] |
+//! | records per delivery | 100 (split into messages of ≤ 50 blocks) | — |
+//! | limits | section text 3,000, `text` 40,000 (fallback cut to 3,000), 50 blocks | — |
+//! | plain `http://` | loopback only | [`SlackBuilder::allow_plain_http`] |
+//!
+//! The rate limit is 1 per 60 s (between coaster's 5 minutes and Logbook's 60 s): an error
+//! repeating in a loop shows up once a minute with its count, not hundreds of times.
+//!
+//! Webhook URLs are secrets: they are kept in [`Secret`] and appear in `Debug` output and error
+//! messages only as `https://hooks.slack.com/…`.
 #![deny(missing_docs)]
+
+mod render;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value as Json;
+use tracing_subscriber::filter::Filtered;
+use watchbell_core::handler::Select;
+use watchbell_core::http::{HttpClient, Method};
+use watchbell_core::secret::{redact_url, Secret};
+use watchbell_core::{
+    Batch, CaptureLayer, Delivery, FanOut, Guard, Handler, LayerFilter, Level, Outcome, RateLimit, Record, Retry, Sink,
+};
+
+pub use render::{
+    code_block, escape_truncate, level_style, render_default, RenderContext, BLOCK_LIMIT, FALLBACK_LIMIT, MARKER,
+    MESSAGE_TEXT_BUDGET, SECTION_TEXT_LIMIT, TEXT_LIMIT,
+};
+
+/// The layer [`SlackBuilder::build`] returns: watchbell's capture layer behind its per-layer
+/// filter. Add it to a registry with `.with(layer)`.
+pub type SlackCapture<S> = Filtered<CaptureLayer, LayerFilter, S>;
+
+/// A custom renderer: the records of one delivery and the context → the JSON body of one message.
+pub type Renderer = Arc<dyn Fn(&[Record], &RenderContext) -> Json + Send + Sync>;
+
+/// The namespace of [`SlackLayer::builder`].
+#[derive(Debug)]
+pub struct SlackLayer(());
+
+impl SlackLayer {
+    /// A builder with no webhook yet, app name `app`, and the defaults of the
+    /// [crate docs](crate#defaults).
+    pub fn builder() -> SlackBuilder {
+        SlackBuilder {
+            webhooks: Vec::new(),
+            app: "app".to_owned(),
+            environment: None,
+            renderer: None,
+            rate_limit: Some((1, Duration::from_secs(60))),
+            pace: Duration::from_secs(1),
+            timeout: Duration::from_secs(10),
+            retry: Retry { initial: Duration::from_secs(1), ..Retry::default() },
+            queue_records: 10_000,
+            allow_plain_http: false,
+        }
+    }
+}
+
+/// One incoming webhook and the levels it receives.
+#[derive(Clone)]
+pub struct Webhook {
+    url: Secret<String>,
+    name: Option<String>,
+    levels: Vec<Level>,
+    channel: Option<String>,
+    username: Option<String>,
+    icon_emoji: Option<String>,
+}
+
+impl fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Webhook")
+            .field("url", &redact_url(self.url.expose()))
+            .field("name", &self.name)
+            .field("levels", &self.levels)
+            .field("channel", &self.channel)
+            .field("username", &self.username)
+            .field("icon_emoji", &self.icon_emoji)
+            .finish()
+    }
+}
+
+impl Webhook {
+    /// A webhook at `url` (`https://hooks.slack.com/services/T…/B…/…`), receiving ERROR and WARN.
+    pub fn new(url: impl Into<String>) -> Self {
+        Webhook {
+            url: Secret::new(url.into()),
+            name: None,
+            levels: vec![Level::ERROR, Level::WARN],
+            channel: None,
+            username: None,
+            icon_emoji: None,
+        }
+    }
+
+    /// The exact set of levels this webhook receives (coaster's `levelnames`).
+    pub fn levels(mut self, levels: impl IntoIterator<Item = Level>) -> Self {
+        self.levels = levels.into_iter().collect();
+        self
+    }
+
+    /// `level` and every more severe level (`min_level(Level::WARN)` = WARN and ERROR).
+    pub fn min_level(self, level: Level) -> Self {
+        let all = [Level::ERROR, Level::WARN, Level::INFO, Level::DEBUG, Level::TRACE];
+        self.levels(all.into_iter().filter(|l| *l <= level))
+    }
+
+    /// The name in stats and in the [`RenderContext`] (default `webhook-<index>`, from 0).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// The legacy `channel` override (`#alerts`).
+    pub fn channel(mut self, channel: impl Into<String>) -> Self {
+        self.channel = Some(channel.into());
+        self
+    }
+
+    /// The legacy `username` override.
+    pub fn username(mut self, username: impl Into<String>) -> Self {
+        self.username = Some(username.into());
+        self
+    }
+
+    /// The legacy `icon_emoji` override (`:rotating_light:`).
+    pub fn icon_emoji(mut self, icon: impl Into<String>) -> Self {
+        self.icon_emoji = Some(icon.into());
+        self
+    }
+}
+
+/// Builds a Slack layer. See the [crate docs](crate) for the defaults.
+#[derive(Clone)]
+pub struct SlackBuilder {
+    webhooks: Vec<Webhook>,
+    app: String,
+    environment: Option<String>,
+    renderer: Option<Renderer>,
+    rate_limit: Option<(u32, Duration)>,
+    pace: Duration,
+    timeout: Duration,
+    retry: Retry,
+    queue_records: usize,
+    allow_plain_http: bool,
+}
+
+impl fmt::Debug for SlackBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SlackBuilder")
+            .field("webhooks", &self.webhooks)
+            .field("app", &self.app)
+            .field("environment", &self.environment)
+            .field("renderer", &self.renderer.as_ref().map(|_| "custom"))
+            .field("rate_limit", &self.rate_limit)
+            .field("pace", &self.pace)
+            .field("timeout", &self.timeout)
+            .field("retry", &self.retry)
+            .field("queue_records", &self.queue_records)
+            .field("allow_plain_http", &self.allow_plain_http)
+            .finish()
+    }
+}
+
+/// A configuration error found at build time. It never contains a webhook URL's secret part.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BuildError {
+    /// The setting at fault (`webhooks`, `webhooks[1].url`, ...).
+    pub key: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "watchbell-slack: {}: {}", self.key, self.message)
+    }
+}
+
+impl std::error::Error for BuildError {}
+
+fn err(key: impl Into<String>, message: impl Into<String>) -> BuildError {
+    BuildError { key: key.into(), message: message.into() }
+}
+
+impl SlackBuilder {
+    /// Adds a webhook.
+    pub fn webhook(mut self, webhook: Webhook) -> Self {
+        self.webhooks.push(webhook);
+        self
+    }
+
+    /// The application name shown in every message (default `app`).
+    pub fn app(mut self, app: impl Into<String>) -> Self {
+        self.app = app.into();
+        self
+    }
+
+    /// An environment or host label shown after the app name (`billing (prod)`).
+    pub fn environment(mut self, label: impl Into<String>) -> Self {
+        self.environment = Some(label.into());
+        self
+    }
+
+    /// Replaces the default message with `f(records, context)` → the JSON body. It gets the
+    /// records of one delivery (one or more) and is called on the webhook's worker thread.
+    pub fn renderer<F>(mut self, f: F) -> Self
+    where
+        F: Fn(&[Record], &RenderContext) -> Json + Send + Sync + 'static,
+    {
+        self.renderer = Some(Arc::new(f));
+        self
+    }
+
+    /// At most `record_limit` records per `record_delta` per callsite fingerprint (default 1 per
+    /// 60 s); the others are counted and shown as "N similar suppressed".
+    pub fn rate_limit(mut self, record_limit: u32, record_delta: Duration) -> Self {
+        self.rate_limit = Some((record_limit.max(1), record_delta));
+        self
+    }
+
+    /// No rate limit: every record is delivered (still coalesced under the pace).
+    pub fn no_rate_limit(mut self) -> Self {
+        self.rate_limit = None;
+        self
+    }
+
+    /// The least time between two requests to one webhook (default 1 s).
+    pub fn pace(mut self, d: Duration) -> Self {
+        self.pace = d;
+        self
+    }
+
+    /// The timeout of one request (default 10 s).
+    pub fn timeout(mut self, d: Duration) -> Self {
+        self.timeout = d;
+        self
+    }
+
+    /// The retry policy for 429, 5xx and connection errors (default: 1 s doubling to 60 s, for
+    /// up to 10 minutes per batch).
+    pub fn retry(mut self, retry: Retry) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// The most records queued per webhook (default 10,000; more are dropped and counted).
+    pub fn queue_records(mut self, n: usize) -> Self {
+        self.queue_records = n;
+        self
+    }
+
+    /// Allows `http://` webhook URLs to hosts that are not loopback (default: refused).
+    pub fn allow_plain_http(mut self, allow: bool) -> Self {
+        self.allow_plain_http = allow;
+        self
+    }
+
+    /// Builds the pipeline and returns its root handler (rate limit → per-webhook level
+    /// selection → per-webhook delivery) and the guard, without a layer: for feeding records
+    /// from other handlers, or for tests.
+    pub fn build_handler(self) -> Result<(Arc<dyn Handler>, Guard), BuildError> {
+        Ok(self.build_parts()?.0)
+    }
+
+    fn build_parts(self) -> Result<Parts, BuildError> {
+        if self.webhooks.is_empty() {
+            return Err(err("webhooks", "at least one webhook is needed"));
+        }
+        if self.app.trim().is_empty() {
+            return Err(err("app", "the app name is empty"));
+        }
+        // One client per webhook: a client's pooled connections belong to the runtime of the
+        // worker that opened them, and each delivery worker has its own runtime.
+        let new_client = || {
+            HttpClient::builder()
+                .timeout(self.timeout)
+                .connect_timeout(self.timeout.min(Duration::from_secs(5)))
+                .allow_plain_http(self.allow_plain_http)
+                .build()
+                .map_err(|e| err("http", e))
+        };
+        let mut fan = FanOut::new();
+        let mut most_verbose = Level::ERROR;
+        let mut names = Vec::new();
+        for (i, w) in self.webhooks.into_iter().enumerate() {
+            let key = format!("webhooks[{i}]");
+            let client = new_client()?;
+            client.check_url(w.url.expose()).map_err(|e| err(format!("{key}.url"), e))?;
+            if w.levels.is_empty() {
+                return Err(err(format!("{key}.levels"), "no level: the webhook would receive nothing"));
+            }
+            let name = w.name.clone().unwrap_or_else(|| format!("webhook-{i}"));
+            if names.contains(&name) {
+                return Err(err(format!("{key}.name"), format!("the name {name:?} is used twice")));
+            }
+            names.push(name.clone());
+            most_verbose = w.levels.iter().copied().fold(most_verbose, Level::max);
+            let sink = SlackSink {
+                client,
+                url: w.url.clone(),
+                ctx: RenderContext {
+                    app: self.app.clone(),
+                    environment: self.environment.clone(),
+                    webhook: name.clone(),
+                },
+                channel: w.channel.clone(),
+                username: w.username.clone(),
+                icon_emoji: w.icon_emoji.clone(),
+                renderer: self.renderer.clone(),
+                pace: self.pace,
+                last_request: None,
+            };
+            let delivery = Delivery::builder(format!("slack-{name}"), sink)
+                .pace(self.pace)
+                .batch_records(100)
+                .retry(self.retry.clone())
+                .queue_records(self.queue_records)
+                .spawn()
+                .map_err(|e| err(key.clone(), format!("cannot start the delivery thread: {e}")))?;
+            fan = fan.with(Arc::new(Select::levels(delivery, w.levels.clone())));
+        }
+        let root: Arc<dyn Handler> = match self.rate_limit {
+            Some((n, d)) => Arc::new(RateLimit::new(fan, n, d)),
+            None => Arc::new(fan),
+        };
+        let guard = Guard::new(Arc::clone(&root));
+        Ok(((root, guard), most_verbose))
+    }
+
+    /// Builds the layer and its [`Guard`]. Keep the guard until the end of `main`: dropping it
+    /// delivers what is queued (waiting at most 5 s).
+    pub fn build<S>(self) -> Result<(SlackCapture<S>, Guard), BuildError>
+    where
+        S: tracing_core::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    {
+        let ((root, guard), level) = self.build_parts()?;
+        Ok((CaptureLayer::new(root).filtered(LayerFilter::new(level)), guard))
+    }
+}
+
+/// The root handler, its guard, and the most verbose level any webhook wants.
+type Parts = ((Arc<dyn Handler>, Guard), Level);
+
+/// The protocol to one webhook.
+struct SlackSink {
+    client: HttpClient,
+    url: Secret<String>,
+    ctx: RenderContext,
+    channel: Option<String>,
+    username: Option<String>,
+    icon_emoji: Option<String>,
+    renderer: Option<Renderer>,
+    pace: Duration,
+    last_request: Option<Instant>,
+}
+
+impl fmt::Debug for SlackSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SlackSink")
+            .field("url", &redact_url(self.url.expose()))
+            .field("webhook", &self.ctx.webhook)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SlackSink {
+    fn decorate(&self, mut body: Json) -> Json {
+        if let Some(obj) = body.as_object_mut() {
+            for (k, v) in [("channel", &self.channel), ("username", &self.username), ("icon_emoji", &self.icon_emoji)] {
+                if let Some(v) = v {
+                    obj.entry(k).or_insert_with(|| Json::String(v.clone()));
+                }
+            }
+        }
+        body
+    }
+
+    /// Posts one message, keeping the pace (every request, retries included).
+    fn post(&mut self, body: &Json) -> Outcome {
+        if let Some(last) = self.last_request {
+            let next = last + self.pace;
+            let now = Instant::now();
+            if next > now {
+                std::thread::sleep(next - now);
+            }
+        }
+        let payload = serde_json::to_vec(body).unwrap_or_default();
+        let url = self.url.expose();
+        let req = self.client.request(Method::POST, url).header("content-type", "application/json").body(payload);
+        let result = self.client.send(req, url);
+        self.last_request = Some(Instant::now());
+        match result {
+            Ok(resp) => resp.outcome(&format!("Slack webhook {} ({})", self.ctx.webhook, redact_url(url))),
+            Err(e) => e.outcome(),
+        }
+    }
+}
+
+impl Sink for SlackSink {
+    fn deliver(&mut self, batch: &Batch) -> Outcome {
+        if batch.records.is_empty() {
+            return Outcome::Delivered;
+        }
+        let messages: Vec<(Json, usize)> = match &self.renderer {
+            Some(f) => vec![(f(&batch.records, &self.ctx), batch.records.len())],
+            None => render_default(&batch.records, &self.ctx),
+        };
+        let mut delivered = 0;
+        for (body, n) in messages {
+            let body = self.decorate(body);
+            match self.post(&body) {
+                Outcome::Delivered => delivered += n,
+                other if delivered == 0 => return other,
+                other => return Outcome::Partial { delivered, rest: Box::new(other) },
+            }
+        }
+        Outcome::Delivered
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_errors_name_the_key_and_hide_the_secret() {
+        let e = SlackLayer::builder().build_handler().err().unwrap();
+        assert_eq!(e.key, "webhooks");
+        let e = SlackLayer::builder()
+            .webhook(Webhook::new("http://hooks.example.com/services/T1/B2/s3cr3t"))
+            .build_handler()
+            .err()
+            .unwrap();
+        assert_eq!(e.key, "webhooks[0].url");
+        assert!(!e.to_string().contains("s3cr3t") && !format!("{e:?}").contains("s3cr3t"), "{e}");
+        let e = SlackLayer::builder()
+            .webhook(Webhook::new("https://hooks.slack.com/services/T1/B2/s3cr3t").levels([]))
+            .build_handler()
+            .err()
+            .unwrap();
+        assert_eq!(e.key, "webhooks[0].levels");
+    }
+
+    #[test]
+    fn min_level() {
+        assert_eq!(Webhook::new("x").min_level(Level::WARN).levels, vec![Level::ERROR, Level::WARN]);
+    }
+}

@@ -1,0 +1,256 @@
+//! The default Block Kit message, and the escaping and truncation it relies on.
+
+use serde_json::{json, Value as Json};
+use watchbell_core::{Level, Origin, Record, Value};
+
+/// Slack's limit for a section block's text (counted here in UTF-16 units, which is never less
+/// than Slack's count in characters, so the text fits either way).
+pub const SECTION_TEXT_LIMIT: usize = 3_000;
+/// Slack's limit for the top-level `text`.
+pub const TEXT_LIMIT: usize = 40_000;
+/// Slack's limit of blocks per message (counted over the message and its attachments).
+pub const BLOCK_LIMIT: usize = 50;
+/// The most characters of block text watchbell puts into one message (its own choice, to keep a
+/// coalesced message readable and its payload small); more records go into a next message.
+pub const MESSAGE_TEXT_BUDGET: usize = 40_000;
+/// The length the fallback `text` is cut to (a notification preview; Slack allows 40,000).
+pub const FALLBACK_LIMIT: usize = 3_000;
+/// The marker ending truncated text.
+pub const MARKER: &str = watchbell_core::text::MARKER;
+
+/// Field names shown in the code block (error chain and backtrace) instead of the table.
+pub const ERROR_FIELDS: [&str; 3] = ["error", "error.sources", "backtrace"];
+
+/// What a renderer knows about the destination besides the records.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RenderContext {
+    /// The application name (`app` of the builder).
+    pub app: String,
+    /// The environment or host label, if one was set.
+    pub environment: Option<String>,
+    /// The webhook's name (in stats and here).
+    pub webhook: String,
+}
+
+/// The emoji and attachment colour of a level.
+pub fn level_style(level: Level) -> (&'static str, &'static str) {
+    match level {
+        Level::ERROR => (":red_circle:", "#E01E5A"),
+        Level::WARN => (":warning:", "#ECB22E"),
+        Level::INFO => (":large_blue_circle:", "#36C5F0"),
+        Level::DEBUG => (":white_circle:", "#9E9EA6"),
+        _ => (":white_circle:", "#D7D7DB"),
+    }
+}
+
+fn escaped(c: char) -> Option<&'static str> {
+    match c {
+        '&' => Some("&amp;"),
+        '<' => Some("&lt;"),
+        '>' => Some("&gt;"),
+        _ => None,
+    }
+}
+
+/// Escapes `&`, `<` and `>` for Slack mrkdwn and cuts the result to at most `max` UTF-16 units,
+/// the marker included, never inside a character or an entity.
+pub fn escape_truncate(s: &str, max: usize) -> String {
+    let total: usize = s.chars().map(|c| escaped(c).map_or(c.len_utf16(), str::len)).sum();
+    let mut out = String::with_capacity(s.len().min(max * 4) + 8);
+    if total <= max {
+        for c in s.chars() {
+            match escaped(c) {
+                Some(e) => out.push_str(e),
+                None => out.push(c),
+            }
+        }
+        return out;
+    }
+    let marker_len = MARKER.encode_utf16().count();
+    if marker_len > max {
+        return String::new();
+    }
+    let budget = max - marker_len;
+    let mut used = 0;
+    for c in s.chars() {
+        let w = escaped(c).map_or(c.len_utf16(), str::len);
+        if used + w > budget {
+            break;
+        }
+        used += w;
+        match escaped(c) {
+            Some(e) => out.push_str(e),
+            None => out.push(c),
+        }
+    }
+    out.push_str(MARKER);
+    out
+}
+
+/// Raw log text in a code block: `&<>` escaped, runs of three backticks broken with a zero-width
+/// space (so the text cannot close the block), cut to fit `max` UTF-16 units with the fences.
+pub fn code_block(s: &str, max: usize) -> String {
+    let s = s.replace("```", "`\u{200b}`\u{200b}`");
+    let s = s.trim_end_matches('\n');
+    format!("```\n{}\n```", escape_truncate(s, max.saturating_sub(8)))
+}
+
+fn utf16(s: &str) -> usize {
+    s.encode_utf16().count()
+}
+
+fn value_text(v: &Value) -> String {
+    match v {
+        Value::Str(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The `*ERROR* in app: message` line (escaped, not truncated).
+fn headline(r: &Record, ctx: &RenderContext) -> String {
+    let env = ctx.environment.as_deref().map(|e| format!(" ({})", escape_truncate(e, 200))).unwrap_or_default();
+    format!("*{}* in {}{}: ", r.level, escape_truncate(&ctx.app, 200), env)
+}
+
+/// The fallback `text` of a message holding `records` (at least one).
+pub fn fallback_text(records: &[Record], ctx: &RenderContext) -> String {
+    let first = records.iter().min_by_key(|r| r.level).unwrap_or(&records[0]);
+    let mut head = headline(first, ctx);
+    if records.len() > 1 {
+        head = format!("[{} records] {head}", records.len());
+    }
+    let room = FALLBACK_LIMIT.saturating_sub(utf16(&head));
+    head + &escape_truncate(&single(&first.message), room)
+}
+
+fn single(s: &str) -> String {
+    watchbell_core::text::single_line(s).into_owned()
+}
+
+/// The attachment (colour bar and blocks) of one record, and the number of characters of text
+/// it holds.
+pub fn record_attachment(r: &Record, ctx: &RenderContext) -> Json {
+    let (emoji, color) = level_style(r.level);
+    let mut blocks = Vec::new();
+    let head = format!("{emoji} {}", headline(r, ctx));
+    let room = SECTION_TEXT_LIMIT.saturating_sub(utf16(&head));
+    blocks.push(section(head + &escape_truncate(&r.message, room)));
+
+    // The fields table: event fields, then span fields as `span.field`.
+    let mut rows: Vec<(String, String)> = Vec::new();
+    for (k, v) in r.fields.iter() {
+        if !ERROR_FIELDS.contains(&k) {
+            rows.push((k.to_owned(), value_text(v)));
+        }
+    }
+    for span in &r.spans {
+        for (k, v) in span.fields.iter() {
+            rows.push((format!("{}.{k}", span.name), value_text(v)));
+        }
+    }
+    if !rows.is_empty() {
+        let width = rows.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0).min(24);
+        let mut table = String::new();
+        for (k, v) in &rows {
+            let v: String = watchbell_core::text::truncate_chars(&single(v), 300, MARKER).into_owned();
+            table.push_str(&format!("{k:<width$}  {v}\n"));
+        }
+        blocks.push(section(code_block(&table, SECTION_TEXT_LIMIT)));
+    }
+
+    // The error chain and backtrace.
+    let mut err = String::new();
+    for name in ERROR_FIELDS {
+        if let Some(v) = r.fields.get(name) {
+            let text = value_text(v);
+            if name == "backtrace" || text.contains('\n') {
+                err.push_str(&format!("{name}:\n{text}\n"));
+            } else {
+                err.push_str(&format!("{name}: {text}\n"));
+            }
+        }
+    }
+    if !err.is_empty() {
+        blocks.push(section(code_block(&err, SECTION_TEXT_LIMIT)));
+    }
+
+    // Context: target, file:line, time, suppressed count.
+    let mut ctx_parts = vec![format!("`{}`", escape_truncate(&r.target, 500))];
+    if let Some(loc) = r.location() {
+        ctx_parts.push(format!("`{}`", escape_truncate(&loc, 500)));
+    }
+    let secs = r.time.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let rfc = watchbell_core::time::rfc3339(r.time);
+    ctx_parts.push(format!("<!date^{secs}^{{date_short_pretty}} {{time_secs}}|{rfc}>"));
+    if r.suppressed > 0 {
+        // A rate limiter's summary (at flush) is the last suppressed record itself.
+        let summary = if r.origin == Origin::Watchbell { ", the last one shown" } else { "" };
+        ctx_parts.push(format!(":mute: {} similar suppressed{summary}", r.suppressed));
+    }
+    let context_text = ctx_parts.join(" · ");
+    blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": context_text}]}));
+    json!({"color": color, "blocks": blocks})
+}
+
+fn section(text: String) -> Json {
+    json!({"type": "section", "text": {"type": "mrkdwn", "text": text}})
+}
+
+/// The number of blocks and characters of block text of an attachment.
+pub fn attachment_size(a: &Json) -> (usize, usize) {
+    let blocks = a["blocks"].as_array().map_or(&[][..], Vec::as_slice);
+    let chars = blocks
+        .iter()
+        .map(|b| {
+            b["text"]["text"].as_str().map_or(0, str::len)
+                + b["elements"].as_array().map_or(0, |e| e.iter().map(|e| e["text"].as_str().map_or(0, str::len)).sum())
+        })
+        .sum();
+    (blocks.len(), chars)
+}
+
+/// The default rendering of `records` as Slack messages: one attachment per record (its colour
+/// bar shows the level), as many records per message as fit in [`BLOCK_LIMIT`] blocks and
+/// [`MESSAGE_TEXT_BUDGET`] characters. Returns each message body with how many records it holds.
+pub fn render_default(records: &[Record], ctx: &RenderContext) -> Vec<(Json, usize)> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut atts: Vec<Json> = Vec::new();
+    let (mut blocks, mut chars) = (0, 0);
+    for (i, r) in records.iter().enumerate() {
+        let a = record_attachment(r, ctx);
+        let (b, c) = attachment_size(&a);
+        if !atts.is_empty() && (blocks + b > BLOCK_LIMIT || chars + c > MESSAGE_TEXT_BUDGET) {
+            let text = fallback_text(&records[start..i], ctx);
+            out.push((json!({"text": text, "attachments": std::mem::take(&mut atts)}), i - start));
+            start = i;
+            blocks = 0;
+            chars = 0;
+        }
+        blocks += b;
+        chars += c;
+        atts.push(a);
+    }
+    if !atts.is_empty() {
+        let text = fallback_text(&records[start..], ctx);
+        out.push((json!({"text": text, "attachments": atts}), records.len() - start));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_and_cut() {
+        assert_eq!(escape_truncate("<!channel> & x", 100), "&lt;!channel&gt; &amp; x");
+        let s = escape_truncate(&"<".repeat(100), 30);
+        assert!(s.ends_with(MARKER) && utf16(&s) <= 30, "{s}");
+        assert!(s.trim_end_matches(MARKER).split("&lt;").all(str::is_empty), "{s}");
+        let s = escape_truncate(&"👍日".repeat(5000), 3000);
+        assert!(utf16(&s) <= 3000 && s.ends_with(MARKER));
+        let c = code_block("a```b", 100);
+        assert!(!c[3..c.len() - 3].contains("```"), "{c}");
+    }
+}
