@@ -40,6 +40,7 @@ fn bench() -> bool {
         ("(b) info!, 3 fields, 2 spans: tracing-appender non_blocking + fmt", "enabled", "appender_non_blocking_fmt"),
         ("(c) same, 2 threads: watchbell, stalled sink", "two_threads", "watchbell_stalled_sink"),
         ("(c) same, 2 threads: tracing-appender non_blocking + fmt", "two_threads", "appender_non_blocking_fmt"),
+        ("error!, same shape, into SlackLayer (defaults, peer stalled)", "sinks", "slack"),
     ];
     let values: Vec<Option<f64>> = rows.iter().map(|(_, g, id)| median_ns(g, id)).collect();
     println!("\n| case | median ns/event |\n|---|---:|");
@@ -56,6 +57,7 @@ fn bench() -> bool {
     println!("\n(a) watchbell / no watchbell: {}×  (target ≤ 1.5×)", ratio(1, 0));
     println!("(b) watchbell / non_blocking+fmt: {}×  (target ≤ 0.5×)", ratio(2, 3));
     println!("(c) watchbell / non_blocking+fmt, 2 threads: {}×", ratio(4, 5));
+    println!("slack / capture+enqueue (b): {}×  (target ≤ 1.2×)", ratio(6, 2));
     true
 }
 

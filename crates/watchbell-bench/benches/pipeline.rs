@@ -7,6 +7,8 @@
 //!   worker none; the queue sheds its oldest record per push, so memory stays bounded by the
 //!   queue bytes), versus `tracing-appender`'s `non_blocking` writer under a `fmt` layer.
 //! - `two_threads/*`: the same, two threads logging at once (time per event per thread).
+//! - `sinks/*`: an `error!` of the same shape into each sink layer with its default settings
+//!   (rate limit included), its destination a loopback peer that never answers.
 
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -51,6 +53,11 @@ fn appender_dispatch() -> (Dispatch, tracing_appender::non_blocking::WorkerGuard
     let (writer, guard) = tracing_appender::non_blocking(std::io::sink());
     let sub = tracing_subscriber::registry().with(tracing_subscriber::fmt::layer().with_writer(writer));
     (Dispatch::new(sub), guard)
+}
+
+#[inline(never)]
+fn error_event(i: u64) {
+    tracing::error!(user = "bob", attempt = i, latency_ms = 12.5, "payment failed");
 }
 
 #[inline(never)]
@@ -140,9 +147,28 @@ fn two_threads(c: &mut Criterion) {
     g.finish();
 }
 
+fn sinks(c: &mut Criterion) {
+    let mut g = c.benchmark_group("sinks");
+    let peer = watchbell_test::http::FakeHttp::start();
+    peer.set_default(watchbell_test::http::Reply::stall());
+    {
+        let (layer, guard) = watchbell_slack::SlackLayer::builder()
+            .webhook(watchbell_slack::Webhook::new(peer.url_for("/services/T/B/X")))
+            .build()
+            .expect("slack layer");
+        let d = Dispatch::new(tracing_subscriber::registry().with(layer));
+        tracing::dispatcher::with_default(&d, || {
+            in_spans(|| g.bench_function("slack", |b| b.iter(|| error_event(3))));
+        });
+        drop(d);
+        let _ = guard.shutdown(Duration::from_millis(100));
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
-    targets = disabled, enabled, two_threads
+    targets = disabled, enabled, two_threads, sinks
 }
 criterion_main!(benches);
