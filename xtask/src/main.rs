@@ -41,6 +41,7 @@ fn bench() -> bool {
         ("(c) same, 2 threads: watchbell, stalled sink", "two_threads", "watchbell_stalled_sink"),
         ("(c) same, 2 threads: tracing-appender non_blocking + fmt", "two_threads", "appender_non_blocking_fmt"),
         ("error!, same shape, into SlackLayer (defaults, peer stalled)", "sinks", "slack"),
+        ("error!, same shape, into TelegramLayer (defaults, peer stalled)", "sinks", "telegram"),
     ];
     let values: Vec<Option<f64>> = rows.iter().map(|(_, g, id)| median_ns(g, id)).collect();
     println!("\n| case | median ns/event |\n|---|---:|");
@@ -58,6 +59,7 @@ fn bench() -> bool {
     println!("(b) watchbell / non_blocking+fmt: {}×  (target ≤ 0.5×)", ratio(2, 3));
     println!("(c) watchbell / non_blocking+fmt, 2 threads: {}×", ratio(4, 5));
     println!("slack / capture+enqueue (b): {}×  (target ≤ 1.2×)", ratio(6, 2));
+    println!("telegram / capture+enqueue (b): {}×  (target ≤ 1.2×)", ratio(7, 2));
     true
 }
 

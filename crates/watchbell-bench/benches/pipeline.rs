@@ -163,6 +163,19 @@ fn sinks(c: &mut Criterion) {
         drop(d);
         let _ = guard.shutdown(Duration::from_millis(100));
     }
+    {
+        let (layer, guard) = watchbell_telegram::TelegramLayer::builder("123456:bench-token")
+            .api_base(peer.url())
+            .chat(-1001234567890i64)
+            .build()
+            .expect("telegram layer");
+        let d = Dispatch::new(tracing_subscriber::registry().with(layer));
+        tracing::dispatcher::with_default(&d, || {
+            in_spans(|| g.bench_function("telegram", |b| b.iter(|| error_event(3))));
+        });
+        drop(d);
+        let _ = guard.shutdown(Duration::from_millis(100));
+    }
     g.finish();
 }
 

@@ -1,2 +1,526 @@
-//! watchbell-telegram (being written)
+//! # watchbell-telegram
+//!
+//! A `tracing` layer that alerts to Telegram through the Bot API's `sendMessage`: to chats,
+//! channels and forum topics, with Telegram's HTML, its limits and its pace.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use tracing_subscriber::prelude::*;
+//! use watchbell_core::Level;
+//! use watchbell_telegram::{Chat, TelegramLayer};
+//!
+//! let (layer, guard) = TelegramLayer::builder("123456:ABC-your-bot-token")
+//!     .chat(-1001234567890_i64)                         // a group or supergroup, by id
+//!     .chat(Chat::new("@ops_alerts").level(Level::ERROR)) // a channel, errors only
+//!     .app("billing")
+//!     .level(Level::WARN)
+//!     .build()
+//!     .expect("a valid configuration");
+//! tracing_subscriber::registry().with(layer).init();
+//!
+//! tracing::error!(invoice = 42, error = "connection refused", "payment failed");
+//!
+//! // At the end of main: deliver what is pending, within 5 s.
+//! guard.shutdown(Duration::from_secs(5));
+//! ```
+//!
+//! ## What a message looks like
+//!
+//! Messages use `parse_mode=HTML`. One record reads:
+//!
+//! ```text
+//! <b>ERROR</b> in <b>billing</b>: payment failed
+//! <i>at</i> src/pay.rs:42
+//! <i>invoice</i>: 42
+//! <i>in</i> request{id=7}:charge
+//! <pre>connection refused</pre>
+//! <i>(3 similar suppressed)</i>
+//! ```
+//!
+//! The headline, then the location, the event's fields (one per line), the span context, the
+//! field named `error` (an error and its source chain) in `<pre>`, and the number of similar
+//! records the rate limit withheld. Lines with nothing to show are left out. Every piece of log
+//! text is HTML-escaped, so `<script>` or `&` in a message is shown as it is and can never break
+//! the markup. Without [`app`](TelegramBuilder::app), the headline names the record's target.
+//! [`format`](TelegramBuilder::format) replaces the whole block by your own (escaped) text.
+//!
+//! Records that wait while the chat is paced are delivered together: one message lists them,
+//! separated by blank lines, as many as fit in Telegram's limit (more messages when they do not).
+//!
+//! ## Defaults
+//!
+//! | setting | default | builder method |
+//! |---|---|---|
+//! | API base | `https://api.telegram.org` (the token goes in the path: `/bot<token>/sendMessage`) | [`api_base`](TelegramBuilder::api_base) |
+//! | level captured | `WARN` and more severe (per chat: [`Chat::level`]) | [`level`](TelegramBuilder::level) |
+//! | notification | a message rings when it holds an `ERROR`; otherwise `disable_notification: true` | [`notify_level`](TelegramBuilder::notify_level) |
+//! | rate limit | 1 record per 60 s per callsite fingerprint; the rest are counted and reported as "N similar suppressed" with the next one or at flush | [`rate_limit`](TelegramBuilder::rate_limit), [`no_rate_limit`](TelegramBuilder::no_rate_limit) |
+//! | pace | 1 message per second per chat; 3 s for groups (negative chat ids: Telegram allows 20 per minute in a group) | [`pace`](TelegramBuilder::pace) |
+//! | long text | cut to 4096 UTF-16 units (markup included) with the marker `…[truncated]`, tags closed, no entity cut | [`split_long`](TelegramBuilder::split_long) sends several messages instead |
+//! | link previews | off (`link_preview_options: {"is_disabled": true}`) | — |
+//! | retries | `Retry::default()`: 500 ms doubling to 60 s, for 10 minutes per batch; 429 waits `retry_after` | [`retry`](TelegramBuilder::retry) |
+//! | queue | 10,000 records per chat, the newest dropped and counted when full | [`queue_records`](TelegramBuilder::queue_records) |
+//! | HTTP timeout | 10 s per request | [`timeout`](TelegramBuilder::timeout) |
+//! | plain `http://` | refused except to loopback | [`allow_plain_http`](TelegramBuilder::allow_plain_http) |
+//!
+//! How answers are handled:
+//!
+//! - `429` waits `parameters.retry_after` seconds (or a `Retry-After` header), then retries.
+//! - `5xx`, timeouts and connection errors are retried with backoff.
+//! - `400 can't parse entities`: the message is sent again once as plain text (tags removed,
+//!   entities decoded) rather than lost.
+//! - `parameters.migrate_to_chat_id` (a group that became a supergroup): the message is sent to
+//!   the new chat, later messages too, and stderr says so once (update your configuration).
+//! - `401 Unauthorized`, `403` (bot blocked or removed) and other `400`s such as `chat not
+//!   found` are permanent: not retried, counted as failed in [`Guard::stats`] and reported once
+//!   on stderr.
+//! - When a batch became several messages and a later one fails, the messages already sent are
+//!   not sent again; a split record resumes at the piece that failed.
+//!
+//! The bot token is a secret: it appears in no `Debug` output, error, stats or panic message.
+//!
+//! ## Several chats
+//!
+//! Each [`chat`](TelegramBuilder::chat) gets its own queue, pace and retries, so a slow or
+//! failing chat never delays another; each may take its own level. The rate limit stands in
+//! front of all of them.
+//!
+//! ```no_run
+//! # use watchbell_core::Level;
+//! # use watchbell_telegram::{Chat, TelegramLayer};
+//! # fn main() -> Result<(), watchbell_telegram::BuildError> {
+//! let (layer, guard) = TelegramLayer::builder("123456:ABC-token")
+//!     .chat(Chat::new(-1001234567890_i64).level(Level::WARN)) // the team: warnings and errors
+//!     .chat(Chat::new("@oncall").level(Level::ERROR))          // on call: errors only
+//!     .build::<tracing_subscriber::Registry>()?;
+//! # Ok(()) }
+//! ```
+//!
+//! ## Forum topics
+//!
+//! In a supergroup with topics, [`Chat::topic`] sends to one topic (`message_thread_id`):
+//!
+//! ```no_run
+//! # use watchbell_telegram::{Chat, TelegramLayer};
+//! let (layer, guard) = TelegramLayer::builder("123456:ABC-token")
+//!     .chat(Chat::new(-1001234567890_i64).topic(42))
+//!     .build::<tracing_subscriber::Registry>()
+//!     .unwrap();
+//! ```
 #![deny(missing_docs)]
+
+mod html;
+mod sink;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing_core::Subscriber;
+use tracing_subscriber::filter::Filtered;
+use tracing_subscriber::registry::LookupSpan;
+use watchbell_core::format::{Format, FormatContext};
+use watchbell_core::handler::Select;
+use watchbell_core::http::HttpClient;
+use watchbell_core::secret::{redact_url, Secret};
+use watchbell_core::{CaptureLayer, Delivery, FanOut, Guard, Handler, LayerFilter, Level, RateLimit, Record, Retry};
+
+use crate::html::Renderer;
+use crate::sink::TelegramSink;
+
+/// The Telegram API's address.
+pub const DEFAULT_API_BASE: &str = "https://api.telegram.org";
+
+/// The layer [`TelegramBuilder::build`] returns: watchbell's capture layer behind its level
+/// filter. Add it to a registry with `.with(layer)`.
+pub type TelegramFiltered<S> = Filtered<CaptureLayer, LayerFilter, S>;
+
+/// Where [`TelegramLayer::builder`] starts.
+#[derive(Debug)]
+pub struct TelegramLayer(());
+
+impl TelegramLayer {
+    /// A builder for a bot with this token (`123456:ABC-DEF...`, from @BotFather).
+    pub fn builder(bot_token: impl Into<String>) -> TelegramBuilder {
+        TelegramBuilder {
+            token: Secret::new(bot_token.into()),
+            chats: Vec::new(),
+            level: Level::WARN,
+            notify: Level::ERROR,
+            app: None,
+            api_base: DEFAULT_API_BASE.to_owned(),
+            split: false,
+            protect: false,
+            rate_limit: Some((1, Duration::from_secs(60))),
+            pace: None,
+            retry: Retry::default(),
+            queue_records: 10_000,
+            timeout: Duration::from_secs(10),
+            allow_plain_http: false,
+            format: None,
+        }
+    }
+}
+
+/// A chat's id: a number (users, groups, supergroups and channels) or a public channel's
+/// `@username`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ChatId {
+    /// A numeric id (negative for groups, supergroups and channels).
+    Id(i64),
+    /// `@channelusername`.
+    Username(String),
+}
+
+impl ChatId {
+    fn to_json(&self) -> serde_json::Value {
+        match self {
+            ChatId::Id(id) => serde_json::Value::from(*id),
+            ChatId::Username(u) => serde_json::Value::from(u.as_str()),
+        }
+    }
+
+    /// Whether it is a group (a negative id), where Telegram allows 20 messages per minute.
+    pub fn is_group(&self) -> bool {
+        matches!(self, ChatId::Id(id) if *id < 0)
+    }
+}
+
+impl fmt::Display for ChatId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChatId::Id(id) => write!(f, "{id}"),
+            ChatId::Username(u) => f.write_str(u),
+        }
+    }
+}
+
+impl From<i64> for ChatId {
+    fn from(id: i64) -> Self {
+        ChatId::Id(id)
+    }
+}
+
+impl From<&str> for ChatId {
+    /// A number if the text is one (`"-100123"`), else a username (`"@channel"`).
+    fn from(s: &str) -> Self {
+        match s.trim().parse::<i64>() {
+            Ok(id) => ChatId::Id(id),
+            Err(_) => ChatId::Username(s.trim().to_owned()),
+        }
+    }
+}
+
+impl From<String> for ChatId {
+    fn from(s: String) -> Self {
+        ChatId::from(s.as_str())
+    }
+}
+
+/// One destination chat, with its own level and forum topic.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Chat {
+    id: ChatId,
+    topic: Option<i64>,
+    level: Option<Level>,
+}
+
+impl Chat {
+    /// A chat by id (`-1001234567890`) or channel username (`"@ops_alerts"`).
+    pub fn new(id: impl Into<ChatId>) -> Self {
+        Chat { id: id.into(), topic: None, level: None }
+    }
+
+    /// Sends into this forum topic (`message_thread_id`).
+    pub fn topic(mut self, message_thread_id: i64) -> Self {
+        self.topic = Some(message_thread_id);
+        self
+    }
+
+    /// Only records of this level and more severe go to this chat (default: the builder's
+    /// [`level`](TelegramBuilder::level)). watchbell's own notices about records this chat
+    /// dropped or failed always reach it.
+    pub fn level(mut self, level: Level) -> Self {
+        self.level = Some(level);
+        self
+    }
+
+    /// The chat's id.
+    pub fn id(&self) -> &ChatId {
+        &self.id
+    }
+}
+
+impl From<i64> for Chat {
+    fn from(id: i64) -> Self {
+        Chat::new(id)
+    }
+}
+
+impl From<&str> for Chat {
+    fn from(id: &str) -> Self {
+        Chat::new(id)
+    }
+}
+
+impl From<String> for Chat {
+    fn from(id: String) -> Self {
+        Chat::new(id)
+    }
+}
+
+impl From<ChatId> for Chat {
+    fn from(id: ChatId) -> Self {
+        Chat::new(id)
+    }
+}
+
+/// A configuration mistake found by [`TelegramBuilder::build`]: the setting and the problem.
+/// It never contains the token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BuildError {
+    /// The setting at fault (`bot_token`, `chat`, `api_base`, ...).
+    pub key: &'static str,
+    /// What is wrong.
+    pub problem: String,
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "watchbell-telegram: {}: {}", self.key, self.problem)
+    }
+}
+
+impl std::error::Error for BuildError {}
+
+fn err(key: &'static str, problem: impl Into<String>) -> BuildError {
+    BuildError { key, problem: problem.into() }
+}
+
+/// Configures a Telegram layer; see the [crate docs](crate) for the defaults.
+pub struct TelegramBuilder {
+    token: Secret<String>,
+    chats: Vec<Chat>,
+    level: Level,
+    notify: Level,
+    app: Option<String>,
+    api_base: String,
+    split: bool,
+    protect: bool,
+    rate_limit: Option<(u32, Duration)>,
+    pace: Option<Duration>,
+    retry: Retry,
+    queue_records: usize,
+    timeout: Duration,
+    allow_plain_http: bool,
+    format: Option<Arc<dyn Format>>,
+}
+
+impl fmt::Debug for TelegramBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TelegramBuilder")
+            .field("token", &self.token)
+            .field("chats", &self.chats)
+            .field("level", &self.level)
+            .field("notify_level", &self.notify)
+            .field("app", &self.app)
+            .field("api_base", &redact_url(&self.api_base))
+            .field("split_long", &self.split)
+            .field("rate_limit", &self.rate_limit)
+            .field("pace", &self.pace)
+            .field("retry", &self.retry)
+            .field("custom_format", &self.format.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TelegramBuilder {
+    /// Adds a destination: an id (`-1001234567890_i64`), a `"@channel"`, or a [`Chat`] with its
+    /// own level and topic. At least one is required.
+    pub fn chat(mut self, chat: impl Into<Chat>) -> Self {
+        self.chats.push(chat.into());
+        self
+    }
+
+    /// Sends to this forum topic of the chat (shorthand for `chat(Chat::new(id).topic(t))`).
+    pub fn topic(self, chat: impl Into<ChatId>, message_thread_id: i64) -> Self {
+        self.chat(Chat::new(chat).topic(message_thread_id))
+    }
+
+    /// The least severe level sent, for chats without their own (default `WARN`).
+    pub fn level(mut self, level: Level) -> Self {
+        self.level = level;
+        self
+    }
+
+    /// Messages holding a record of this level or more severe ring; the others are sent with
+    /// `disable_notification` (default `ERROR`: warnings arrive silently).
+    pub fn notify_level(mut self, level: Level) -> Self {
+        self.notify = level;
+        self
+    }
+
+    /// The application's name, shown in the headline (default: the record's target).
+    pub fn app(mut self, name: impl Into<String>) -> Self {
+        self.app = Some(name.into());
+        self
+    }
+
+    /// The Bot API's base URL (default [`DEFAULT_API_BASE`]); tests point it at a fake.
+    pub fn api_base(mut self, url: impl Into<String>) -> Self {
+        self.api_base = url.into().trim_end_matches('/').to_owned();
+        self
+    }
+
+    /// Sends a record longer than the limit as several messages, each valid HTML on its own,
+    /// instead of cutting it (default: cut, with a marker).
+    pub fn split_long(mut self, split: bool) -> Self {
+        self.split = split;
+        self
+    }
+
+    /// Sets `protect_content` (no forwarding or saving) on every message (default off).
+    pub fn protect_content(mut self, on: bool) -> Self {
+        self.protect = on;
+        self
+    }
+
+    /// At most `record_limit` records per `record_delta` per callsite fingerprint (default 1
+    /// per 60 s); the rest are counted and reported.
+    pub fn rate_limit(mut self, record_limit: u32, record_delta: Duration) -> Self {
+        self.rate_limit = Some((record_limit, record_delta));
+        self
+    }
+
+    /// No rate limit per fingerprint (the pace per chat still applies).
+    pub fn no_rate_limit(mut self) -> Self {
+        self.rate_limit = None;
+        self
+    }
+
+    /// The least time between two messages to one chat (default 1 s, 3 s for groups).
+    pub fn pace(mut self, pace: Duration) -> Self {
+        self.pace = Some(pace);
+        self
+    }
+
+    /// The retry policy for 429s, 5xx and network errors.
+    pub fn retry(mut self, retry: Retry) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// The most records waiting per chat (default 10,000).
+    pub fn queue_records(mut self, n: usize) -> Self {
+        self.queue_records = n;
+        self
+    }
+
+    /// The timeout of one request (default 10 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Allows an `http://` API base that is not loopback (default: refused).
+    pub fn allow_plain_http(mut self, allow: bool) -> Self {
+        self.allow_plain_http = allow;
+        self
+    }
+
+    /// Your own text per record (a [`Template`](watchbell_core::format::Template) or a closure);
+    /// it is HTML-escaped and replaces the default block.
+    pub fn format(mut self, format: impl Format) -> Self {
+        self.format = Some(Arc::new(format));
+        self
+    }
+
+    /// Checks the configuration, starts one delivery worker per chat, and returns the layer
+    /// and the [`Guard`] that flushes it.
+    pub fn build<S>(self) -> Result<(TelegramFiltered<S>, Guard), BuildError>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let (handler, guard, min) = self.build_handler()?;
+        Ok((CaptureLayer::new(handler).filtered(LayerFilter::new(min)), guard))
+    }
+
+    /// Like [`build`](TelegramBuilder::build), but returns the handler chain (rate limit and
+    /// deliveries) instead of a layer, to stand behind another watchbell handler, and the
+    /// least severe level any chat takes.
+    pub fn build_handler(self) -> Result<(Arc<dyn Handler>, Guard, Level), BuildError> {
+        let token = self.token.expose();
+        let (id, secret) = token.split_once(':').unwrap_or(("", ""));
+        if id.is_empty()
+            || !id.bytes().all(|b| b.is_ascii_digit())
+            || secret.is_empty()
+            || !secret.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(err(
+                "bot_token",
+                "expected the form 123456:ABC-DEF (digits, a colon, letters, digits, _ or -)",
+            ));
+        }
+        if self.chats.is_empty() {
+            return Err(err("chat", "at least one chat is required"));
+        }
+        for c in &self.chats {
+            if let ChatId::Username(u) = &c.id {
+                let ok = u
+                    .strip_prefix('@')
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+                if !ok {
+                    return Err(err("chat", format!("{u:?} is neither a numeric chat id nor an @channelusername")));
+                }
+            }
+        }
+        // One client per chat: a client's pooled connections belong to the runtime of the
+        // worker thread that opened them, so workers must not share one.
+        let new_client = || {
+            HttpClient::builder()
+                .timeout(self.timeout)
+                .allow_plain_http(self.allow_plain_http)
+                .build()
+                .map_err(|e| err("http", e))
+        };
+        new_client()?.check_url(&format!("{}/", self.api_base)).map_err(|e| err("api_base", e))?;
+        let cx = FormatContext { app: self.app.clone(), host: None };
+        let mut fan = FanOut::new();
+        let mut min = Level::ERROR;
+        for chat in self.chats {
+            let level = chat.level.unwrap_or(self.level);
+            min = min.max(level);
+            let pace =
+                self.pace.unwrap_or(if chat.id.is_group() { Duration::from_secs(3) } else { Duration::from_secs(1) });
+            let sink = TelegramSink {
+                client: new_client()?,
+                base: self.api_base.clone(),
+                token: self.token.clone(),
+                chat: chat.id.clone(),
+                thread: chat.topic,
+                notify: self.notify,
+                split: self.split,
+                protect: self.protect,
+                pace,
+                render: Renderer { app: self.app.clone(), format: self.format.clone(), cx: cx.clone() },
+                last_sent: None,
+                migration_told: false,
+                resume: None,
+            };
+            let delivery = Delivery::builder(format!("telegram:{}", chat.id), sink)
+                .pace(pace)
+                .retry(self.retry.clone())
+                .queue_records(self.queue_records)
+                .spawn()
+                .map_err(|e| err("worker", format!("cannot start the delivery thread: {e}")))?;
+            let select = Select::new(delivery, move |r: &Record| r.level <= level);
+            fan = fan.with(Arc::new(select));
+        }
+        let root: Arc<dyn Handler> = match self.rate_limit {
+            Some((n, d)) => Arc::new(RateLimit::new(fan, n, d)),
+            None => Arc::new(fan),
+        };
+        let guard = Guard::new(Arc::clone(&root));
+        Ok((root, guard, min))
+    }
+}
