@@ -68,6 +68,7 @@ pub mod guard;
 pub mod handler;
 #[cfg(feature = "http")]
 pub mod http;
+pub mod options;
 pub mod ratelimit;
 pub mod record;
 pub mod redact;
@@ -82,6 +83,7 @@ pub use delivery::{Delivery, DeliveryBuilder, DeliveryHandle, Outcome, Overflow,
 pub use filter::LayerFilter;
 pub use guard::Guard;
 pub use handler::{FanOut, Flushed, Handler, Stats};
+pub use options::{BuildError, Options, SinkLayer, SinkOptions};
 pub use ratelimit::RateLimit;
 pub use record::{Batch, BatchReason, Fields, Fingerprint, Origin, Record, SpanRecord, Value};
 

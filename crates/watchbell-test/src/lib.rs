@@ -28,8 +28,12 @@
 #![deny(missing_docs)]
 
 pub mod collector;
+pub mod collectors;
 pub mod http;
 pub mod slack;
+pub mod sms;
+pub mod smtp;
+pub mod syslog;
 pub mod telegram;
 
 use std::fmt;

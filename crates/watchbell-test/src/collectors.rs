@@ -1,0 +1,1 @@
+//! Loopback fakes of log collectors: Loki, Elasticsearch bulk, OTLP/HTTP, NDJSON receivers.

@@ -1,0 +1,1 @@
+//! Loopback fakes of Twilio's and Exotel's SMS APIs.

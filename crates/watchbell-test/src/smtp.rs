@@ -1,0 +1,1 @@
+//! A loopback SMTP server that records every mail.

@@ -1,0 +1,1 @@
+//! Loopback syslog receivers: UDP, TCP and unix sockets.
