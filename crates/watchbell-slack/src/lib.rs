@@ -83,15 +83,18 @@
 //! | setting | default | change with |
 //! |---|---|---|
 //! | levels per webhook | ERROR, WARN | [`Webhook::levels`] |
-//! | pace per webhook | 1 message / s (every request, retries included; bursts coalesce) | [`SlackBuilder::pace`] |
-//! | rate limit per callsite fingerprint | 1 record per 60 s, the rest counted and shown as "N similar suppressed" with the next one or at flush | [`SlackBuilder::rate_limit`], [`SlackBuilder::no_rate_limit`] |
-//! | HTTP timeout | 10 s per request, 5 s to connect | [`SlackBuilder::timeout`] |
-//! | retries | 429 → after `Retry-After`; 5xx, timeouts, connection errors → backoff 1 s doubling to 60 s, for up to 10 min | [`SlackBuilder::retry`] |
+//! | pace per webhook | 1 message / s (every request, retries included; bursts coalesce) | [`pace`](SinkOptions::pace) |
+//! | rate limit per callsite fingerprint | 1 record per 60 s, the rest counted and shown as "N similar suppressed" with the next one or at flush | [`rate_limit`](SinkOptions::rate_limit), [`no_rate_limit`](SinkOptions::no_rate_limit) |
+//! | HTTP timeout | 10 s per request, 5 s to connect | [`timeout`](SinkOptions::timeout) |
+//! | retries | 429 → after `Retry-After`; 5xx, timeouts, connection errors → backoff 1 s doubling to 60 s, for up to 10 min | [`retry`](SinkOptions::retry) |
 //! | other 4xx (`invalid_payload`, `channel_not_found`, `channel_is_archived`, …) | permanent: counted as failed, printed once on stderr, not retried | — |
-//! | queue per webhook | 10,000 records | [`SlackBuilder::queue_records`] |
+//! | queue per webhook | 10,000 records | [`queue_records`](SinkOptions::queue_records), [`overflow`](SinkOptions::overflow) |
 //! | records per delivery | 100 (split into messages of ≤ 50 blocks) | — |
 //! | limits | section text 3,000, `text` 40,000 (fallback cut to 3,000), 50 blocks | — |
-//! | plain `http://` | loopback only | [`SlackBuilder::allow_plain_http`] |
+//! | plain `http://` | loopback only | [`allow_plain_http`](SinkOptions::allow_plain_http) |
+//!
+//! The common settings (pace, rate limit, timeout, retries, queue) are the methods of
+//! [`SinkOptions`], the same in every watchbell sink crate: `use watchbell_core::SinkOptions;`.
 //!
 //! The rate limit is 1 per 60 s (between coaster's 5 minutes and Logbook's 60 s): an error
 //! repeating in a loop shows up once a minute with its count, not hundreds of times.
@@ -107,13 +110,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
-use tracing_subscriber::filter::Filtered;
 use watchbell_core::handler::Select;
 use watchbell_core::http::{HttpClient, Method};
+use watchbell_core::options::{layer, Options, SinkLayer};
 use watchbell_core::secret::{redact_url, Secret};
-use watchbell_core::{
-    Batch, CaptureLayer, Delivery, FanOut, Guard, Handler, LayerFilter, Level, Outcome, RateLimit, Record, Retry, Sink,
-};
+use watchbell_core::{Batch, FanOut, Guard, Handler, Level, Outcome, Record, Retry, Sink};
+pub use watchbell_core::{BuildError, SinkOptions};
 
 pub use render::{
     code_block, escape_truncate, level_style, render_default, RenderContext, BLOCK_LIMIT, FALLBACK_LIMIT, MARKER,
@@ -122,7 +124,7 @@ pub use render::{
 
 /// The layer [`SlackBuilder::build`] returns: watchbell's capture layer behind its per-layer
 /// filter. Add it to a registry with `.with(layer)`.
-pub type SlackCapture<S> = Filtered<CaptureLayer, LayerFilter, S>;
+pub type SlackCapture<S> = SinkLayer<S>;
 
 /// A custom renderer: the records of one delivery and the context → the JSON body of one message.
 pub type Renderer = Arc<dyn Fn(&[Record], &RenderContext) -> Json + Send + Sync>;
@@ -140,12 +142,10 @@ impl SlackLayer {
             app: "app".to_owned(),
             environment: None,
             renderer: None,
-            rate_limit: Some((1, Duration::from_secs(60))),
-            pace: Duration::from_secs(1),
-            timeout: Duration::from_secs(10),
-            retry: Retry { initial: Duration::from_secs(1), ..Retry::default() },
-            queue_records: 10_000,
-            allow_plain_http: false,
+            options: Options::new()
+                .rate_limit(1, Duration::from_secs(60))
+                .pace(Duration::from_secs(1))
+                .retry(Retry { initial: Duration::from_secs(1), ..Retry::default() }),
         }
     }
 }
@@ -231,12 +231,7 @@ pub struct SlackBuilder {
     app: String,
     environment: Option<String>,
     renderer: Option<Renderer>,
-    rate_limit: Option<(u32, Duration)>,
-    pace: Duration,
-    timeout: Duration,
-    retry: Retry,
-    queue_records: usize,
-    allow_plain_http: bool,
+    options: Options,
 }
 
 impl fmt::Debug for SlackBuilder {
@@ -246,35 +241,19 @@ impl fmt::Debug for SlackBuilder {
             .field("app", &self.app)
             .field("environment", &self.environment)
             .field("renderer", &self.renderer.as_ref().map(|_| "custom"))
-            .field("rate_limit", &self.rate_limit)
-            .field("pace", &self.pace)
-            .field("timeout", &self.timeout)
-            .field("retry", &self.retry)
-            .field("queue_records", &self.queue_records)
-            .field("allow_plain_http", &self.allow_plain_http)
+            .field("options", &self.options)
             .finish()
     }
 }
 
-/// A configuration error found at build time. It never contains a webhook URL's secret part.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BuildError {
-    /// The setting at fault (`webhooks`, `webhooks[1].url`, ...).
-    pub key: String,
-    /// What is wrong with it.
-    pub message: String,
+fn err(key: impl Into<String>, message: impl fmt::Display) -> BuildError {
+    BuildError::new("watchbell-slack", key, message)
 }
 
-impl fmt::Display for BuildError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "watchbell-slack: {}: {}", self.key, self.message)
+impl SinkOptions for SlackBuilder {
+    fn options_mut(&mut self) -> &mut Options {
+        &mut self.options
     }
-}
-
-impl std::error::Error for BuildError {}
-
-fn err(key: impl Into<String>, message: impl Into<String>) -> BuildError {
-    BuildError { key: key.into(), message: message.into() }
 }
 
 impl SlackBuilder {
@@ -306,55 +285,13 @@ impl SlackBuilder {
         self
     }
 
-    /// At most `record_limit` records per `record_delta` per callsite fingerprint (default 1 per
-    /// 60 s); the others are counted and shown as "N similar suppressed".
-    pub fn rate_limit(mut self, record_limit: u32, record_delta: Duration) -> Self {
-        self.rate_limit = Some((record_limit.max(1), record_delta));
-        self
-    }
-
-    /// No rate limit: every record is delivered (still coalesced under the pace).
-    pub fn no_rate_limit(mut self) -> Self {
-        self.rate_limit = None;
-        self
-    }
-
-    /// The least time between two requests to one webhook (default 1 s).
-    pub fn pace(mut self, d: Duration) -> Self {
-        self.pace = d;
-        self
-    }
-
-    /// The timeout of one request (default 10 s).
-    pub fn timeout(mut self, d: Duration) -> Self {
-        self.timeout = d;
-        self
-    }
-
-    /// The retry policy for 429, 5xx and connection errors (default: 1 s doubling to 60 s, for
-    /// up to 10 minutes per batch).
-    pub fn retry(mut self, retry: Retry) -> Self {
-        self.retry = retry;
-        self
-    }
-
-    /// The most records queued per webhook (default 10,000; more are dropped and counted).
-    pub fn queue_records(mut self, n: usize) -> Self {
-        self.queue_records = n;
-        self
-    }
-
-    /// Allows `http://` webhook URLs to hosts that are not loopback (default: refused).
-    pub fn allow_plain_http(mut self, allow: bool) -> Self {
-        self.allow_plain_http = allow;
-        self
-    }
-
     /// Builds the pipeline and returns its root handler (rate limit → per-webhook level
     /// selection → per-webhook delivery) and the guard, without a layer: for feeding records
     /// from other handlers, or for tests.
     pub fn build_handler(self) -> Result<(Arc<dyn Handler>, Guard), BuildError> {
-        Ok(self.build_parts()?.0)
+        let (root, _) = self.build_parts()?;
+        let guard = Guard::new(Arc::clone(&root));
+        Ok((root, guard))
     }
 
     fn build_parts(self) -> Result<Parts, BuildError> {
@@ -366,14 +303,7 @@ impl SlackBuilder {
         }
         // One client per webhook: a client's pooled connections belong to the runtime of the
         // worker that opened them, and each delivery worker has its own runtime.
-        let new_client = || {
-            HttpClient::builder()
-                .timeout(self.timeout)
-                .connect_timeout(self.timeout.min(Duration::from_secs(5)))
-                .allow_plain_http(self.allow_plain_http)
-                .build()
-                .map_err(|e| err("http", e))
-        };
+        let new_client = || self.options.http_client().map_err(|e| err("http", e));
         let mut fan = FanOut::new();
         let mut most_verbose = Level::ERROR;
         let mut names = Vec::new();
@@ -402,24 +332,18 @@ impl SlackBuilder {
                 username: w.username.clone(),
                 icon_emoji: w.icon_emoji.clone(),
                 renderer: self.renderer.clone(),
-                pace: self.pace,
+                pace: self.options.pace,
                 last_request: None,
             };
-            let delivery = Delivery::builder(format!("slack-{name}"), sink)
-                .pace(self.pace)
+            let delivery = self
+                .options
+                .delivery(format!("slack-{name}"), sink)
                 .batch_records(100)
-                .retry(self.retry.clone())
-                .queue_records(self.queue_records)
                 .spawn()
                 .map_err(|e| err(key.clone(), format!("cannot start the delivery thread: {e}")))?;
             fan = fan.with(Arc::new(Select::levels(delivery, w.levels.clone())));
         }
-        let root: Arc<dyn Handler> = match self.rate_limit {
-            Some((n, d)) => Arc::new(RateLimit::new(fan, n, d)),
-            None => Arc::new(fan),
-        };
-        let guard = Guard::new(Arc::clone(&root));
-        Ok(((root, guard), most_verbose))
+        Ok((self.options.rate_limited(fan), most_verbose))
     }
 
     /// Builds the layer and its [`Guard`]. Keep the guard until the end of `main`: dropping it
@@ -428,13 +352,13 @@ impl SlackBuilder {
     where
         S: tracing_core::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
     {
-        let ((root, guard), level) = self.build_parts()?;
-        Ok((CaptureLayer::new(root).filtered(LayerFilter::new(level)), guard))
+        let (root, level) = self.build_parts()?;
+        Ok(layer(root, level))
     }
 }
 
-/// The root handler, its guard, and the most verbose level any webhook wants.
-type Parts = ((Arc<dyn Handler>, Guard), Level);
+/// The root handler and the most verbose level any webhook wants.
+type Parts = (Arc<dyn Handler>, Level);
 
 /// The protocol to one webhook.
 struct SlackSink {

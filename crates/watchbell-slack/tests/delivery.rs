@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
+use watchbell_slack::SinkOptions;
 
 use serde_json::Value as Json;
 use tracing_subscriber::prelude::*;

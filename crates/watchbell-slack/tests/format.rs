@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
+use watchbell_slack::SinkOptions;
 
 use serde_json::{json, Value as Json};
 use tracing_subscriber::prelude::*;

@@ -54,14 +54,18 @@
 //! | API base | `https://api.telegram.org` (the token goes in the path: `/bot<token>/sendMessage`) | [`api_base`](TelegramBuilder::api_base) |
 //! | level captured | `WARN` and more severe (per chat: [`Chat::level`]) | [`level`](TelegramBuilder::level) |
 //! | notification | a message rings when it holds an `ERROR`; otherwise `disable_notification: true` | [`notify_level`](TelegramBuilder::notify_level) |
-//! | rate limit | 1 record per 60 s per callsite fingerprint; the rest are counted and reported as "N similar suppressed" with the next one or at flush | [`rate_limit`](TelegramBuilder::rate_limit), [`no_rate_limit`](TelegramBuilder::no_rate_limit) |
-//! | pace | 1 message per second per chat; 3 s for groups (negative chat ids: Telegram allows 20 per minute in a group) | [`pace`](TelegramBuilder::pace) |
+//! | rate limit | 1 record per 60 s per callsite fingerprint; the rest are counted and reported as "N similar suppressed" with the next one or at flush | [`rate_limit`](SinkOptions::rate_limit), [`no_rate_limit`](SinkOptions::no_rate_limit) |
+//! | pace | 1 message per second per chat; 3 s for groups (negative chat ids: Telegram allows 20 per minute in a group) | [`pace`](SinkOptions::pace) |
 //! | long text | cut to 4096 UTF-16 units (markup included) with the marker `…[truncated]`, tags closed, no entity cut | [`split_long`](TelegramBuilder::split_long) sends several messages instead |
 //! | link previews | off (`link_preview_options: {"is_disabled": true}`) | — |
-//! | retries | `Retry::default()`: 500 ms doubling to 60 s, for 10 minutes per batch; 429 waits `retry_after` | [`retry`](TelegramBuilder::retry) |
-//! | queue | 10,000 records per chat, the newest dropped and counted when full | [`queue_records`](TelegramBuilder::queue_records) |
-//! | HTTP timeout | 10 s per request | [`timeout`](TelegramBuilder::timeout) |
-//! | plain `http://` | refused except to loopback | [`allow_plain_http`](TelegramBuilder::allow_plain_http) |
+//! | retries | `Retry::default()`: 500 ms doubling to 60 s, for 10 minutes per batch; 429 waits `retry_after` | [`retry`](SinkOptions::retry) |
+//! | queue | 10,000 records per chat, the newest dropped and counted when full | [`queue_records`](SinkOptions::queue_records), [`overflow`](SinkOptions::overflow) |
+//! | HTTP timeout | 10 s per request | [`timeout`](SinkOptions::timeout) |
+//! | plain `http://` | refused except to loopback | [`allow_plain_http`](SinkOptions::allow_plain_http) |
+//!
+//! The common settings are the methods of [`SinkOptions`], the same in every watchbell sink
+//! crate (`use watchbell_telegram::SinkOptions;`). Setting [`pace`](SinkOptions::pace) applies
+//! one pace to every chat, groups included.
 //!
 //! How answers are handled:
 //!
@@ -117,13 +121,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tracing_core::Subscriber;
-use tracing_subscriber::filter::Filtered;
 use tracing_subscriber::registry::LookupSpan;
 use watchbell_core::format::{Format, FormatContext};
 use watchbell_core::handler::Select;
-use watchbell_core::http::HttpClient;
+use watchbell_core::options::{layer, Options, SinkLayer};
 use watchbell_core::secret::{redact_url, Secret};
-use watchbell_core::{CaptureLayer, Delivery, FanOut, Guard, Handler, LayerFilter, Level, RateLimit, Record, Retry};
+pub use watchbell_core::{BuildError, SinkOptions};
+use watchbell_core::{FanOut, Guard, Handler, Level, Record};
 
 use crate::html::Renderer;
 use crate::sink::TelegramSink;
@@ -133,7 +137,10 @@ pub const DEFAULT_API_BASE: &str = "https://api.telegram.org";
 
 /// The layer [`TelegramBuilder::build`] returns: watchbell's capture layer behind its level
 /// filter. Add it to a registry with `.with(layer)`.
-pub type TelegramFiltered<S> = Filtered<CaptureLayer, LayerFilter, S>;
+pub type TelegramFiltered<S> = SinkLayer<S>;
+
+/// The pace value that means "1 s per chat, 3 s per group" (the default).
+const AUTO_PACE: Duration = Duration::MAX;
 
 /// Where [`TelegramLayer::builder`] starts.
 #[derive(Debug)]
@@ -151,12 +158,7 @@ impl TelegramLayer {
             api_base: DEFAULT_API_BASE.to_owned(),
             split: false,
             protect: false,
-            rate_limit: Some((1, Duration::from_secs(60))),
-            pace: None,
-            retry: Retry::default(),
-            queue_records: 10_000,
-            timeout: Duration::from_secs(10),
-            allow_plain_http: false,
+            options: Options::new().rate_limit(1, Duration::from_secs(60)).pace(AUTO_PACE),
             format: None,
         }
     }
@@ -275,26 +277,14 @@ impl From<ChatId> for Chat {
     }
 }
 
-/// A configuration mistake found by [`TelegramBuilder::build`]: the setting and the problem.
-/// It never contains the token.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BuildError {
-    /// The setting at fault (`bot_token`, `chat`, `api_base`, ...).
-    pub key: &'static str,
-    /// What is wrong.
-    pub problem: String,
+fn err(key: &'static str, problem: impl fmt::Display) -> BuildError {
+    BuildError::new("watchbell-telegram", key, problem)
 }
 
-impl fmt::Display for BuildError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "watchbell-telegram: {}: {}", self.key, self.problem)
+impl SinkOptions for TelegramBuilder {
+    fn options_mut(&mut self) -> &mut Options {
+        &mut self.options
     }
-}
-
-impl std::error::Error for BuildError {}
-
-fn err(key: &'static str, problem: impl Into<String>) -> BuildError {
-    BuildError { key, problem: problem.into() }
 }
 
 /// Configures a Telegram layer; see the [crate docs](crate) for the defaults.
@@ -307,12 +297,7 @@ pub struct TelegramBuilder {
     api_base: String,
     split: bool,
     protect: bool,
-    rate_limit: Option<(u32, Duration)>,
-    pace: Option<Duration>,
-    retry: Retry,
-    queue_records: usize,
-    timeout: Duration,
-    allow_plain_http: bool,
+    options: Options,
     format: Option<Arc<dyn Format>>,
 }
 
@@ -326,9 +311,7 @@ impl fmt::Debug for TelegramBuilder {
             .field("app", &self.app)
             .field("api_base", &redact_url(&self.api_base))
             .field("split_long", &self.split)
-            .field("rate_limit", &self.rate_limit)
-            .field("pace", &self.pace)
-            .field("retry", &self.retry)
+            .field("options", &self.options)
             .field("custom_format", &self.format.is_some())
             .finish_non_exhaustive()
     }
@@ -385,49 +368,6 @@ impl TelegramBuilder {
         self
     }
 
-    /// At most `record_limit` records per `record_delta` per callsite fingerprint (default 1
-    /// per 60 s); the rest are counted and reported.
-    pub fn rate_limit(mut self, record_limit: u32, record_delta: Duration) -> Self {
-        self.rate_limit = Some((record_limit, record_delta));
-        self
-    }
-
-    /// No rate limit per fingerprint (the pace per chat still applies).
-    pub fn no_rate_limit(mut self) -> Self {
-        self.rate_limit = None;
-        self
-    }
-
-    /// The least time between two messages to one chat (default 1 s, 3 s for groups).
-    pub fn pace(mut self, pace: Duration) -> Self {
-        self.pace = Some(pace);
-        self
-    }
-
-    /// The retry policy for 429s, 5xx and network errors.
-    pub fn retry(mut self, retry: Retry) -> Self {
-        self.retry = retry;
-        self
-    }
-
-    /// The most records waiting per chat (default 10,000).
-    pub fn queue_records(mut self, n: usize) -> Self {
-        self.queue_records = n;
-        self
-    }
-
-    /// The timeout of one request (default 10 s).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// Allows an `http://` API base that is not loopback (default: refused).
-    pub fn allow_plain_http(mut self, allow: bool) -> Self {
-        self.allow_plain_http = allow;
-        self
-    }
-
     /// Your own text per record (a [`Template`](watchbell_core::format::Template) or a closure);
     /// it is HTML-escaped and replaces the default block.
     pub fn format(mut self, format: impl Format) -> Self {
@@ -441,14 +381,20 @@ impl TelegramBuilder {
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        let (handler, guard, min) = self.build_handler()?;
-        Ok((CaptureLayer::new(handler).filtered(LayerFilter::new(min)), guard))
+        let (root, min) = self.build_parts()?;
+        Ok(layer(root, min))
     }
 
     /// Like [`build`](TelegramBuilder::build), but returns the handler chain (rate limit and
-    /// deliveries) instead of a layer, to stand behind another watchbell handler, and the
-    /// least severe level any chat takes.
-    pub fn build_handler(self) -> Result<(Arc<dyn Handler>, Guard, Level), BuildError> {
+    /// deliveries) instead of a layer, to stand behind another watchbell handler.
+    pub fn build_handler(self) -> Result<(Arc<dyn Handler>, Guard), BuildError> {
+        let (root, _) = self.build_parts()?;
+        let guard = Guard::new(Arc::clone(&root));
+        Ok((root, guard))
+    }
+
+    /// The root handler and the least severe level any chat takes.
+    fn build_parts(self) -> Result<(Arc<dyn Handler>, Level), BuildError> {
         let token = self.token.expose();
         let (id, secret) = token.split_once(':').unwrap_or(("", ""));
         if id.is_empty()
@@ -476,13 +422,7 @@ impl TelegramBuilder {
         }
         // One client per chat: a client's pooled connections belong to the runtime of the
         // worker thread that opened them, so workers must not share one.
-        let new_client = || {
-            HttpClient::builder()
-                .timeout(self.timeout)
-                .allow_plain_http(self.allow_plain_http)
-                .build()
-                .map_err(|e| err("http", e))
-        };
+        let new_client = || self.options.http_client().map_err(|e| err("http", e));
         new_client()?.check_url(&format!("{}/", self.api_base)).map_err(|e| err("api_base", e))?;
         let cx = FormatContext { app: self.app.clone(), host: None };
         let mut fan = FanOut::new();
@@ -490,8 +430,11 @@ impl TelegramBuilder {
         for chat in self.chats {
             let level = chat.level.unwrap_or(self.level);
             min = min.max(level);
-            let pace =
-                self.pace.unwrap_or(if chat.id.is_group() { Duration::from_secs(3) } else { Duration::from_secs(1) });
+            let pace = match self.options.pace {
+                AUTO_PACE if chat.id.is_group() => Duration::from_secs(3),
+                AUTO_PACE => Duration::from_secs(1),
+                pace => pace,
+            };
             let sink = TelegramSink {
                 client: new_client()?,
                 base: self.api_base.clone(),
@@ -507,20 +450,15 @@ impl TelegramBuilder {
                 migration_told: false,
                 resume: None,
             };
-            let delivery = Delivery::builder(format!("telegram:{}", chat.id), sink)
+            let delivery = self
+                .options
+                .delivery(format!("telegram:{}", chat.id), sink)
                 .pace(pace)
-                .retry(self.retry.clone())
-                .queue_records(self.queue_records)
                 .spawn()
                 .map_err(|e| err("worker", format!("cannot start the delivery thread: {e}")))?;
             let select = Select::new(delivery, move |r: &Record| r.level <= level);
             fan = fan.with(Arc::new(select));
         }
-        let root: Arc<dyn Handler> = match self.rate_limit {
-            Some((n, d)) => Arc::new(RateLimit::new(fan, n, d)),
-            None => Arc::new(fan),
-        };
-        let guard = Guard::new(Arc::clone(&root));
-        Ok((root, guard, min))
+        Ok((self.options.rate_limited(fan), min))
     }
 }

@@ -8,7 +8,7 @@ use tracing_subscriber::prelude::*;
 use tracing_subscriber::Registry;
 use watchbell_core::text::{utf16_len, MARKER};
 use watchbell_core::{Guard, Level, Retry, Stats};
-use watchbell_telegram::{BuildError, Chat, TelegramBuilder, TelegramLayer};
+use watchbell_telegram::{BuildError, Chat, SinkOptions, TelegramBuilder, TelegramLayer};
 use watchbell_test::http::Reply;
 use watchbell_test::telegram::{validate_html, FakeTelegram, Message, TgReply};
 
