@@ -1,0 +1,107 @@
+//! The SMS sink (one provider, one recipient) and the default one-line body.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use watchbell_core::format::{Format, FormatContext};
+use watchbell_core::http::HttpClient;
+use watchbell_core::text::{single_line, truncate_bytes};
+use watchbell_core::{Batch, BatchReason, Outcome, Record, Sink};
+
+use crate::encoding::{fit, Encoding};
+use crate::provider::{SmsMessage, SmsProvider};
+
+/// The field the cost cap sets on the first alert after a capped hour: how many were withheld.
+pub(crate) const WITHHELD_FIELD: &str = "sms_withheld";
+
+/// How much of a record's text is looked at before fitting (an SMS holds at most a few KiB).
+const MAX_INPUT_BYTES: usize = 16 * 1024;
+
+/// Turns records into SMS bodies.
+pub(crate) struct Renderer {
+    pub(crate) format: Option<Arc<dyn Format>>,
+    pub(crate) cx: FormatContext,
+    pub(crate) segments: usize,
+}
+
+impl Renderer {
+    /// The default line: `[app] LEVEL target: message (N similar suppressed)`.
+    fn default_text(&self, r: &Record, out: &mut String) {
+        if let Some(app) = &self.cx.app {
+            let _ = write!(out, "[{app}] ");
+        }
+        let _ = write!(out, "{} {}: ", r.level, r.target);
+        out.push_str(&truncate_bytes(&r.message, MAX_INPUT_BYTES, ""));
+    }
+
+    /// The text of one record (or of a batch's significant record, with `related` others),
+    /// on one line, fitted to the configured segments.
+    pub(crate) fn body(&self, r: &Record, related: usize) -> (String, Encoding) {
+        let mut text = String::new();
+        match &self.format {
+            Some(f) => f.format(r, &self.cx, &mut text),
+            None => self.default_text(r, &mut text),
+        }
+        let text = truncate_bytes(&text, MAX_INPUT_BYTES, "");
+        let mut line = single_line(&text).into_owned();
+        if r.suppressed > 0 {
+            let _ = write!(line, " ({} similar suppressed)", r.suppressed);
+        }
+        if let Some(n) = r.fields.get(WITHHELD_FIELD).and_then(|v| v.as_u64()).filter(|n| *n > 0) {
+            let _ = write!(line, " ({n} alerts withheld by the SMS cap)");
+        }
+        if related > 0 {
+            let _ = write!(line, " (+{related} related records)");
+        }
+        fit(&line, self.segments)
+    }
+}
+
+/// Sends to one recipient through one provider; one SMS per record (or one per escalation or
+/// group batch).
+pub(crate) struct SmsSink {
+    pub(crate) provider: Arc<dyn SmsProvider>,
+    pub(crate) client: HttpClient,
+    pub(crate) to: String,
+    pub(crate) render: Arc<Renderer>,
+    pub(crate) pace: Duration,
+    pub(crate) last: Option<Instant>,
+}
+
+impl SmsSink {
+    fn send(&mut self, record: &Record, related: usize) -> Outcome {
+        if let Some(last) = self.last {
+            let at = last + self.pace;
+            let now = Instant::now();
+            if at > now {
+                std::thread::sleep(at - now);
+            }
+        }
+        let (body, encoding) = self.render.body(record, related);
+        let outcome = self.provider.send(&self.client, &SmsMessage { to: &self.to, body: &body, encoding });
+        self.last = Some(Instant::now());
+        outcome
+    }
+}
+
+impl Sink for SmsSink {
+    fn deliver(&mut self, batch: &Batch) -> Outcome {
+        match batch.reason {
+            BatchReason::Escalation | BatchReason::Group => match batch.significant() {
+                Some(r) => self.send(r, batch.len() - 1),
+                None => Outcome::Delivered,
+            },
+            BatchReason::Single | BatchReason::Flush => {
+                for (i, r) in batch.records.iter().enumerate() {
+                    match self.send(r, 0) {
+                        Outcome::Delivered => {}
+                        other if i == 0 => return other,
+                        other => return Outcome::Partial { delivered: i, rest: Box::new(other) },
+                    }
+                }
+                Outcome::Delivered
+            }
+        }
+    }
+}
