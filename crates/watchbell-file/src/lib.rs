@@ -1,4 +1,419 @@
 //! # watchbell-file
 //!
-//! Size- and time-rotated log files for tracing, reopened after logrotate.
+//! Size- and time-rotated log files for tracing, reopened after logrotate. Rotation and the
+//! deletion of old files never run on the application's thread.
+//!
+//! Two ways to use it:
+//!
+//! 1. **A non-blocking writer for `tracing_subscriber::fmt`**: [`RollingFile::builder`] …
+//!    [`non_blocking`](RollingFileBuilder::non_blocking) gives a [`FileWriter`] (a
+//!    [`MakeWriter`](tracing_subscriber::fmt::MakeWriter)) and a [`WriterGuard`]. The fmt layer
+//!    formats on the caller's thread; the line goes through a bounded queue to a worker thread
+//!    that writes and rotates.
+//! 2. **A watchbell sink**: [`FileLayer::builder`] gives a layer (or, with
+//!    [`build_handler`](FileLayerBuilder::build_handler), a handler, so fingers-crossed and group
+//!    batches can go to a file), writing records formatted by a watchbell
+//!    [`Format`] from watchbell's delivery thread, with its
+//!    retries and counted drops.
+//!
+//! ```
+//! use std::time::Duration;
+//! use tracing_subscriber::prelude::*;
+//! use watchbell_core::{Level, SinkOptions};
+//! use watchbell_file::{FileLayer, Interval, RollingFile};
+//!
+//! let dir = std::env::temp_dir().join(format!("watchbell-file-example-{}", std::process::id()));
+//!
+//! // 1. Everything from INFO through fmt, into app.log, 10 MiB per file, 5 backups.
+//! let (writer, writer_guard) = RollingFile::builder(dir.join("app.log"))
+//!     .max_bytes(10 << 20)
+//!     .backup_count(5)
+//!     .non_blocking()
+//!     .expect("a valid configuration");
+//!
+//! // 2. Warnings and errors, one file per day, the last 7 days kept.
+//! let (layer, guard) = FileLayer::builder(dir.join("alerts.log"))
+//!     .rotate_every(Interval::Daily)
+//!     .backup_count(7)
+//!     .level(Level::WARN)
+//!     .app("billing")
+//!     .queue_records(50_000)
+//!     .build()
+//!     .expect("a valid configuration");
+//!
+//! let subscriber = tracing_subscriber::registry()
+//!     .with(tracing_subscriber::fmt::layer().with_ansi(false).with_writer(writer))
+//!     .with(layer);
+//! tracing::subscriber::with_default(subscriber, || {
+//!     tracing::warn!(disk = "/var", "almost full");
+//! });
+//!
+//! // At the end of main: write what is queued, within 5 s.
+//! assert!(guard.shutdown(Duration::from_secs(5)).is_complete());
+//! assert!(writer_guard.shutdown(Duration::from_secs(5)));
+//! let alerts = std::fs::read_to_string(dir.join("alerts.log")).unwrap();
+//! assert!(alerts.starts_with("[billing] ") && alerts.contains(" WARN "));
+//! # std::fs::remove_dir_all(&dir).unwrap();
+//! ```
+//!
+//! ## Rotation and names
+//!
+//! The active file keeps its name (`app.log`, so `tail -F` and log shippers follow one path);
+//! rotated files carry a suffix:
+//!
+//! | configured | rotated when | backups |
+//! |---|---|---|
+//! | [`max_bytes`](RollingFileBuilder::max_bytes) only | the next record would make the file larger than `max_bytes` bytes | `app.log.1` (newest) … `app.log.N`; the oldest is deleted |
+//! | [`rotate_every`](RollingFileBuilder::rotate_every) only | the first record whose time is in a later period than the file's | `app.log.2026-11-21` (daily), `app.log.2026-11-21_14` (hourly), `app.log.2026-11-21_14-05` (minutely), named after the period of their contents; the newest N kept |
+//! | both | whichever comes first | `app.log.2026-11-21_14`, then `app.log.2026-11-21_14.1`, `.2`, … within one period; the newest N kept |
+//!
+//! - Size is measured in bytes and is exact: a file never grows past `max_bytes`, except by a
+//!   single record that is larger than `max_bytes` on its own. Records are never split: such a
+//!   record is written alone into a fresh file (which then exceeds the limit) and the next record
+//!   rotates it.
+//! - [`backup_count(0)`](RollingFileBuilder::backup_count) means "truncate the file and start
+//!   again" at each rotation, never "grow forever" (Python's `backupCount=0` mistake).
+//! - No empty backups: an empty file is never rotated (a period with no records leaves no file).
+//! - Periods are UTC (no time zone database). Rotation happens when a record arrives, with the
+//!   time read from the [`Clock`] when it is written (default [`SystemClock`]; tests use
+//!   [`ManualClock`]). A file left by an earlier run belongs to the period of its modification time,
+//!   so a restart on the next day rotates yesterday's file first.
+//! - Numbered backups are shifted up to the first free number only, so a rotation renames as many
+//!   files as there are backups; with hundreds of backups prefer the dated names of time or
+//!   combined rotation, which never rename a backup.
+//! - Deleting only touches files whose names match the backup pattern of this file exactly;
+//!   numbered backups above N left by an earlier configuration are left alone.
+//! - **Reopen** ([`Reopen`]): logrotate's `create` mode renames `app.log` away and expects the
+//!   writer to start a new `app.log`; the writer compares the path's device and inode with the
+//!   open file's and reopens when they differ or the path is gone. Default: checked before a
+//!   record at most once per second ([`Reopen::Every`]); [`Reopen::EveryWrite`] checks before
+//!   every record (one `stat` each, as Python's `WatchedFileHandler`). `copytruncate` needs no
+//!   reopen (files are opened in append mode); the same check notices the file shrank and counts
+//!   `max_bytes` from its real size.
+//! - **Permissions**: new files are created with mode `0o640` minus the umask
+//!   ([`mode`](RollingFileBuilder::mode)); missing directories are created with
+//!   `create_dir_all`'s `0o777` minus the umask ([`create_dirs`](RollingFileBuilder::create_dirs)).
+//!   Rotated files keep their mode.
+//! - **Errors** (a directory that is not writable, a full disk): counted in [`FileStats::errors`]
+//!   (and, for the layer, retried by the delivery: see below), reported on stderr once per run of
+//!   failures, and the file is opened again at the next record, so writing resumes by itself when
+//!   the cause goes away. The writer drops a line that failed (counted); the layer keeps the
+//!   records that were not written and retries them in order, so a record that failed half-way
+//!   through a write or a flush may appear twice (at least once, never lost to a passing error).
+//!
+//! Why not tracing-appender's `rolling`: it writes straight into the date-suffixed files (no
+//! stable active name), has no size trigger (tracing #858), no injectable clock for tests, no
+//! reopen after logrotate, and rotates inside `write` on whatever thread writes. This crate keeps
+//! its idea (UTC periods, keep the newest N) and its `non_blocking` shape (a bounded queue, a
+//! worker thread, a guard that flushes), and writes both itself: a line is queued as one message
+//! (never split or interleaved), and the bytes bound and drop notice are ours.
+//!
+//! ## Defaults
+//!
+//! | setting | default | method |
+//! |---|---|---|
+//! | size limit | none (set one with `max_bytes`) | [`max_bytes`](RollingFileBuilder::max_bytes) |
+//! | time rotation | none | [`rotate_every`](RollingFileBuilder::rotate_every) |
+//! | backups kept | 5 | [`backup_count`](RollingFileBuilder::backup_count) |
+//! | reopen check | at most once per second, before a record | [`reopen`](RollingFileBuilder::reopen) |
+//! | clock | [`SystemClock`] | [`clock`](RollingFileBuilder::clock) |
+//! | file mode | `0o640` (unix, minus umask) | [`mode`](RollingFileBuilder::mode) |
+//! | parent directories | created | [`create_dirs`](RollingFileBuilder::create_dirs) |
+//! | writer queue | 65,536 lines and 64 MiB; what does not fit is dropped, counted and announced in the file | [`queue_lines`](RollingFileBuilder::queue_lines), [`queue_bytes`](RollingFileBuilder::queue_bytes) |
+//! | writer when the queue is full | the line is dropped at once (the caller never waits) | [`overflow_wait`](RollingFileBuilder::overflow_wait) |
+//! | writer flush | when its queue has been empty for 2 ms, and at least every 100 ms while lines keep coming | [`WriterGuard::flush`] |
+//! | writer guard drop | a shutdown of at most 5 s | [`WriterGuard::drop_timeout`] |
+//!
+//! The layer ([`FileLayer`]) has the same file settings (same methods) and these:
+//!
+//! | setting | default | method |
+//! |---|---|---|
+//! | level captured | `INFO` and more severe | [`level`](FileLayerBuilder::level) |
+//! | format | [`DefaultFormat`]: `[app] 2026-11-21T18:21:45.123456Z ERROR target: message k=v [spans] (N similar suppressed)` | [`format`](FileLayerBuilder::format) |
+//! | line breaks in a record | further lines indented by two spaces, so a message cannot forge a record | [`multiline`](FileLayerBuilder::multiline) |
+//! | rate limit | none | `rate_limit` ([`SinkOptions`]) |
+//! | queue | 10,000 records, the newest dropped and counted when full (a "N records dropped" line follows) | `queue_records`, `overflow` |
+//! | batches | up to 1,000 records per write and flush | — |
+//! | retries | an I/O error retries the records not yet written: 100 ms doubling to 5 s, for 10 minutes | `retry` |
+//!
+//! Nothing is written on the caller's thread, and the layer's records reach the disk at each
+//! batch (flushed).
+//!
+//! ## Throughput
+//!
+//! Write N lines through the writer with `writer.write_line(bytes)` or through
+//! `tracing_subscriber::fmt::layer().with_writer(writer)`, then `guard.flush(timeout)`; the
+//! comparison with tracing-appender is its `non_blocking(RollingFileAppender)` in the same
+//! `with_writer`. Both format on the caller's thread; watchbell-file queues one message per
+//! event (one allocation) and writes through a 64 KiB buffer on its worker.
 #![deny(missing_docs)]
+
+mod rolling;
+mod writer;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing_core::Subscriber;
+use tracing_subscriber::registry::LookupSpan;
+use watchbell_core::format::{DefaultFormat, Format, FormatContext};
+use watchbell_core::{Batch, BuildError, Guard, Handler, Level, Options, Outcome, Retry, Sink, SinkLayer, SinkOptions};
+
+pub use rolling::{Clock, FileStats, Interval, ManualClock, Reopen, RollingFile, RollingFileBuilder, SystemClock};
+pub use writer::{FileWriter, LineWriter, WriterGuard};
+
+/// What the layer does with line breaks inside one record's text (a message with a newline,
+/// a multi-line error): a line-oriented file must not let a message forge a record of its own.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Multiline {
+    /// Each further line is indented by two spaces (the default): tracebacks stay readable,
+    /// and a line forged inside a message (`"ok\n2026-… ERROR …"`) is visibly a continuation,
+    /// since a record's first line never starts with a space. CR and CRLF count as line breaks.
+    #[default]
+    Indent,
+    /// The record becomes one line ([`single_line`](watchbell_core::text::single_line): every
+    /// control char becomes a space), for tools that read one record per line.
+    SingleLine,
+    /// The text is written as the format made it (trailing newlines still trimmed).
+    Keep,
+}
+
+/// The namespace of [`FileLayer::builder`]: a watchbell layer that writes records to a
+/// rotating file.
+#[derive(Debug)]
+pub struct FileLayer(());
+
+impl FileLayer {
+    /// A layer writing to `path`. See the [crate docs](crate) for the defaults.
+    pub fn builder(path: impl Into<PathBuf>) -> FileLayerBuilder {
+        FileLayerBuilder {
+            file: RollingFileBuilder::new(path),
+            options: Options::new().retry(Retry {
+                initial: Duration::from_millis(100),
+                max: Duration::from_secs(5),
+                ..Retry::default()
+            }),
+            format: Arc::new(DefaultFormat),
+            cx: FormatContext::default(),
+            level: Level::INFO,
+            multiline: Multiline::Indent,
+        }
+    }
+}
+
+/// Configures a [`FileLayer`]. The common delivery setters come from [`SinkOptions`].
+pub struct FileLayerBuilder {
+    file: RollingFileBuilder,
+    options: Options,
+    format: Arc<dyn Format>,
+    cx: FormatContext,
+    level: Level,
+    multiline: Multiline,
+}
+
+impl fmt::Debug for FileLayerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileLayerBuilder")
+            .field("file", &self.file)
+            .field("options", &self.options)
+            .field("cx", &self.cx)
+            .field("level", &self.level)
+            .field("multiline", &self.multiline)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SinkOptions for FileLayerBuilder {
+    fn options_mut(&mut self) -> &mut Options {
+        &mut self.options
+    }
+}
+
+impl FileLayerBuilder {
+    /// See [`RollingFileBuilder::max_bytes`].
+    pub fn max_bytes(mut self, n: u64) -> Self {
+        self.file = self.file.max_bytes(n);
+        self
+    }
+
+    /// See [`RollingFileBuilder::backup_count`].
+    pub fn backup_count(mut self, n: usize) -> Self {
+        self.file = self.file.backup_count(n);
+        self
+    }
+
+    /// See [`RollingFileBuilder::rotate_every`].
+    pub fn rotate_every(mut self, interval: Interval) -> Self {
+        self.file = self.file.rotate_every(interval);
+        self
+    }
+
+    /// See [`RollingFileBuilder::reopen`].
+    pub fn reopen(mut self, reopen: Reopen) -> Self {
+        self.file = self.file.reopen(reopen);
+        self
+    }
+
+    /// See [`RollingFileBuilder::clock`].
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.file = self.file.clock(clock);
+        self
+    }
+
+    /// See [`RollingFileBuilder::mode`].
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.file = self.file.mode(mode);
+        self
+    }
+
+    /// See [`RollingFileBuilder::create_dirs`].
+    pub fn create_dirs(mut self, create: bool) -> Self {
+        self.file = self.file.create_dirs(create);
+        self
+    }
+
+    /// The least severe level captured (default `INFO`).
+    pub fn level(mut self, level: Level) -> Self {
+        self.level = level;
+        self
+    }
+
+    /// The text of one record (default [`DefaultFormat`]); a newline is added after each, and
+    /// line breaks inside are handled as [`multiline`](Self::multiline) says.
+    /// A [`Template`](watchbell_core::format::Template) or a closure
+    /// `Fn(&Record, &FormatContext) -> String`.
+    pub fn format(mut self, format: impl Format) -> Self {
+        self.format = Arc::new(format);
+        self
+    }
+
+    /// What happens to line breaks inside a record (default [`Multiline::Indent`]).
+    pub fn multiline(mut self, multiline: Multiline) -> Self {
+        self.multiline = multiline;
+        self
+    }
+
+    /// The application name (`[app] ` prefix of the default format, `{app}` in templates).
+    pub fn app(mut self, app: impl Into<String>) -> Self {
+        self.cx.app = Some(app.into());
+        self
+    }
+
+    /// The host name for `{host}` in templates.
+    pub fn host(mut self, host: impl Into<String>) -> Self {
+        self.cx.host = Some(host.into());
+        self
+    }
+
+    /// The layer (events at [`level`](Self::level) and above) and its [`Guard`].
+    pub fn build<S>(self) -> Result<(SinkLayer<S>, Guard), BuildError>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let level = self.level;
+        Ok(watchbell_core::options::layer(self.handler()?, level))
+    }
+
+    /// The handler chain (rate limit, if set, and the delivery to the file) and its [`Guard`],
+    /// to stand behind another watchbell handler such as fingers-crossed. Batches are written
+    /// whole, in order, whatever their reason.
+    pub fn build_handler(self) -> Result<(Arc<dyn Handler>, Guard), BuildError> {
+        let handler = self.handler()?;
+        let guard = Guard::new(Arc::clone(&handler));
+        Ok((handler, guard))
+    }
+
+    fn handler(self) -> Result<Arc<dyn Handler>, BuildError> {
+        self.file.validate("watchbell-file")?;
+        let name = format!(
+            "file {}",
+            self.file.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+        );
+        let sink = FileSink {
+            file: self.file.build()?,
+            format: self.format,
+            cx: self.cx,
+            multiline: self.multiline,
+            buf: String::new(),
+            line: String::new(),
+        };
+        let delivery = self.options.delivery(name, sink).batch_records(1000).spawn().map_err(|e| {
+            BuildError::new("watchbell-file", "thread", format!("cannot start the delivery thread: {e}"))
+        })?;
+        Ok(self.options.rate_limited(delivery))
+    }
+}
+
+/// The [`Sink`] behind [`FileLayer`]: formats each record, writes it as one line, flushes at
+/// the end of the batch.
+struct FileSink {
+    file: RollingFile,
+    format: Arc<dyn Format>,
+    cx: FormatContext,
+    multiline: Multiline,
+    buf: String,
+    line: String,
+}
+
+/// Writes `text` into `out` as one record for a line-oriented file, ending in one `\n`.
+fn record_text(text: &str, multiline: Multiline, out: &mut String) {
+    out.clear();
+    let text = text.trim_end_matches(['\r', '\n']);
+    match multiline {
+        Multiline::Keep => out.push_str(text),
+        Multiline::SingleLine => out.push_str(&watchbell_core::text::single_line(text)),
+        Multiline::Indent => {
+            let mut rest = text;
+            while let Some(i) = rest.find(['\r', '\n']) {
+                out.push_str(&rest[..i]);
+                out.push_str("\n  ");
+                let skip = if rest[i..].starts_with("\r\n") { 2 } else { 1 };
+                rest = &rest[i + skip..];
+            }
+            out.push_str(rest);
+        }
+    }
+    out.push('\n');
+}
+
+impl Sink for FileSink {
+    fn deliver(&mut self, batch: &Batch) -> Outcome {
+        for (i, record) in batch.records.iter().enumerate() {
+            self.buf.clear();
+            self.format.format(record, &self.cx, &mut self.buf);
+            record_text(&self.buf, self.multiline, &mut self.line);
+            if let Err(e) = self.file.write_record(self.line.as_bytes()) {
+                let rest = Outcome::retry(format!("cannot write {}: {e}", self.file.path().display()));
+                return match i {
+                    0 => rest,
+                    _ => Outcome::Partial { delivered: i, rest: Box::new(rest) },
+                };
+            }
+        }
+        match self.file.flush() {
+            Ok(()) => Outcome::Delivered,
+            Err(e) => Outcome::retry(format!("cannot flush {}: {e}", self.file.path().display())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_breaks_inside_a_record_cannot_forge_records() {
+        let mut out = String::new();
+        let forged = "ok\n2026-11-21T00:00:00Z ERROR app: forged\r\nthird\rfourth\n\n";
+        record_text(forged, Multiline::Indent, &mut out);
+        assert_eq!(out, "ok\n  2026-11-21T00:00:00Z ERROR app: forged\n  third\n  fourth\n");
+        record_text(forged, Multiline::SingleLine, &mut out);
+        assert_eq!(out, "ok 2026-11-21T00:00:00Z ERROR app: forged third fourth\n");
+        record_text("a\nb\n", Multiline::Keep, &mut out);
+        assert_eq!(out, "a\nb\n");
+        record_text("plain", Multiline::Indent, &mut out);
+        assert_eq!(out, "plain\n");
+    }
+}
