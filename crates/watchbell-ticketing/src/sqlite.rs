@@ -1,0 +1,238 @@
+//! The SQLite backend (rusqlite with the bundled SQLite): WAL, a busy timeout, and
+//! `BEGIN IMMEDIATE` for every writer so that counts stay exact with several processes.
+
+use std::fmt;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params, params_from_iter, Connection, OpenFlags, TransactionBehavior};
+use watchbell_core::time::{parse_rfc3339, rfc3339};
+
+use crate::store::{parse_level, Entry, Occurrence, Param, StoreError, Tables, Ticket};
+
+/// Versioned migrations; `{p}` is the table prefix. Never edit one that shipped: append.
+const MIGRATIONS: &[&str] = &[
+    // 1: tickets and occurrences.
+    "CREATE TABLE {p}tickets (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        app_id TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        level TEXT NOT NULL,
+        target TEXT NOT NULL,
+        location TEXT,
+        module TEXT,
+        message TEXT NOT NULL,
+        first_occurrence_time TEXT NOT NULL,
+        last_occurrence_time TEXT NOT NULL,
+        occurrence_count INTEGER NOT NULL,
+        solved BOOLEAN NOT NULL DEFAULT 0,
+        UNIQUE (app_id, fingerprint)
+    );
+    CREATE INDEX {p}tickets_last ON {p}tickets (last_occurrence_time);
+    CREATE TABLE {p}occurrences (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        ticket_id INTEGER NOT NULL REFERENCES {p}tickets (id) ON DELETE CASCADE,
+        time TEXT NOT NULL,
+        app_id TEXT NOT NULL,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX {p}occurrences_ticket ON {p}occurrences (ticket_id, id);",
+];
+
+pub(crate) struct Db {
+    conn: Connection,
+    upsert: String,
+    insert: String,
+    retain: String,
+}
+
+impl fmt::Debug for Db {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("sqlite::Db").finish_non_exhaustive()
+    }
+}
+
+fn value(p: &Param) -> SqlValue {
+    match p {
+        Param::Text(s) => SqlValue::Text(s.clone()),
+        Param::Int(i) => SqlValue::Integer(*i),
+        Param::Bool(b) => SqlValue::Integer(i64::from(*b)),
+    }
+}
+
+fn time(s: String) -> SystemTime {
+    parse_rfc3339(&s).unwrap_or(SystemTime::UNIX_EPOCH)
+}
+
+impl Db {
+    pub(crate) fn open(path: &Path, busy_timeout: Duration, tables: &Tables) -> Result<Db, StoreError> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI;
+        let mut conn = Connection::open_with_flags(path, flags)
+            .map_err(|e| StoreError::new(format!("sqlite: cannot open {}: {e}", path.display())))?;
+        conn.busy_timeout(busy_timeout)?;
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::new(format!("sqlite: cannot switch to WAL (journal mode is {mode})")));
+        }
+        conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
+        migrate(&mut conn, tables)?;
+        let (t, o) = (&tables.tickets, &tables.occurrences);
+        Ok(Db {
+            conn,
+            upsert: format!(
+                "INSERT INTO {t} (app_id, fingerprint, level, target, location, module, message, \
+                 first_occurrence_time, last_occurrence_time, occurrence_count, solved) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0) \
+                 ON CONFLICT (app_id, fingerprint) DO UPDATE SET \
+                 occurrence_count = {t}.occurrence_count + excluded.occurrence_count, \
+                 message = CASE WHEN excluded.last_occurrence_time >= {t}.last_occurrence_time \
+                     THEN excluded.message ELSE {t}.message END, \
+                 target = excluded.target, location = excluded.location, module = excluded.module, \
+                 first_occurrence_time = MIN({t}.first_occurrence_time, excluded.first_occurrence_time), \
+                 last_occurrence_time = MAX({t}.last_occurrence_time, excluded.last_occurrence_time), \
+                 solved = 0 \
+                 RETURNING id"
+            ),
+            insert: format!("INSERT INTO {o} (ticket_id, time, app_id, data) VALUES (?1, ?2, ?3, ?4)"),
+            retain: format!(
+                "DELETE FROM {o} WHERE ticket_id = ?1 AND id <= \
+                 (SELECT id FROM {o} WHERE ticket_id = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)"
+            ),
+        })
+    }
+
+    pub(crate) fn write(
+        &mut self,
+        _tables: &Tables,
+        app_id: &str,
+        entries: &[Entry],
+        keep: u32,
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut upsert = tx.prepare(&self.upsert)?;
+            let mut insert = tx.prepare(&self.insert)?;
+            let mut retain = tx.prepare(&self.retain)?;
+            for e in entries {
+                let id: i64 = upsert.query_row(
+                    params![
+                        app_id,
+                        e.fingerprint,
+                        e.level.as_str(),
+                        e.target,
+                        e.location,
+                        e.module,
+                        e.message,
+                        rfc3339(e.first),
+                        rfc3339(e.last),
+                        e.count.min(i64::MAX as u64) as i64,
+                    ],
+                    |r| r.get(0),
+                )?;
+                for (t, data) in &e.occurrences {
+                    insert.execute(params![id, rfc3339(*t), app_id, data])?;
+                }
+                retain.execute(params![id, i64::from(keep)])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub(crate) fn ints(&mut self, sql: &str, params: &[Param]) -> Result<Vec<Vec<i64>>, StoreError> {
+        let mut st = self.conn.prepare(sql)?;
+        let n = st.column_count();
+        let rows = st.query_map(params_from_iter(params.iter().map(value)), |r| {
+            (0..n).map(|i| r.get::<_, Option<i64>>(i).map(|v| v.unwrap_or(0))).collect::<Result<Vec<_>, _>>()
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub(crate) fn grouped(&mut self, sql: &str, params: &[Param]) -> Result<Vec<(String, u64, u64)>, StoreError> {
+        let mut st = self.conn.prepare(sql)?;
+        let rows = st.query_map(params_from_iter(params.iter().map(value)), |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64, r.get::<_, i64>(2)?.max(0) as u64))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub(crate) fn execute(&mut self, sql: &str, params: &[Param]) -> Result<u64, StoreError> {
+        Ok(self.conn.execute(sql, params_from_iter(params.iter().map(value)))? as u64)
+    }
+
+    pub(crate) fn tickets(&mut self, sql: &str, params: &[Param]) -> Result<Vec<Ticket>, StoreError> {
+        let mut st = self.conn.prepare(sql)?;
+        let rows = st.query_map(params_from_iter(params.iter().map(value)), |r| {
+            Ok(Ticket {
+                id: r.get(0)?,
+                app_id: r.get(1)?,
+                fingerprint: r.get(2)?,
+                level: parse_level(&r.get::<_, String>(3)?),
+                target: r.get(4)?,
+                location: r.get(5)?,
+                module: r.get(6)?,
+                message: r.get(7)?,
+                first_occurrence_time: time(r.get(8)?),
+                last_occurrence_time: time(r.get(9)?),
+                occurrence_count: r.get::<_, i64>(10)?.max(0) as u64,
+                solved: r.get(11)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub(crate) fn occurrences(&mut self, sql: &str, params: &[Param]) -> Result<Vec<Occurrence>, StoreError> {
+        let mut st = self.conn.prepare(sql)?;
+        let rows = st.query_map(params_from_iter(params.iter().map(value)), |r| {
+            Ok(Occurrence {
+                id: r.get(0)?,
+                ticket_id: r.get(1)?,
+                time: time(r.get(2)?),
+                app_id: r.get(3)?,
+                data: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub(crate) fn delete(&mut self, tables: &Tables, id: i64) -> Result<bool, StoreError> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(&format!("DELETE FROM {} WHERE ticket_id = ?1", tables.occurrences), [id])?;
+        let n = tx.execute(&format!("DELETE FROM {} WHERE id = ?1", tables.tickets), [id])?;
+        tx.commit()?;
+        Ok(n > 0)
+    }
+}
+
+fn migrate(conn: &mut Connection, tables: &Tables) -> Result<(), StoreError> {
+    // IMMEDIATE: two processes starting at once apply each migration once.
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute(
+        &format!(
+            "CREATE TABLE IF NOT EXISTS {} (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
+            tables.version
+        ),
+        [],
+    )?;
+    let current: i64 =
+        tx.query_row(&format!("SELECT COALESCE(MAX(version), 0) FROM {}", tables.version), [], |r| r.get(0))?;
+    if current > MIGRATIONS.len() as i64 {
+        return Err(StoreError::new(format!(
+            "sqlite: the schema is version {current}, newer than this watchbell-ticketing knows ({}); upgrade it",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, m) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        tx.execute_batch(&tables.sql(m))?;
+        tx.execute(
+            &format!("INSERT INTO {} (version, applied_at) VALUES (?1, ?2)", tables.version),
+            params![i as i64 + 1, rfc3339(SystemTime::now())],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}

@@ -1,0 +1,641 @@
+//! [`TicketStore`]: the ticket database, its schema and its query API, for both backends.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use serde::{Serialize, Serializer};
+use watchbell_core::{Level, Record};
+
+use crate::sqlite;
+
+/// The default table prefix.
+pub const DEFAULT_PREFIX: &str = "watchbell_";
+
+/// An error of the ticket database. Its text never contains a password.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreError {
+    message: String,
+}
+
+impl StoreError {
+    pub(crate) fn new(message: impl Into<String>) -> Self {
+        StoreError { message: message.into() }
+    }
+
+    /// What went wrong.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::new(format!("sqlite: {e}"))
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl From<postgres::Error> for StoreError {
+    fn from(e: postgres::Error) -> Self {
+        // postgres errors carry the server's message, never the connection password.
+        StoreError::new(format!("postgres: {e}"))
+    }
+}
+
+/// Where the tickets live: parsed from a URL by [`Target::parse`].
+#[derive(Clone)]
+pub enum Target {
+    /// A SQLite database file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database (the configuration holds the password; `Debug` hides it).
+    #[cfg(feature = "postgres")]
+    Postgres(Box<postgres::Config>),
+}
+
+impl fmt::Debug for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Sqlite(p) => f.debug_tuple("Sqlite").field(p).finish(),
+            #[cfg(feature = "postgres")]
+            Target::Postgres(c) => {
+                f.debug_struct("Postgres").field("hosts", &c.get_hosts()).field("dbname", &c.get_dbname()).finish()
+            }
+        }
+    }
+}
+
+impl Target {
+    /// Parses `sqlite://PATH` (`sqlite:///abs/path.db`, `sqlite://relative.db`), a bare file path
+    /// (SQLite), or `postgres://user:password@host:port/db` / `postgresql://…` (with the
+    /// `postgres` feature). Errors never repeat the URL (it may hold a password).
+    pub fn parse(url: &str) -> Result<Target, String> {
+        let url = url.trim();
+        if url.is_empty() {
+            return Err("empty database URL; expected sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DB".into());
+        }
+        if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+            if path.is_empty() {
+                return Err("sqlite:// URL without a path; expected sqlite://PATH".into());
+            }
+            if path == ":memory:" {
+                return Err("an in-memory SQLite database cannot hold tickets across connections; use a file".into());
+            }
+            return Ok(Target::Sqlite(PathBuf::from(path)));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            #[cfg(feature = "postgres")]
+            {
+                let config: postgres::Config =
+                    url.parse().map_err(|e: postgres::Error| format!("invalid PostgreSQL URL: {e}"))?;
+                return Ok(Target::Postgres(Box::new(config)));
+            }
+            #[cfg(not(feature = "postgres"))]
+            return Err(
+                "PostgreSQL support is not compiled in: enable the `postgres` feature of watchbell-ticketing".into()
+            );
+        }
+        if let Some((scheme, _)) = url.split_once("://") {
+            let scheme: String = scheme.chars().take(20).collect();
+            return Err(format!("unsupported scheme {scheme:?}; expected sqlite:// or postgres://"));
+        }
+        Ok(Target::Sqlite(PathBuf::from(url)))
+    }
+
+    /// Whether every host this target connects to is loopback or a unix socket (always true
+    /// for SQLite).
+    pub fn is_local(&self) -> bool {
+        match self {
+            Target::Sqlite(_) => true,
+            #[cfg(feature = "postgres")]
+            Target::Postgres(c) => {
+                let hosts_local = c.get_hosts().iter().all(|h| match h {
+                    postgres::config::Host::Tcp(name) => is_loopback_name(name),
+                    #[cfg(unix)]
+                    postgres::config::Host::Unix(_) => true,
+                });
+                let addrs_local = c.get_hostaddrs().iter().all(|a| a.is_loopback());
+                hosts_local && addrs_local
+            }
+        }
+    }
+}
+
+#[cfg(feature = "postgres")]
+fn is_loopback_name(name: &str) -> bool {
+    let n = name.trim_start_matches('[').trim_end_matches(']');
+    n.eq_ignore_ascii_case("localhost") || n.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Checks a table prefix: letters, digits and `_`, not starting with a digit, at most 40 bytes.
+pub(crate) fn check_prefix(prefix: &str) -> Result<(), String> {
+    if prefix.len() > 40 {
+        return Err("at most 40 characters".into());
+    }
+    if prefix.starts_with(|c: char| c.is_ascii_digit()) {
+        return Err("must not start with a digit".into());
+    }
+    if !prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err("only ASCII letters, digits and '_' are allowed".into());
+    }
+    Ok(())
+}
+
+/// The table names for a prefix.
+#[derive(Clone, Debug)]
+pub(crate) struct Tables {
+    pub(crate) prefix: String,
+    pub(crate) tickets: String,
+    pub(crate) occurrences: String,
+    pub(crate) version: String,
+}
+
+impl Tables {
+    pub(crate) fn new(prefix: &str) -> Self {
+        Tables {
+            prefix: prefix.to_owned(),
+            tickets: format!("{prefix}tickets"),
+            occurrences: format!("{prefix}occurrences"),
+            version: format!("{prefix}schema_version"),
+        }
+    }
+
+    /// Replaces `{p}` in a migration's SQL with the prefix.
+    pub(crate) fn sql(&self, template: &str) -> String {
+        template.replace("{p}", &self.prefix)
+    }
+}
+
+/// One ticket: every occurrence of one fingerprint in one app.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Ticket {
+    /// The ticket's id.
+    pub id: i64,
+    /// The app the occurrences came from.
+    pub app_id: String,
+    /// The fingerprint: 16 hex digits (a hash of level, target, file, line and the salt, or of a
+    /// user-supplied `fingerprint` field).
+    pub fingerprint: String,
+    /// The level of the occurrences.
+    #[serde(serialize_with = "ser_level")]
+    pub level: Level,
+    /// The target of the latest occurrence.
+    pub target: String,
+    /// `file:line` of the latest occurrence, when known.
+    pub location: Option<String>,
+    /// The module path, when known.
+    pub module: Option<String>,
+    /// The message of the latest occurrence (a sample).
+    pub message: String,
+    /// When the first occurrence happened.
+    #[serde(serialize_with = "ser_time")]
+    pub first_occurrence_time: SystemTime,
+    /// When the latest occurrence happened.
+    #[serde(serialize_with = "ser_time")]
+    pub last_occurrence_time: SystemTime,
+    /// How many occurrences there were (exact, whatever the retention of stored occurrences).
+    pub occurrence_count: u64,
+    /// Whether someone marked the ticket solved (a new occurrence reopens it).
+    pub solved: bool,
+}
+
+/// One stored occurrence of a ticket: the whole record as JSON.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Occurrence {
+    /// The occurrence's id (grows with insertion order).
+    pub id: i64,
+    /// The ticket it belongs to.
+    pub ticket_id: i64,
+    /// When it happened.
+    #[serde(serialize_with = "ser_time")]
+    pub time: SystemTime,
+    /// The app it came from.
+    pub app_id: String,
+    /// The whole [`Record`] as JSON text.
+    #[serde(serialize_with = "ser_json_text")]
+    pub data: String,
+}
+
+impl Occurrence {
+    /// The stored record.
+    pub fn record(&self) -> Result<Record, serde_json::Error> {
+        serde_json::from_str(&self.data)
+    }
+}
+
+fn ser_level<S: Serializer>(l: &Level, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(l.as_str())
+}
+
+fn ser_time<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&watchbell_core::time::rfc3339(*t))
+}
+
+fn ser_json_text<S: Serializer>(t: &str, s: S) -> Result<S::Ok, S::Error> {
+    match serde_json::from_str::<serde_json::Value>(t) {
+        Ok(v) => v.serialize(s),
+        Err(_) => s.serialize_str(t),
+    }
+}
+
+/// The order of [`TicketStore::list_tickets`]; always descending, ties broken by the newest id.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Order {
+    /// The most recently seen first (the default, like Logbook's `-last_occurrence_time`).
+    #[default]
+    LastOccurrence,
+    /// The most recently opened first.
+    FirstOccurrence,
+    /// The most frequent first.
+    Count,
+}
+
+impl Order {
+    fn sql(self) -> &'static str {
+        match self {
+            Order::LastOccurrence => "last_occurrence_time DESC, id DESC",
+            Order::FirstOccurrence => "first_occurrence_time DESC, id DESC",
+            Order::Count => "occurrence_count DESC, id DESC",
+        }
+    }
+}
+
+/// Filters, order and page of a ticket listing. `TicketQuery::default()` lists the 50 most
+/// recently seen tickets of every app, solved or not.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TicketQuery {
+    /// Only tickets of this app.
+    pub app_id: Option<String>,
+    /// Only tickets of exactly this level.
+    pub level: Option<Level>,
+    /// Only solved (`Some(true)`) or open (`Some(false)`) tickets.
+    pub solved: Option<bool>,
+    /// The order.
+    pub order: Order,
+    /// The most tickets returned (default 50).
+    pub limit: u32,
+    /// How many tickets to skip.
+    pub offset: u64,
+}
+
+impl Default for TicketQuery {
+    fn default() -> Self {
+        TicketQuery { app_id: None, level: None, solved: None, order: Order::LastOccurrence, limit: 50, offset: 0 }
+    }
+}
+
+impl TicketQuery {
+    /// Only tickets of this app.
+    pub fn app(mut self, app_id: impl Into<String>) -> Self {
+        self.app_id = Some(app_id.into());
+        self
+    }
+    /// Only tickets of exactly this level.
+    pub fn level(mut self, level: Level) -> Self {
+        self.level = Some(level);
+        self
+    }
+    /// Only solved (`true`) or open (`false`) tickets.
+    pub fn solved(mut self, solved: bool) -> Self {
+        self.solved = Some(solved);
+        self
+    }
+    /// The order.
+    pub fn order(mut self, order: Order) -> Self {
+        self.order = order;
+        self
+    }
+    /// The page: at most `limit` tickets after skipping `offset`.
+    pub fn page(mut self, limit: u32, offset: u64) -> Self {
+        self.limit = limit;
+        self.offset = offset;
+        self
+    }
+}
+
+/// Totals of a ticket database (for `watchbell-tickets stats`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct StoreStats {
+    /// Tickets.
+    pub tickets: u64,
+    /// Tickets not solved.
+    pub open: u64,
+    /// Tickets solved.
+    pub solved: u64,
+    /// The sum of every ticket's occurrence count.
+    pub occurrences: u64,
+    /// Occurrences stored (bounded by the retention).
+    pub stored_occurrences: u64,
+    /// Per level: (level, tickets, occurrences), most severe first.
+    pub by_level: Vec<(String, u64, u64)>,
+    /// Per app: (app id, tickets, occurrences).
+    pub by_app: Vec<(String, u64, u64)>,
+}
+
+/// A query parameter (the few kinds the query API binds).
+#[derive(Clone, Debug)]
+pub(crate) enum Param {
+    Text(String),
+    Int(i64),
+    Bool(bool),
+}
+
+/// The occurrences of one fingerprint in one batch, aggregated before they are written.
+#[derive(Clone, Debug)]
+pub(crate) struct Entry {
+    pub(crate) fingerprint: String,
+    pub(crate) level: Level,
+    pub(crate) target: String,
+    pub(crate) location: Option<String>,
+    pub(crate) module: Option<String>,
+    pub(crate) message: String,
+    pub(crate) first: SystemTime,
+    pub(crate) last: SystemTime,
+    /// How much the occurrence count grows (records plus what a rate limiter suppressed).
+    pub(crate) count: u64,
+    /// The newest occurrences to store (at most the retention): time and record JSON.
+    pub(crate) occurrences: Vec<(SystemTime, String)>,
+}
+
+pub(crate) enum Backend {
+    Sqlite(sqlite::Db),
+    #[cfg(feature = "postgres")]
+    Postgres(Box<crate::pg::Db>),
+}
+
+/// The ticket database: opens (and migrates) a SQLite file or a PostgreSQL database, and
+/// answers the query API. One store is one connection; open one per thread.
+///
+/// ```
+/// use watchbell_ticketing::{TicketQuery, TicketStore};
+/// let dir = std::env::temp_dir().join(format!("wb-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// let mut store = TicketStore::open(&format!("sqlite://{}/tickets.db", dir.display())).unwrap();
+/// assert_eq!(store.count_tickets(&TicketQuery::default()).unwrap(), 0);
+/// # std::fs::remove_dir_all(&dir).ok();
+/// ```
+pub struct TicketStore {
+    pub(crate) backend: Backend,
+    pub(crate) tables: Tables,
+}
+
+impl fmt::Debug for TicketStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(_) => "postgres",
+        };
+        f.debug_struct("TicketStore").field("backend", &kind).field("prefix", &self.tables.prefix).finish()
+    }
+}
+
+impl TicketStore {
+    /// Opens the database at `url` with the default table prefix (`watchbell_`); creates or
+    /// migrates the schema.
+    pub fn open(url: &str) -> Result<TicketStore, StoreError> {
+        Self::open_with(url, DEFAULT_PREFIX, Duration::from_secs(5))
+    }
+
+    /// Opens the database at `url` with table prefix `prefix`; `timeout` is SQLite's busy
+    /// timeout or PostgreSQL's connect timeout.
+    pub fn open_with(url: &str, prefix: &str, timeout: Duration) -> Result<TicketStore, StoreError> {
+        let target = Target::parse(url).map_err(StoreError::new)?;
+        check_prefix(prefix).map_err(|e| StoreError::new(format!("table prefix: {e}")))?;
+        Self::connect(&target, prefix, timeout)
+    }
+
+    /// Opens `target` (see [`open_with`](Self::open_with)).
+    pub fn connect(target: &Target, prefix: &str, timeout: Duration) -> Result<TicketStore, StoreError> {
+        let tables = Tables::new(prefix);
+        let backend = match target {
+            Target::Sqlite(path) => Backend::Sqlite(sqlite::Db::open(path, timeout, &tables)?),
+            #[cfg(feature = "postgres")]
+            Target::Postgres(config) => Backend::Postgres(Box::new(crate::pg::Db::open(config, timeout, &tables)?)),
+        };
+        Ok(TicketStore { backend, tables })
+    }
+
+    /// The schema version of the database (the number of migrations applied).
+    pub fn schema_version(&mut self) -> Result<i64, StoreError> {
+        let sql = format!("SELECT COALESCE(MAX(version), 0) FROM {}", self.tables.version);
+        Ok(self.ints(&sql, &[])?.first().and_then(|r| r.first().copied()).unwrap_or(0))
+    }
+
+    /// Writes a batch of aggregated entries in one transaction.
+    pub(crate) fn write(&mut self, app_id: &str, entries: &[Entry], keep: u32) -> Result<(), StoreError> {
+        match &mut self.backend {
+            Backend::Sqlite(db) => db.write(&self.tables, app_id, entries, keep),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(db) => db.write(&self.tables, app_id, entries, keep),
+        }
+    }
+
+    fn placeholder(&self, n: usize) -> String {
+        match self.backend {
+            Backend::Sqlite(_) => format!("?{n}"),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(_) => format!("${n}"),
+        }
+    }
+
+    fn ints(&mut self, sql: &str, params: &[Param]) -> Result<Vec<Vec<i64>>, StoreError> {
+        match &mut self.backend {
+            Backend::Sqlite(db) => db.ints(sql, params),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(db) => db.ints(sql, params),
+        }
+    }
+
+    fn grouped(&mut self, sql: &str, params: &[Param]) -> Result<Vec<(String, u64, u64)>, StoreError> {
+        match &mut self.backend {
+            Backend::Sqlite(db) => db.grouped(sql, params),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(db) => db.grouped(sql, params),
+        }
+    }
+
+    fn execute(&mut self, sql: &str, params: &[Param]) -> Result<u64, StoreError> {
+        match &mut self.backend {
+            Backend::Sqlite(db) => db.execute(sql, params),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(db) => db.execute(sql, params),
+        }
+    }
+
+    fn tickets(&mut self, sql: &str, params: &[Param]) -> Result<Vec<Ticket>, StoreError> {
+        match &mut self.backend {
+            Backend::Sqlite(db) => db.tickets(sql, params),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(db) => db.tickets(sql, params),
+        }
+    }
+
+    fn where_clause(&self, q: &TicketQuery, params: &mut Vec<Param>) -> String {
+        let mut conds = Vec::new();
+        if let Some(app) = &q.app_id {
+            params.push(Param::Text(app.clone()));
+            conds.push(format!("app_id = {}", self.placeholder(params.len())));
+        }
+        if let Some(level) = q.level {
+            params.push(Param::Text(level.as_str().to_owned()));
+            conds.push(format!("level = {}", self.placeholder(params.len())));
+        }
+        if let Some(solved) = q.solved {
+            params.push(Param::Bool(solved));
+            conds.push(format!("solved = {}", self.placeholder(params.len())));
+        }
+        if conds.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", conds.join(" AND "))
+        }
+    }
+
+    /// The number of tickets matching the query's filters (order and page are ignored).
+    pub fn count_tickets(&mut self, query: &TicketQuery) -> Result<u64, StoreError> {
+        let mut params = Vec::new();
+        let w = self.where_clause(query, &mut params);
+        let sql = format!("SELECT COUNT(*) FROM {}{w}", self.tables.tickets);
+        Ok(self.ints(&sql, &params)?.first().and_then(|r| r.first().copied()).unwrap_or(0) as u64)
+    }
+
+    /// The tickets matching the query, in its order, one page.
+    pub fn list_tickets(&mut self, query: &TicketQuery) -> Result<Vec<Ticket>, StoreError> {
+        let mut params = Vec::new();
+        let w = self.where_clause(query, &mut params);
+        let sql = format!(
+            "SELECT {TICKET_COLUMNS} FROM {}{w} ORDER BY {} LIMIT {} OFFSET {}",
+            self.tables.tickets,
+            query.order.sql(),
+            query.limit,
+            query.offset.min(i64::MAX as u64)
+        );
+        self.tickets(&sql, &params)
+    }
+
+    /// One ticket by id.
+    pub fn get_ticket(&mut self, id: i64) -> Result<Option<Ticket>, StoreError> {
+        let sql = format!("SELECT {TICKET_COLUMNS} FROM {} WHERE id = {}", self.tables.tickets, self.placeholder(1));
+        Ok(self.tickets(&sql, &[Param::Int(id)])?.into_iter().next())
+    }
+
+    /// The stored occurrences of a ticket, newest first, one page.
+    pub fn occurrences(&mut self, ticket_id: i64, limit: u32, offset: u64) -> Result<Vec<Occurrence>, StoreError> {
+        let sql = format!(
+            "SELECT id, ticket_id, time, app_id, data FROM {} WHERE ticket_id = {} ORDER BY id DESC LIMIT {limit} OFFSET {}",
+            self.tables.occurrences,
+            self.placeholder(1),
+            offset.min(i64::MAX as u64)
+        );
+        let params = [Param::Int(ticket_id)];
+        match &mut self.backend {
+            Backend::Sqlite(db) => db.occurrences(&sql, &params),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(db) => db.occurrences(&sql, &params),
+        }
+    }
+
+    /// Marks a ticket solved; false if there is no such ticket.
+    pub fn solve(&mut self, id: i64) -> Result<bool, StoreError> {
+        self.set_solved(id, true)
+    }
+
+    /// Marks a ticket open again; false if there is no such ticket.
+    pub fn reopen(&mut self, id: i64) -> Result<bool, StoreError> {
+        self.set_solved(id, false)
+    }
+
+    fn set_solved(&mut self, id: i64, solved: bool) -> Result<bool, StoreError> {
+        let sql = format!(
+            "UPDATE {} SET solved = {} WHERE id = {}",
+            self.tables.tickets,
+            self.placeholder(1),
+            self.placeholder(2)
+        );
+        Ok(self.execute(&sql, &[Param::Bool(solved), Param::Int(id)])? > 0)
+    }
+
+    /// Deletes a ticket and its occurrences; false if there is no such ticket.
+    pub fn delete(&mut self, id: i64) -> Result<bool, StoreError> {
+        let tables = self.tables.clone();
+        match &mut self.backend {
+            Backend::Sqlite(db) => db.delete(&tables, id),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(db) => db.delete(&tables, id),
+        }
+    }
+
+    /// Totals, optionally of one app.
+    pub fn stats(&mut self, app_id: Option<&str>) -> Result<StoreStats, StoreError> {
+        let q = TicketQuery { app_id: app_id.map(str::to_owned), ..TicketQuery::default() };
+        let mut params = Vec::new();
+        let w = self.where_clause(&q, &mut params);
+        let t = self.tables.tickets.clone();
+        let row = self.ints(
+            &format!(
+                "SELECT COUNT(*), CAST(COALESCE(SUM(CASE WHEN solved THEN 1 ELSE 0 END), 0) AS BIGINT), \
+                 CAST(COALESCE(SUM(occurrence_count), 0) AS BIGINT) FROM {t}{w}"
+            ),
+            &params,
+        )?;
+        let row = row.first().cloned().unwrap_or_default();
+        let get = |i: usize| row.get(i).copied().unwrap_or(0).max(0) as u64;
+        let (tickets, solved, occurrences) = (get(0), get(1), get(2));
+        let stored_sql = match &q.app_id {
+            Some(_) => {
+                format!("SELECT COUNT(*) FROM {} WHERE app_id = {}", self.tables.occurrences, self.placeholder(1))
+            }
+            None => format!("SELECT COUNT(*) FROM {}", self.tables.occurrences),
+        };
+        let stored = self.ints(&stored_sql, &params)?.first().and_then(|r| r.first().copied()).unwrap_or(0) as u64;
+        let mut by_level = self.grouped(
+            &format!(
+                "SELECT level, COUNT(*), CAST(COALESCE(SUM(occurrence_count), 0) AS BIGINT) FROM {t}{w} GROUP BY level"
+            ),
+            &params,
+        )?;
+        by_level.sort_by_key(|(l, _, _)| l.parse::<Level>().map(level_rank).unwrap_or(99));
+        let by_app = self.grouped(
+            &format!(
+                "SELECT app_id, COUNT(*), CAST(COALESCE(SUM(occurrence_count), 0) AS BIGINT) FROM {t}{w} \
+                 GROUP BY app_id ORDER BY app_id"
+            ),
+            &params,
+        )?;
+        Ok(StoreStats {
+            tickets,
+            open: tickets - solved.min(tickets),
+            solved,
+            occurrences,
+            stored_occurrences: stored,
+            by_level,
+            by_app,
+        })
+    }
+}
+
+fn level_rank(l: Level) -> u8 {
+    match l {
+        Level::ERROR => 0,
+        Level::WARN => 1,
+        Level::INFO => 2,
+        Level::DEBUG => 3,
+        _ => 4,
+    }
+}
+
+pub(crate) const TICKET_COLUMNS: &str = "id, app_id, fingerprint, level, target, location, module, message, \
+     first_occurrence_time, last_occurrence_time, occurrence_count, solved";
+
+pub(crate) fn parse_level(s: &str) -> Level {
+    s.parse().unwrap_or(Level::ERROR)
+}
