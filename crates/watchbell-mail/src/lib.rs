@@ -1,4 +1,575 @@
 //! # watchbell-mail
 //!
-//! SMTP alert mails for tracing through lettre, with Logbook's layout and batches of related records.
+//! A `tracing` layer that sends alert mails over SMTP through [lettre]'s async transport (with
+//! rustls), run on watchbell's own background thread: the application needs no tokio runtime,
+//! and logging never waits on the mail server.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use tracing_subscriber::prelude::*;
+//! use watchbell_core::{Level, SinkOptions};
+//! use watchbell_mail::MailLayer;
+//!
+//! let (layer, guard) = MailLayer::builder("smtp.example.com")
+//!     .starttls()                                  // port 587, STARTTLS required
+//!     .credentials("alerts@example.com", "app-password")
+//!     .from_name("Billing alerts", "alerts@example.com")
+//!     .to("ops@example.com")
+//!     .to("On call <oncall@example.com>")
+//!     .app("billing")
+//!     .level(Level::ERROR)
+//!     .rate_limit(1, Duration::from_secs(300))     // per callsite
+//!     .build()
+//!     .expect("a valid configuration");
+//! tracing_subscriber::registry().with(layer).init();
+//!
+//! tracing::error!(invoice = 42, error = "connection refused", "payment failed");
+//!
+//! // At the end of main: deliver what is pending, within 10 s.
+//! guard.shutdown(Duration::from_secs(10));
+//! ```
+//!
+//! ## What a mail looks like
+//!
+//! A `text/plain; charset=utf-8` mail. The subject is the template `[{app}] {level}: {message}`
+//! made one line (every CR, LF and other control char becomes a space, so log text can never
+//! add a header) and cut to 200 chars with `…`; non-ASCII text is RFC 2047-encoded by lettre.
+//! The `Date` header is the time of the record that matters (the trigger of an escalation, the
+//! first of a group, the most severe otherwise). The body follows Logbook's `MailHandler`:
+//!
+//! ```text
+//! Message type:    ERROR
+//! Location:        src/pay.rs:42
+//! Module:          billing::pay
+//! Target:          billing::pay
+//! Time:            2026-11-21T18:21:45.123456Z
+//! Host:            db-1
+//! Thread:          main
+//!
+//! Message:
+//!
+//! payment failed
+//!
+//! Fields:
+//!
+//!   invoice  42
+//!   user     bob
+//!
+//! Span fields:
+//!
+//!   request.id  7
+//!
+//! Error:
+//!
+//!   db timeout: connection reset
+//!
+//! This message occurred 3 more times and was suppressed.
+//! ```
+//!
+//! Lines and sections with nothing to show are left out. `Error:` shows the field named
+//! `error` (a `std::error::Error` recorded with its source chain). The last line appears when
+//! the rate limit withheld similar records.
+//!
+//! Batches become one mail each:
+//!
+//! - an escalation (from a fingers-crossed buffer, handed to [`MailBuilder::build_handler`]):
+//!   the trigger's block, then `Log records that led up to this one:` with each earlier record
+//!   on one short line, oldest first;
+//! - a group: the first record's block, then `Other log records in the same group:`;
+//! - several independent records (queued while the server was busy or the pace held them, or a
+//!   flush): one digest mail, subject `... (+N more)`, each record's block in turn.
+//!
+//! [`format`](MailBuilder::format) replaces a record's block by your own text (a closure or a
+//! [`Template`]); if it panics, the mail is sent with the default block instead (and the panic
+//! is reported once on stderr by Rust's panic hook), never lost.
+//!
+//! ## Fed by other handlers
+//!
+//! [`build_handler`](MailBuilder::build_handler) gives the mail delivery as a
+//! [`Handler`], for a fingers-crossed buffer or a group handler to feed: each batch it hands
+//! over with [`Handler::handle_batch`] is kept together by the delivery (and passes the rate
+//! limit untouched) and becomes one mail.
+//!
+//! ```no_run
+//! use watchbell_core::{Batch, BatchReason, Level, Record};
+//! use watchbell_mail::MailLayer;
+//!
+//! let (mail, guard) = MailLayer::builder("smtp.example.com")
+//!     .from("alerts@example.com")
+//!     .to("ops@example.com")
+//!     .build_handler()
+//!     .expect("a valid configuration");
+//! // What a fingers-crossed buffer does when an error arrives:
+//! mail.handle_batch(Batch::new(
+//!     BatchReason::Escalation,
+//!     vec![
+//!         Record::new(Level::DEBUG, "app", "cache miss"),
+//!         Record::new(Level::ERROR, "app", "payment failed"), // the trigger, last
+//!     ],
+//! ));
+//! guard.shutdown(std::time::Duration::from_secs(10));
+//! ```
+//!
+//! ## Defaults
+//!
+//! | setting | default | builder method |
+//! |---|---|---|
+//! | TLS | STARTTLS required, port 587: the mail fails (permanently, before credentials are sent) if the server does not offer it | [`starttls`](MailBuilder::starttls), [`implicit_tls`](MailBuilder::implicit_tls) (465), [`plain`](MailBuilder::plain) (25) |
+//! | plain SMTP | only to loopback (`localhost`, `127.0.0.1`, `::1`), or anywhere after `allow_plain_http(true)` (the common opt-in to an unencrypted transport) | [`plain`](MailBuilder::plain), `allow_plain_http` |
+//! | certificates | verified by rustls against the platform's roots (rustls-platform-verifier) plus the ones you add | [`add_root_certificate`](MailBuilder::add_root_certificate) |
+//! | level captured | `ERROR` | [`level`](MailBuilder::level) |
+//! | rate limit | 1 record per 60 s per callsite fingerprint (Logbook's `record_limit` / `record_delta`); the rest are counted and reported in the next mail of that callsite, or at flush | `rate_limit`, `no_rate_limit` |
+//! | coalescing | records arriving within 1 s of the first one go into one digest mail (at most 100 records per mail) | [`batch_wait`](MailBuilder::batch_wait), [`batch_records`](MailBuilder::batch_records) |
+//! | pace | at most 1 mail per 5 s; records that arrive meanwhile coalesce into the next mail | `pace` |
+//! | timeout | 60 s for one mail's whole SMTP conversation (connect, TLS, AUTH, the transaction); a server that takes longer is given up on, its connection dropped, and the mail retried | `timeout` |
+//! | connections | reused (lettre's pool, one connection, closed after 60 s idle) | — |
+//! | retries | `Retry::default()`: 500 ms doubling to 60 s, for 10 minutes per mail | `retry` |
+//! | queue | 10,000 records, the newest dropped and counted when full | `queue_records`, `overflow` |
+//! | app name | the executable's file name | [`app`](MailBuilder::app) |
+//! | subject | `[{app}] {level}: {message}`, one line, at most 200 chars | [`subject`](MailBuilder::subject), [`max_subject_chars`](MailBuilder::max_subject_chars) |
+//! | body size | at most 2 MiB of text, cut at a char boundary with `…[truncated]` | [`max_body_bytes`](MailBuilder::max_body_bytes) |
+//! | host line | this machine's host name | [`host_name`](MailBuilder::host_name) |
+//!
+//! The setters without a link are the common ones of every watchbell sink, from
+//! [`SinkOptions`] (bring it into scope with `use watchbell_core::SinkOptions;`).
+//!
+//! ## How SMTP answers are handled
+//!
+//! - `4xx` replies (`421 try again later`, `451`, `452`), timeouts and connection errors are
+//!   retried with backoff; a mail accepted after retries is delivered once.
+//! - `5xx` replies (`550 mailbox unavailable`, `535` bad credentials, `552`), a server that does
+//!   not offer STARTTLS when it is required, no usable AUTH mechanism, and TLS failures
+//!   (certificate not trusted, wrong host) are permanent: not retried, counted as failed in
+//!   [`Guard::stats`](watchbell_core::Guard::stats) and printed once on stderr.
+//!
+//! The password is a [`Secret`]: it appears in no `Debug` output, error, stats or panic
+//! message.
 #![deny(missing_docs)]
+
+mod layout;
+mod sink;
+
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use lettre::message::Mailbox;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::transport::smtp::PoolConfig;
+use lettre::AsyncSmtpTransport;
+use tracing_core::Subscriber;
+use tracing_subscriber::registry::LookupSpan;
+use watchbell_core::format::{Format, FormatContext, Template};
+use watchbell_core::secret::Secret;
+use watchbell_core::{Guard, Handler, Level};
+
+pub use watchbell_core::{BuildError, Options, SinkLayer, SinkOptions};
+
+use crate::layout::Layout;
+use crate::sink::MailSink;
+
+const CRATE: &str = "watchbell-mail";
+
+/// The default subject template.
+pub const DEFAULT_SUBJECT: &str = "[{app}] {level}: {message}";
+/// The default longest subject, in chars.
+pub const DEFAULT_MAX_SUBJECT_CHARS: usize = 200;
+/// The default largest body, in bytes.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 2 << 20;
+
+/// Where [`MailLayer::builder`] starts.
+#[derive(Debug)]
+pub struct MailLayer(());
+
+impl MailLayer {
+    /// A builder for mails through the SMTP server at `host` (a name, or an IP address).
+    pub fn builder(host: impl Into<String>) -> MailBuilder {
+        MailBuilder {
+            host: host.into(),
+            port: None,
+            security: Security::StartTls,
+            credentials: None,
+            from: None,
+            to: Vec::new(),
+            app: None,
+            host_name: None,
+            level: Level::ERROR,
+            subject: DEFAULT_SUBJECT.to_owned(),
+            max_subject_chars: DEFAULT_MAX_SUBJECT_CHARS,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            format: None,
+            roots: Vec::new(),
+            batch_wait: Duration::from_secs(1),
+            batch_records: 100,
+            options: Options::new()
+                .rate_limit(1, Duration::from_secs(60))
+                .pace(Duration::from_secs(5))
+                .timeout(Duration::from_secs(60)),
+        }
+    }
+}
+
+/// How the connection to the server is secured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Security {
+    /// TLS from the first byte (SMTPS), port 465 by default.
+    ImplicitTls,
+    /// A plain connection upgraded with STARTTLS, which is required: if the server does not
+    /// offer it, nothing (no credentials, no mail) is sent. Port 587 by default.
+    StartTls,
+    /// No encryption at all, port 25 by default: for a relay on the same machine, or with
+    /// `allow_plain_http(true)` for a trusted network.
+    Plain,
+}
+
+impl Security {
+    /// The port used when none is set.
+    pub fn default_port(self) -> u16 {
+        match self {
+            Security::ImplicitTls => 465,
+            Security::StartTls => 587,
+            Security::Plain => 25,
+        }
+    }
+}
+
+/// Configures a mail layer; see the [crate docs](crate) for the defaults.
+pub struct MailBuilder {
+    host: String,
+    port: Option<u16>,
+    security: Security,
+    credentials: Option<(String, Secret<String>)>,
+    from: Option<String>,
+    to: Vec<String>,
+    app: Option<String>,
+    host_name: Option<String>,
+    level: Level,
+    subject: String,
+    max_subject_chars: usize,
+    max_body_bytes: usize,
+    format: Option<Arc<dyn Format>>,
+    roots: Vec<String>,
+    batch_wait: Duration,
+    batch_records: usize,
+    options: Options,
+}
+
+impl fmt::Debug for MailBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MailBuilder")
+            .field("host", &self.host)
+            .field("port", &self.effective_port())
+            .field("security", &self.security)
+            .field("user", &self.credentials.as_ref().map(|(u, _)| u))
+            .field("password", &self.credentials.as_ref().map(|(_, p)| p))
+            .field("from", &self.from)
+            .field("to", &self.to)
+            .field("app", &self.app)
+            .field("level", &self.level)
+            .field("subject", &self.subject)
+            .field("max_subject_chars", &self.max_subject_chars)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("custom_format", &self.format.is_some())
+            .field("extra_roots", &self.roots.len())
+            .field("batch_wait", &self.batch_wait)
+            .field("batch_records", &self.batch_records)
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+impl SinkOptions for MailBuilder {
+    fn options_mut(&mut self) -> &mut Options {
+        &mut self.options
+    }
+}
+
+impl MailBuilder {
+    /// TLS from the first byte (SMTPS, port 465 unless [`port`](Self::port) says otherwise).
+    pub fn implicit_tls(mut self) -> Self {
+        self.security = Security::ImplicitTls;
+        self
+    }
+
+    /// STARTTLS, required (port 587 unless [`port`](Self::port) says otherwise). The default.
+    pub fn starttls(mut self) -> Self {
+        self.security = Security::StartTls;
+        self
+    }
+
+    /// No encryption (port 25 unless [`port`](Self::port) says otherwise). Accepted for a
+    /// loopback host; for any other host `allow_plain_http(true)` must be set too.
+    pub fn plain(mut self) -> Self {
+        self.security = Security::Plain;
+        self
+    }
+
+    /// The connection's security (same as [`implicit_tls`](Self::implicit_tls),
+    /// [`starttls`](Self::starttls) or [`plain`](Self::plain)).
+    pub fn security(mut self, security: Security) -> Self {
+        self.security = security;
+        self
+    }
+
+    /// The server's port (default: by [`Security::default_port`]).
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = Some(port);
+        self
+    }
+
+    /// Authenticates with this user and password (AUTH PLAIN or LOGIN, whichever the server
+    /// offers). The password is kept as a [`Secret`].
+    pub fn credentials(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+        self.credentials = Some((user.into(), Secret::new(password.into())));
+        self
+    }
+
+    /// The sender: `alerts@example.com` or `Billing alerts <alerts@example.com>`. Required.
+    pub fn from(mut self, mailbox: impl Into<String>) -> Self {
+        self.from = Some(mailbox.into());
+        self
+    }
+
+    /// The sender with a display name (encoded by lettre when it is not ASCII).
+    pub fn from_name(mut self, name: impl Into<String>, address: impl Into<String>) -> Self {
+        let name = name.into().replace(['"', '\\'], "");
+        self.from = Some(format!("\"{}\" <{}>", name, address.into()));
+        self
+    }
+
+    /// Adds a recipient: `ops@example.com` or `On call <oncall@example.com>`. At least one is
+    /// required; each mail goes to all of them.
+    pub fn to(mut self, mailbox: impl Into<String>) -> Self {
+        self.to.push(mailbox.into());
+        self
+    }
+
+    /// The application's name, `{app}` in the subject (default: the executable's file name).
+    pub fn app(mut self, name: impl Into<String>) -> Self {
+        self.app = Some(name.into());
+        self
+    }
+
+    /// The `Host:` line of the body, `{host}` in templates (default: this machine's name).
+    pub fn host_name(mut self, name: impl Into<String>) -> Self {
+        self.host_name = Some(name.into());
+        self
+    }
+
+    /// The least severe level mailed (default `ERROR`).
+    pub fn level(mut self, level: Level) -> Self {
+        self.level = level;
+        self
+    }
+
+    /// The subject template (default [`DEFAULT_SUBJECT`]), with the placeholders of
+    /// [`Template`]. Checked at build time. The result is made one line and cut to
+    /// [`max_subject_chars`](Self::max_subject_chars).
+    pub fn subject(mut self, template: impl Into<String>) -> Self {
+        self.subject = template.into();
+        self
+    }
+
+    /// The longest subject in chars (default 200; at least 10).
+    pub fn max_subject_chars(mut self, n: usize) -> Self {
+        self.max_subject_chars = n.max(10);
+        self
+    }
+
+    /// The largest body in bytes (default 2 MiB; at least 1 KiB). Longer text is cut at a char
+    /// boundary and ends with `…[truncated]`.
+    pub fn max_body_bytes(mut self, n: usize) -> Self {
+        self.max_body_bytes = n.max(1024);
+        self
+    }
+
+    /// Replaces each record's block in the body by this format's text (a closure
+    /// `Fn(&Record, &FormatContext) -> String`, or a [`Template`]). The batch framing ("Log
+    /// records that led up to this one:") stays.
+    pub fn format(mut self, format: impl Format) -> Self {
+        self.format = Some(Arc::new(format));
+        self
+    }
+
+    /// Trusts this certificate (PEM) as a root, besides the platform's: for a server with a
+    /// private CA or a self-signed certificate. Checked at build time.
+    pub fn add_root_certificate(mut self, pem: impl Into<String>) -> Self {
+        self.roots.push(pem.into());
+        self
+    }
+
+    /// How long the first queued record waits for others to share its mail (default 1 s).
+    pub fn batch_wait(mut self, d: Duration) -> Self {
+        self.batch_wait = d;
+        self
+    }
+
+    /// The most independent records in one digest mail (default 100). Escalation and group
+    /// batches always make one mail whatever their size.
+    pub fn batch_records(mut self, n: usize) -> Self {
+        self.batch_records = n.max(1);
+        self
+    }
+
+    fn effective_port(&self) -> u16 {
+        self.port.unwrap_or(self.security.default_port())
+    }
+
+    /// The layer and the [`Guard`] of its delivery. Keep the guard until the end of `main`.
+    ///
+    /// # Errors
+    /// A [`BuildError`] naming the setting at fault: no or an invalid sender or recipient, an
+    /// empty host, plain SMTP to a remote host without the opt-in, an invalid subject template
+    /// or root certificate. It never contains the password.
+    pub fn build<S>(self) -> Result<(SinkLayer<S>, Guard), BuildError>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let level = self.level;
+        let handler = self.handler()?;
+        Ok(watchbell_core::options::layer(handler, level))
+    }
+
+    /// The mail delivery as a [`Handler`] (rate limit included), and its [`Guard`], to feed
+    /// from other handlers: a fingers-crossed buffer's escalation batch handed to
+    /// [`Handler::handle_batch`] becomes one mail. The level set with
+    /// [`level`](Self::level) is not applied here (the feeding handler chooses).
+    ///
+    /// # Errors
+    /// As [`build`](Self::build).
+    pub fn build_handler(self) -> Result<(Arc<dyn Handler>, Guard), BuildError> {
+        let handler = self.handler()?;
+        let guard = Guard::new(Arc::clone(&handler));
+        Ok((handler, guard))
+    }
+
+    fn handler(self) -> Result<Arc<dyn Handler>, BuildError> {
+        let host = self.host.trim().to_owned();
+        if host.is_empty() || host.contains(char::is_whitespace) || host.contains('/') {
+            return Err(BuildError::new(CRATE, "host", "expected a host name or IP address such as smtp.example.com"));
+        }
+        let from_text = self.from.as_deref().ok_or_else(|| {
+            BuildError::new(CRATE, "from", "a sender is required, e.g. .from(\"Alerts <alerts@example.com>\")")
+        })?;
+        let from = parse_mailbox(from_text, "from")?;
+        if self.to.is_empty() {
+            return Err(BuildError::new(
+                CRATE,
+                "to",
+                "at least one recipient is required, e.g. .to(\"ops@example.com\")",
+            ));
+        }
+        let to = self
+            .to
+            .iter()
+            .enumerate()
+            .map(|(i, t)| parse_mailbox(t, &format!("to[{i}]")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let subject = Template::parse(&self.subject)
+            .map_err(|e| BuildError::new(CRATE, "subject", format!("invalid template: {e}")))?;
+        if self.security == Security::Plain && !is_loopback(&host) && !self.options.allow_plain_http {
+            return Err(BuildError::new(
+                CRATE,
+                "security",
+                format!(
+                    "plain SMTP to {host} would send the mail (and any password) unencrypted; use .starttls() or \
+                     .implicit_tls(), or opt in with .allow_plain_http(true) for a trusted network"
+                ),
+            ));
+        }
+        let tls = match self.security {
+            Security::Plain => Tls::None,
+            s => {
+                let mut params = TlsParameters::builder(host.clone());
+                for (i, pem) in self.roots.iter().enumerate() {
+                    if !pem.contains("-----BEGIN CERTIFICATE-----") {
+                        return Err(BuildError::new(
+                            CRATE,
+                            format!("root_certificates[{i}]"),
+                            "not a PEM certificate (-----BEGIN CERTIFICATE----- ...)",
+                        ));
+                    }
+                    let cert = Certificate::from_pem(pem.as_bytes()).map_err(|_| {
+                        BuildError::new(CRATE, format!("root_certificates[{i}]"), "not a PEM certificate")
+                    })?;
+                    params = params.add_root_certificate(cert);
+                }
+                let params = params
+                    .build_rustls()
+                    .map_err(|e| BuildError::new(CRATE, "tls", format!("cannot set up TLS: {e}")))?;
+                if s == Security::ImplicitTls {
+                    Tls::Wrapper(params)
+                } else {
+                    Tls::Required(params)
+                }
+            }
+        };
+        let mut transport = AsyncSmtpTransport::<lettre::Tokio1Executor>::builder_dangerous(host.clone())
+            .port(self.effective_port())
+            .tls(tls)
+            .timeout(Some(self.options.timeout))
+            .pool_config(PoolConfig::new().max_size(1).idle_timeout(Duration::from_secs(60)));
+        if let Some((user, password)) = &self.credentials {
+            transport = transport.credentials(Credentials::new(user.clone(), password.expose().clone()));
+        }
+        let app = self.app.clone().or_else(exe_name).unwrap_or_else(|| "app".to_owned());
+        let host_name = self.host_name.clone().or_else(FormatContext::local_host);
+        let mut cx = FormatContext::new(app);
+        cx.host = host_name;
+        let layout = Layout {
+            cx,
+            subject,
+            max_subject_chars: self.max_subject_chars,
+            max_body_bytes: self.max_body_bytes,
+            format: self.format.clone(),
+        };
+        let sink = MailSink::new(transport, from, to, layout, self.options.timeout);
+        let delivery = self
+            .options
+            .delivery(format!("mail:{host}"), sink)
+            .batch_wait(self.batch_wait)
+            .batch_records(self.batch_records)
+            .spawn()
+            .map_err(|e| BuildError::new(CRATE, "delivery", format!("cannot start the worker thread: {e}")))?;
+        Ok(self.options.rate_limited(delivery))
+    }
+}
+
+fn parse_mailbox(text: &str, key: &str) -> Result<Mailbox, BuildError> {
+    if text.contains(['\r', '\n']) {
+        return Err(BuildError::new(CRATE, key, "a mailbox cannot contain a line break"));
+    }
+    text.trim().parse::<Mailbox>().map_err(|e| {
+        BuildError::new(
+            CRATE,
+            key,
+            format!("{text:?} is not a mailbox ({e}); expected user@example.com or Name <user@example.com>"),
+        )
+    })
+}
+
+fn is_loopback(host: &str) -> bool {
+    let h = host.trim_start_matches('[').trim_end_matches(']');
+    h.eq_ignore_ascii_case("localhost") || h.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+fn exe_name() -> Option<String> {
+    let exe = std::env::current_exe().ok()?;
+    Some(exe.file_stem()?.to_string_lossy().into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_hosts() {
+        assert!(is_loopback("localhost"));
+        assert!(is_loopback("127.0.0.1"));
+        assert!(is_loopback("[::1]"));
+        assert!(!is_loopback("smtp.example.com"));
+        assert!(!is_loopback("10.0.0.1"));
+    }
+}
