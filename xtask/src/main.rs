@@ -29,6 +29,10 @@ fn median_ns(group: &str, id: &str) -> Option<f64> {
     v["median"]["point_estimate"].as_f64()
 }
 
+/// Records per iteration of the throughput benches (as in benches/pipeline.rs).
+const FILE_N: f64 = 20_000.0;
+const HTTP_N: f64 = 50_000.0;
+
 fn bench() -> bool {
     if !run(cargo().args(["bench", "-p", "watchbell-bench", "--bench", "pipeline"])) {
         return false;
@@ -42,6 +46,13 @@ fn bench() -> bool {
         ("(c) same, 2 threads: tracing-appender non_blocking + fmt", "two_threads", "appender_non_blocking_fmt"),
         ("error!, same shape, into SlackLayer (defaults, peer stalled)", "sinks", "slack"),
         ("error!, same shape, into TelegramLayer (defaults, peer stalled)", "sinks", "telegram"),
+        ("error!, same shape, into SmsLayer (defaults, peer stalled)", "sinks", "sms"),
+        ("error!, same shape, into MailLayer (defaults, SMTP peer stalled)", "sinks", "mail"),
+        ("error!, same shape, into SyslogLayer (UDP, defaults)", "sinks", "syslog_udp"),
+        ("error!, same shape, into FileLayer (defaults)", "sinks", "file_layer"),
+        ("error!, same shape, into TicketingLayer (SQLite, defaults)", "sinks", "ticketing_sqlite"),
+        ("error!, same shape, into HttpLayer (gzip NDJSON, defaults)", "sinks", "http"),
+        ("debug!, same shape, buffered by FingersCrossedLayer (per span)", "sinks", "fingers_crossed_buffer"),
     ];
     let values: Vec<Option<f64>> = rows.iter().map(|(_, g, id)| median_ns(g, id)).collect();
     println!("\n| case | median ns/event |\n|---|---:|");
@@ -59,7 +70,29 @@ fn bench() -> bool {
     println!("(b) watchbell / non_blocking+fmt: {}×  (target ≤ 0.5×)", ratio(2, 3));
     println!("(c) watchbell / non_blocking+fmt, 2 threads: {}×", ratio(4, 5));
     println!("slack / capture+enqueue (b): {}×  (target ≤ 1.2×)", ratio(6, 2));
-    println!("telegram / capture+enqueue (b): {}×  (target ≤ 1.2×)", ratio(7, 2));
+    for (i, name) in
+        [(7, "telegram"), (8, "sms"), (9, "mail"), (10, "syslog"), (11, "file"), (12, "ticketing"), (13, "http")]
+    {
+        println!("{name} / capture+enqueue (b): {}×  (target ≤ 1.2×)", ratio(i, 2));
+    }
+    println!("fingers-crossed buffering / capture+enqueue (b): {}×", ratio(14, 2));
+    let per_record = |group: &str, id: &str, n: f64| median_ns(group, id).map(|ns| ns / n);
+    println!("\n| throughput (end to end, until the last record is written/accepted) | ns/record | records/s |\n|---|---:|---:|");
+    for (label, group, id, n) in [
+        ("fmt → watchbell-file non-blocking writer → file", "file_throughput", "watchbell_file_writer", FILE_N),
+        (
+            "fmt → tracing-appender rolling + non_blocking → file",
+            "file_throughput",
+            "appender_rolling_non_blocking",
+            FILE_N,
+        ),
+        ("info! → HttpLayer gzip NDJSON → loopback collector", "http_throughput", "watchbell_http_gzip_ndjson", HTTP_N),
+    ] {
+        match per_record(group, id, n) {
+            Some(ns) => println!("| {label} | {ns:.0} | {:.0} |", 1e9 / ns),
+            None => println!("| {label} | (not measured) | |"),
+        }
+    }
     true
 }
 

@@ -176,12 +176,141 @@ fn sinks(c: &mut Criterion) {
         drop(d);
         let _ = guard.shutdown(Duration::from_millis(100));
     }
+    {
+        // The SMS layer with its defaults (ERROR, 1 per callsite per hour, cap 10 per hour):
+        // what a repeating error costs the caller once it is rate limited.
+        let (layer, guard) = watchbell_sms::SmsLayer::builder()
+            .recipient("+15558675310")
+            .twilio(
+                watchbell_sms::Twilio::new("AC0123456789abcdef0123456789abcdef", "bench-token")
+                    .from("+15017122661")
+                    .api_base(peer.url()),
+            )
+            .build()
+            .expect("sms layer");
+        run_sink(&mut g, "sms", layer, guard);
+    }
+    {
+        use watchbell_test::smtp::{Answer, FakeSmtp, Step};
+        let smtp = FakeSmtp::start();
+        smtp.set_always(Step::MailFrom, Some(Answer::Stall));
+        let (layer, guard) = watchbell_mail::MailLayer::builder("127.0.0.1")
+            .plain()
+            .port(smtp.port())
+            .from("alerts@example.com")
+            .to("oncall@example.com")
+            .build()
+            .expect("mail layer");
+        run_sink(&mut g, "mail", layer, guard);
+    }
+    {
+        let receiver = watchbell_test::syslog::FakeSyslog::udp();
+        let addr = receiver.addr().expect("udp address").to_string();
+        let (layer, guard) = watchbell_syslog::SyslogLayer::builder().udp(addr).build().expect("syslog layer");
+        run_sink(&mut g, "syslog_udp", layer, guard);
+    }
+    {
+        let dir = bench_dir("file-layer");
+        let (layer, guard) =
+            watchbell_file::FileLayer::builder(dir.join("app.log")).max_bytes(64 << 20).build().expect("file layer");
+        run_sink(&mut g, "file_layer", layer, guard);
+    }
+    {
+        let dir = bench_dir("tickets");
+        let url = format!("sqlite://{}", dir.join("tickets.db").display());
+        let (layer, guard) = watchbell_ticketing::TicketingLayer::builder(url).build().expect("ticketing layer");
+        run_sink(&mut g, "ticketing_sqlite", layer, guard);
+    }
+    g.finish();
+}
+
+/// A fresh, empty directory under the target dir for one bench.
+fn bench_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("watchbell-bench-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("bench dir");
+    dir
+}
+
+/// Benches `error_event(3)` in two spans into `layer` as the only layer.
+fn run_sink<L>(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    id: &str,
+    layer: L,
+    guard: watchbell_core::Guard,
+) where
+    L: tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync + 'static,
+{
+    let d = Dispatch::new(tracing_subscriber::registry().with(layer));
+    tracing::dispatcher::with_default(&d, || {
+        in_spans(|| g.bench_function(id, |b| b.iter(|| error_event(3))));
+    });
+    drop(d);
+    let _ = guard.shutdown(Duration::from_millis(500));
+}
+
+/// Throughput of the file writers: N fmt events through each MakeWriter into a file on disk,
+/// timed until the last line is written (the writer's guard flushed or dropped).
+fn file_throughput(c: &mut Criterion) {
+    const N: u64 = 20_000;
+    let mut g = c.benchmark_group("file_throughput");
+    g.throughput(criterion::Throughput::Elements(N));
+    g.sample_size(10);
+    let dir = bench_dir("file-throughput");
+    g.bench_function("watchbell_file_writer", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for i in 0..iters {
+                let path = dir.join(format!("wb-{i}.log"));
+                let (w, wg) = watchbell_file::RollingFile::builder(&path)
+                    .max_bytes(1 << 30)
+                    .queue_lines(1 << 20)
+                    .queue_bytes(1 << 30)
+                    .non_blocking()
+                    .expect("writer");
+                let d =
+                    Dispatch::new(tracing_subscriber::registry().with(tracing_subscriber::fmt::layer().with_writer(w)));
+                let start = Instant::now();
+                tracing::dispatcher::with_default(&d, || (0..N).for_each(info_event));
+                wg.flush(Duration::from_secs(60));
+                total += start.elapsed();
+                assert_eq!(wg.stats().dropped, 0);
+                let _ = std::fs::remove_file(&path);
+            }
+            total
+        })
+    });
+    g.bench_function("appender_rolling_non_blocking", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for i in 0..iters {
+                let sub = dir.join(format!("ta-{i}"));
+                let appender = tracing_appender::rolling::RollingFileAppender::builder()
+                    .rotation(tracing_appender::rolling::Rotation::DAILY)
+                    .filename_prefix("app")
+                    .build(&sub)
+                    .expect("appender");
+                let (w, wg) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+                    .lossy(false)
+                    .buffered_lines_limit(1 << 20)
+                    .finish(appender);
+                let d =
+                    Dispatch::new(tracing_subscriber::registry().with(tracing_subscriber::fmt::layer().with_writer(w)));
+                let start = Instant::now();
+                tracing::dispatcher::with_default(&d, || (0..N).for_each(info_event));
+                drop(wg);
+                total += start.elapsed();
+                let _ = std::fs::remove_dir_all(&sub);
+            }
+            total
+        })
+    });
     g.finish();
 }
 
 criterion_group! {
     name = benches;
     config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
-    targets = disabled, enabled, two_threads, sinks
+    targets = disabled, enabled, two_threads, sinks, file_throughput
 }
 criterion_main!(benches);
