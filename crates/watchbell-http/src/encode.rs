@@ -1,0 +1,576 @@
+//! Turning records into request bodies: the JSON record shape and every [`Encoding`].
+
+use std::io::Write;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::ser::{SerializeMap, SerializeSeq, Serializer};
+use serde::Serialize;
+use watchbell_core::text::{truncate_bytes, MARKER};
+use watchbell_core::{Level, Record, Value};
+
+/// How a batch of records is written on the wire. See the [crate docs](crate) for each shape.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Encoding {
+    /// One JSON record per line, each line ending in `\n` (`application/x-ndjson`): Vector,
+    /// Fluent Bit, Logstash's `http` input, custom receivers. The default.
+    Ndjson,
+    /// One JSON array of records (`application/json`).
+    JsonArray,
+    /// Grafana Loki's JSON push (`/loki/api/v1/push`): one stream per distinct label set.
+    Loki {
+        /// The labels, chosen from a small fixed set to keep cardinality low (at least one).
+        labels: Vec<LokiLabel>,
+    },
+    /// Elasticsearch / OpenSearch `_bulk`: a `create` action line then the document, per record.
+    ElasticBulk {
+        /// The index or data stream in each action line; empty: none (the URL names it,
+        /// `/<index>/_bulk`).
+        index: String,
+    },
+    /// OTLP/HTTP JSON logs (`/v1/logs`), for any OpenTelemetry collector.
+    Otlp {
+        /// The resource's `service.name`.
+        service_name: String,
+    },
+    /// The standard library's `HTTPHandler` form: one request per record, url-encoded, in the
+    /// query string (`GET`) or the body (`POST`).
+    Form {
+        /// `GET` or `POST`.
+        method: FormMethod,
+    },
+}
+
+impl Encoding {
+    /// Loki with the labels `app` and `level`.
+    pub fn loki() -> Self {
+        Encoding::Loki { labels: vec![LokiLabel::App, LokiLabel::Level] }
+    }
+
+    /// `_bulk` into `index` (a data stream or an index).
+    pub fn elastic_bulk(index: impl Into<String>) -> Self {
+        Encoding::ElasticBulk { index: index.into() }
+    }
+
+    /// OTLP/HTTP JSON with this `service.name`.
+    pub fn otlp(service_name: impl Into<String>) -> Self {
+        Encoding::Otlp { service_name: service_name.into() }
+    }
+
+    pub(crate) fn content_type(&self) -> &'static str {
+        match self {
+            Encoding::Ndjson | Encoding::ElasticBulk { .. } => "application/x-ndjson",
+            Encoding::JsonArray | Encoding::Loki { .. } | Encoding::Otlp { .. } => "application/json",
+            Encoding::Form { .. } => "application/x-www-form-urlencoded",
+        }
+    }
+
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Encoding::Ndjson | Encoding::JsonArray | Encoding::Form { .. } => "collector",
+            Encoding::Loki { .. } => "loki",
+            Encoding::ElasticBulk { .. } => "elasticsearch",
+            Encoding::Otlp { .. } => "otlp collector",
+        }
+    }
+}
+
+/// A Loki stream label. Only these four exist: everything else goes in the line and in
+/// structured metadata, so that streams stay few.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LokiLabel {
+    /// `app`: the builder's [`app`](crate::HttpBuilder::app) (left out when unset).
+    App,
+    /// `level`: `error`, `warn`, `info`, `debug`, `trace`.
+    Level,
+    /// `target`: the record's target.
+    Target,
+    /// `host`: the builder's [`host`](crate::HttpBuilder::host).
+    Host,
+}
+
+impl LokiLabel {
+    fn name(self) -> &'static str {
+        match self {
+            LokiLabel::App => "app",
+            LokiLabel::Level => "level",
+            LokiLabel::Target => "target",
+            LokiLabel::Host => "host",
+        }
+    }
+}
+
+/// The method of [`Encoding::Form`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FormMethod {
+    /// The record in the query string.
+    Get,
+    /// The record in an `application/x-www-form-urlencoded` body.
+    Post,
+}
+
+/// The largest Loki line (Loki's default `max_line_size` is 256 KB).
+pub(crate) const LOKI_MAX_LINE: usize = 256 * 1024;
+/// The largest message in a `GET` form request (URLs are short).
+pub(crate) const FORM_GET_MAX_MESSAGE: usize = 4 * 1024;
+/// The largest Loki label value, in bytes (Loki counts 2,048 characters).
+const LOKI_MAX_LABEL: usize = 2048;
+
+/// What every record is serialized with besides itself.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Context {
+    pub app: Option<String>,
+    pub host: Option<String>,
+}
+
+fn level_lower(l: Level) -> &'static str {
+    match l {
+        Level::ERROR => "error",
+        Level::WARN => "warn",
+        Level::INFO => "info",
+        Level::DEBUG => "debug",
+        _ => "trace",
+    }
+}
+
+/// OpenTelemetry severity numbers.
+pub(crate) fn severity_number(l: Level) -> u8 {
+    match l {
+        Level::ERROR => 17,
+        Level::WARN => 13,
+        Level::INFO => 9,
+        Level::DEBUG => 5,
+        _ => 1,
+    }
+}
+
+pub(crate) fn unix_nanos(t: SystemTime) -> u128 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos())
+}
+
+/// The record shape, serialized with `time_key` for the time (`time`, or `@timestamp` for
+/// Elasticsearch) and `message` possibly shortened.
+struct Shape<'a> {
+    r: &'a Record,
+    cx: &'a Context,
+    time_key: &'static str,
+    message: &'a str,
+}
+
+impl Serialize for Shape<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let r = self.r;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry(self.time_key, &watchbell_core::time::rfc3339(r.time))?;
+        m.serialize_entry("level", r.level.as_str())?;
+        m.serialize_entry("target", r.target.as_ref())?;
+        if let Some(v) = &r.module {
+            m.serialize_entry("module", v.as_ref())?;
+        }
+        if let Some(v) = &r.file {
+            m.serialize_entry("file", v.as_ref())?;
+        }
+        if let Some(v) = r.line {
+            m.serialize_entry("line", &v)?;
+        }
+        m.serialize_entry("message", self.message)?;
+        m.serialize_entry("fields", &r.fields)?;
+        m.serialize_entry("spans", &Spans(r))?;
+        if let Some(t) = &r.thread_name {
+            m.serialize_entry("thread", t.as_ref())?;
+        }
+        m.serialize_entry("fingerprint", &r.fingerprint.to_hex())?;
+        if let Some(a) = &self.cx.app {
+            m.serialize_entry("app", a)?;
+        }
+        if let Some(h) = &self.cx.host {
+            m.serialize_entry("host", h)?;
+        }
+        if r.suppressed > 0 {
+            m.serialize_entry("suppressed", &r.suppressed)?;
+        }
+        m.end()
+    }
+}
+
+struct Spans<'a>(&'a Record);
+
+impl Serialize for Spans<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.spans.len()))?;
+        for sp in &self.0.spans {
+            seq.serialize_element(&SpanShape(sp))?;
+        }
+        seq.end()
+    }
+}
+
+struct SpanShape<'a>(&'a watchbell_core::SpanRecord);
+
+impl Serialize for SpanShape<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(2))?;
+        m.serialize_entry("name", self.0.name.as_ref())?;
+        m.serialize_entry("fields", &self.0.fields)?;
+        m.end()
+    }
+}
+
+/// Appends the JSON record shape of `r` to `out`.
+pub(crate) fn write_record(out: &mut Vec<u8>, r: &Record, cx: &Context) {
+    write_shape(out, r, cx, "time", &r.message);
+}
+
+fn write_shape(out: &mut Vec<u8>, r: &Record, cx: &Context, time_key: &'static str, message: &str) {
+    // Serializing into a Vec cannot fail: keys are strings and every value is serializable.
+    let _ = serde_json::to_writer(&mut *out, &Shape { r, cx, time_key, message });
+}
+
+/// The JSON record shape of `r` as a string.
+pub fn record_json(r: &Record, app: Option<&str>, host: Option<&str>) -> String {
+    let cx = Context { app: app.map(str::to_owned), host: host.map(str::to_owned) };
+    let mut out = Vec::new();
+    write_record(&mut out, r, &cx);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Encodes records (not the form encoding, which sends one request per record).
+pub(crate) fn encode(enc: &Encoding, records: &[&Record], cx: &Context) -> Vec<u8> {
+    let mut out = Vec::with_capacity(records.len() * 384);
+    match enc {
+        Encoding::Ndjson | Encoding::Form { .. } => {
+            for r in records {
+                write_record(&mut out, r, cx);
+                out.push(b'\n');
+            }
+        }
+        Encoding::JsonArray => {
+            out.push(b'[');
+            for (i, r) in records.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_record(&mut out, r, cx);
+            }
+            out.push(b']');
+        }
+        Encoding::ElasticBulk { index } => {
+            let action = if index.is_empty() {
+                "{\"create\":{}}\n".to_owned()
+            } else {
+                format!("{{\"create\":{{\"_index\":{}}}}}\n", serde_json::Value::String(index.clone()))
+            };
+            for r in records {
+                out.extend_from_slice(action.as_bytes());
+                write_shape(&mut out, r, cx, "@timestamp", &r.message);
+                out.push(b'\n');
+            }
+        }
+        Encoding::Loki { labels } => encode_loki(&mut out, labels, records, cx),
+        Encoding::Otlp { service_name } => encode_otlp(&mut out, service_name, records, cx),
+    }
+    out
+}
+
+/// A stream's label set, in the configured order.
+type Labels = Vec<(&'static str, String)>;
+
+fn loki_labels(labels: &[LokiLabel], r: &Record, cx: &Context) -> Labels {
+    let mut out = Vec::with_capacity(labels.len());
+    for l in labels {
+        let v = match l {
+            LokiLabel::App => cx.app.clone(),
+            LokiLabel::Level => Some(level_lower(r.level).to_owned()),
+            LokiLabel::Target => Some(r.target.to_string()),
+            LokiLabel::Host => cx.host.clone(),
+        };
+        if let Some(v) = v {
+            if !out.iter().any(|(n, _)| *n == l.name()) {
+                out.push((l.name(), truncate_bytes(&v, LOKI_MAX_LABEL, "…").into_owned()));
+            }
+        }
+    }
+    if out.is_empty() {
+        // Loki refuses a stream without labels.
+        out.push(("level", level_lower(r.level).to_owned()));
+    }
+    out
+}
+
+/// The Loki line: the JSON record shape, the message shortened if the line would pass Loki's
+/// `max_line_size`.
+fn loki_line(r: &Record, cx: &Context) -> String {
+    let mut out = Vec::with_capacity(256 + r.message.len());
+    write_record(&mut out, r, cx);
+    if out.len() > LOKI_MAX_LINE {
+        // Escaping can grow the message up to 6 times: shrink in proportion until it fits.
+        let mut budget = r.message.len();
+        loop {
+            budget = ((budget as f64) * (LOKI_MAX_LINE as f64 / out.len() as f64) * 0.98) as usize;
+            out.clear();
+            let m = truncate_bytes(&r.message, budget.max(MARKER.len() + 1), MARKER);
+            write_shape(&mut out, r, cx, "time", &m);
+            if out.len() <= LOKI_MAX_LINE || budget <= MARKER.len() + 1 {
+                break;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap_or_default()
+}
+
+fn encode_loki(out: &mut Vec<u8>, labels: &[LokiLabel], records: &[&Record], cx: &Context) {
+    // Streams in the order their first record arrived; entries in record order.
+    let mut streams: Vec<(Labels, Vec<usize>)> = Vec::new();
+    for (i, r) in records.iter().enumerate() {
+        let l = loki_labels(labels, r, cx);
+        match streams.iter_mut().find(|(k, _)| *k == l) {
+            Some((_, v)) => v.push(i),
+            None => streams.push((l, vec![i])),
+        }
+    }
+    let _ = write!(out, "{{\"streams\":[");
+    for (si, (labels, idx)) in streams.iter().enumerate() {
+        if si > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"stream\":{");
+        for (li, (k, v)) in labels.iter().enumerate() {
+            if li > 0 {
+                out.push(b',');
+            }
+            let _ = serde_json::to_writer(&mut *out, k);
+            out.push(b':');
+            let _ = serde_json::to_writer(&mut *out, v);
+        }
+        out.extend_from_slice(b"},\"values\":[");
+        for (ei, &i) in idx.iter().enumerate() {
+            let r = records[i];
+            if ei > 0 {
+                out.push(b',');
+            }
+            let _ = write!(out, "[\"{}\",", unix_nanos(r.time));
+            let _ = serde_json::to_writer(&mut *out, &loki_line(r, cx));
+            out.push(b',');
+            let mut meta = serde_json::Map::new();
+            meta.insert("fingerprint".into(), r.fingerprint.to_hex().into());
+            for key in ["trace_id", "span_id", "request_id"] {
+                if let Some(v) = r.field(key) {
+                    meta.insert(key.into(), v.to_string().into());
+                }
+            }
+            let _ = serde_json::to_writer(&mut *out, &meta);
+            out.push(b']');
+        }
+        out.extend_from_slice(b"]}");
+    }
+    out.extend_from_slice(b"]}");
+}
+
+fn any_value(v: &Value) -> serde_json::Value {
+    use serde_json::json;
+    match v {
+        Value::Str(s) | Value::Debug(s) | Value::Display(s) => json!({"stringValue": s}),
+        Value::I64(i) => json!({"intValue": i.to_string()}),
+        Value::U64(u) if i64::try_from(*u).is_ok() => json!({"intValue": u.to_string()}),
+        Value::F64(f) if f.is_finite() => json!({"doubleValue": f}),
+        Value::Bool(b) => json!({"boolValue": b}),
+        other => json!({"stringValue": other.to_string()}),
+    }
+}
+
+fn attr(key: &str, v: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({"key": key, "value": v})
+}
+
+fn str_attr(key: &str, v: &str) -> serde_json::Value {
+    attr(key, serde_json::json!({"stringValue": v}))
+}
+
+fn hex_id(v: Option<&Value>, len: usize) -> Option<String> {
+    let s = v?.as_str()?;
+    (s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit()) && s.bytes().any(|b| b != b'0'))
+        .then(|| s.to_ascii_lowercase())
+}
+
+fn otlp_record(r: &Record) -> serde_json::Value {
+    let ns = unix_nanos(r.time).to_string();
+    let mut attrs = vec![str_attr("target", &r.target)];
+    if let Some(m) = &r.module {
+        attrs.push(str_attr("code.namespace", m));
+    }
+    if let Some(f) = &r.file {
+        attrs.push(str_attr("code.filepath", f));
+    }
+    if let Some(l) = r.line {
+        attrs.push(attr("code.lineno", serde_json::json!({"intValue": l.to_string()})));
+    }
+    if let Some(t) = &r.thread_name {
+        attrs.push(str_attr("thread.name", t));
+    }
+    attrs.push(str_attr("fingerprint", &r.fingerprint.to_hex()));
+    if r.suppressed > 0 {
+        attrs.push(attr("suppressed", serde_json::json!({"intValue": r.suppressed.to_string()})));
+    }
+    let mut seen: Vec<&str> = Vec::new();
+    for (k, v) in r.fields.iter() {
+        attrs.push(attr(k, any_value(v)));
+        seen.push(k);
+    }
+    // Span fields, the innermost span's value winning, after the event's own.
+    for sp in r.spans.iter().rev() {
+        for (k, v) in sp.fields.iter() {
+            if !seen.contains(&k) {
+                attrs.push(attr(k, any_value(v)));
+                seen.push(k);
+            }
+        }
+    }
+    if !r.spans.is_empty() {
+        let names: Vec<&str> = r.spans.iter().map(|s| s.name.as_ref()).collect();
+        attrs.push(str_attr("spans", &names.join(":")));
+    }
+    let mut lr = serde_json::json!({
+        "timeUnixNano": ns,
+        "observedTimeUnixNano": ns,
+        "severityNumber": severity_number(r.level),
+        "severityText": r.level.as_str(),
+        "body": {"stringValue": r.message},
+        "attributes": attrs,
+    });
+    if let Some(o) = lr.as_object_mut() {
+        if let Some(t) = hex_id(r.field("trace_id"), 32) {
+            o.insert("traceId".into(), t.into());
+        }
+        if let Some(s) = hex_id(r.field("span_id"), 16) {
+            o.insert("spanId".into(), s.into());
+        }
+    }
+    lr
+}
+
+fn encode_otlp(out: &mut Vec<u8>, service: &str, records: &[&Record], cx: &Context) {
+    let mut res = vec![str_attr("service.name", service)];
+    if let Some(h) = &cx.host {
+        res.push(str_attr("host.name", h));
+    }
+    if let Some(a) = &cx.app {
+        res.push(str_attr("app", a));
+    }
+    let logs: Vec<serde_json::Value> = records.iter().map(|r| otlp_record(r)).collect();
+    let body = serde_json::json!({"resourceLogs": [{
+        "resource": {"attributes": res},
+        "scopeLogs": [{
+            "scope": {"name": "watchbell", "version": env!("CARGO_PKG_VERSION")},
+            "logRecords": logs,
+        }],
+    }]});
+    let _ = serde_json::to_writer(out, &body);
+}
+
+/// Percent-encodes for `application/x-www-form-urlencoded`.
+fn form_escape(out: &mut String, s: &str) {
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => out.push(char::from(b)),
+            b' ' => out.push('+'),
+            _ => {
+                let _ = std::fmt::Write::write_fmt(out, format_args!("%{b:02X}"));
+            }
+        }
+    }
+}
+
+/// One record as url-encoded pairs: the record shape's keys, `fields` and `spans` as compact
+/// JSON. `max_message` shortens the message (for `GET`).
+pub(crate) fn encode_form(r: &Record, cx: &Context, max_message: Option<usize>) -> String {
+    let message = match max_message {
+        Some(m) => truncate_bytes(&r.message, m, MARKER),
+        None => std::borrow::Cow::Borrowed(r.message.as_str()),
+    };
+    let mut pairs: Vec<(&str, String)> = vec![
+        ("time", watchbell_core::time::rfc3339(r.time)),
+        ("level", r.level.as_str().to_owned()),
+        ("target", r.target.to_string()),
+    ];
+    if let Some(m) = &r.module {
+        pairs.push(("module", m.to_string()));
+    }
+    if let Some(f) = &r.file {
+        pairs.push(("file", f.to_string()));
+    }
+    if let Some(l) = r.line {
+        pairs.push(("line", l.to_string()));
+    }
+    pairs.push(("message", message.into_owned()));
+    pairs.push(("fields", serde_json::to_string(&r.fields).unwrap_or_default()));
+    pairs.push(("spans", serde_json::to_string(&Spans(r)).unwrap_or_default()));
+    if let Some(t) = &r.thread_name {
+        pairs.push(("thread", t.to_string()));
+    }
+    pairs.push(("fingerprint", r.fingerprint.to_hex()));
+    if let Some(a) = &cx.app {
+        pairs.push(("app", a.clone()));
+    }
+    if let Some(h) = &cx.host {
+        pairs.push(("host", h.clone()));
+    }
+    if r.suppressed > 0 {
+        pairs.push(("suppressed", r.suppressed.to_string()));
+    }
+    let mut out = String::new();
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        form_escape(&mut out, k);
+        out.push('=');
+        form_escape(&mut out, v);
+    }
+    out
+}
+
+/// Standard base64 (for Basic auth).
+pub(crate) fn base64(input: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for c in input.chunks(3) {
+        let n =
+            (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
+        out.push(char::from(T[(n >> 18) as usize & 63]));
+        out.push(char::from(T[(n >> 12) as usize & 63]));
+        out.push(if c.len() > 1 { char::from(T[(n >> 6) as usize & 63]) } else { '=' });
+        out.push(if c.len() > 2 { char::from(T[n as usize & 63]) } else { '=' });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_vectors() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(b"Aladdin:open sesame"), "QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
+    }
+
+    #[test]
+    fn form_escaping() {
+        let mut s = String::new();
+        form_escape(&mut s, "a b&c=d/é");
+        assert_eq!(s, "a+b%26c%3Dd%2F%C3%A9");
+    }
+
+    #[test]
+    fn loki_line_is_cut_to_the_limit() {
+        let r = Record::new(Level::INFO, "t", "é\u{1}".repeat(300_000));
+        let line = loki_line(&r, &Context::default());
+        assert!(line.len() <= LOKI_MAX_LINE, "{}", line.len());
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let m = v["message"].as_str().unwrap();
+        assert!(m.ends_with(MARKER) && m.len() > 90_000, "{}", m.len());
+    }
+}

@@ -1,0 +1,407 @@
+//! The sink: requests, 413 splitting, `_bulk` item results, the spool and its replayer.
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use watchbell_core::http::{HeaderMap, HeaderValue, HttpClient, Method};
+use watchbell_core::{Batch, Flushed, Handler, Outcome, Record, Retry, Sink, Stats};
+
+use crate::encode::{self, Context, Encoding, FormMethod};
+use crate::spool::{Chunk, Spool};
+
+/// Counters of what the sink decides per record (beyond the delivery's own).
+#[derive(Debug, Default)]
+pub(crate) struct ItemCounters {
+    /// Records given up on one by one: `_bulk` items refused with a 4xx, a single record
+    /// still too large (413).
+    pub failed: AtomicU64,
+    /// The last such reason.
+    pub last_error: Mutex<Option<String>>,
+    /// The kinds of reason already printed on stderr (once each, at most 16).
+    reported: Mutex<Vec<String>>,
+}
+
+impl ItemCounters {
+    fn fail(&self, n: u64, reason: String) {
+        if n == 0 {
+            return;
+        }
+        self.failed.fetch_add(n, Relaxed);
+        let key: String = reason.chars().take(48).collect();
+        let mut seen = self.reported.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.len() < 16 && !seen.contains(&key) {
+            eprintln!(
+                "watchbell[http]: records refused one by one, not retried: {reason} (further ones counted in stats)"
+            );
+            seen.push(key);
+        }
+        drop(seen);
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
+    }
+}
+
+/// The answer to one request.
+enum Sent {
+    Ok,
+    TooLarge,
+    /// `_bulk` per-item results: `None` ok or refused for good (counted), `Some` retryable.
+    Items(Vec<Option<String>>),
+    Fail(Outcome),
+}
+
+/// Everything needed to send records: shared by the sink and the spool's replayer.
+#[derive(Clone, Debug)]
+pub(crate) struct Shipper {
+    pub client: HttpClient,
+    pub url: String,
+    pub encoding: Encoding,
+    pub headers: HeaderMap,
+    pub gzip_min: Option<usize>,
+    pub cx: Arc<Context>,
+    pub items: Arc<ItemCounters>,
+}
+
+impl Shipper {
+    fn post(&self, method: Method, url: &str, body: Vec<u8>) -> Result<watchbell_core::http::HttpResponse, Outcome> {
+        let mut req = self.client.request(method, url).headers(self.headers.clone());
+        if !body.is_empty() {
+            req = req.header("content-type", HeaderValue::from_static(self.encoding.content_type()));
+            // Simple form receivers are not expected to understand gzip.
+            let gzip = if matches!(self.encoding, Encoding::Form { .. }) { None } else { self.gzip_min };
+            match gzip {
+                Some(min) if body.len() >= min => {
+                    let mut gz = flate2::write::GzEncoder::new(
+                        Vec::with_capacity(body.len() / 4 + 64),
+                        flate2::Compression::fast(),
+                    );
+                    let zipped = gz.write_all(&body).and_then(|()| gz.finish());
+                    req = match zipped {
+                        Ok(z) => req.header("content-encoding", HeaderValue::from_static("gzip")).body(z),
+                        Err(_) => req.body(body),
+                    };
+                }
+                _ => req = req.body(body),
+            }
+        }
+        self.client.send(req, url).map_err(|e| e.outcome())
+    }
+
+    fn send(&self, records: &[&Record]) -> Sent {
+        let what = self.encoding.name();
+        if let Encoding::Form { method } = &self.encoding {
+            // One record per request.
+            let r = records[0];
+            let resp = match method {
+                FormMethod::Get => {
+                    let q = encode::encode_form(r, &self.cx, Some(encode::FORM_GET_MAX_MESSAGE));
+                    let sep = if self.url.contains('?') { '&' } else { '?' };
+                    self.post(Method::GET, &format!("{}{sep}{q}", self.url), Vec::new())
+                }
+                FormMethod::Post => {
+                    let body = encode::encode_form(r, &self.cx, None).into_bytes();
+                    self.post(Method::POST, &self.url, body)
+                }
+            };
+            return match resp {
+                Ok(resp) if resp.status == 413 => Sent::TooLarge,
+                Ok(resp) => match resp.outcome(what) {
+                    Outcome::Delivered => Sent::Ok,
+                    o => Sent::Fail(o),
+                },
+                Err(o) => Sent::Fail(o),
+            };
+        }
+        let body = encode::encode(&self.encoding, records, &self.cx);
+        let resp = match self.post(Method::POST, &self.url, body) {
+            Ok(r) => r,
+            Err(o) => return Sent::Fail(o),
+        };
+        if resp.status == 413 {
+            return Sent::TooLarge;
+        }
+        match resp.outcome(what) {
+            Outcome::Delivered if matches!(self.encoding, Encoding::ElasticBulk { .. }) => {
+                match bulk_items(&resp.body, records.len()) {
+                    Some((items, refused, reason)) => {
+                        self.items.fail(refused, reason);
+                        Sent::Items(items)
+                    }
+                    None => Sent::Ok,
+                }
+            }
+            Outcome::Delivered => Sent::Ok,
+            o => Sent::Fail(o),
+        }
+    }
+
+    /// Sends the records not yet `done`, in order, splitting on 413. Returns `None` when every
+    /// record is done, or the failure that stopped it.
+    pub(crate) fn ship(&self, records: &[Record], done: &mut [bool]) -> Option<Outcome> {
+        let todo: Vec<usize> = (0..records.len()).filter(|&i| !done[i]).collect();
+        let mut pieces: VecDeque<Vec<usize>> = if matches!(self.encoding, Encoding::Form { .. }) {
+            todo.into_iter().map(|i| vec![i]).collect()
+        } else if todo.is_empty() {
+            VecDeque::new()
+        } else {
+            VecDeque::from([todo])
+        };
+        while let Some(piece) = pieces.pop_front() {
+            let refs: Vec<&Record> = piece.iter().map(|&i| &records[i]).collect();
+            match self.send(&refs) {
+                Sent::Ok => piece.iter().for_each(|&i| done[i] = true),
+                Sent::TooLarge if piece.len() == 1 => {
+                    done[piece[0]] = true;
+                    self.items.fail(1, format!("{} answered 413 to a single record: too large", self.encoding.name()));
+                }
+                Sent::TooLarge => {
+                    let (a, b) = piece.split_at(piece.len() / 2);
+                    pieces.push_front(b.to_vec());
+                    pieces.push_front(a.to_vec());
+                }
+                Sent::Items(results) => {
+                    let mut retry = None;
+                    for (&i, res) in piece.iter().zip(results) {
+                        match res {
+                            None => done[i] = true,
+                            Some(reason) => retry = Some(reason),
+                        }
+                    }
+                    if let Some(reason) = retry {
+                        return Some(Outcome::retry(reason));
+                    }
+                }
+                Sent::Fail(o) => return Some(o),
+            }
+        }
+        None
+    }
+}
+
+/// Reads a `_bulk` response: per item, `None` (created, or refused for good: counted) or
+/// `Some(reason)` (429 or 5xx: to retry). `None` overall when the response has no usable items
+/// (then the 2xx stands for the whole request).
+fn bulk_items(body: &[u8], n: usize) -> Option<(Vec<Option<String>>, u64, String)> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    if v.get("errors").and_then(serde_json::Value::as_bool) == Some(false) {
+        return None;
+    }
+    let items = v.get("items")?.as_array()?;
+    if items.len() != n {
+        return None;
+    }
+    let mut refused = 0u64;
+    let mut refused_reason = String::new();
+    let out = items
+        .iter()
+        .map(|it| {
+            let inner = it.as_object().and_then(|o| o.values().next());
+            let status = inner.and_then(|i| i.get("status")).and_then(serde_json::Value::as_u64).unwrap_or(0);
+            let reason = || {
+                let e = inner.and_then(|i| i.get("error"));
+                let t = e.and_then(|e| e.get("type")).and_then(|t| t.as_str()).unwrap_or("");
+                let r = e.and_then(|e| e.get("reason")).and_then(|t| t.as_str()).unwrap_or("");
+                let text: String = format!("{t}: {r}").chars().take(200).collect();
+                format!("elasticsearch item {status} {text}")
+            };
+            match status {
+                200..=299 => None,
+                429 | 500..=599 => Some(reason()),
+                _ => {
+                    refused += 1;
+                    refused_reason = reason();
+                    None
+                }
+            }
+        })
+        .collect();
+    Some((out, refused, refused_reason))
+}
+
+/// Where a retried batch left off: the records already sent among the rest.
+struct Resume {
+    first: Record,
+    done: Vec<bool>,
+}
+
+/// The [`Sink`] of an [`HttpLayer`](crate::HttpLayer).
+pub(crate) struct HttpSink {
+    pub shipper: Shipper,
+    pub spool: Option<Arc<Spool>>,
+    pub spool_after: Duration,
+    failing_since: Option<Instant>,
+    resume: Option<Resume>,
+}
+
+impl HttpSink {
+    pub(crate) fn new(shipper: Shipper, spool: Option<Arc<Spool>>, spool_after: Duration) -> Self {
+        HttpSink { shipper, spool, spool_after, failing_since: None, resume: None }
+    }
+}
+
+impl Sink for HttpSink {
+    fn deliver(&mut self, batch: &Batch) -> Outcome {
+        let recs = &batch.records;
+        let n = recs.len();
+        let mut done = match self.resume.take() {
+            Some(r) if r.done.len() == n && recs.first() == Some(&r.first) => r.done,
+            _ => vec![false; n],
+        };
+        if let Some(spool) = &self.spool {
+            let rest: Vec<&Record> = recs.iter().zip(&done).filter(|(_, d)| !**d).map(|(r, _)| r).collect();
+            // While older records wait in the spool, newer ones queue behind them.
+            if spool.append_if(&rest, false) {
+                return Outcome::Delivered;
+            }
+        }
+        let result = self.shipper.ship(recs, &mut done);
+        let Some(outcome) = result else {
+            self.failing_since = None;
+            return Outcome::Delivered;
+        };
+        if let (Outcome::Retry { .. }, Some(spool)) = (&outcome, &self.spool) {
+            let since = *self.failing_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= self.spool_after {
+                let rest: Vec<&Record> = recs.iter().zip(&done).filter(|(_, d)| !**d).map(|(r, _)| r).collect();
+                spool.append_if(&rest, true);
+                return Outcome::Delivered;
+            }
+        }
+        let k = done.iter().take_while(|d| **d).count();
+        if matches!(outcome, Outcome::Retry { .. }) && k < n {
+            self.resume = Some(Resume { first: recs[k].clone(), done: done[k..].to_vec() });
+        }
+        if k == 0 {
+            outcome
+        } else {
+            Outcome::Partial { delivered: k, rest: Box::new(outcome) }
+        }
+    }
+}
+
+/// Replays the spool on its own thread, in order, with backoff while the collector fails.
+pub(crate) fn spawn_replayer(
+    spool: Arc<Spool>,
+    shipper: Shipper,
+    chunk_records: usize,
+    retry: Retry,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new().name("watchbell-http-spool".into()).spawn(move || {
+        watchbell_core::capture::mark_current_thread();
+        let mut delay = retry.initial.max(Duration::from_millis(50));
+        let max = retry.max.clamp(Duration::from_millis(100), Duration::from_secs(30));
+        while !spool.is_stopped() {
+            let chunk: Chunk = spool.read(chunk_records);
+            if chunk.records.is_empty() {
+                spool.wait_change(Duration::from_millis(500), true);
+                continue;
+            }
+            let mut done = vec![false; chunk.records.len()];
+            let failed_before = shipper.items.failed.load(Relaxed);
+            let result = shipper.ship(&chunk.records, &mut done);
+            let refused = shipper.items.failed.load(Relaxed) - failed_before;
+            let k = done.iter().take_while(|d| **d).count();
+            match result {
+                None => {
+                    spool.commit(&chunk, chunk.records.len(), refused);
+                    delay = retry.initial.max(Duration::from_millis(50));
+                }
+                Some(Outcome::Permanent { reason }) => {
+                    // Refused for good: given up on, counted.
+                    shipper.items.fail((chunk.records.len() - k) as u64, reason);
+                    spool.commit(&chunk, chunk.records.len(), (chunk.records.len() - k) as u64);
+                }
+                Some(o) => {
+                    spool.commit(&chunk, k, 0);
+                    let after = match o {
+                        Outcome::Retry { after: Some(a), .. } => a,
+                        _ => delay,
+                    };
+                    spool.wait_change(after, false);
+                    delay = (delay * 2).min(max);
+                }
+            }
+        }
+    })
+}
+
+/// The handler the layer feeds: the delivery, plus the spool's flush and counters.
+pub(crate) struct HttpHandler {
+    pub inner: Arc<dyn Handler>,
+    pub spool: Option<Arc<Spool>>,
+    pub items: Arc<ItemCounters>,
+    pub name: String,
+}
+
+impl Handler for HttpHandler {
+    fn handle(&self, record: Record) {
+        self.inner.handle(record);
+    }
+
+    fn handle_batch(&self, batch: Batch) {
+        self.inner.handle_batch(batch);
+    }
+
+    fn flush(&self, deadline: Instant) -> Flushed {
+        let f = self.inner.flush(deadline);
+        match &self.spool {
+            Some(s) => {
+                let left = s.wait_empty(deadline);
+                f.and(Flushed { pending: left, timed_out: left > 0 })
+            }
+            None => f,
+        }
+    }
+
+    fn shutdown(&self, deadline: Instant) -> Flushed {
+        let f = self.inner.shutdown(deadline);
+        match &self.spool {
+            Some(s) => {
+                let left = s.wait_empty(deadline);
+                s.stop();
+                // What is left stays on disk for the next start.
+                f.and(Flushed { pending: left, timed_out: left > 0 })
+            }
+            None => f,
+        }
+    }
+
+    fn stats(&self, out: &mut Vec<Stats>) {
+        self.inner.stats(out);
+        let failed = self.items.failed.load(Relaxed);
+        if failed > 0 {
+            out.push(Stats {
+                name: format!("{}/items", self.name),
+                failed,
+                last_error: self.items.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+                ..Stats::default()
+            });
+        }
+        if let Some(s) = &self.spool {
+            let c = s.counts();
+            out.push(Stats {
+                name: format!("{}/spool", self.name),
+                accepted: c.spooled,
+                delivered: c.replayed,
+                dropped: c.shed_records,
+                failed: c.failed,
+                queued: c.pending_records,
+                queued_bytes: c.pending_bytes,
+                last_error: (c.shed_records > 0).then(|| {
+                    format!("spool full or damaged: {} records ({} bytes) shed", c.shed_records, c.shed_bytes)
+                }),
+                ..Stats::default()
+            });
+        }
+    }
+}
+
+impl Drop for HttpHandler {
+    fn drop(&mut self) {
+        if let Some(s) = &self.spool {
+            s.stop();
+        }
+    }
+}
