@@ -216,6 +216,10 @@ fn sinks(c: &mut Criterion) {
         run_sink(&mut g, "file_layer", layer, guard);
     }
     {
+        let (layer, guard) = watchbell_http::HttpLayer::builder(peer.url()).build().expect("http layer");
+        run_sink(&mut g, "http", layer, guard);
+    }
+    {
         let dir = bench_dir("tickets");
         let url = format!("sqlite://{}", dir.join("tickets.db").display());
         let (layer, guard) = watchbell_ticketing::TicketingLayer::builder(url).build().expect("ticketing layer");
@@ -247,6 +251,47 @@ fn run_sink<L>(
     });
     drop(d);
     let _ = guard.shutdown(Duration::from_millis(500));
+}
+
+/// Throughput of the HTTP layer: N records, gzip NDJSON, to a loopback peer answering 200,
+/// timed from the first record until the guard's flush returns (everything accepted).
+fn http_throughput(c: &mut Criterion) {
+    use watchbell_core::{Handler, SinkOptions, Value};
+    const N: u64 = 50_000;
+    let mut g = c.benchmark_group("http_throughput");
+    g.throughput(criterion::Throughput::Elements(N));
+    g.sample_size(10);
+    let peer = watchbell_test::http::FakeHttp::start();
+    let mut template = watchbell_core::Record::new(Level::INFO, "bench::http", "request handled");
+    template.fields.set("status", Value::U64(200));
+    template.fields.set("path", Value::Str("/api/v1/orders".into()));
+    g.bench_function("watchbell_http_gzip_ndjson", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let (h, guard) = watchbell_http::HttpLayer::builder(peer.url())
+                    .batch_records(5_000)
+                    .batch_bytes(16 << 20)
+                    .batch_wait(Duration::from_millis(50))
+                    .queue_records(200_000)
+                    .queue_bytes(256 << 20)
+                    .build_handler()
+                    .expect("http handler");
+                let start = Instant::now();
+                for i in 0..N {
+                    let mut r = template.clone();
+                    r.fields.set("seq", Value::U64(i));
+                    h.handle(r);
+                }
+                assert!(guard.flush(Duration::from_secs(120)).is_complete());
+                total += start.elapsed();
+                assert_eq!(guard.stats()[0].delivered, N);
+                let _ = guard.shutdown(Duration::from_secs(1));
+            }
+            total
+        })
+    });
+    g.finish();
 }
 
 /// Throughput of the file writers: N fmt events through each MakeWriter into a file on disk,
@@ -311,6 +356,6 @@ fn file_throughput(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
-    targets = disabled, enabled, two_threads, sinks, file_throughput
+    targets = disabled, enabled, two_threads, sinks, file_throughput, http_throughput
 }
 criterion_main!(benches);
