@@ -52,7 +52,11 @@ fn bench() -> bool {
         ("error!, same shape, into FileLayer (defaults)", "sinks", "file_layer"),
         ("error!, same shape, into TicketingLayer (SQLite, defaults)", "sinks", "ticketing_sqlite"),
         ("error!, same shape, into HttpLayer (gzip NDJSON, defaults)", "sinks", "http"),
-        ("debug!, same shape, buffered by FingersCrossedLayer (per span)", "sinks", "fingers_crossed_buffer"),
+        (
+            "info!, 3 fields, 2 spans, withheld by FingersCrossedLayer (root-span scope)",
+            "sinks",
+            "fingers_crossed_buffer",
+        ),
     ];
     let values: Vec<Option<f64>> = rows.iter().map(|(_, g, id)| median_ns(g, id)).collect();
     println!("\n| case | median ns/event |\n|---|---:|");
@@ -75,7 +79,7 @@ fn bench() -> bool {
     {
         println!("{name} / capture+enqueue (b): {}×  (target ≤ 1.2×)", ratio(i, 2));
     }
-    println!("fingers-crossed buffering / capture+enqueue (b): {}×", ratio(14, 2));
+    println!("fingers-crossed buffering / non_blocking+fmt (b): {}×  (target ≤ 0.5×)", ratio(14, 3));
     let per_record = |group: &str, id: &str, n: f64| median_ns(group, id).map(|ns| ns / n);
     println!("\n| throughput (end to end, until the last record is written/accepted) | ns/record | records/s |\n|---|---:|---:|");
     for (label, group, id, n) in [

@@ -220,6 +220,18 @@ fn sinks(c: &mut Criterion) {
         run_sink(&mut g, "http", layer, guard);
     }
     {
+        // Buffering (no trigger): an info! withheld in its request span's ring (1,000 records).
+        let inner = watchbell_test::TestLayer::new();
+        let (layer, guard) =
+            watchbell_fingers_crossed::FingersCrossedLayer::builder(inner.handler()).build().expect("fingers-crossed");
+        let d = Dispatch::new(tracing_subscriber::registry().with(layer));
+        tracing::dispatcher::with_default(&d, || {
+            in_spans(|| g.bench_function("fingers_crossed_buffer", |b| b.iter(|| info_event(3))));
+        });
+        drop(d);
+        let _ = guard.shutdown(Duration::from_millis(500));
+    }
+    {
         let dir = bench_dir("tickets");
         let url = format!("sqlite://{}", dir.join("tickets.db").display());
         let (layer, guard) = watchbell_ticketing::TicketingLayer::builder(url).build().expect("ticketing layer");
