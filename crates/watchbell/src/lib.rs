@@ -15,9 +15,19 @@
 //! | `http` | `watchbell-core/http` | the HTTP transport, for writing HTTP sinks of your own |
 //! | `slack` | `watchbell-slack` as `slack` | Slack incoming webhooks, several webhooks each with its own levels |
 //! | `telegram` | `watchbell-telegram` as `telegram` | Telegram Bot API `sendMessage` to chats, channels and forum topics |
+//! | `sms` | `watchbell-sms` as `sms` | SMS through Twilio and Exotel, routed by number prefix, with cost caps |
+//! | `mail` | `watchbell-mail` as `mail` | SMTP mails through lettre, with related records of a batch |
+//! | `http-batch` | `watchbell-http` as `http_batch` | batches to log collectors: NDJSON, JSON, Loki, Elasticsearch, OTLP |
+//! | `syslog` | `watchbell-syslog` as `syslog` | RFC 3164 / 5424 over unix, UDP and TCP sockets |
+//! | `file` | `watchbell-file` as `file` | size- and time-rotated files, reopened after logrotate |
+//! | `fingers-crossed` | `watchbell-fingers-crossed` as `fingers_crossed` | withhold records until one reaches the action level |
+//! | `ticketing` | `watchbell-ticketing` as `ticketing` | error tickets grouped by call site in SQLite |
+//! | `postgres` | `watchbell-ticketing/postgres` | tickets in PostgreSQL |
+//! | `full` | all of the above | |
 //!
-//! The other destinations (SMS, mail, HTTP collectors, syslog, files, fingers-crossed, tickets)
-//! join as features of the same names as their crates land.
+//! Every sink builder shares the common settings of [`SinkOptions`](prelude::SinkOptions)
+//! (`rate_limit`, `pace`, `timeout`, `retry`, `queue_records`, `overflow`,
+//! `allow_plain_http`), in the prelude.
 //!
 //! ```
 //! use std::time::Duration;
@@ -47,6 +57,20 @@ pub use watchbell_log as log;
 pub use watchbell_slack as slack;
 #[cfg(feature = "telegram")]
 pub use watchbell_telegram as telegram;
+#[cfg(feature = "sms")]
+pub use watchbell_sms as sms;
+#[cfg(feature = "mail")]
+pub use watchbell_mail as mail;
+#[cfg(feature = "http-batch")]
+pub use watchbell_http as http_batch;
+#[cfg(feature = "syslog")]
+pub use watchbell_syslog as syslog;
+#[cfg(feature = "file")]
+pub use watchbell_file as file;
+#[cfg(feature = "fingers-crossed")]
+pub use watchbell_fingers_crossed as fingers_crossed;
+#[cfg(feature = "ticketing")]
+pub use watchbell_ticketing as ticketing;
 
 /// The names most setups use.
 pub mod prelude {
@@ -55,6 +79,7 @@ pub mod prelude {
         Batch, BatchReason, CaptureLayer, Delivery, FanOut, Guard, Handler, LayerFilter, Level, Outcome, Overflow,
         RateLimit, Record, Retry, Sink, Stats,
     };
+    pub use watchbell_core::{BuildError, SinkLayer, SinkOptions};
     #[cfg(feature = "log")]
     pub use watchbell_log::{DirectLogger, LogBridge};
 }
