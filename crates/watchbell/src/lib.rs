@@ -51,24 +51,24 @@
 #![deny(missing_docs)]
 
 pub use watchbell_core as core;
-#[cfg(feature = "log")]
-pub use watchbell_log as log;
-#[cfg(feature = "slack")]
-pub use watchbell_slack as slack;
-#[cfg(feature = "telegram")]
-pub use watchbell_telegram as telegram;
-#[cfg(feature = "sms")]
-pub use watchbell_sms as sms;
-#[cfg(feature = "mail")]
-pub use watchbell_mail as mail;
-#[cfg(feature = "http-batch")]
-pub use watchbell_http as http_batch;
-#[cfg(feature = "syslog")]
-pub use watchbell_syslog as syslog;
 #[cfg(feature = "file")]
 pub use watchbell_file as file;
 #[cfg(feature = "fingers-crossed")]
 pub use watchbell_fingers_crossed as fingers_crossed;
+#[cfg(feature = "http-batch")]
+pub use watchbell_http as http_batch;
+#[cfg(feature = "log")]
+pub use watchbell_log as log;
+#[cfg(feature = "mail")]
+pub use watchbell_mail as mail;
+#[cfg(feature = "slack")]
+pub use watchbell_slack as slack;
+#[cfg(feature = "sms")]
+pub use watchbell_sms as sms;
+#[cfg(feature = "syslog")]
+pub use watchbell_syslog as syslog;
+#[cfg(feature = "telegram")]
+pub use watchbell_telegram as telegram;
 #[cfg(feature = "ticketing")]
 pub use watchbell_ticketing as ticketing;
 
