@@ -32,8 +32,13 @@ fn median_ns(group: &str, id: &str) -> Option<f64> {
 /// Records per iteration of the throughput benches (as in benches/pipeline.rs).
 const FILE_N: f64 = 20_000.0;
 const HTTP_N: f64 = 50_000.0;
+const TICKETS_N: f64 = 20_000.0;
 
 fn bench() -> bool {
+    // The PostgreSQL row needs a server: .ci/postgres.sh starts one (and prints its URL).
+    if std::env::var_os("WATCHBELL_TEST_POSTGRES_URL").is_none() {
+        eprintln!("(set WATCHBELL_TEST_POSTGRES_URL, e.g. from `bash .ci/postgres.sh`, to measure PostgreSQL too)");
+    }
     if !run(cargo().args(["bench", "-p", "watchbell-bench", "--bench", "pipeline"])) {
         return false;
     }
@@ -91,6 +96,8 @@ fn bench() -> bool {
             FILE_N,
         ),
         ("info! → HttpLayer gzip NDJSON → loopback collector", "http_throughput", "watchbell_http_gzip_ndjson", HTTP_N),
+        ("error occurrences → TicketingLayer → SQLite (committed)", "tickets_throughput", "sqlite", TICKETS_N),
+        ("error occurrences → TicketingLayer → PostgreSQL (committed)", "tickets_throughput", "postgres", TICKETS_N),
     ] {
         match per_record(group, id, n) {
             Some(ns) => println!("| {label} | {ns:.0} | {:.0} |", 1e9 / ns),

@@ -306,6 +306,55 @@ fn http_throughput(c: &mut Criterion) {
     g.finish();
 }
 
+/// Sustained occurrences per second into the ticket store: N error records of 10 callsites
+/// handed to the ticketing handler, timed until the guard's flush returns (all committed).
+/// SQLite always; PostgreSQL when `WATCHBELL_TEST_POSTGRES_URL` is set (`.ci/postgres.sh`).
+fn tickets_throughput(c: &mut Criterion) {
+    use watchbell_core::{Handler, SinkOptions, Value};
+    const N: u64 = 20_000;
+    let mut g = c.benchmark_group("tickets_throughput");
+    g.throughput(criterion::Throughput::Elements(N));
+    g.sample_size(10);
+    let records: Vec<watchbell_core::Record> = (0..10)
+        .map(|i| {
+            let mut r = watchbell_core::Record::new(Level::ERROR, format!("bench::site{i}"), "payment failed");
+            r.fields.set("attempt", Value::U64(i));
+            r
+        })
+        .collect();
+    let dir = bench_dir("tickets-throughput");
+    let mut stores = vec![("sqlite", format!("sqlite://{}", dir.join("tickets.db").display()))];
+    if let Ok(url) = std::env::var("WATCHBELL_TEST_POSTGRES_URL") {
+        stores.push(("postgres", url));
+    }
+    for (id, url) in stores {
+        let prefix = format!("bench{}_", std::process::id());
+        g.bench_function(id, |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let (h, guard) = watchbell_ticketing::TicketingLayer::builder(url.clone())
+                        .table_prefix(prefix.clone())
+                        .queue_records(2 * N as usize)
+                        .build_handler()
+                        .expect("ticketing handler");
+                    let start = Instant::now();
+                    for i in 0..N {
+                        h.handle(records[(i % 10) as usize].clone());
+                    }
+                    assert!(guard.flush(Duration::from_secs(300)).is_complete());
+                    total += start.elapsed();
+                    let delivered: u64 = guard.stats().iter().map(|s| s.delivered).max().unwrap_or(0);
+                    assert_eq!(delivered, N);
+                    let _ = guard.shutdown(Duration::from_secs(5));
+                }
+                total
+            })
+        });
+    }
+    g.finish();
+}
+
 /// Throughput of the file writers: N fmt events through each MakeWriter into a file on disk,
 /// timed until the last line is written (the writer's guard flushed or dropped).
 fn file_throughput(c: &mut Criterion) {
@@ -368,6 +417,6 @@ fn file_throughput(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
-    targets = disabled, enabled, two_threads, sinks, file_throughput, http_throughput
+    targets = disabled, enabled, two_threads, sinks, file_throughput, http_throughput, tickets_throughput
 }
 criterion_main!(benches);

@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::io::Read;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -116,15 +116,13 @@ impl Collector {
     }
 
     fn wait_for_records(&self, n: usize, timeout: Duration) -> Vec<Value> {
-        let deadline = Instant::now() + timeout;
-        let mut st = self.shared.lock();
-        while st.records.len() < n {
-            let now = Instant::now();
-            if now >= deadline {
-                break;
-            }
-            st = self.shared.arrived.wait_timeout(st, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
-        }
+        let st = self.shared.lock();
+        let st = self
+            .shared
+            .arrived
+            .wait_timeout_while(st, timeout, |st| st.records.len() < n)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
         st.records.clone()
     }
 }

@@ -38,7 +38,7 @@ pub mod telegram;
 
 use std::fmt;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use regex::Regex;
 use tracing_core::{Dispatch, Event, Level, Subscriber};
@@ -164,15 +164,9 @@ impl TestLayer {
 
     /// Waits until at least `n` records were captured or `timeout` passed; returns the records.
     pub fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Record> {
-        let deadline = Instant::now() + timeout;
-        let mut g = self.store.lock();
-        while g.0.len() < n {
-            let now = Instant::now();
-            if now >= deadline {
-                break;
-            }
-            g = self.store.arrived.wait_timeout(g, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
-        }
+        let g = self.store.lock();
+        let g =
+            self.store.arrived.wait_timeout_while(g, timeout, |g| g.0.len() < n).unwrap_or_else(|e| e.into_inner()).0;
         g.0.clone()
     }
 

@@ -333,29 +333,25 @@ macro_rules! common_methods {
 
         /// Waits until at least `n` SMS were accepted or `timeout` passed; returns them.
         pub fn wait_for_messages(&self, n: usize, timeout: Duration) -> Vec<Sms> {
-            let deadline = Instant::now() + timeout;
-            let mut st = self.shared.lock();
-            while st.messages.len() < n {
-                let now = Instant::now();
-                if now >= deadline {
-                    break;
-                }
-                st = self.shared.arrived.wait_timeout(st, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
-            }
+            let st = self.shared.lock();
+            let st = self
+                .shared
+                .arrived
+                .wait_timeout_while(st, timeout, |st| st.messages.len() < n)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
             st.messages.clone()
         }
 
         /// Waits until at least `n` authenticated requests arrived or `timeout` passed.
         pub fn wait_for_calls(&self, n: usize, timeout: Duration) -> Vec<Call> {
-            let deadline = Instant::now() + timeout;
-            let mut st = self.shared.lock();
-            while st.calls.len() < n {
-                let now = Instant::now();
-                if now >= deadline {
-                    break;
-                }
-                st = self.shared.arrived.wait_timeout(st, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
-            }
+            let st = self.shared.lock();
+            let st = self
+                .shared
+                .arrived
+                .wait_timeout_while(st, timeout, |st| st.calls.len() < n)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
             st.calls.clone()
         }
 

@@ -517,15 +517,13 @@ impl FakeSmtp {
 
     /// Waits until at least `n` mails were accepted or `timeout` passed; returns the mails.
     pub fn wait_for_mails(&self, n: usize, timeout: Duration) -> Vec<Mail> {
-        let deadline = Instant::now() + timeout;
-        let mut st = self.shared.lock();
-        while st.mails.len() < n {
-            let now = Instant::now();
-            if now >= deadline {
-                break;
-            }
-            st = self.shared.arrived.wait_timeout(st, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
-        }
+        let st = self.shared.lock();
+        let st = self
+            .shared
+            .arrived
+            .wait_timeout_while(st, timeout, |st| st.mails.len() < n)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
         st.mails.clone()
     }
 

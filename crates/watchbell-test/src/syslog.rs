@@ -572,15 +572,8 @@ impl FakeSyslog {
 
     /// Waits until at least `n` frames arrived or `timeout` passed; returns the frames.
     pub fn wait_for_frames(&self, n: usize, timeout: Duration) -> Vec<Frame> {
-        let deadline = Instant::now() + timeout;
-        let mut g = self.store.lock();
-        while g.len() < n {
-            let now = Instant::now();
-            if now >= deadline {
-                break;
-            }
-            g = self.store.arrived.wait_timeout(g, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
-        }
+        let g = self.store.lock();
+        let g = self.store.arrived.wait_timeout_while(g, timeout, |g| g.len() < n).unwrap_or_else(|e| e.into_inner()).0;
         g.clone()
     }
 
