@@ -82,15 +82,28 @@ pub fn is_suppressed() -> bool {
 /// Runs `f` with capture suppressed on the current thread: for code that runs on an
 /// application thread but on watchbell's behalf.
 pub fn suppressed<R>(f: impl FnOnce() -> R) -> R {
-    struct Reset;
-    impl Drop for Reset {
-        fn drop(&mut self) {
-            let _ = SUPPRESS.try_with(|s| s.set(s.get().saturating_sub(1)));
-        }
-    }
-    mark_current_thread();
-    let _reset = Reset;
+    let _quiet = suppress();
     f()
+}
+
+/// Suppresses capture on the current thread until the returned guard is dropped: the guard
+/// form of [`suppressed`], for code on an application thread that calls a client on
+/// watchbell's behalf (a database client that logs through `log` or `tracing`, say).
+pub fn suppress() -> Suppressed {
+    mark_current_thread();
+    Suppressed(std::marker::PhantomData)
+}
+
+/// Capture stays suppressed on this thread while this lives (see [`suppress`]). Not `Send`:
+/// it ends on the thread that began it.
+#[must_use = "capture is suppressed only while the guard lives"]
+#[derive(Debug)]
+pub struct Suppressed(std::marker::PhantomData<*const ()>);
+
+impl Drop for Suppressed {
+    fn drop(&mut self) {
+        let _ = SUPPRESS.try_with(|s| s.set(s.get().saturating_sub(1)));
+    }
 }
 
 /// How many times building a record panicked (a field's `Debug` implementation that panics,

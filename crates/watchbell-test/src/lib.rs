@@ -30,6 +30,7 @@
 pub mod collector;
 pub mod collectors;
 pub mod http;
+pub mod postgres;
 pub mod slack;
 pub mod sms;
 pub mod smtp;

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
+use watchbell_core::capture::suppress;
 
 use serde::{Serialize, Serializer};
 use watchbell_core::{Level, Record};
@@ -383,18 +384,42 @@ pub(crate) enum Backend {
 /// # std::fs::remove_dir_all(&dir).ok();
 /// ```
 pub struct TicketStore {
-    pub(crate) backend: Backend,
+    pub(crate) backend: Quiet<Backend>,
     pub(crate) tables: Tables,
 }
 
 impl fmt::Debug for TicketStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kind = match self.backend {
+        let kind = match *self.backend {
             Backend::Sqlite(_) => "sqlite",
             #[cfg(feature = "postgres")]
             Backend::Postgres(_) => "postgres",
         };
         f.debug_struct("TicketStore").field("backend", &kind).field("prefix", &self.tables.prefix).finish()
+    }
+}
+
+/// Holds the backend so that closing it (the PostgreSQL client logs as it closes) happens with
+/// capture suppressed, like every other call into it.
+pub(crate) struct Quiet<T>(Option<T>);
+
+impl<T> std::ops::Deref for Quiet<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.0.as_ref().expect("present until dropped")
+    }
+}
+
+impl<T> std::ops::DerefMut for Quiet<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.0.as_mut().expect("present until dropped")
+    }
+}
+
+impl<T> Drop for Quiet<T> {
+    fn drop(&mut self) {
+        let _quiet = suppress();
+        drop(self.0.take());
     }
 }
 
@@ -416,12 +441,15 @@ impl TicketStore {
     /// Opens `target` (see [`open_with`](Self::open_with)).
     pub fn connect(target: &Target, prefix: &str, timeout: Duration) -> Result<TicketStore, StoreError> {
         let tables = Tables::new(prefix);
+        // The database clients log (PostgreSQL's through `log`): on an application thread
+        // those records must not reach watchbell's own layers.
+        let _quiet = suppress();
         let backend = match target {
             Target::Sqlite(path) => Backend::Sqlite(sqlite::Db::open(path, timeout, &tables)?),
             #[cfg(feature = "postgres")]
             Target::Postgres(config) => Backend::Postgres(Box::new(crate::pg::Db::open(config, timeout, &tables)?)),
         };
-        Ok(TicketStore { backend, tables })
+        Ok(TicketStore { backend: Quiet(Some(backend)), tables })
     }
 
     /// The schema version of the database (the number of migrations applied).
@@ -432,7 +460,8 @@ impl TicketStore {
 
     /// Writes a batch of aggregated entries in one transaction.
     pub(crate) fn write(&mut self, app_id: &str, entries: &[Entry], keep: u32) -> Result<(), StoreError> {
-        match &mut self.backend {
+        let _quiet = suppress();
+        match &mut *self.backend {
             Backend::Sqlite(db) => db.write(&self.tables, app_id, entries, keep),
             #[cfg(feature = "postgres")]
             Backend::Postgres(db) => db.write(&self.tables, app_id, entries, keep),
@@ -440,7 +469,7 @@ impl TicketStore {
     }
 
     fn placeholder(&self, n: usize) -> String {
-        match self.backend {
+        match *self.backend {
             Backend::Sqlite(_) => format!("?{n}"),
             #[cfg(feature = "postgres")]
             Backend::Postgres(_) => format!("${n}"),
@@ -448,7 +477,8 @@ impl TicketStore {
     }
 
     fn ints(&mut self, sql: &str, params: &[Param]) -> Result<Vec<Vec<i64>>, StoreError> {
-        match &mut self.backend {
+        let _quiet = suppress();
+        match &mut *self.backend {
             Backend::Sqlite(db) => db.ints(sql, params),
             #[cfg(feature = "postgres")]
             Backend::Postgres(db) => db.ints(sql, params),
@@ -456,7 +486,8 @@ impl TicketStore {
     }
 
     fn grouped(&mut self, sql: &str, params: &[Param]) -> Result<Vec<(String, u64, u64)>, StoreError> {
-        match &mut self.backend {
+        let _quiet = suppress();
+        match &mut *self.backend {
             Backend::Sqlite(db) => db.grouped(sql, params),
             #[cfg(feature = "postgres")]
             Backend::Postgres(db) => db.grouped(sql, params),
@@ -464,7 +495,8 @@ impl TicketStore {
     }
 
     fn execute(&mut self, sql: &str, params: &[Param]) -> Result<u64, StoreError> {
-        match &mut self.backend {
+        let _quiet = suppress();
+        match &mut *self.backend {
             Backend::Sqlite(db) => db.execute(sql, params),
             #[cfg(feature = "postgres")]
             Backend::Postgres(db) => db.execute(sql, params),
@@ -472,7 +504,8 @@ impl TicketStore {
     }
 
     fn tickets(&mut self, sql: &str, params: &[Param]) -> Result<Vec<Ticket>, StoreError> {
-        match &mut self.backend {
+        let _quiet = suppress();
+        match &mut *self.backend {
             Backend::Sqlite(db) => db.tickets(sql, params),
             #[cfg(feature = "postgres")]
             Backend::Postgres(db) => db.tickets(sql, params),
@@ -537,7 +570,8 @@ impl TicketStore {
             offset.min(i64::MAX as u64)
         );
         let params = [Param::Int(ticket_id)];
-        match &mut self.backend {
+        let _quiet = suppress();
+        match &mut *self.backend {
             Backend::Sqlite(db) => db.occurrences(&sql, &params),
             #[cfg(feature = "postgres")]
             Backend::Postgres(db) => db.occurrences(&sql, &params),
@@ -567,7 +601,8 @@ impl TicketStore {
     /// Deletes a ticket and its occurrences; false if there is no such ticket.
     pub fn delete(&mut self, id: i64) -> Result<bool, StoreError> {
         let tables = self.tables.clone();
-        match &mut self.backend {
+        let _quiet = suppress();
+        match &mut *self.backend {
             Backend::Sqlite(db) => db.delete(&tables, id),
             #[cfg(feature = "postgres")]
             Backend::Postgres(db) => db.delete(&tables, id),

@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use watchbell_core::Retry;
@@ -44,34 +43,9 @@ pub fn unique_prefix(name: &str) -> String {
     format!("t_{name}_{}_{}_{}_", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed), nanos % 1_000_000_000)
 }
 
-/// The PostgreSQL URL for tests: `WATCHBELL_TEST_POSTGRES_URL`, or the output of
-/// `.ci/postgres.sh` run once. Panics (the test fails) when neither works.
+/// The PostgreSQL URL for tests (see [`watchbell_test::postgres::url`]).
 pub fn postgres_url() -> String {
-    static URL: OnceLock<Result<String, String>> = OnceLock::new();
-    URL.get_or_init(|| {
-        if let Ok(url) = std::env::var("WATCHBELL_TEST_POSTGRES_URL") {
-            if !url.trim().is_empty() {
-                return Ok(url.trim().to_owned());
-            }
-        }
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.ci/postgres.sh");
-        let out = std::process::Command::new("bash")
-            .arg(&script)
-            .stderr(std::process::Stdio::inherit())
-            .output()
-            .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
-        let url = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        if !out.status.success() || !url.starts_with("postgres://") {
-            return Err(format!(
-                "{} failed ({}); set WATCHBELL_TEST_POSTGRES_URL to a PostgreSQL database for the tests",
-                script.display(),
-                out.status
-            ));
-        }
-        Ok(url)
-    })
-    .clone()
-    .unwrap_or_else(|e| panic!("PostgreSQL is required for these tests and is not available: {e}"))
+    watchbell_test::postgres::url()
 }
 
 use tracing_subscriber::prelude::*;
