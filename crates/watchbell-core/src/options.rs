@@ -2,7 +2,7 @@
 //!
 //! A sink crate's builder holds an [`Options`] and implements [`SinkOptions`] (one method,
 //! [`SinkOptions::options_mut`]); the trait then gives it the common setters — `rate_limit`,
-//! `no_rate_limit`, `pace`, `timeout`, `retry`, `queue_records`, `overflow`, `allow_plain_http`
+//! `no_rate_limit`, `pace`, `timeout`, `retry`, `queue_records`, `queue_bytes`, `overflow`, `allow_plain_http`
 //! — with the same names, meanings and docs in every crate. Bring the trait into scope with
 //! `use watchbell_core::SinkOptions;` (or the umbrella crate's prelude).
 //!
@@ -56,6 +56,8 @@ pub struct Options {
     pub retry: Retry,
     /// The most records queued per destination.
     pub queue_records: usize,
+    /// The most (estimated) bytes queued per destination; `None` = the [`Delivery`] default.
+    pub queue_bytes: Option<usize>,
     /// What happens to a record when the queue is full.
     pub overflow: Overflow,
     /// Whether `http://` URLs to hosts other than loopback are accepted.
@@ -78,6 +80,7 @@ impl Options {
             timeout: Duration::from_secs(10),
             retry: Retry::default(),
             queue_records: 10_000,
+            queue_bytes: None,
             overflow: Overflow::DropNewest,
             allow_plain_http: false,
         }
@@ -113,14 +116,24 @@ impl Options {
         self
     }
 
+    /// Sets the default queue byte bound.
+    pub fn queue_bytes(mut self, n: usize) -> Self {
+        self.queue_bytes = Some(n);
+        self
+    }
+
     /// A [`Delivery`] builder for `sink` with these options' pace, retry, queue capacity and
     /// overflow policy applied. The crate adds its own batching before `spawn()`.
     pub fn delivery<K: Sink>(&self, name: impl Into<String>, sink: K) -> DeliveryBuilder<K> {
-        Delivery::builder(name, sink)
+        let builder = Delivery::builder(name, sink)
             .pace(self.pace)
             .retry(self.retry.clone())
             .queue_records(self.queue_records)
-            .overflow(self.overflow)
+            .overflow(self.overflow);
+        match self.queue_bytes {
+            Some(n) => builder.queue_bytes(n),
+            None => builder,
+        }
     }
 
     /// `inner` behind the configured [`RateLimit`], or `inner` itself without one.
@@ -188,6 +201,13 @@ pub trait SinkOptions: Sized {
     /// [`overflow`](Self::overflow) policy and is counted.
     fn queue_records(mut self, n: usize) -> Self {
         self.options_mut().queue_records = n;
+        self
+    }
+
+    /// The most (estimated, in memory) bytes queued per destination; what does not fit follows
+    /// the [`overflow`](Self::overflow) policy and is counted.
+    fn queue_bytes(mut self, n: usize) -> Self {
+        self.options_mut().queue_bytes = Some(n.max(1));
         self
     }
 
@@ -269,6 +289,7 @@ mod tests {
             .timeout(Duration::from_secs(2))
             .retry(Retry::none())
             .queue_records(7)
+            .queue_bytes(1024)
             .overflow(Overflow::DropOldest)
             .allow_plain_http(true);
         assert_eq!(b.options.rate_limit, None);
@@ -276,6 +297,7 @@ mod tests {
         assert_eq!(b.options.timeout, Duration::from_secs(2));
         assert_eq!(b.options.retry, Retry::none());
         assert_eq!(b.options.queue_records, 7);
+        assert_eq!(b.options.queue_bytes, Some(1024));
         assert_eq!(b.options.overflow, Overflow::DropOldest);
         assert!(b.options.allow_plain_http);
         let b = b.rate_limit(0, Duration::from_secs(3));

@@ -135,7 +135,7 @@
 //! | rate limit | none: a log shipper ships everything | `rate_limit` |
 //! | pace | none | `pace` |
 //! | retries | `Retry::default()`: 500 ms doubling to 60 s, for 10 minutes per batch | `retry` |
-//! | queue | 10,000 records and 16 MiB (estimated), the newest dropped and counted when full | `queue_records`, [`queue_bytes`](HttpBuilder::queue_bytes), `overflow` |
+//! | queue | 10,000 records and 16 MiB (estimated), the newest dropped and counted when full | `queue_records`, `queue_bytes`, `overflow` |
 //! | HTTP timeout | 10 s per request | `timeout` |
 //! | plain `http://` | refused except to loopback | `allow_plain_http` |
 //! | spool | off; when on, batches failing for 5 s go to disk | [`spool`](HttpBuilder::spool), [`spool_after`](HttpBuilder::spool_after) |
@@ -190,7 +190,6 @@ impl HttpLayer {
             batch_wait: Duration::from_secs(1),
             spool: None,
             spool_after: Duration::from_secs(5),
-            queue_bytes: 16 << 20,
             options: Options::new(),
         }
     }
@@ -216,7 +215,6 @@ pub struct HttpBuilder {
     batch_wait: Duration,
     spool: Option<(PathBuf, u64)>,
     spool_after: Duration,
-    queue_bytes: usize,
     options: Options,
 }
 
@@ -242,7 +240,6 @@ impl fmt::Debug for HttpBuilder {
             .field("batch_wait", &self.batch_wait)
             .field("spool", &self.spool)
             .field("spool_after", &self.spool_after)
-            .field("queue_bytes", &self.queue_bytes)
             .field("options", &self.options)
             .finish()
     }
@@ -355,14 +352,6 @@ impl HttpBuilder {
     /// records arriving during a request still join the next one).
     pub fn batch_wait(mut self, d: Duration) -> Self {
         self.batch_wait = d;
-        self
-    }
-
-    /// The most bytes (estimated from the records in memory) the queue holds besides
-    /// `queue_records` (default 16 MiB); what does not fit follows the overflow policy and is
-    /// counted.
-    pub fn queue_bytes(mut self, n: usize) -> Self {
-        self.queue_bytes = n.max(1);
         self
     }
 
@@ -481,7 +470,6 @@ impl HttpBuilder {
             .batch_records(self.batch_records)
             .batch_bytes(self.batch_bytes)
             .batch_wait(self.batch_wait)
-            .queue_bytes(self.queue_bytes)
             .spawn()
             .map_err(|e| {
                 if let Some(s) = &spool {
