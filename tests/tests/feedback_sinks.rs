@@ -106,5 +106,10 @@ fn sinks_never_capture_their_own_clients_logs_at_trace() {
     // Nothing more arrived after the flushes.
     assert_eq!(collector.records().len(), 1);
     assert_eq!(smtp.mails().len(), 1);
-    assert_eq!(syslog.frames().len(), 1, "{:#?}", syslog.messages().iter().map(|m| m.message.clone()).collect::<Vec<_>>());
+    assert_eq!(
+        syslog.frames().len(),
+        1,
+        "{:#?}",
+        syslog.messages().iter().map(|m| m.message.clone()).collect::<Vec<_>>()
+    );
 }
