@@ -1,0 +1,335 @@
+//! From a checked [`Config`] to builders, layers and one guard.
+// With only some sink features, parts of this serve no table.
+#![allow(dead_code, unused_macros)]
+use std::sync::Arc;
+use std::time::Duration;
+
+#[allow(unused_imports)]
+use watchbell_core::{BuildError, FanOut, Guard, Handler, Level, SinkOptions};
+
+use super::{Config, Problem};
+
+/// The common delivery settings of a sink table.
+pub(crate) struct CommonRef<'a> {
+    pub pace: Option<&'a str>,
+    pub timeout: Option<&'a str>,
+    pub queue_records: Option<usize>,
+    pub allow_plain_http: Option<bool>,
+}
+
+/// Gives a sink table's common settings.
+pub(crate) trait Common {
+    fn common(&self) -> CommonRef<'_>;
+}
+
+/// The sink names `deliver_to` accepts, in build order.
+pub(crate) const SINKS: [&str; 8] = ["slack", "telegram", "sms", "mail", "http", "syslog", "file", "ticketing"];
+
+/// Collects problems while reading a config. With `resolve` off, secrets are only checked for
+/// presence (no environment or file access) and nothing is built.
+pub(crate) struct Cx {
+    pub problems: Vec<Problem>,
+    pub resolve: bool,
+}
+
+impl Cx {
+    pub fn new(resolve: bool) -> Self {
+        Cx { problems: Vec::new(), resolve }
+    }
+
+    pub fn problem(&mut self, key: impl Into<String>, value: Option<String>, expected: impl Into<String>) {
+        self.problems.push(Problem { key: key.into(), value, expected: expected.into() });
+    }
+
+    /// A level (`error`, `warn`/`warning`, `info`, `debug`, `trace`; `critical` = error).
+    pub fn level(&mut self, key: &str, value: Option<&str>) -> Option<Level> {
+        let v = value?;
+        match parse_level(v) {
+            Some(l) => Some(l),
+            None => {
+                self.problem(key, Some(quote(v)), "a level: error, warn, info, debug or trace");
+                None
+            }
+        }
+    }
+
+    /// A duration such as `500ms`, `60s`, `5m`, `1h`, `1d`.
+    pub fn duration(&mut self, key: &str, value: Option<&str>) -> Option<Duration> {
+        let v = value?;
+        match parse_duration(v) {
+            Some(d) => Some(d),
+            None => {
+                self.problem(key, Some(quote(v)), "a duration such as \"500ms\", \"60s\", \"5m\", \"1h\" or \"1d\"");
+                None
+            }
+        }
+    }
+
+    /// A required plain value.
+    pub fn required<'a>(&mut self, key: &str, value: Option<&'a str>, expected: &str) -> Option<&'a str> {
+        match value {
+            Some(v) if !v.trim().is_empty() => Some(v),
+            Some(v) => {
+                self.problem(key, Some(quote(v)), expected);
+                None
+            }
+            None => {
+                self.problem(key, None, format!("missing; expected {expected}"));
+                None
+            }
+        }
+    }
+
+    /// A secret: resolved (or, without `resolve`, a placeholder when present).
+    pub fn secret(&mut self, key: &str, value: Option<&super::SecretValue>, required: bool) -> Option<String> {
+        let Some(v) = value else {
+            if required {
+                self.problem(key, None, "missing; expected the secret, { env = \"VAR\" } or { file = \"/path\" }");
+            }
+            return None;
+        };
+        if let super::SecretValue::Literal(s) = v {
+            if s.trim().is_empty() {
+                self.problem(key, Some(v.redacted()), "a non-empty secret");
+                return None;
+            }
+        }
+        if !self.resolve {
+            return Some(String::new());
+        }
+        match v.resolve() {
+            Ok(s) => Some(s),
+            Err(e) => {
+                self.problem(key, Some(v.redacted()), e);
+                None
+            }
+        }
+    }
+
+    /// Applies a table's common delivery settings to a builder.
+    pub fn common<B: SinkOptions>(&mut self, section: &str, table: &dyn Common, mut b: B) -> B {
+        let c = table.common();
+        if let Some(d) = self.duration(&format!("{section}.pace"), c.pace) {
+            b = b.pace(d);
+        }
+        if let Some(d) = self.duration(&format!("{section}.timeout"), c.timeout) {
+            if d.is_zero() {
+                self.problem(format!("{section}.timeout"), c.timeout.map(quote), "a timeout above 0");
+            }
+            b = b.timeout(d);
+        }
+        if let Some(n) = c.queue_records {
+            if n == 0 {
+                self.problem(format!("{section}.queue_records"), Some("0".into()), "at least 1 record");
+            }
+            b = b.queue_records(n);
+        }
+        if let Some(allow) = c.allow_plain_http {
+            b = b.allow_plain_http(allow);
+        }
+        b
+    }
+
+    /// Applies the global `[rate_limit]` to a builder.
+    pub fn rate_limit<B: SinkOptions>(&self, limit: Option<(u32, Duration)>, b: B) -> B {
+        match limit {
+            Some((0, _)) => b.no_rate_limit(),
+            Some((n, d)) => b.rate_limit(n, d),
+            None => b,
+        }
+    }
+
+    /// A sink crate's build error, its key prefixed with the section.
+    pub fn build_error(&mut self, section: &str, e: BuildError, value: Option<String>) {
+        let key = if e.key.is_empty() { section.to_owned() } else { format!("{section}.{}", e.key) };
+        self.problem(key, value, e.message);
+    }
+}
+
+/// `"value"` with quotes (Debug escaping, so control characters cannot break the line).
+pub(crate) fn quote(v: &str) -> String {
+    let short: String = v.chars().take(200).collect();
+    format!("{short:?}")
+}
+
+/// A level by name, case-insensitive; `warning` and `critical` as in Python.
+pub(crate) fn parse_level(s: &str) -> Option<Level> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "error" | "err" | "critical" | "crit" | "fatal" => Some(Level::ERROR),
+        "warn" | "warning" => Some(Level::WARN),
+        "info" => Some(Level::INFO),
+        "debug" => Some(Level::DEBUG),
+        "trace" => Some(Level::TRACE),
+        _ => None,
+    }
+}
+
+/// `500ms`, `60s`, `5m`, `1h`, `1d` (a number and a unit, no space needed).
+pub(crate) fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit())?;
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let unit = unit.trim();
+    let secs = match unit {
+        "ms" => return Some(Duration::from_millis(n)),
+        "s" | "sec" | "secs" => 1,
+        "m" | "min" | "mins" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    n.checked_mul(secs).map(Duration::from_secs)
+}
+
+/// What [`Config::plan`] found: the global settings every sink uses.
+pub(crate) struct Globals {
+    pub rate_limit: Option<(u32, Duration)>,
+    pub deliver_to: Vec<String>,
+}
+
+impl Config {
+    /// Checks the global settings and `deliver_to`.
+    pub(crate) fn globals(&self, cx: &mut Cx) -> Globals {
+        if let Some(f) = &self.fmt {
+            if f.level.as_deref().map(|l| l.trim().eq_ignore_ascii_case("off")) != Some(true) {
+                cx.level("fmt.level", f.level.as_deref());
+            }
+        }
+        let rate_limit = self.rate_limit.as_ref().and_then(|r| {
+            let limit = r.limit.or_else(|| {
+                cx.problem("rate_limit.limit", None, "missing; expected records per window (0 = no rate limit)");
+                None
+            })?;
+            let per = match r.per.as_deref() {
+                Some(p) => cx.duration("rate_limit.per", Some(p))?,
+                None => Duration::from_secs(60),
+            };
+            if per.is_zero() && limit > 0 {
+                cx.problem("rate_limit.per", r.per.as_deref().map(quote), "a window above 0");
+            }
+            Some((limit, per))
+        });
+        let mut deliver_to = Vec::new();
+        if let Some(fc) = &self.fingers_crossed {
+            cx.level("fingers_crossed.action_level", fc.action_level.as_deref());
+            cx.level("fingers_crossed.level", fc.level.as_deref());
+            if let Some(s) = &fc.scope {
+                if s.trim().is_empty() {
+                    cx.problem("fingers_crossed.scope", Some(quote(s)), "root, thread, global or a span name");
+                }
+            }
+            if fc.deliver_to.is_empty() {
+                cx.problem(
+                    "fingers_crossed.deliver_to",
+                    None,
+                    "missing; expected the sinks to deliver to, e.g. [\"mail\"]",
+                );
+            }
+            for (i, name) in fc.deliver_to.iter().enumerate() {
+                let key = format!("fingers_crossed.deliver_to[{i}]");
+                if !SINKS.contains(&name.as_str()) {
+                    cx.problem(key, Some(quote(name)), format!("a sink name: one of {}", SINKS.join(", ")));
+                } else if !self.has_section(name) {
+                    cx.problem(key, Some(quote(name)), format!("a configured sink (there is no [{name}] table)"));
+                } else if deliver_to.contains(name) {
+                    cx.problem(key, Some(quote(name)), "each sink once");
+                } else {
+                    deliver_to.push(name.clone());
+                }
+            }
+        }
+        Globals { rate_limit, deliver_to }
+    }
+
+    pub(crate) fn has_section(&self, name: &str) -> bool {
+        match name {
+            "slack" => self.slack.is_some(),
+            "telegram" => self.telegram.is_some(),
+            "sms" => self.sms.is_some(),
+            "mail" => self.mail.is_some(),
+            "http" => self.http.is_some(),
+            "syslog" => self.syslog.is_some(),
+            "file" => self.file.is_some(),
+            "ticketing" => self.ticketing.is_some(),
+            _ => false,
+        }
+    }
+
+    /// Reports tables whose Cargo feature is not compiled in.
+    pub(crate) fn missing_features(&self, cx: &mut Cx) {
+        let sections: [(&str, bool, bool); 9] = [
+            ("slack", self.slack.is_some(), cfg!(feature = "slack")),
+            ("telegram", self.telegram.is_some(), cfg!(feature = "telegram")),
+            ("sms", self.sms.is_some(), cfg!(feature = "sms")),
+            ("mail", self.mail.is_some(), cfg!(feature = "mail")),
+            ("http", self.http.is_some(), cfg!(feature = "http-batch")),
+            ("syslog", self.syslog.is_some(), cfg!(feature = "syslog")),
+            ("file", self.file.is_some(), cfg!(feature = "file")),
+            ("ticketing", self.ticketing.is_some(), cfg!(feature = "ticketing")),
+            ("fingers_crossed", self.fingers_crossed.is_some(), cfg!(feature = "fingers-crossed")),
+        ];
+        for (name, present, compiled) in sections {
+            if present && !compiled {
+                let feature = match name {
+                    "http" => "http-batch",
+                    "fingers_crossed" => "fingers-crossed",
+                    n => n,
+                };
+                cx.problem(name, None, format!("the `{feature}` feature of the watchbell crate (or `full`)"));
+            }
+        }
+    }
+}
+
+/// A built sink: a layer, or a handler for fingers-crossed.
+pub(crate) enum Built<L> {
+    Layer(L, Guard),
+    Handler(Arc<dyn Handler>, Guard),
+}
+
+/// Builds the sink as a layer, or as a handler when fingers-crossed delivers to it.
+macro_rules! place {
+    ($cx:expr, $globals:expr, $name:expr, $builder:expr, $value_of:expr) => {{
+        let builder = $builder;
+        let r = if $globals.deliver_to.iter().any(|n| n == $name) {
+            builder.build_handler().map(|(h, g)| Built::Handler(h, g))
+        } else {
+            builder.build::<S>().map(|(l, g)| Built::Layer(Box::new(l) as Box<dyn Layer<S> + Send + Sync>, g))
+        };
+        match r {
+            Ok(b) => Some(b),
+            Err(e) => {
+                let value = ($value_of)(&e.key);
+                $cx.build_error($name, e, value);
+                None
+            }
+        }
+    }};
+}
+pub(crate) use place;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("60s"), Some(Duration::from_secs(60)));
+        assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2 d"), Some(Duration::from_secs(172_800)));
+        for bad in ["", "5", "m", "5 minutes", "-1s", "1.5s", "99999999999999999999s"] {
+            assert_eq!(parse_duration(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn levels() {
+        assert_eq!(parse_level("WARNING"), Some(Level::WARN));
+        assert_eq!(parse_level("critical"), Some(Level::ERROR));
+        assert_eq!(parse_level(" debug "), Some(Level::DEBUG));
+        assert_eq!(parse_level("loud"), None);
+    }
+}

@@ -1,0 +1,297 @@
+//! The TOML shape: one struct per table.
+use serde::{Deserialize, Serialize};
+
+use super::SecretValue;
+
+/// Declares a sink table: its own keys plus the common delivery settings.
+macro_rules! sink_table {
+    ($(#[$m:meta])* $name:ident { $($(#[$fm:meta])* $field:ident : $ty:ty,)* }) => {
+        $(#[$m])*
+        #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields, default)]
+        pub struct $name {
+            $($(#[$fm])* pub $field: $ty,)*
+            /// Common: the least time between two deliveries (`"2s"`); default: the sink's.
+            pub pace: Option<String>,
+            /// Common: the timeout of one request or connection (`"10s"`); default: the sink's.
+            pub timeout: Option<String>,
+            /// Common: the most records queued for this destination; default: the sink's.
+            pub queue_records: Option<usize>,
+            /// Common: accept `http://` URLs (or plain SMTP) to hosts that are not loopback;
+            /// default `false`.
+            pub allow_plain_http: Option<bool>,
+        }
+
+        impl super::build::Common for $name {
+            fn common(&self) -> super::build::CommonRef<'_> {
+                super::build::CommonRef {
+                    pace: self.pace.as_deref(),
+                    timeout: self.timeout.as_deref(),
+                    queue_records: self.queue_records,
+                    allow_plain_http: self.allow_plain_http,
+                }
+            }
+        }
+    };
+}
+
+/// The whole configuration: every table is optional; a sink is set up when its table is there.
+/// See the [crate docs](crate#configuration) for the file format.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The application's name, shown in every message (`app = "billing"`).
+    pub app: Option<String>,
+    /// A label such as `production`, shown by the sinks that show one (Slack).
+    pub environment: Option<String>,
+    /// The console (`fmt`) layer that [`init`](crate::init) installs.
+    pub fmt: Option<FmtConfig>,
+    /// One rate limit for every sink, instead of each sink's own default.
+    pub rate_limit: Option<RateLimitConfig>,
+    /// Slack incoming webhooks.
+    pub slack: Option<SlackConfig>,
+    /// Telegram Bot API.
+    pub telegram: Option<TelegramConfig>,
+    /// SMS through Twilio and/or Exotel.
+    pub sms: Option<SmsConfig>,
+    /// SMTP mail.
+    pub mail: Option<MailConfig>,
+    /// A log collector over HTTP.
+    pub http: Option<HttpConfig>,
+    /// Syslog.
+    pub syslog: Option<SyslogConfig>,
+    /// A rotated log file.
+    pub file: Option<FileConfig>,
+    /// Withhold records until one matters, then deliver the context to `deliver_to`.
+    pub fingers_crossed: Option<FingersCrossedConfig>,
+    /// Error tickets in SQLite (or PostgreSQL).
+    pub ticketing: Option<TicketingConfig>,
+}
+
+/// `[fmt]`: the console layer of [`init`](crate::init).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FmtConfig {
+    /// The least severe level printed (default `info`); `off` prints nothing.
+    pub level: Option<String>,
+}
+
+/// `[rate_limit]`: at most `limit` records per `per` per call site, for every sink.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    /// Records per window and call site; `0` turns every sink's rate limit off.
+    pub limit: Option<u32>,
+    /// The window (default `"60s"`).
+    pub per: Option<String>,
+}
+
+sink_table! {
+    /// `[slack]`: one or more `[[slack.webhooks]]`.
+    SlackConfig {
+        /// The webhooks, each with its own levels.
+        webhooks: Vec<SlackWebhookConfig>,
+    }
+}
+
+/// `[[slack.webhooks]]`: one incoming webhook.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SlackWebhookConfig {
+    /// The webhook URL (a secret).
+    pub url: Option<SecretValue>,
+    /// The exact levels it receives (default `["error", "warn"]`).
+    pub levels: Option<Vec<String>>,
+    /// The legacy channel override.
+    pub channel: Option<String>,
+    /// The legacy username override.
+    pub username: Option<String>,
+    /// The legacy icon override (`":rotating_light:"`).
+    pub icon_emoji: Option<String>,
+    /// The name in stats (default `webhook-N`).
+    pub name: Option<String>,
+}
+
+/// A Telegram chat: a numeric id or an `@channel` name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ChatRef {
+    /// A numeric chat id (groups are negative).
+    Id(i64),
+    /// A numeric id as a string, or `@channelname`.
+    Name(String),
+}
+
+sink_table! {
+    /// `[telegram]`: a bot sending to chats.
+    TelegramConfig {
+        /// The bot token (a secret; required).
+        token: Option<SecretValue>,
+        /// The chats (at least one).
+        chats: Vec<ChatRef>,
+        /// The forum topic (`message_thread_id`) in every chat.
+        topic: Option<i64>,
+        /// The least severe level sent (default `warn`).
+        level: Option<String>,
+        /// The least severe level sent with a notification sound (default `error`).
+        notify_level: Option<String>,
+        /// The Bot API base URL (default `https://api.telegram.org`).
+        api_base: Option<String>,
+    }
+}
+
+sink_table! {
+    /// `[sms]`: text messages to on-call numbers.
+    SmsConfig {
+        /// The numbers (E.164, `+14155550100`).
+        recipients: Vec<String>,
+        /// The least severe level sent (default `error`).
+        level: Option<String>,
+        /// The most alerts per hour (the sink's default cap otherwise).
+        hourly_cap: Option<u32>,
+        /// Twilio: numbers not routed to Exotel.
+        twilio: Option<TwilioConfig>,
+        /// Exotel: `+91` numbers.
+        exotel: Option<ExotelConfig>,
+    }
+}
+
+/// `[sms.twilio]`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TwilioConfig {
+    /// The account SID (`AC…`; required).
+    pub sid: Option<String>,
+    /// The auth token (a secret; required).
+    pub token: Option<SecretValue>,
+    /// The sending number (required).
+    pub from: Option<String>,
+    /// The API base URL (default `https://api.twilio.com`).
+    pub api_base: Option<String>,
+}
+
+/// `[sms.exotel]`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExotelConfig {
+    /// The account SID (required).
+    pub sid: Option<String>,
+    /// The API key (a secret; required).
+    pub api_key: Option<SecretValue>,
+    /// The API token (a secret; required).
+    pub token: Option<SecretValue>,
+    /// The sending ExoPhone (required).
+    pub from: Option<String>,
+    /// The API host (default `api.exotel.com`; `api.in.exotel.com` for the Mumbai cluster).
+    pub subdomain: Option<String>,
+    /// The whole API base URL instead of the subdomain (for tests and proxies).
+    pub api_base: Option<String>,
+}
+
+sink_table! {
+    /// `[mail]`: SMTP.
+    MailConfig {
+        /// The SMTP server (required).
+        host: Option<String>,
+        /// The port (default: 587 for starttls, 465 for tls, 25 for plain).
+        port: Option<u16>,
+        /// `starttls` (default), `tls` or `plain`.
+        security: Option<String>,
+        /// The login (with `password`).
+        username: Option<String>,
+        /// The password (a secret).
+        password: Option<SecretValue>,
+        /// The sender (required).
+        from: Option<String>,
+        /// The recipients (at least one).
+        to: Vec<String>,
+        /// The least severe level sent (default `error`).
+        level: Option<String>,
+        /// The subject template (default `{level} in {app}: {message}`).
+        subject: Option<String>,
+    }
+}
+
+sink_table! {
+    /// `[http]`: batches to a log collector.
+    HttpConfig {
+        /// The collector's URL (required; shown redacted in errors).
+        url: Option<String>,
+        /// `ndjson` (default), `json`, `loki`, `elastic` or `otlp`.
+        encoding: Option<String>,
+        /// The least severe level sent (default: the sink's).
+        level: Option<String>,
+        /// The Elasticsearch index or data stream (`elastic`).
+        index: Option<String>,
+        /// The OTLP `service.name` (`otlp`; default: `app`).
+        service_name: Option<String>,
+        /// A bearer token (a secret).
+        bearer_token: Option<SecretValue>,
+        /// The basic-auth user (with `basic_password`).
+        basic_user: Option<String>,
+        /// The basic-auth password (a secret).
+        basic_password: Option<SecretValue>,
+    }
+}
+
+sink_table! {
+    /// `[syslog]`.
+    SyslogConfig {
+        /// `unix` (default), `udp` or `tcp`.
+        transport: Option<String>,
+        /// `host:port` for udp/tcp, the socket path for unix (default `/dev/log` and the like).
+        address: Option<String>,
+        /// `"3164"` or `"5424"` (default: the sink's).
+        protocol: Option<String>,
+        /// `user` (default), `daemon`, `local0` … `local7`, ….
+        facility: Option<String>,
+        /// The least severe level sent (default: the sink's).
+        level: Option<String>,
+    }
+}
+
+sink_table! {
+    /// `[file]`: a rotated log file.
+    FileConfig {
+        /// The file (required).
+        path: Option<String>,
+        /// The least severe level written (default `warn`, coaster's).
+        level: Option<String>,
+        /// Rotate when the file would pass this size.
+        max_bytes: Option<u64>,
+        /// How many rotated files to keep.
+        backup_count: Option<usize>,
+        /// Rotate every `minute`, `hour` or `day` (`midnight`).
+        rotate_every: Option<String>,
+    }
+}
+
+/// `[fingers_crossed]`: withhold records per scope until one reaches `action_level`, then deliver
+/// them together to the sinks named in `deliver_to` (which then get only those batches).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FingersCrossedConfig {
+    /// The level that triggers delivery (default `error`).
+    pub action_level: Option<String>,
+    /// The least severe level withheld (default `debug`).
+    pub level: Option<String>,
+    /// Records kept per scope (default 1,000; the newest survive).
+    pub buffer_size: Option<usize>,
+    /// `root` (default: the outermost span), a span name such as `request`, `thread` or `global`.
+    pub scope: Option<String>,
+    /// The sinks that receive the escalated batches instead of direct records (their tables must
+    /// be there): `slack`, `telegram`, `sms`, `mail`, `http`, `syslog`, `file`, `ticketing`.
+    pub deliver_to: Vec<String>,
+}
+
+sink_table! {
+    /// `[ticketing]`: error tickets.
+    TicketingConfig {
+        /// `sqlite://PATH`, a file path, or `postgres://…` (a secret: it may hold a password).
+        url: Option<SecretValue>,
+        /// The least severe level recorded (default: the sink's).
+        level: Option<String>,
+        /// The application id of the tickets (default: `app`).
+        app_id: Option<String>,
+    }
+}

@@ -1,0 +1,333 @@
+//! One function per sink table: the table read into the sink crate's builder.
+#![allow(unused_imports)]
+use watchbell_core::SinkOptions;
+
+use super::build::{quote, Cx, Globals};
+use super::Config;
+
+impl Config {
+    #[cfg(feature = "slack")]
+    pub(crate) fn slack_builder(&self, cx: &mut Cx, g: &Globals) -> Option<watchbell_slack::SlackBuilder> {
+        use watchbell_slack::{SlackLayer, Webhook};
+        let t = self.slack.as_ref()?;
+        let mut b = SlackLayer::builder();
+        if let Some(app) = &self.app {
+            b = b.app(app);
+        }
+        if let Some(env) = &self.environment {
+            b = b.environment(env);
+        }
+        if t.webhooks.is_empty() {
+            cx.problem("slack.webhooks", None, "missing; expected at least one [[slack.webhooks]] with a url");
+        }
+        for (i, w) in t.webhooks.iter().enumerate() {
+            let key = format!("slack.webhooks[{i}]");
+            let url = cx.secret(&format!("{key}.url"), w.url.as_ref(), true);
+            let levels = w.levels.as_ref().map(|ls| {
+                ls.iter()
+                    .enumerate()
+                    .filter_map(|(j, l)| cx.level(&format!("{key}.levels[{j}]"), Some(l)))
+                    .collect::<Vec<_>>()
+            });
+            if let Some(url) = url {
+                let mut wh = Webhook::new(url);
+                if let Some(l) = levels {
+                    wh = wh.levels(l);
+                }
+                if let Some(v) = &w.name {
+                    wh = wh.name(v);
+                }
+                if let Some(v) = &w.channel {
+                    wh = wh.channel(v);
+                }
+                if let Some(v) = &w.username {
+                    wh = wh.username(v);
+                }
+                if let Some(v) = &w.icon_emoji {
+                    wh = wh.icon_emoji(v);
+                }
+                b = b.webhook(wh);
+            }
+        }
+        let b = cx.common("slack", t, b);
+        Some(cx.rate_limit(g.rate_limit, b))
+    }
+
+    #[cfg(feature = "telegram")]
+    pub(crate) fn telegram_builder(&self, cx: &mut Cx, g: &Globals) -> Option<watchbell_telegram::TelegramBuilder> {
+        use watchbell_telegram::{Chat, ChatId, TelegramLayer};
+        let t = self.telegram.as_ref()?;
+        let token = cx.secret("telegram.token", t.token.as_ref(), true).unwrap_or_default();
+        let mut b = TelegramLayer::builder(token);
+        if t.chats.is_empty() {
+            cx.problem("telegram.chats", None, "missing; expected at least one chat id (-1001234567890) or @channel");
+        }
+        for (i, c) in t.chats.iter().enumerate() {
+            let id = match c {
+                super::ChatRef::Id(n) => ChatId::from(*n),
+                super::ChatRef::Name(s) => {
+                    if s.trim().is_empty() {
+                        cx.problem(format!("telegram.chats[{i}]"), Some(quote(s)), "a chat id or @channel");
+                    }
+                    ChatId::from(s.as_str())
+                }
+            };
+            let mut chat = Chat::new(id);
+            if let Some(topic) = t.topic {
+                chat = chat.topic(topic);
+            }
+            b = b.chat(chat);
+        }
+        if let Some(l) = cx.level("telegram.level", t.level.as_deref()) {
+            b = b.level(l);
+        }
+        if let Some(l) = cx.level("telegram.notify_level", t.notify_level.as_deref()) {
+            b = b.notify_level(l);
+        }
+        if let Some(v) = &t.api_base {
+            b = b.api_base(v);
+        }
+        if let Some(app) = &self.app {
+            b = b.app(app);
+        }
+        let b = cx.common("telegram", t, b);
+        Some(cx.rate_limit(g.rate_limit, b))
+    }
+
+    #[cfg(feature = "sms")]
+    pub(crate) fn sms_builder(&self, cx: &mut Cx, g: &Globals) -> Option<watchbell_sms::SmsBuilder> {
+        use watchbell_sms::{Exotel, SmsLayer, Twilio};
+        let t = self.sms.as_ref()?;
+        let mut b = SmsLayer::builder().recipients(t.recipients.iter().cloned());
+        if t.recipients.is_empty() {
+            cx.problem("sms.recipients", None, "missing; expected at least one phone number (+14155550100)");
+        }
+        if t.twilio.is_none() && t.exotel.is_none() {
+            cx.problem("sms", None, "a provider: [sms.twilio] and/or [sms.exotel]");
+        }
+        if let Some(tw) = &t.twilio {
+            let sid = cx.required("sms.twilio.sid", tw.sid.as_deref(), "the account SID (AC…)");
+            let token = cx.secret("sms.twilio.token", tw.token.as_ref(), true);
+            let from = cx.required("sms.twilio.from", tw.from.as_deref(), "the sending number (+14155550100)");
+            if let (Some(sid), Some(token), Some(from)) = (sid, token, from) {
+                let mut p = Twilio::new(sid, token).from(from);
+                if let Some(v) = &tw.api_base {
+                    p = p.api_base(v);
+                }
+                b = b.twilio(p);
+            }
+        }
+        if let Some(ex) = &t.exotel {
+            let sid = cx.required("sms.exotel.sid", ex.sid.as_deref(), "the account SID");
+            let key = cx.secret("sms.exotel.api_key", ex.api_key.as_ref(), true);
+            let token = cx.secret("sms.exotel.token", ex.token.as_ref(), true);
+            let from = cx.required("sms.exotel.from", ex.from.as_deref(), "the sending ExoPhone");
+            if let (Some(sid), Some(key), Some(token), Some(from)) = (sid, key, token, from) {
+                let mut p = Exotel::new(sid, key, token).from(from);
+                if let Some(v) = &ex.subdomain {
+                    p = p.subdomain(v);
+                }
+                if let Some(v) = &ex.api_base {
+                    p = p.api_base(v);
+                }
+                b = b.exotel(p);
+            }
+        }
+        if let Some(l) = cx.level("sms.level", t.level.as_deref()) {
+            b = b.level(l);
+        }
+        if let Some(n) = t.hourly_cap {
+            b = b.hourly_cap(n);
+        }
+        if let Some(app) = &self.app {
+            b = b.app(app);
+        }
+        let b = cx.common("sms", t, b);
+        Some(cx.rate_limit(g.rate_limit, b))
+    }
+
+    #[cfg(feature = "mail")]
+    pub(crate) fn mail_builder(&self, cx: &mut Cx, g: &Globals) -> Option<watchbell_mail::MailBuilder> {
+        use watchbell_mail::{MailLayer, Security};
+        let t = self.mail.as_ref()?;
+        let host = cx.required("mail.host", t.host.as_deref(), "the SMTP server's host name").unwrap_or_default();
+        let mut b = MailLayer::builder(host);
+        if let Some(s) = &t.security {
+            match s.trim().to_ascii_lowercase().as_str() {
+                "starttls" => b = b.security(Security::StartTls),
+                "tls" | "ssl" | "implicit_tls" => b = b.security(Security::ImplicitTls),
+                "plain" | "none" => b = b.security(Security::Plain),
+                _ => cx.problem("mail.security", Some(quote(s)), "starttls, tls or plain"),
+            }
+        }
+        if let Some(p) = t.port {
+            if p == 0 {
+                cx.problem("mail.port", Some("0".into()), "a port from 1 to 65535");
+            }
+            b = b.port(p);
+        }
+        let password = cx.secret("mail.password", t.password.as_ref(), false);
+        match (&t.username, password) {
+            (Some(u), Some(p)) => b = b.credentials(u, p),
+            (Some(_), None) if t.password.is_none() => {
+                cx.problem("mail.password", None, "missing; expected a password with mail.username")
+            }
+            (None, Some(_)) => cx.problem("mail.username", None, "missing; expected a user name with mail.password"),
+            _ => {}
+        }
+        if let Some(from) = cx.required("mail.from", t.from.as_deref(), "the sender's address") {
+            b = b.from(from);
+        }
+        if t.to.is_empty() {
+            cx.problem("mail.to", None, "missing; expected at least one recipient address");
+        }
+        for to in &t.to {
+            b = b.to(to);
+        }
+        if let Some(l) = cx.level("mail.level", t.level.as_deref()) {
+            b = b.level(l);
+        }
+        if let Some(s) = &t.subject {
+            b = b.subject(s);
+        }
+        if let Some(app) = &self.app {
+            b = b.app(app);
+        }
+        let b = cx.common("mail", t, b);
+        Some(cx.rate_limit(g.rate_limit, b))
+    }
+
+    #[cfg(feature = "http-batch")]
+    pub(crate) fn http_builder(&self, cx: &mut Cx, g: &Globals) -> Option<watchbell_http::HttpBuilder> {
+        use watchbell_http::{Encoding, HttpLayer};
+        let t = self.http.as_ref()?;
+        let url = match t.url.as_deref() {
+            Some(u) if u.contains("://") => u.to_owned(),
+            Some(u) => {
+                let shown = quote(&watchbell_core::secret::redact_url(u));
+                cx.problem("http.url", Some(shown), "an http:// or https:// URL");
+                String::new()
+            }
+            None => {
+                cx.problem("http.url", None, "missing; expected the collector's URL");
+                String::new()
+            }
+        };
+        let mut b = HttpLayer::builder(url);
+        if let Some(e) = &t.encoding {
+            let service = t.service_name.clone().or_else(|| self.app.clone()).unwrap_or_else(|| "watchbell".into());
+            match e.trim().to_ascii_lowercase().as_str() {
+                "ndjson" => b = b.encoding(Encoding::Ndjson),
+                "json" => b = b.encoding(Encoding::JsonArray),
+                "loki" => b = b.encoding(Encoding::loki()),
+                "elastic" | "elasticsearch" => {
+                    b = b.encoding(Encoding::elastic_bulk(t.index.clone().unwrap_or_default()))
+                }
+                "otlp" => b = b.encoding(Encoding::otlp(service)),
+                _ => cx.problem("http.encoding", Some(quote(e)), "ndjson, json, loki, elastic or otlp"),
+            }
+        }
+        if let Some(l) = cx.level("http.level", t.level.as_deref()) {
+            b = b.level(l);
+        }
+        if let Some(tok) = cx.secret("http.bearer_token", t.bearer_token.as_ref(), false) {
+            b = b.bearer_auth(tok);
+        }
+        let pw = cx.secret("http.basic_password", t.basic_password.as_ref(), false);
+        match (&t.basic_user, pw) {
+            (Some(u), Some(p)) => b = b.basic_auth(u, p),
+            (Some(_), None) if t.basic_password.is_none() => {
+                cx.problem("http.basic_password", None, "missing; expected a password with http.basic_user")
+            }
+            (None, Some(_)) => cx.problem("http.basic_user", None, "missing; expected a user with http.basic_password"),
+            _ => {}
+        }
+        if let Some(app) = &self.app {
+            b = b.app(app);
+        }
+        let b = cx.common("http", t, b);
+        Some(cx.rate_limit(g.rate_limit, b))
+    }
+
+    #[cfg(feature = "syslog")]
+    pub(crate) fn syslog_builder(&self, cx: &mut Cx, g: &Globals) -> Option<watchbell_syslog::SyslogBuilder> {
+        use watchbell_syslog::{Facility, Protocol, SyslogLayer};
+        let t = self.syslog.as_ref()?;
+        let mut b = SyslogLayer::builder();
+        let transport = t.transport.as_deref().map(|s| s.trim().to_ascii_lowercase());
+        match (transport.as_deref(), t.address.as_deref()) {
+            (None | Some("unix"), None) => b = b.unix_default(),
+            (None | Some("unix"), Some(path)) => b = b.unix(path),
+            (Some("udp"), Some(addr)) => b = b.udp(addr),
+            (Some("tcp"), Some(addr)) => b = b.tcp(addr),
+            (Some("udp" | "tcp"), None) => cx.problem("syslog.address", None, "missing; expected host:port"),
+            (Some(_), _) => cx.problem("syslog.transport", t.transport.as_deref().map(quote), "unix, udp or tcp"),
+        }
+        if let Some(p) = &t.protocol {
+            match p.trim().to_ascii_lowercase().trim_start_matches("rfc") {
+                "3164" => b = b.protocol(Protocol::Rfc3164),
+                "5424" => b = b.protocol(Protocol::Rfc5424),
+                _ => cx.problem("syslog.protocol", Some(quote(p)), "\"3164\" or \"5424\""),
+            }
+        }
+        if let Some(f) = &t.facility {
+            match f.parse::<Facility>() {
+                Ok(f) => b = b.facility(f),
+                Err(e) => cx.problem("syslog.facility", Some(quote(f)), e),
+            }
+        }
+        if let Some(l) = cx.level("syslog.level", t.level.as_deref()) {
+            b = b.level(l);
+        }
+        if let Some(app) = &self.app {
+            b = b.app_name(app);
+        }
+        let b = cx.common("syslog", t, b);
+        Some(cx.rate_limit(g.rate_limit, b))
+    }
+
+    #[cfg(feature = "file")]
+    pub(crate) fn file_builder(&self, cx: &mut Cx, g: &Globals) -> Option<watchbell_file::FileLayerBuilder> {
+        use watchbell_core::Level;
+        use watchbell_file::{FileLayer, Interval};
+        let t = self.file.as_ref()?;
+        let path = cx.required("file.path", t.path.as_deref(), "the log file's path").unwrap_or("watchbell.log");
+        let mut b = FileLayer::builder(path);
+        b = b.level(cx.level("file.level", t.level.as_deref()).unwrap_or(Level::WARN));
+        if let Some(n) = t.max_bytes {
+            b = b.max_bytes(n);
+        }
+        if let Some(n) = t.backup_count {
+            b = b.backup_count(n);
+        }
+        if let Some(r) = &t.rotate_every {
+            match r.trim().to_ascii_lowercase().as_str() {
+                "minute" | "minutely" => b = b.rotate_every(Interval::Minutely),
+                "hour" | "hourly" => b = b.rotate_every(Interval::Hourly),
+                "day" | "daily" | "midnight" => b = b.rotate_every(Interval::Daily),
+                _ => cx.problem("file.rotate_every", Some(quote(r)), "minute, hour or day"),
+            }
+        }
+        if let Some(app) = &self.app {
+            b = b.app(app);
+        }
+        let b = cx.common("file", t, b);
+        Some(cx.rate_limit(g.rate_limit, b))
+    }
+
+    #[cfg(feature = "ticketing")]
+    pub(crate) fn ticketing_builder(&self, cx: &mut Cx, g: &Globals) -> Option<watchbell_ticketing::TicketingBuilder> {
+        use watchbell_ticketing::TicketingLayer;
+        let t = self.ticketing.as_ref()?;
+        let url = cx.secret("ticketing.url", t.url.as_ref(), true).unwrap_or_default();
+        let mut b = TicketingLayer::builder(url);
+        if let Some(id) = t.app_id.as_ref().or(self.app.as_ref()) {
+            b = b.app_id(id);
+        }
+        if let Some(l) = cx.level("ticketing.level", t.level.as_deref()) {
+            b = b.level(l);
+        }
+        let b = cx.common("ticketing", t, b);
+        Some(cx.rate_limit(g.rate_limit, b))
+    }
+}
