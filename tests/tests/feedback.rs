@@ -1,29 +1,16 @@
 //! Feedback-proof: with a global TRACE subscriber, the events emitted by watchbell's own HTTP
 //! client on its worker and runtime threads are never captured by a watchbell layer.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tracing::Level;
-use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::prelude::*;
 use watchbell_core::{CaptureLayer, Delivery, Guard};
 use watchbell_test::collector::{received_records, NdjsonSink};
+use watchbell_test::feedback::OwnThreadEvents;
 use watchbell_test::http::FakeHttp;
 use watchbell_test::TestLayer;
-
-/// Counts events on watchbell's threads, to prove the client really logged there.
-#[derive(Clone, Default)]
-struct OwnThreadEvents(Arc<AtomicUsize>);
-
-impl<S: tracing::Subscriber> Layer<S> for OwnThreadEvents {
-    fn on_event(&self, _: &tracing::Event<'_>, _: Context<'_, S>) {
-        if std::thread::current().name().is_some_and(|n| n.starts_with("watchbell")) {
-            self.0.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
 
 #[test]
 fn no_self_captured_records_at_trace() {
@@ -35,7 +22,7 @@ fn no_self_captured_records_at_trace() {
     let handler = Arc::new(delivery);
     let guard = Guard::new(handler.clone());
     let everything = TestLayer::new();
-    let own = OwnThreadEvents::default();
+    let own = OwnThreadEvents::new();
     // set_global_default, not `.init()`: with tracing-subscriber's `tracing-log` feature,
     // `.init()` would try to install LogTracer next to watchbell's bridge.
     tracing::subscriber::set_global_default(
@@ -52,7 +39,7 @@ fn no_self_captured_records_at_trace() {
     std::thread::sleep(Duration::from_millis(300));
     assert!(guard.flush(Duration::from_secs(10)).is_complete());
 
-    assert!(own.0.load(Ordering::Relaxed) > 0, "the HTTP client logged on watchbell's threads");
+    assert!(own.count() > 0, "the HTTP client logged on watchbell's threads");
     let shipped = received_records(&fake.requests());
     assert_eq!(shipped.len(), 1, "{shipped:?}");
     assert_eq!(shipped[0]["message"], "the one application record");

@@ -3,33 +3,19 @@
 //! the `postgres` crate through `log` (tickets), the syslog TCP writer — is never captured by a
 //! watchbell layer: each destination receives exactly the one application record.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use tracing::Level;
-use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::prelude::*;
 use watchbell_core::SinkOptions;
 use watchbell_test::collectors::FakeNdjson;
+use watchbell_test::feedback::OwnThreadEvents;
 use watchbell_test::smtp::FakeSmtp;
 use watchbell_test::syslog::FakeSyslog;
 use watchbell_test::TestLayer;
 use watchbell_ticketing::{TicketQuery, TicketStore};
 
 const WAIT: Duration = Duration::from_secs(20);
-
-/// Counts events emitted on watchbell's threads, to prove the clients really logged there.
-#[derive(Clone, Default)]
-struct OwnThreadEvents(Arc<AtomicUsize>);
-
-impl<S: tracing::Subscriber> Layer<S> for OwnThreadEvents {
-    fn on_event(&self, _: &tracing::Event<'_>, _: Context<'_, S>) {
-        if std::thread::current().name().is_some_and(|n| n.starts_with("watchbell")) {
-            self.0.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
 
 #[test]
 fn sinks_never_capture_their_own_clients_logs_at_trace() {
@@ -66,7 +52,7 @@ fn sinks_never_capture_their_own_clients_logs_at_trace() {
         .unwrap();
     let guard = http_guard.join(mail_guard).join(tickets_guard).join(sys_guard);
     let everything = TestLayer::new();
-    let own = OwnThreadEvents::default();
+    let own = OwnThreadEvents::new();
     tracing::subscriber::set_global_default(
         tracing_subscriber::registry()
             .with(http)
@@ -84,7 +70,7 @@ fn sinks_never_capture_their_own_clients_logs_at_trace() {
     std::thread::sleep(Duration::from_millis(500));
     assert!(guard.flush(WAIT).is_complete());
 
-    assert!(own.0.load(Ordering::Relaxed) > 0, "the clients logged on watchbell's threads");
+    assert!(own.count() > 0, "the clients logged on watchbell's threads");
     let own_captured: Vec<_> = everything
         .records()
         .into_iter()

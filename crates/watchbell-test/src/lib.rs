@@ -29,6 +29,7 @@
 
 pub mod collector;
 pub mod collectors;
+pub mod feedback;
 pub mod http;
 pub mod postgres;
 pub mod slack;
