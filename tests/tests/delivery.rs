@@ -443,3 +443,42 @@ fn a_one_megabyte_multibyte_message_arrives_intact() {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0]["message"].as_str().unwrap(), huge);
 }
+
+/// A sink that sends one record per call, like a chat sink with one message per request.
+fn one_per_call(calls: Arc<Mutex<Vec<(Instant, String)>>>) -> impl FnMut(&Batch) -> Outcome + Send {
+    move |b: &Batch| {
+        calls.lock().unwrap().push((Instant::now(), b.records[0].message.clone()));
+        Outcome::More { delivered: 1 }
+    }
+}
+
+#[test]
+fn more_sends_the_rest_of_a_batch_at_the_pace() {
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let pace = Duration::from_millis(100);
+    let d = Delivery::builder("chat", one_per_call(calls.clone())).pace(pace).spawn().unwrap();
+    d.handle_batch(Batch { reason: BatchReason::Group, records: (0..4).map(|i| rec(&format!("r{i}"))).collect() });
+    let guard = Guard::new(Arc::new(d.clone()));
+    assert!(guard.flush(Duration::from_secs(10)).is_complete());
+    let calls = calls.lock().unwrap().clone();
+    assert_eq!(calls.iter().map(|c| c.1.as_str()).collect::<Vec<_>>(), ["r0", "r1", "r2", "r3"]);
+    for w in calls.windows(2) {
+        assert!(w[1].0 - w[0].0 >= pace, "one message per pace: {:?}", w[1].0 - w[0].0);
+    }
+    let s = d.snapshot();
+    assert_eq!((s.delivered, s.retried, s.failed), (4, 0, 0), "{s}");
+}
+
+#[test]
+fn shutdown_does_not_wait_out_the_pace_of_a_long_batch() {
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let d = Delivery::builder("chat", one_per_call(calls.clone())).pace(Duration::from_secs(30)).spawn().unwrap();
+    d.handle_batch(Batch { reason: BatchReason::Group, records: (0..3).map(|i| rec(&format!("r{i}"))).collect() });
+    let guard = Guard::new(Arc::new(d.clone()));
+    let began = Instant::now();
+    assert!(!guard.shutdown(Duration::from_millis(300)).is_complete());
+    assert!(began.elapsed() < Duration::from_secs(10), "shutdown waited {:?}", began.elapsed());
+    assert_eq!(calls.lock().unwrap().len(), 1);
+    let s = d.snapshot();
+    assert_eq!((s.delivered, s.dropped), (1, 2), "{s}");
+}

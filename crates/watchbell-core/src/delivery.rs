@@ -48,6 +48,16 @@ pub enum Outcome {
         /// What went wrong, without secrets.
         reason: String,
     },
+    /// The first `delivered` records (at least one) went out in one request and the others
+    /// are still to send: the delivery calls the sink again with the rest once the
+    /// [pace](DeliveryBuilder::pace) allows. For destinations that take one message per request
+    /// (a chat message, an SMS): the sink sends one message per call and the delivery does the
+    /// pacing, interrupted by shutdown like every other wait. `delivered: 0` counts as a
+    /// retryable failure.
+    More {
+        /// How many records from the start of the batch were delivered.
+        delivered: usize,
+    },
     /// The first `delivered` records went through; `rest` says what happened to the others
     /// (for sinks that send one batch as several messages).
     Partial {
@@ -723,7 +733,7 @@ fn deliver_with_retry<K: Sink>(
 ) -> bool {
     let cfg = &sh.config;
     let c = &sh.counters;
-    let start = Instant::now();
+    let mut start = Instant::now();
     let mut attempt = 0u32;
     let mut any = false;
     loop {
@@ -744,9 +754,30 @@ fn deliver_with_retry<K: Sink>(
             any |= k > 0;
             outcome = *rest;
         }
+        if let Outcome::More { delivered } = outcome {
+            let k = delivered.min(batch.records.len());
+            batch.records.drain(..k);
+            c.delivered.fetch_add(k as u64, Relaxed);
+            any |= k > 0;
+            if batch.records.is_empty() {
+                return true;
+            }
+            if k > 0 {
+                // Progress: the next message is a new request, with its own attempts and
+                // budget, after the pace.
+                attempt = 0;
+                start = Instant::now();
+                if !retry_wait(sh, pace_remaining(cfg.pace, *last_delivery)) {
+                    c.dropped.fetch_add(batch.len() as u64, Relaxed);
+                    return any;
+                }
+                continue;
+            }
+            outcome = Outcome::retry("the sink reported more to send but sent nothing");
+        }
         let n = batch.len() as u64;
         match outcome {
-            Outcome::Delivered | Outcome::Partial { .. } => {
+            Outcome::Delivered | Outcome::Partial { .. } | Outcome::More { .. } => {
                 c.delivered.fetch_add(n, Relaxed);
                 return true;
             }
