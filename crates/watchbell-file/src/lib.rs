@@ -326,11 +326,7 @@ impl FileLayerBuilder {
     }
 
     fn handler(self) -> Result<Arc<dyn Handler>, BuildError> {
-        self.file.validate("watchbell-file")?;
-        let name = format!(
-            "file {}",
-            self.file.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
-        );
+        let name = format!("file {}", self.file.file_name());
         let sink = FileSink {
             file: self.file.build()?,
             format: self.format,

@@ -314,7 +314,13 @@ impl RollingFileBuilder {
         self
     }
 
-    pub(crate) fn validate(&self, source: &'static str) -> Result<(), BuildError> {
+    /// The active file's name, for thread and delivery names.
+    pub(crate) fn file_name(&self) -> String {
+        self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), BuildError> {
+        let source = "watchbell-file";
         if self.path.file_name().is_none() {
             return Err(BuildError::new(source, "path", format!("{:?} does not name a file", self.path)));
         }
@@ -328,7 +334,7 @@ impl RollingFileBuilder {
     /// created at the first record, so a path that is not writable yet is an error per record,
     /// counted, and not a build failure.
     pub fn build(self) -> Result<RollingFile, BuildError> {
-        self.validate("watchbell-file")?;
+        self.validate()?;
         Ok(RollingFile::new(self, Arc::new(Counters::default())))
     }
 }

@@ -240,7 +240,7 @@ impl RollingFileBuilder {
     /// # std::fs::remove_dir_all(&dir).unwrap();
     /// ```
     pub fn non_blocking(self) -> Result<(FileWriter, WriterGuard), BuildError> {
-        self.validate("watchbell-file")?;
+        self.validate()?;
         let counters = Arc::new(Counters::default());
         let shared = Arc::new(Shared {
             counters: Arc::clone(&counters),
@@ -249,10 +249,7 @@ impl RollingFileBuilder {
             overflow_wait: self.overflow_wait,
         });
         let (tx, rx) = mpsc::sync_channel(self.queue_lines);
-        let name = format!(
-            "watchbell-file {}",
-            self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
-        );
+        let name = format!("watchbell-file {}", self.file_name());
         let file = RollingFile::new(self, counters);
         let worker_shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()

@@ -161,7 +161,7 @@ use std::time::Duration;
 
 use tracing_core::Subscriber;
 use tracing_subscriber::registry::LookupSpan;
-use watchbell_core::http::{HeaderMap, HeaderName, HeaderValue};
+use watchbell_core::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use watchbell_core::options::{layer, Options, SinkLayer, SinkOptions};
 use watchbell_core::secret::{redact_url, Secret};
 use watchbell_core::{BuildError, Guard, Handler, Level};
@@ -425,18 +425,23 @@ impl HttpBuilder {
             headers.append(n, v);
         }
         if let Some(auth) = &self.auth {
-            let text = match auth {
+            // reqwest writes the header (base64 for Basic) and marks it sensitive; building a
+            // throwaway request checks it now rather than at the first send.
+            let req = client.request(Method::POST, &url);
+            let req = match auth {
                 Auth::Basic(u, p) => {
                     if u.contains(':') {
                         return Err(err("basic_auth.user", "a user name cannot contain ':'"));
                     }
-                    format!("Basic {}", encode::base64(format!("{u}:{}", p.expose()).as_bytes()))
+                    req.basic_auth(u, Some(p.expose()))
                 }
-                Auth::Bearer(t) => format!("Bearer {}", t.expose().trim()),
+                Auth::Bearer(t) => req.bearer_auth(t.expose().trim()),
             };
-            let mut v = HeaderValue::from_str(&text)
-                .map_err(|_| err("auth", "credentials with characters not allowed in a header"))?;
-            v.set_sensitive(true);
+            let v = req
+                .build()
+                .ok()
+                .and_then(|r| r.headers().get("authorization").cloned())
+                .ok_or_else(|| err("auth", "credentials with characters not allowed in a header"))?;
             headers.insert("authorization", v);
         }
         let host = self.host.clone().or_else(|| hostname::get().ok().map(|h| h.to_string_lossy().into_owned()));

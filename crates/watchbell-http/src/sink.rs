@@ -226,6 +226,11 @@ struct Resume {
     done: Vec<bool>,
 }
 
+/// The records of `recs` whose `done` flag is not set, in order.
+fn not_done<'a>(recs: &'a [Record], done: &[bool]) -> Vec<&'a Record> {
+    recs.iter().zip(done).filter(|(_, d)| !**d).map(|(r, _)| r).collect()
+}
+
 /// The [`Sink`] of an [`HttpLayer`](crate::HttpLayer).
 pub(crate) struct HttpSink {
     pub shipper: Shipper,
@@ -250,9 +255,8 @@ impl Sink for HttpSink {
             _ => vec![false; n],
         };
         if let Some(spool) = &self.spool {
-            let rest: Vec<&Record> = recs.iter().zip(&done).filter(|(_, d)| !**d).map(|(r, _)| r).collect();
             // While older records wait in the spool, newer ones queue behind them.
-            if spool.append_if(&rest, false) {
+            if spool.append_if(&not_done(recs, &done), false) {
                 return Outcome::Delivered;
             }
         }
@@ -264,8 +268,7 @@ impl Sink for HttpSink {
         if let (Outcome::Retry { .. }, Some(spool)) = (&outcome, &self.spool) {
             let since = *self.failing_since.get_or_insert_with(Instant::now);
             if since.elapsed() >= self.spool_after {
-                let rest: Vec<&Record> = recs.iter().zip(&done).filter(|(_, d)| !**d).map(|(r, _)| r).collect();
-                spool.append_if(&rest, true);
+                spool.append_if(&not_done(recs, &done), true);
                 return Outcome::Delivered;
             }
         }

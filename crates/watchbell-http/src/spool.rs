@@ -38,7 +38,7 @@ struct State {
     writer_len: u64,
     cursor: (u64, u64),
     counts: SpoolCounts,
-    /// Set when a read found nothing to do (all replayed): the write segment may be reused.
+    /// Set by [`Spool::stop`]: the replayer ends and waits return.
     stopped: bool,
     error_reported: bool,
 }
@@ -52,7 +52,7 @@ pub(crate) struct Chunk {
 
 pub(crate) struct Spool {
     state: Mutex<State>,
-    pub(crate) changed: Condvar,
+    changed: Condvar,
 }
 
 fn seg_name(id: u64) -> String {

@@ -1,33 +1,16 @@
 //! Delivery behaviour against misbehaving collectors: outages, stalls, 413, `_bulk` item failures.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::{fast_retry, rec, seqs};
 use serde_json::Value as J;
 use tracing_subscriber::prelude::*;
-use watchbell_core::{Batch, BatchReason, Handler, Level, Record, Retry, SinkOptions, Value};
+use watchbell_core::{Batch, BatchReason, Handler, Record, SinkOptions};
 use watchbell_http::{Encoding, HttpLayer};
 use watchbell_test::collectors::{FakeElasticsearch, FakeNdjson};
-
-fn rec(i: u64) -> Record {
-    let mut r = Record::new(Level::INFO, "app", format!("event {i}"));
-    r.fields.set("seq", Value::U64(i));
-    r
-}
-
-fn fast_retry() -> Retry {
-    Retry {
-        initial: Duration::from_millis(100),
-        max: Duration::from_millis(500),
-        multiplier: 2.0,
-        budget: Duration::from_secs(120),
-        max_attempts: 0,
-    }
-}
-
-fn seqs(records: &[J]) -> Vec<u64> {
-    records.iter().map(|r| r["fields"]["seq"].as_u64().expect("seq")).collect()
-}
 
 fn send(h: &Arc<dyn Handler>, range: std::ops::Range<u64>) {
     h.handle_batch(Batch::new(BatchReason::Single, range.map(rec).collect()));
@@ -37,7 +20,7 @@ fn send(h: &Arc<dyn Handler>, range: std::ops::Range<u64>) {
 fn ten_second_outage_then_recovery_delivers_everything_in_order() {
     let fake = FakeNdjson::start();
     let (h, guard) = HttpLayer::builder(fake.url())
-        .retry(fast_retry())
+        .retry(fast_retry(Duration::from_millis(500)))
         .batch_wait(Duration::from_millis(50))
         .batch_records(50)
         .queue_records(100_000)
@@ -82,7 +65,7 @@ fn a_stalled_collector_never_blocks_the_caller() {
     fake.set_stalled(true);
     let (layer, guard) = HttpLayer::builder(fake.url())
         .timeout(Duration::from_secs(1))
-        .retry(fast_retry())
+        .retry(fast_retry(Duration::from_millis(500)))
         .batch_wait(Duration::ZERO)
         .build()
         .unwrap();
@@ -109,8 +92,12 @@ fn a_stalled_collector_never_blocks_the_caller() {
 #[test]
 fn too_large_splits_the_batch_in_halves() {
     let fake = FakeNdjson::start();
-    let (h, guard) =
-        HttpLayer::builder(fake.url()).no_gzip().retry(fast_retry()).batch_records(1000).build_handler().unwrap();
+    let (h, guard) = HttpLayer::builder(fake.url())
+        .no_gzip()
+        .retry(fast_retry(Duration::from_millis(500)))
+        .batch_records(1000)
+        .build_handler()
+        .unwrap();
     // One record is ~300 bytes: 100 records do not fit in 8 KiB, 25 do.
     fake.set_max_body(Some(8 * 1024));
     let mut records: Vec<Record> = (0..100).map(rec).collect();
@@ -138,7 +125,7 @@ fn bulk_partial_failure_retries_only_the_failed_items() {
     let (h, guard) = HttpLayer::builder(fake.url())
         .encoding(Encoding::elastic_bulk("logs"))
         .no_gzip()
-        .retry(fast_retry())
+        .retry(fast_retry(Duration::from_millis(500)))
         .build_handler()
         .unwrap();
     // Items 1 (429) and 4 (503) are retryable, item 3 (400) is refused for good.
@@ -172,7 +159,8 @@ fn bulk_partial_failure_retries_only_the_failed_items() {
 #[test]
 fn a_permanent_refusal_is_not_retried() {
     let fake = FakeNdjson::start();
-    let (h, guard) = HttpLayer::builder(fake.url()).retry(fast_retry()).build_handler().unwrap();
+    let (h, guard) =
+        HttpLayer::builder(fake.url()).retry(fast_retry(Duration::from_millis(500))).build_handler().unwrap();
     fake.http().push(watchbell_test::http::Reply::text(401, "bad credentials"));
     send(&h, 0..3);
     assert!(guard.flush(Duration::from_secs(10)).is_complete());

@@ -1,31 +1,17 @@
 //! The disk spool: outage overflow to disk, replay in order, and survival across a killed process.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use serde_json::Value as J;
-use watchbell_core::{Guard, Level, Record, Retry, SinkOptions, Stats, Value};
+use common::{fast_retry, rec, seqs};
+use watchbell_core::{Guard, SinkOptions, Stats};
 use watchbell_http::HttpLayer;
 use watchbell_test::collectors::FakeNdjson;
-
-fn rec(i: u64) -> Record {
-    let mut r = Record::new(Level::INFO, "app", format!("event {i}"));
-    r.fields.set("seq", Value::U64(i));
-    r
-}
-
-fn fast_retry() -> Retry {
-    Retry {
-        initial: Duration::from_millis(100),
-        max: Duration::from_millis(300),
-        multiplier: 2.0,
-        budget: Duration::from_secs(120),
-        max_attempts: 0,
-    }
-}
 
 fn temp_dir(tag: &str) -> PathBuf {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
@@ -34,10 +20,6 @@ fn temp_dir(tag: &str) -> PathBuf {
 
 fn spool_stats(guard: &Guard) -> Stats {
     guard.stats().into_iter().find(|s| s.name.ends_with("/spool")).expect("spool stats")
-}
-
-fn seqs(records: &[J]) -> Vec<u64> {
-    records.iter().map(|r| r["fields"]["seq"].as_u64().expect("seq")).collect()
 }
 
 /// A URL where nothing listens (connections are refused).
@@ -65,7 +47,7 @@ fn outage_goes_to_disk_and_replays_in_order() {
     let fake = FakeNdjson::start();
     fake.set_refusing(true);
     let (h, guard) = HttpLayer::builder(fake.url())
-        .retry(fast_retry())
+        .retry(fast_retry(Duration::from_millis(300)))
         .spool(&dir, 64 << 20)
         .spool_after(Duration::ZERO)
         .batch_wait(Duration::ZERO)
@@ -99,7 +81,7 @@ fn outage_goes_to_disk_and_replays_in_order() {
 fn a_full_spool_sheds_and_counts() {
     let dir = temp_dir("full");
     let (h, guard) = HttpLayer::builder(dead_url())
-        .retry(fast_retry())
+        .retry(fast_retry(Duration::from_millis(300)))
         .spool(&dir, 20 * 1024)
         .spool_after(Duration::ZERO)
         .batch_wait(Duration::ZERO)
@@ -137,7 +119,7 @@ fn spool_child_process() {
     let count: u64 = std::env::var(COUNT).unwrap().parse().unwrap();
     let phase = std::env::var(PHASE).unwrap();
     let (h, guard) = HttpLayer::builder(url)
-        .retry(fast_retry())
+        .retry(fast_retry(Duration::from_millis(300)))
         .spool(&dir, 64 << 20)
         .spool_after(Duration::ZERO)
         .batch_wait(Duration::ZERO)

@@ -3,7 +3,6 @@
 use std::fmt::Write as _;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use watchbell_core::format::{DefaultFormat, Format, FormatContext, Template};
 use watchbell_core::text::{single_line, truncate_bytes, truncate_chars, MARKER};
@@ -131,24 +130,12 @@ impl Layout {
         }
         if let Some(e) = r.fields.get("error") {
             out.push_str("\nError:\n\n");
-            indented(&value_text(e), "  ", out);
+            indented(&e.to_string(), "  ", out);
         }
         if r.suppressed > 0 {
             let times = if r.suppressed == 1 { "time" } else { "times" };
             let _ = write!(out, "\nThis message occurred {} more {times} and was suppressed.\n", r.suppressed);
         }
-    }
-}
-
-/// The `Date` of a mail: the significant record's time.
-pub(crate) fn date(r: &Record) -> SystemTime {
-    r.time
-}
-
-fn value_text(v: &Value) -> String {
-    match v.as_str() {
-        Some(s) => s.to_owned(),
-        None => v.to_string(),
     }
 }
 
@@ -158,7 +145,7 @@ fn table(rows: &[(String, &Value)], out: &mut String) {
     let width = rows.iter().map(|(n, _)| n.chars().count()).max().unwrap_or(0).min(NAME_COLUMN);
     for (name, value) in rows {
         let name = single_line(name);
-        let text = value_text(value);
+        let text = value.to_string();
         let mut lines = text.split('\n');
         let _ = writeln!(out, "  {name:<width$}  {}", lines.next().unwrap_or("").trim_end_matches('\r'));
         for l in lines {

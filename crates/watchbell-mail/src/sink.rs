@@ -14,7 +14,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use watchbell_core::runtime;
 use watchbell_core::{Batch, Outcome, Sink};
 
-use crate::layout::{date, Layout};
+use crate::layout::Layout;
 
 pub(crate) struct MailSink {
     builder: AsyncSmtpTransportBuilder,
@@ -45,7 +45,7 @@ impl MailSink {
         let mut m = Message::builder()
             .from(self.from.clone())
             .subject(subject)
-            .date(date(significant))
+            .date(significant.time)
             .message_id(None)
             .header(ContentType::TEXT_PLAIN);
         for to in &self.to {

@@ -1,7 +1,10 @@
 //! The default Block Kit message, and the escaping and truncation it relies on.
 
 use serde_json::{json, Value as Json};
-use watchbell_core::{Level, Origin, Record, Value};
+use std::fmt::Write as _;
+
+use watchbell_core::text::{escape_slack, single_line, truncate_chars, truncate_utf16, utf16_len};
+use watchbell_core::{Level, Origin, Record};
 
 /// Slack's limit for a section block's text (counted here in UTF-16 units, which is never less
 /// than Slack's count in characters, so the text fits either way).
@@ -43,48 +46,24 @@ pub fn level_style(level: Level) -> (&'static str, &'static str) {
     }
 }
 
-fn escaped(c: char) -> Option<&'static str> {
-    match c {
-        '&' => Some("&amp;"),
-        '<' => Some("&lt;"),
-        '>' => Some("&gt;"),
-        _ => None,
-    }
-}
-
 /// Escapes `&`, `<` and `>` for Slack mrkdwn and cuts the result to at most `max` UTF-16 units,
 /// the marker included, never inside a character or an entity.
 pub fn escape_truncate(s: &str, max: usize) -> String {
-    let total: usize = s.chars().map(|c| escaped(c).map_or(c.len_utf16(), str::len)).sum();
-    let mut out = String::with_capacity(s.len().min(max * 4) + 8);
-    if total <= max {
-        for c in s.chars() {
-            match escaped(c) {
-                Some(e) => out.push_str(e),
-                None => out.push(c),
-            }
-        }
-        return out;
+    let escaped = escape_slack(s);
+    if utf16_len(&escaped) <= max {
+        return escaped.into_owned();
     }
-    let marker_len = MARKER.encode_utf16().count();
+    let marker_len = utf16_len(MARKER);
     if marker_len > max {
         return String::new();
     }
-    let budget = max - marker_len;
-    let mut used = 0;
-    for c in s.chars() {
-        let w = escaped(c).map_or(c.len_utf16(), str::len);
-        if used + w > budget {
-            break;
-        }
-        used += w;
-        match escaped(c) {
-            Some(e) => out.push_str(e),
-            None => out.push(c),
-        }
-    }
-    out.push_str(MARKER);
-    out
+    let cut = truncate_utf16(&escaped, max - marker_len, "");
+    // Every `&` of escaped text starts an entity: one with no `;` after it was cut, drop it.
+    let keep = match cut.rfind('&') {
+        Some(amp) if !cut[amp..].contains(';') => amp,
+        _ => cut.len(),
+    };
+    format!("{}{MARKER}", &cut[..keep])
 }
 
 /// Raw log text in a code block: `&<>` escaped, runs of three backticks broken with a zero-width
@@ -93,17 +72,6 @@ pub fn code_block(s: &str, max: usize) -> String {
     let s = s.replace("```", "`\u{200b}`\u{200b}`");
     let s = s.trim_end_matches('\n');
     format!("```\n{}\n```", escape_truncate(s, max.saturating_sub(8)))
-}
-
-fn utf16(s: &str) -> usize {
-    s.encode_utf16().count()
-}
-
-fn value_text(v: &Value) -> String {
-    match v {
-        Value::Str(s) => s.clone(),
-        other => other.to_string(),
-    }
 }
 
 /// The `*ERROR* in app: message` line (escaped, not truncated).
@@ -119,41 +87,36 @@ pub fn fallback_text(records: &[Record], ctx: &RenderContext) -> String {
     if records.len() > 1 {
         head = format!("[{} records] {head}", records.len());
     }
-    let room = FALLBACK_LIMIT.saturating_sub(utf16(&head));
-    head + &escape_truncate(&single(&first.message), room)
+    let room = FALLBACK_LIMIT.saturating_sub(utf16_len(&head));
+    head + &escape_truncate(&single_line(&first.message), room)
 }
 
-fn single(s: &str) -> String {
-    watchbell_core::text::single_line(s).into_owned()
-}
-
-/// The attachment (colour bar and blocks) of one record, and the number of characters of text
-/// it holds.
+/// The attachment (colour bar and blocks) of one record.
 pub fn record_attachment(r: &Record, ctx: &RenderContext) -> Json {
     let (emoji, color) = level_style(r.level);
     let mut blocks = Vec::new();
     let head = format!("{emoji} {}", headline(r, ctx));
-    let room = SECTION_TEXT_LIMIT.saturating_sub(utf16(&head));
+    let room = SECTION_TEXT_LIMIT.saturating_sub(utf16_len(&head));
     blocks.push(section(head + &escape_truncate(&r.message, room)));
 
     // The fields table: event fields, then span fields as `span.field`.
     let mut rows: Vec<(String, String)> = Vec::new();
     for (k, v) in r.fields.iter() {
         if !ERROR_FIELDS.contains(&k) {
-            rows.push((k.to_owned(), value_text(v)));
+            rows.push((k.to_owned(), v.to_string()));
         }
     }
     for span in &r.spans {
         for (k, v) in span.fields.iter() {
-            rows.push((format!("{}.{k}", span.name), value_text(v)));
+            rows.push((format!("{}.{k}", span.name), v.to_string()));
         }
     }
     if !rows.is_empty() {
         let width = rows.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0).min(24);
         let mut table = String::new();
         for (k, v) in &rows {
-            let v: String = watchbell_core::text::truncate_chars(&single(v), 300, MARKER).into_owned();
-            table.push_str(&format!("{k:<width$}  {v}\n"));
+            let v = single_line(v);
+            let _ = writeln!(table, "{k:<width$}  {}", truncate_chars(&v, 300, MARKER));
         }
         blocks.push(section(code_block(&table, SECTION_TEXT_LIMIT)));
     }
@@ -162,7 +125,7 @@ pub fn record_attachment(r: &Record, ctx: &RenderContext) -> Json {
     let mut err = String::new();
     for name in ERROR_FIELDS {
         if let Some(v) = r.fields.get(name) {
-            let text = value_text(v);
+            let text = v.to_string();
             if name == "backtrace" || text.contains('\n') {
                 err.push_str(&format!("{name}:\n{text}\n"));
             } else {
@@ -246,10 +209,10 @@ mod tests {
     fn escape_and_cut() {
         assert_eq!(escape_truncate("<!channel> & x", 100), "&lt;!channel&gt; &amp; x");
         let s = escape_truncate(&"<".repeat(100), 30);
-        assert!(s.ends_with(MARKER) && utf16(&s) <= 30, "{s}");
+        assert!(s.ends_with(MARKER) && utf16_len(&s) <= 30, "{s}");
         assert!(s.trim_end_matches(MARKER).split("&lt;").all(str::is_empty), "{s}");
         let s = escape_truncate(&"👍日".repeat(5000), 3000);
-        assert!(utf16(&s) <= 3000 && s.ends_with(MARKER));
+        assert!(utf16_len(&s) <= 3000 && s.ends_with(MARKER));
         let c = code_block("a```b", 100);
         assert!(!c[3..c.len() - 3].contains("```"), "{c}");
     }

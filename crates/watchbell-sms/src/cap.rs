@@ -116,7 +116,9 @@ impl<H: Handler> Handler for Cap<H> {
             return;
         }
         // An escalation or group batch is one alert (one SMS).
-        let Some(significant) = batch.significant().cloned() else { return };
+        if batch.is_empty() {
+            return;
+        }
         match self.decide(batch.len() as u64) {
             Verdict::Pass(carry) => {
                 if carry > 0 {
@@ -128,7 +130,11 @@ impl<H: Handler> Handler for Cap<H> {
                 }
                 self.inner.handle_batch(batch);
             }
-            Verdict::Notice(remaining) => self.inner.handle(self.notice(&significant, remaining)),
+            Verdict::Notice(remaining) => {
+                if let Some(significant) = batch.significant() {
+                    self.inner.handle(self.notice(significant, remaining));
+                }
+            }
             Verdict::Withhold => {}
         }
     }

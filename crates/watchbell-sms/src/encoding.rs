@@ -74,7 +74,7 @@ pub fn detect(text: &str) -> Encoding {
 pub fn units(text: &str, encoding: Encoding) -> usize {
     match encoding {
         Encoding::Gsm7 => text.chars().map(|c| gsm_septets(c).unwrap_or(1)).sum(),
-        Encoding::Ucs2 => text.encode_utf16().count(),
+        Encoding::Ucs2 => watchbell_core::text::utf16_len(text),
     }
 }
 

@@ -18,6 +18,13 @@ pub(crate) const BOM: &str = "\u{feff}";
 /// The replacement of a NUL byte in log text (many receivers cut a message at NUL).
 const NUL_REPLACEMENT: char = '\u{fffd}';
 
+/// Replaces every NUL in `s` with [`NUL_REPLACEMENT`].
+fn replace_nul(s: &mut String) {
+    if s.contains('\0') {
+        *s = s.replace('\0', &NUL_REPLACEMENT.to_string());
+    }
+}
+
 /// The syslog severity of a level: ERROR err(3), WARN warning(4), INFO info(6), DEBUG and
 /// TRACE debug(7).
 pub fn severity(level: Level) -> u8 {
@@ -30,7 +37,7 @@ pub fn severity(level: Level) -> u8 {
 }
 
 /// Whether a byte may stand in a header field (PRINTUSASCII, 33 to 126).
-fn printable(b: u8) -> bool {
+pub(crate) fn printable(b: u8) -> bool {
     (33..=126).contains(&b)
 }
 
@@ -120,9 +127,7 @@ impl FrameFormat {
                 m
             }
         };
-        if msg.contains('\0') {
-            msg = msg.replace('\0', &NUL_REPLACEMENT.to_string());
-        }
+        replace_nul(&mut msg);
         if self.protocol == Protocol::Rfc3164 || self.single_line {
             msg = single_line(&msg).into_owned();
         }
@@ -198,9 +203,7 @@ impl FrameFormat {
             param.push_str(&sd_param_name(name));
             param.push_str("=\"");
             let mut text = value.to_string();
-            if text.contains('\0') {
-                text = text.replace('\0', &NUL_REPLACEMENT.to_string());
-            }
+            replace_nul(&mut text);
             if self.single_line {
                 text = single_line(&text).into_owned();
             }

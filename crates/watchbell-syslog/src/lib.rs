@@ -145,7 +145,7 @@ pub use watchbell_core::{BuildError, SinkOptions};
 use watchbell_core::{Guard, Handler, Level, Options, SinkLayer};
 
 pub use crate::format::{escape_sd_value, sd_param_name, severity};
-use crate::format::{is_sd_name, sanitize_header, FrameFormat};
+use crate::format::{is_sd_name, printable, sanitize_header, FrameFormat};
 use crate::sink::{Dest, SyslogSink};
 
 const CRATE: &str = "watchbell-syslog";
@@ -589,7 +589,7 @@ fn check_addr(key: &str, addr: &str) -> Result<(), BuildError> {
 }
 
 fn check_header(key: &str, value: &str, max: usize) -> Result<(), BuildError> {
-    if value.is_empty() || value.len() > max || !value.bytes().all(|b| (33..=126).contains(&b)) {
+    if value.is_empty() || value.len() > max || !value.bytes().all(printable) {
         return Err(BuildError::new(
             CRATE,
             key,

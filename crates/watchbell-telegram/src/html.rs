@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use watchbell_core::format::{Format, FormatContext};
 use watchbell_core::text::{escape_html, utf16_len};
-use watchbell_core::{Record, SpanRecord, Value};
+use watchbell_core::{Record, SpanRecord};
 
 /// One token of our own HTML.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,6 +71,58 @@ struct Open<'a> {
     after: usize,
 }
 
+/// The HTML written so far while cutting or splitting: the text, its UTF-16 length, the UTF-16
+/// length of the closing tags it still needs, and the tags open in it.
+#[derive(Default)]
+struct Writer<'a> {
+    out: String,
+    used: usize,
+    closing: usize,
+    stack: Vec<Open<'a>>,
+}
+
+impl<'a> Writer<'a> {
+    /// Whether `</name>` closes the innermost open tag.
+    fn closes_top(&self, name: &str) -> bool {
+        self.stack.last().is_some_and(|o| o.name == name)
+    }
+
+    /// The length of the closing tags needed once `tok` is written.
+    fn closing_after(&self, tok: Tok<'_>) -> usize {
+        match tok {
+            Tok::Open(n) => self.closing + close_len(n),
+            Tok::Close(n) if self.closes_top(n) => self.closing - close_len(n),
+            _ => self.closing,
+        }
+    }
+
+    /// Writes the token `raw` (`units` UTF-16 units long).
+    fn push(&mut self, tok: Tok<'a>, raw: &'a str, units: usize) {
+        self.closing = self.closing_after(tok);
+        let before = self.out.len();
+        self.out.push_str(raw);
+        self.used += units;
+        match tok {
+            Tok::Open(name) => self.stack.push(Open { name, raw, before, after: self.out.len() }),
+            Tok::Close(n) if self.closes_top(n) => {
+                self.stack.pop();
+            }
+            _ => {}
+        }
+    }
+
+    /// Takes back the tags left empty at the end, appends `marker` and closes the open tags.
+    fn finish(mut self, marker: &str) -> String {
+        while self.stack.last().is_some_and(|o| o.after == self.out.len()) {
+            let o = self.stack.pop().expect("checked");
+            self.out.truncate(o.before);
+        }
+        self.out.push_str(marker);
+        close_tags(&mut self.out, self.stack.iter().map(|o| o.name));
+        self.out
+    }
+}
+
 /// Cuts `html` to at most `limit` UTF-16 units with `marker` (plain text) at the end, closing
 /// every tag left open and never cutting a tag or an entity. HTML that fits is returned as is.
 pub(crate) fn truncate_html(html: &str, limit: usize, marker: &str) -> String {
@@ -78,43 +130,19 @@ pub(crate) fn truncate_html(html: &str, limit: usize, marker: &str) -> String {
         return html.to_owned();
     }
     let marker_units = utf16_len(marker);
-    let mut out = String::new();
-    let mut used = 0;
-    let mut closing = 0;
-    let mut stack: Vec<Open<'_>> = Vec::new();
+    let mut w = Writer::default();
     let mut i = 0;
     while i < html.len() {
         let (end, tok) = next(html, i);
         let raw = &html[i..end];
         let units = utf16_len(raw);
-        let closing_after = match tok {
-            Tok::Open(n) => closing + close_len(n),
-            Tok::Close(n) if stack.last().is_some_and(|o| o.name == n) => closing - close_len(n),
-            _ => closing,
-        };
-        if used + units + closing_after + marker_units > limit {
+        if w.used + units + w.closing_after(tok) + marker_units > limit {
             break;
         }
-        let before = out.len();
-        out.push_str(raw);
-        used += units;
-        closing = closing_after;
-        match tok {
-            Tok::Open(name) => stack.push(Open { name, raw, before, after: out.len() }),
-            Tok::Close(n) if stack.last().is_some_and(|o| o.name == n) => {
-                stack.pop();
-            }
-            _ => {}
-        }
+        w.push(tok, raw, units);
         i = end;
     }
-    while stack.last().is_some_and(|o| o.after == out.len()) {
-        let o = stack.pop().expect("checked");
-        out.truncate(o.before);
-    }
-    out.push_str(marker);
-    close_tags(&mut out, stack.iter().map(|o| o.name));
-    out
+    w.finish(marker)
 }
 
 /// Splits `html` into pieces of at most `limit` UTF-16 units, each valid on its own: tags open
@@ -132,10 +160,7 @@ pub(crate) fn split_html(html: &str, limit: usize) -> Vec<String> {
         i: usize,
     }
     let mut parts = Vec::new();
-    let mut out = String::new();
-    let mut used = 0;
-    let mut closing = 0;
-    let mut stack: Vec<Open<'_>> = Vec::new();
+    let mut w = Writer::default();
     let mut has_text = false;
     let mut newline: Option<Mark<'_>> = None;
     let mut i = 0;
@@ -143,61 +168,47 @@ pub(crate) fn split_html(html: &str, limit: usize) -> Vec<String> {
         let (end, tok) = next(html, i);
         let raw = &html[i..end];
         let units = utf16_len(raw);
-        let closing_after = match tok {
-            Tok::Open(n) => closing + close_len(n),
-            Tok::Close(n) if stack.last().is_some_and(|o| o.name == n) => closing - close_len(n),
-            _ => closing,
-        };
-        if has_text && used + units + closing_after > limit {
-            if let Some(m) = newline.take().filter(|m| m.used * 2 >= used) {
-                out.truncate(m.out_len);
-                closing = m.closing;
-                stack = m.stack;
+        if has_text && w.used + units + w.closing_after(tok) > limit {
+            if let Some(m) = newline.take().filter(|m| m.used * 2 >= w.used) {
+                w.out.truncate(m.out_len);
+                w.closing = m.closing;
+                w.stack = m.stack;
                 i = m.i;
             }
             // Tags opened with nothing in them yet move to the next piece.
-            let mut keep = stack.len();
-            while keep > 0 && stack[keep - 1].after == out.len() {
-                out.truncate(stack[keep - 1].before);
+            let mut keep = w.stack.len();
+            while keep > 0 && w.stack[keep - 1].after == w.out.len() {
+                w.out.truncate(w.stack[keep - 1].before);
                 keep -= 1;
             }
-            close_tags(&mut out, stack[..keep].iter().map(|o| o.name));
-            parts.push(std::mem::take(&mut out));
-            for o in &mut stack {
-                o.before = out.len();
-                out.push_str(o.raw);
-                o.after = out.len();
+            close_tags(&mut w.out, w.stack[..keep].iter().map(|o| o.name));
+            parts.push(std::mem::take(&mut w.out));
+            for o in &mut w.stack {
+                o.before = w.out.len();
+                w.out.push_str(o.raw);
+                o.after = w.out.len();
             }
-            used = utf16_len(&out);
+            w.used = utf16_len(&w.out);
             has_text = false;
             continue;
         }
-        let before = out.len();
-        out.push_str(raw);
-        used += units;
-        closing = closing_after;
-        match tok {
-            Tok::Open(name) => stack.push(Open { name, raw, before, after: out.len() }),
-            Tok::Close(n) if stack.last().is_some_and(|o| o.name == n) => {
-                stack.pop();
-            }
-            Tok::Close(_) => {}
-            Tok::Text => {
-                has_text = true;
-                if raw == "\n" {
-                    newline = Some(Mark { out_len: out.len(), used, closing, stack: stack.clone(), i: end });
-                }
+        w.push(tok, raw, units);
+        if tok == Tok::Text {
+            has_text = true;
+            if raw == "\n" {
+                newline = Some(Mark {
+                    out_len: w.out.len(),
+                    used: w.used,
+                    closing: w.closing,
+                    stack: w.stack.clone(),
+                    i: end,
+                });
             }
         }
         i = end;
     }
     if has_text {
-        while stack.last().is_some_and(|o| o.after == out.len()) {
-            let o = stack.pop().expect("checked");
-            out.truncate(o.before);
-        }
-        close_tags(&mut out, stack.iter().map(|o| o.name));
-        parts.push(out);
+        parts.push(w.finish(""));
     }
     parts
 }
@@ -274,7 +285,7 @@ impl Renderer {
             out.push_str("\n<i>");
             out.push_str(&escape_html(name));
             out.push_str("</i>: ");
-            out.push_str(&escape_html(&value_text(value)));
+            out.push_str(&escape_html(&value.to_string()));
         }
         if !r.spans.is_empty() {
             out.push_str("\n<i>in</i> ");
@@ -282,20 +293,13 @@ impl Renderer {
         }
         if let Some(err) = r.fields.get("error") {
             out.push_str("\n<pre>");
-            out.push_str(&escape_html(&value_text(err)));
+            out.push_str(&escape_html(&err.to_string()));
             out.push_str("</pre>");
         }
         if r.suppressed > 0 {
             let _ = write!(out, "\n<i>({} similar suppressed)</i>", r.suppressed);
         }
         out
-    }
-}
-
-fn value_text(v: &Value) -> String {
-    match v.as_str() {
-        Some(s) => s.to_owned(),
-        None => v.to_string(),
     }
 }
 
@@ -312,7 +316,7 @@ fn spans_text(spans: &[std::sync::Arc<SpanRecord>]) -> String {
                 if k > 0 {
                     s.push(' ');
                 }
-                let _ = write!(s, "{name}={}", value_text(v));
+                let _ = write!(s, "{name}={v}");
             }
             s.push('}');
         }
