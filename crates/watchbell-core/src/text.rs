@@ -270,6 +270,42 @@ pub fn split_chunks(s: &str, max_bytes: usize) -> Vec<&str> {
     out
 }
 
+
+/// `application/x-www-form-urlencoded` text of `pairs` (the WHATWG form serializer: ASCII
+/// letters, digits and `*-._` stay, space becomes `+`, every other byte of the UTF-8 text is
+/// `%XX`).
+///
+/// ```
+/// use watchbell_core::text::form_urlencode;
+/// assert_eq!(form_urlencode(&[("To", "+1 555"), ("Body", "é&=")]), "To=%2B1+555&Body=%C3%A9%26%3D");
+/// ```
+pub fn form_urlencode<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> String {
+    fn escape(out: &mut String, s: &str) {
+        const HEX: &[u8; 16] = b"0123456789ABCDEF";
+        for b in s.bytes() {
+            match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' => out.push(char::from(b)),
+                b' ' => out.push('+'),
+                _ => {
+                    out.push('%');
+                    out.push(char::from(HEX[usize::from(b >> 4)]));
+                    out.push(char::from(HEX[usize::from(b & 15)]));
+                }
+            }
+        }
+    }
+    let mut out = String::new();
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        escape(&mut out, k.as_ref());
+        out.push('=');
+        escape(&mut out, v.as_ref());
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -468,18 +468,6 @@ fn encode_otlp(out: &mut Vec<u8>, service: &str, records: &[&Record], cx: &Conte
 }
 
 /// Percent-encodes for `application/x-www-form-urlencoded`.
-fn form_escape(out: &mut String, s: &str) {
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => out.push(char::from(b)),
-            b' ' => out.push('+'),
-            _ => {
-                let _ = std::fmt::Write::write_fmt(out, format_args!("%{b:02X}"));
-            }
-        }
-    }
-}
-
 /// One record as url-encoded pairs: the record shape's keys, `fields` and `spans` as compact
 /// JSON. `max_message` shortens the message (for `GET`).
 pub(crate) fn encode_form(r: &Record, cx: &Context, max_message: Option<usize>) -> String {
@@ -517,16 +505,7 @@ pub(crate) fn encode_form(r: &Record, cx: &Context, max_message: Option<usize>) 
     if r.suppressed > 0 {
         pairs.push(("suppressed", r.suppressed.to_string()));
     }
-    let mut out = String::new();
-    for (i, (k, v)) in pairs.iter().enumerate() {
-        if i > 0 {
-            out.push('&');
-        }
-        form_escape(&mut out, k);
-        out.push('=');
-        form_escape(&mut out, v);
-    }
-    out
+    watchbell_core::text::form_urlencode(&pairs)
 }
 
 #[cfg(test)]
@@ -535,9 +514,7 @@ mod tests {
 
     #[test]
     fn form_escaping() {
-        let mut s = String::new();
-        form_escape(&mut s, "a b&c=d/é");
-        assert_eq!(s, "a+b%26c%3Dd%2F%C3%A9");
+        assert_eq!(watchbell_core::text::form_urlencode(&[("k", "a b&c=d/é")]), "k=a+b%26c%3Dd%2F%C3%A9");
     }
 
     #[test]

@@ -79,34 +79,10 @@ pub trait SmsProvider: Send + Sync + 'static {
     fn send(&self, client: &HttpClient, sms: &SmsMessage<'_>) -> Outcome;
 }
 
-/// Encodes `application/x-www-form-urlencoded` pairs: letters, digits and `*-._` as they are,
-/// a space as `+`, every other byte of the UTF-8 as `%XX` (so `+` is `%2B`).
+/// `application/x-www-form-urlencoded` text of `pairs`, as both providers take it (core's
+/// [`form_urlencode`](watchbell_core::text::form_urlencode)).
 pub fn form_encode(pairs: &[(&str, &str)]) -> String {
-    let mut out = String::new();
-    for (i, (k, v)) in pairs.iter().enumerate() {
-        if i > 0 {
-            out.push('&');
-        }
-        encode_into(&mut out, k);
-        out.push('=');
-        encode_into(&mut out, v);
-    }
-    out
-}
-
-fn encode_into(out: &mut String, s: &str) {
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' => out.push(char::from(b)),
-            b' ' => out.push('+'),
-            _ => {
-                const HEX: &[u8; 16] = b"0123456789ABCDEF";
-                out.push('%');
-                out.push(char::from(HEX[usize::from(b >> 4)]));
-                out.push(char::from(HEX[usize::from(b & 15)]));
-            }
-        }
-    }
+    watchbell_core::text::form_urlencode(pairs)
 }
 
 /// Replaces every occurrence of each secret in `s`.
