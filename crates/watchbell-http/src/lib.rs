@@ -444,7 +444,7 @@ impl HttpBuilder {
                 .ok_or_else(|| err("auth", "credentials with characters not allowed in a header"))?;
             headers.insert("authorization", v);
         }
-        let host = self.host.clone().or_else(|| hostname::get().ok().map(|h| h.to_string_lossy().into_owned()));
+        let host = self.host.clone().or_else(watchbell_core::format::FormatContext::local_host);
         let cx = Arc::new(encode::Context { app: self.app.clone(), host });
         let items = Arc::new(sink::ItemCounters::default());
         let shipper = sink::Shipper {
