@@ -289,8 +289,8 @@ impl<K: Sink> DeliveryBuilder<K> {
 
     /// The least time between two calls of the sink (a provider's pace, such as Slack's one
     /// message per second per webhook): deliveries, retries and notices alike. Records arriving
-    /// meanwhile coalesce into the next batch. A sink that sends several requests for one batch
-    /// paces those itself.
+    /// meanwhile coalesce into the next batch. A sink that needs several requests for one batch
+    /// sends one per call and answers [`Outcome::More`]: the rest follow at this pace.
     pub fn pace(mut self, d: Duration) -> Self {
         self.config.pace = d;
         self

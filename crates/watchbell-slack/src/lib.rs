@@ -70,8 +70,9 @@
 //!   `…[truncated]` (limits counted in UTF-16 units, never less than Slack's count).
 //! - Records queued together for one webhook (a burst arriving while the webhook is paced, or a
 //!   group/escalation batch) are coalesced: one attachment per record, as many per message as
-//!   fit in 50 blocks and 40,000 characters; the rest go in further messages (a later one
-//!   failing is reported as `Outcome::Partial`).
+//!   fit in 50 blocks and 40,000 characters; the rest go in further messages, one per pace:
+//!   the webhook's delivery waits the pace between them (cut short by shutdown), and a failed
+//!   message is retried alone, the messages already sent are never sent again.
 //!
 //! A custom renderer ([`SlackBuilder::renderer`]) gets the records of one delivery and the
 //! [`RenderContext`] and returns the whole JSON body (it should include `text`); `channel`,
@@ -107,7 +108,7 @@ mod render;
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value as Json;
 use watchbell_core::handler::Select;
@@ -332,8 +333,6 @@ impl SlackBuilder {
                 username: w.username.clone(),
                 icon_emoji: w.icon_emoji.clone(),
                 renderer: self.renderer.clone(),
-                pace: self.options.pace,
-                last_request: None,
             };
             let delivery = self
                 .options
@@ -369,8 +368,6 @@ struct SlackSink {
     username: Option<String>,
     icon_emoji: Option<String>,
     renderer: Option<Renderer>,
-    pace: Duration,
-    last_request: Option<Instant>,
 }
 
 impl fmt::Debug for SlackSink {
@@ -394,21 +391,12 @@ impl SlackSink {
         body
     }
 
-    /// Posts one message, keeping the pace (every request, retries included).
+    /// Posts one message (the delivery keeps the pace between requests).
     fn post(&mut self, body: &Json) -> Outcome {
-        if let Some(last) = self.last_request {
-            let next = last + self.pace;
-            let now = Instant::now();
-            if next > now {
-                std::thread::sleep(next - now);
-            }
-        }
         let payload = serde_json::to_vec(body).unwrap_or_default();
         let url = self.url.expose();
         let req = self.client.request(Method::POST, url).header("content-type", "application/json").body(payload);
-        let result = self.client.send(req, url);
-        self.last_request = Some(Instant::now());
-        match result {
+        match self.client.send(req, url) {
             Ok(resp) => resp.outcome(&format!("Slack webhook {} ({})", self.ctx.webhook, redact_url(url))),
             Err(e) => e.outcome(),
         }
@@ -416,24 +404,25 @@ impl SlackSink {
 }
 
 impl Sink for SlackSink {
+    /// Sends the batch's first message; when it does not hold every record, the delivery calls
+    /// again with the rest once the pace allows.
     fn deliver(&mut self, batch: &Batch) -> Outcome {
-        if batch.records.is_empty() {
+        let total = batch.records.len();
+        if total == 0 {
             return Outcome::Delivered;
         }
-        let messages: Vec<(Json, usize)> = match &self.renderer {
-            Some(f) => vec![(f(&batch.records, &self.ctx), batch.records.len())],
-            None => render_default(&batch.records, &self.ctx),
+        let (body, n) = match &self.renderer {
+            Some(f) => (f(&batch.records, &self.ctx), total),
+            None => match render::render_first(&batch.records, &self.ctx) {
+                Some(first) => first,
+                None => return Outcome::Delivered,
+            },
         };
-        let mut delivered = 0;
-        for (body, n) in messages {
-            let body = self.decorate(body);
-            match self.post(&body) {
-                Outcome::Delivered => delivered += n,
-                other if delivered == 0 => return other,
-                other => return Outcome::Partial { delivered, rest: Box::new(other) },
-            }
+        let body = self.decorate(body);
+        match self.post(&body) {
+            Outcome::Delivered if n < total => Outcome::More { delivered: n },
+            outcome => outcome,
         }
-        Outcome::Delivered
     }
 }
 

@@ -176,6 +176,17 @@ pub fn attachment_size(a: &Json) -> (usize, usize) {
 /// bar shows the level), as many records per message as fit in [`BLOCK_LIMIT`] blocks and
 /// [`MESSAGE_TEXT_BUDGET`] characters. Returns each message body with how many records it holds.
 pub fn render_default(records: &[Record], ctx: &RenderContext) -> Vec<(Json, usize)> {
+    render_messages(records, ctx, usize::MAX)
+}
+
+/// The first message of [`render_default`] and how many records it holds (`None` without
+/// records), rendering no record beyond the one that does not fit.
+pub(crate) fn render_first(records: &[Record], ctx: &RenderContext) -> Option<(Json, usize)> {
+    render_messages(records, ctx, 1).pop()
+}
+
+/// The first `max` messages of [`render_default`].
+fn render_messages(records: &[Record], ctx: &RenderContext, max: usize) -> Vec<(Json, usize)> {
     let mut out = Vec::new();
     let mut start = 0;
     let mut atts: Vec<Json> = Vec::new();
@@ -186,6 +197,9 @@ pub fn render_default(records: &[Record], ctx: &RenderContext) -> Vec<(Json, usi
         if !atts.is_empty() && (blocks + b > BLOCK_LIMIT || chars + c > MESSAGE_TEXT_BUDGET) {
             let text = fallback_text(&records[start..i], ctx);
             out.push((json!({"text": text, "attachments": std::mem::take(&mut atts)}), i - start));
+            if out.len() == max {
+                return out;
+            }
             start = i;
             blocks = 0;
             chars = 0;

@@ -44,7 +44,9 @@
 //!
 //! An escalation or group batch (from a fingers-crossed buffer behind
 //! [`build_handler`](SmsBuilder::build_handler)) becomes one SMS: its significant record, with
-//! ` (+N related records)`. Other records are one SMS each.
+//! ` (+N related records)`. Other records are one SMS each: records queued together go out one
+//! SMS per [pace](SinkOptions::pace), the delivery waiting between them (a wait that shutdown
+//! cuts short, counting what is left as dropped).
 //!
 //! ## Cost caps
 //!
@@ -334,8 +336,7 @@ impl SmsBuilder {
         for (provider, to) in pairs {
             let client = self.options.http_client().map_err(|e| BuildError::new(CRATE, "http", e))?;
             let name = format!("sms:{}:{}", provider.name(), mask(&to));
-            let sink =
-                SmsSink { provider, client, to, render: Arc::clone(&render), pace: self.options.pace, last: None };
+            let sink = SmsSink { provider, client, to, render: Arc::clone(&render) };
             let delivery = self
                 .options
                 .delivery(name, sink)

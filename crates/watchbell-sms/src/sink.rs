@@ -2,7 +2,6 @@
 
 use std::fmt::Write as _;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use watchbell_core::format::{Format, FormatContext};
 use watchbell_core::http::HttpClient;
@@ -58,30 +57,20 @@ impl Renderer {
     }
 }
 
-/// Sends to one recipient through one provider; one SMS per record (or one per escalation or
-/// group batch).
+/// Sends to one recipient through one provider: one SMS per record (or one per escalation or
+/// group batch), one SMS per call. The delivery's pace spaces the SMS of a batch
+/// ([`Outcome::More`]), so the sink keeps no clock of its own.
 pub(crate) struct SmsSink {
     pub(crate) provider: Arc<dyn SmsProvider>,
     pub(crate) client: HttpClient,
     pub(crate) to: String,
     pub(crate) render: Arc<Renderer>,
-    pub(crate) pace: Duration,
-    pub(crate) last: Option<Instant>,
 }
 
 impl SmsSink {
     fn send(&mut self, record: &Record, related: usize) -> Outcome {
-        if let Some(last) = self.last {
-            let at = last + self.pace;
-            let now = Instant::now();
-            if at > now {
-                std::thread::sleep(at - now);
-            }
-        }
         let (body, encoding) = self.render.body(record, related);
-        let outcome = self.provider.send(&self.client, &SmsMessage { to: &self.to, body: &body, encoding });
-        self.last = Some(Instant::now());
-        outcome
+        self.provider.send(&self.client, &SmsMessage { to: &self.to, body: &body, encoding })
     }
 }
 
@@ -92,16 +81,14 @@ impl Sink for SmsSink {
                 Some(r) => self.send(r, batch.len() - 1),
                 None => Outcome::Delivered,
             },
-            BatchReason::Single | BatchReason::Flush => {
-                for (i, r) in batch.records.iter().enumerate() {
-                    match self.send(r, 0) {
-                        Outcome::Delivered => {}
-                        other if i == 0 => return other,
-                        other => return Outcome::Partial { delivered: i, rest: Box::new(other) },
-                    }
-                }
-                Outcome::Delivered
-            }
+            // The first record's SMS; the delivery calls again for the rest once the pace allows.
+            BatchReason::Single | BatchReason::Flush => match batch.records.first() {
+                None => Outcome::Delivered,
+                Some(r) => match self.send(r, 0) {
+                    Outcome::Delivered if batch.records.len() > 1 => Outcome::More { delivered: 1 },
+                    outcome => outcome,
+                },
+            },
         }
     }
 }

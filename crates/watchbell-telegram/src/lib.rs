@@ -45,7 +45,9 @@
 //! [`format`](TelegramBuilder::format) replaces the whole block by your own (escaped) text.
 //!
 //! Records that wait while the chat is paced are delivered together: one message lists them,
-//! separated by blank lines, as many as fit in Telegram's limit (more messages when they do not).
+//! separated by blank lines, as many as fit in Telegram's limit. When they do not all fit, the
+//! rest go in further messages, one per pace: the chat's delivery waits between them (a wait
+//! that shutdown cuts short).
 //!
 //! ## Defaults
 //!
@@ -80,6 +82,9 @@
 //!   on stderr.
 //! - When a batch became several messages and a later one fails, the messages already sent are
 //!   not sent again; a split record resumes at the piece that failed.
+//! - The pieces of a split record ([`split_long`](TelegramBuilder::split_long)) go one right
+//!   after the other (the pace applies between records, not between the pieces of one); a
+//!   `429` on the way waits `retry_after` and resumes at the refused piece.
 //!
 //! The bot token is a secret: it appears in no `Debug` output, error, stats or panic message.
 //!
@@ -356,7 +361,9 @@ impl TelegramBuilder {
     }
 
     /// Sends a record longer than the limit as several messages, each valid HTML on its own,
-    /// instead of cutting it (default: cut, with a marker).
+    /// instead of cutting it (default: cut, with a marker). The pieces of one record are sent
+    /// one after the other, without the pace between them; the record counts as delivered
+    /// when its last piece is.
     pub fn split_long(mut self, split: bool) -> Self {
         self.split = split;
         self
@@ -444,9 +451,7 @@ impl TelegramBuilder {
                 notify: self.notify,
                 split: self.split,
                 protect: self.protect,
-                pace,
                 render: Renderer { app: self.app.clone(), format: self.format.clone(), cx: cx.clone() },
-                last_sent: None,
                 migration_told: false,
                 resume: None,
             };

@@ -1,7 +1,7 @@
 //! The Telegram sink: one chat, `sendMessage` over watchbell's HTTP transport.
 
 use std::fmt;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 use serde_json::{json, Map, Value as Json};
@@ -26,11 +26,10 @@ pub(crate) struct TelegramSink {
     pub(crate) notify: Level,
     pub(crate) split: bool,
     pub(crate) protect: bool,
-    pub(crate) pace: Duration,
     pub(crate) render: Renderer,
-    pub(crate) last_sent: Option<Instant>,
     pub(crate) migration_told: bool,
-    /// After a split record was partly sent: which record, and how many of its pieces went.
+    /// The piece cursor of split mode: after the pieces of a split record were partly sent
+    /// (a piece failed), which record, and how many of its pieces went.
     pub(crate) resume: Option<(SystemTime, Fingerprint, usize)>,
 }
 
@@ -49,10 +48,9 @@ impl fmt::Debug for TelegramSink {
 struct Message {
     html: String,
     silent: bool,
-    /// Records fully delivered once this message is (counted from the batch start).
+    /// Records fully delivered once this message is (counted from the batch start): 0 for a
+    /// piece of a split record other than its last.
     done: usize,
-    /// The index of the record this message starts with, and whether it is a later piece of it.
-    first: usize,
 }
 
 #[derive(Deserialize)]
@@ -77,55 +75,46 @@ enum Answer {
 }
 
 impl TelegramSink {
-    /// Packs the batch's records into messages within the limit (several records per message
-    /// where they fit; a record too long alone is cut, or split when configured).
-    fn messages(&self, batch: &Batch) -> Vec<Message> {
-        let mut out = Vec::new();
+    /// The batch's first message: as many records from the start as fit in the limit; or, when
+    /// the first record is too long alone, that record cut to the limit, or all its pieces when
+    /// split. Records after the first message are not rendered.
+    fn first_messages(&self, batch: &Batch) -> Vec<Message> {
         let ring = |rs: &[Record]| rs.iter().any(|r| r.level <= self.notify);
-        let mut cur = String::new();
-        let mut cur_start = 0;
-        let mut cur_units = 0;
+        // The text of the message being packed, and its length in UTF-16 units.
+        let mut cur: Option<(String, usize)> = None;
         for (i, r) in batch.records.iter().enumerate() {
             let block = self.render.record(r);
             let units = utf16_len(&block);
-            let fits_with = cur.is_empty() || cur_units + 2 + units <= LIMIT;
-            if !cur.is_empty() && (units > LIMIT || !fits_with) {
-                out.push(Message {
-                    html: std::mem::take(&mut cur),
-                    silent: !ring(&batch.records[cur_start..i]),
-                    done: i,
-                    first: cur_start,
-                });
-                cur_units = 0;
-            }
-            if units > LIMIT {
-                let silent = !ring(&batch.records[i..=i]);
-                if self.split {
-                    let pieces = split_html(&block, LIMIT);
-                    let n = pieces.len();
-                    for (k, html) in pieces.into_iter().enumerate() {
-                        out.push(Message { html, silent, done: if k + 1 == n { i + 1 } else { i }, first: i });
-                    }
-                } else {
-                    out.push(Message { html: truncate_html(&block, LIMIT, MARKER), silent, done: i + 1, first: i });
+            match &mut cur {
+                Some((text, n)) if units > LIMIT || *n + 2 + units > LIMIT => {
+                    let silent = !ring(&batch.records[..i]);
+                    return vec![Message { html: std::mem::take(text), silent, done: i }];
                 }
-                continue;
-            }
-            if cur.is_empty() {
-                cur = block;
-                cur_start = i;
-                cur_units = units;
-            } else {
-                cur.push_str("\n\n");
-                cur.push_str(&block);
-                cur_units += 2 + units;
+                Some((text, n)) => {
+                    text.push_str("\n\n");
+                    text.push_str(&block);
+                    *n += 2 + units;
+                }
+                None if units > LIMIT => {
+                    let silent = !ring(&batch.records[..=i]);
+                    if !self.split {
+                        return vec![Message { html: truncate_html(&block, LIMIT, MARKER), silent, done: i + 1 }];
+                    }
+                    let pieces = split_html(&block, LIMIT);
+                    let last = pieces.len().saturating_sub(1);
+                    return pieces
+                        .into_iter()
+                        .enumerate()
+                        .map(|(k, html)| Message { html, silent, done: if k == last { i + 1 } else { 0 } })
+                        .collect();
+                }
+                None => cur = Some((block, units)),
             }
         }
-        if !cur.is_empty() {
-            let n = batch.records.len();
-            out.push(Message { html: cur, silent: !ring(&batch.records[cur_start..]), done: n, first: cur_start });
+        match cur {
+            Some((html, _)) => vec![Message { html, silent: !ring(&batch.records), done: batch.records.len() }],
+            None => Vec::new(),
         }
-        out
     }
 
     fn url(&self) -> String {
@@ -139,16 +128,6 @@ impl TelegramSink {
             s.replace(t.as_str(), "[redacted]")
         } else {
             s
-        }
-    }
-
-    fn wait_pace(&self) {
-        if let Some(last) = self.last_sent {
-            let at = last + self.pace;
-            let now = Instant::now();
-            if at > now {
-                std::thread::sleep(at - now);
-            }
         }
     }
 
@@ -170,16 +149,12 @@ impl TelegramSink {
         Json::Object(m)
     }
 
-    /// One HTTP request, paced.
+    /// One HTTP request (the delivery keeps the pace between calls of the sink).
     fn post(&mut self, text: &str, html: bool, silent: bool) -> Answer {
-        self.wait_pace();
         let body = serde_json::to_vec(&self.payload(text, html, silent)).unwrap_or_default();
         let url = self.url();
         let req = self.client.request(Method::POST, &url).header("Content-Type", "application/json").body(body);
-        let res = self.client.send(req, &url);
-        // After the answer: the next request leaves at least `pace` after this one arrived.
-        self.last_sent = Some(Instant::now());
-        match res {
+        match self.client.send(req, &url) {
             Err(e) => Answer::Failed(Outcome::retry(self.scrub(e.reason))),
             Ok(resp) => self.answer(&resp),
         }
@@ -244,38 +219,33 @@ impl TelegramSink {
 }
 
 impl Sink for TelegramSink {
+    /// Sends the batch's first message; when it does not hold every record, the delivery calls
+    /// again with the rest once the pace allows ([`Outcome::More`]). A split record is one
+    /// record over several requests: its pieces go one after another in this call (the delivery
+    /// cannot be told "a piece went, no record yet"), and the piece cursor makes a retry resume
+    /// at the piece that failed.
     fn deliver(&mut self, batch: &Batch) -> Outcome {
-        let messages = self.messages(batch);
-        let mut skip = 0;
-        if let (Some((t, fp, n)), Some(r)) = (self.resume.take(), batch.records.first()) {
-            if r.time == t && r.fingerprint == fp {
-                skip = n;
-            }
-        }
-        let mut delivered = 0;
-        let mut pieces_of_next = 0;
-        for m in messages.iter() {
-            if m.first == 0 && m.done == 0 && skip > 0 {
+        let Some(first) = batch.records.first() else { return Outcome::Delivered };
+        let mut skip = match self.resume.take() {
+            Some((t, fp, n)) if first.time == t && first.fingerprint == fp => n,
+            _ => 0,
+        };
+        // Pieces of the first record sent, in this call or before.
+        let mut pieces = skip;
+        for m in self.first_messages(batch) {
+            if m.done == 0 && skip > 0 {
                 skip -= 1;
-                pieces_of_next += 1;
                 continue;
             }
             match self.send(&m.html, m.silent) {
-                Outcome::Delivered => {
-                    if m.done > delivered {
-                        delivered = m.done;
-                        pieces_of_next = 0;
-                    } else {
-                        pieces_of_next += 1;
-                    }
-                }
+                Outcome::Delivered if m.done == 0 => pieces += 1,
+                Outcome::Delivered if m.done < batch.records.len() => return Outcome::More { delivered: m.done },
+                Outcome::Delivered => return Outcome::Delivered,
                 failed => {
-                    if pieces_of_next > 0 {
-                        if let Some(r) = batch.records.get(delivered) {
-                            self.resume = Some((r.time, r.fingerprint, pieces_of_next));
-                        }
+                    if pieces > 0 {
+                        self.resume = Some((first.time, first.fingerprint, pieces));
                     }
-                    return if delivered > 0 { Outcome::Partial { delivered, rest: Box::new(failed) } } else { failed };
+                    return failed;
                 }
             }
         }
