@@ -29,10 +29,10 @@ pub struct FingersCrossedLayer {
 impl fmt::Debug for FingersCrossedLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FingersCrossedLayer")
-            .field("name", &self.shared.name)
-            .field("scope", &self.shared.scope)
-            .field("action_level", &self.shared.action)
-            .field("group", &self.shared.group)
+            .field("name", &self.shared.cfg.name)
+            .field("scope", &self.shared.cfg.scope)
+            .field("action_level", &self.shared.cfg.action)
+            .field("group", &self.shared.cfg.group)
             .finish_non_exhaustive()
     }
 }
@@ -58,7 +58,7 @@ impl FingersCrossedLayer {
     {
         let Some(span) = ctx.span(id) else { return };
         let layer = self.shared.id;
-        let own = match &self.shared.scope {
+        let own = match &self.shared.cfg.scope {
             Scope::RootSpan => span.parent().is_none(),
             Scope::Span(name) => span.name() == name,
             Scope::Global | Scope::Thread => return,
@@ -84,7 +84,7 @@ impl FingersCrossedLayer {
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        match &self.shared.scope {
+        match &self.shared.cfg.scope {
             Scope::Global => return self.shared.global_cell(),
             Scope::Thread => return self.shared.thread_cell(),
             Scope::RootSpan | Scope::Span(_) => {}
@@ -131,7 +131,7 @@ where
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
-        if matches!(self.shared.scope, Scope::Global | Scope::Thread) {
+        if matches!(self.shared.cfg.scope, Scope::Global | Scope::Thread) {
             return;
         }
         let done = catch_unwind(AssertUnwindSafe(|| {
@@ -159,7 +159,7 @@ pub struct Monitor(Arc<Shared>);
 
 impl fmt::Debug for Monitor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("Monitor").field(&self.0.name).finish()
+        f.debug_tuple("Monitor").field(&self.0.cfg.name).finish()
     }
 }
 

@@ -99,18 +99,8 @@ struct Registry {
 /// The configuration and state of one layer.
 pub(crate) struct Shared {
     pub id: u64,
-    pub name: String,
-    pub target: Target,
-    /// Whether this layer owns the target (a writer's delivery it started) and shuts it down.
-    pub owns_target: bool,
-    pub action: Level,
-    pub buffer_size: usize,
-    pub scope_bytes: usize,
-    pub total_bytes: usize,
-    pub reset: bool,
-    pub group: bool,
-    pub scope: Scope,
-    pub fallback_global: bool,
+    /// The configuration, as built.
+    pub cfg: Settings,
     pub counters: Arc<Counters>,
     registry: Mutex<Registry>,
     global: OnceLock<Arc<ScopeCell>>,
@@ -136,20 +126,10 @@ pub(crate) struct Settings {
 }
 
 impl Shared {
-    pub(crate) fn new(s: Settings) -> Self {
+    pub(crate) fn new(cfg: Settings) -> Self {
         Shared {
             id: NEXT_ID.fetch_add(1, Relaxed),
-            name: s.name,
-            target: s.target,
-            owns_target: s.owns_target,
-            action: s.action,
-            buffer_size: s.buffer_size,
-            scope_bytes: s.scope_bytes,
-            total_bytes: s.total_bytes,
-            reset: s.reset,
-            group: s.group,
-            scope: s.scope,
-            fallback_global: s.fallback_global,
+            cfg,
             counters: Arc::new(Counters::default()),
             registry: Mutex::new(Registry { cells: Vec::new(), prune_at: 1024 }),
             global: OnceLock::new(),
@@ -177,16 +157,7 @@ impl Shared {
 
     /// Every live scope buffer.
     fn live_cells(&self) -> Vec<Arc<ScopeCell>> {
-        let mut reg = self.registry.lock().unwrap_or_else(|e| e.into_inner());
-        let mut live = Vec::with_capacity(reg.cells.len());
-        reg.cells.retain(|w| match w.upgrade() {
-            Some(c) => {
-                live.push(c);
-                true
-            }
-            None => false,
-        });
-        live
+        upgrade_live(&mut self.registry.lock().unwrap_or_else(|e| e.into_inner()).cells)
     }
 
     /// The process-wide scope.
@@ -214,7 +185,7 @@ impl Shared {
 
     /// The scope of records that have no scope span.
     pub(crate) fn fallback_cell(self: &Arc<Self>) -> Arc<ScopeCell> {
-        if self.fallback_global {
+        if self.cfg.fallback_global {
             self.global_cell()
         } else {
             self.thread_cell()
@@ -226,7 +197,7 @@ impl Shared {
     pub(crate) fn accept(&self, record: Record, cell: &ScopeCell) {
         let c = &self.counters;
         c.captured.fetch_add(1, Relaxed);
-        let trigger = !self.group && record.level <= self.action;
+        let trigger = !self.cfg.group && record.level <= self.cfg.action;
         let mut buf = cell.lock();
         if buf.closed {
             drop(buf);
@@ -243,18 +214,15 @@ impl Shared {
             return;
         }
         if trigger {
-            let mut records: Vec<Record> = buf.records.drain(..).map(|(r, _)| r).collect();
-            c.buffered_records.fetch_sub(records.len() as u64, Relaxed);
-            c.buffered_bytes.fetch_sub(std::mem::take(&mut buf.bytes) as u64, Relaxed);
-            cell.bytes.store(0, Relaxed);
+            let mut records = self.take_all(cell, &mut buf);
             // The ring holds `buffer_size` records with the trigger (Logbook's semantics).
-            if self.buffer_size > 0 && records.len() >= self.buffer_size {
-                let excess = records.len() + 1 - self.buffer_size;
+            if self.cfg.buffer_size > 0 && records.len() >= self.cfg.buffer_size {
+                let excess = records.len() + 1 - self.cfg.buffer_size;
                 records.drain(..excess);
                 c.rotated.fetch_add(excess as u64, Relaxed);
             }
             let handler = self.handler_for(&mut buf, &record, &records);
-            if !self.reset {
+            if !self.cfg.reset {
                 buf.triggered = true;
             }
             drop(buf);
@@ -273,10 +241,10 @@ impl Shared {
         let mut evicted = 0u64;
         // Evicted records are dropped under the scope's lock: it is only contended by the
         // scope's own records and by the global cap's shedding.
-        while (self.buffer_size > 0 && buf.records.len() > self.buffer_size)
-            || (self.scope_bytes > 0 && buf.bytes > self.scope_bytes)
+        while (self.cfg.buffer_size > 0 && buf.records.len() > self.cfg.buffer_size)
+            || (self.cfg.scope_bytes > 0 && buf.bytes > self.cfg.scope_bytes)
         {
-            match evict_one(&mut buf, self.group) {
+            match evict_one(&mut buf, self.cfg.group) {
                 Some(freed) => {
                     removed += freed;
                     evicted += 1;
@@ -290,30 +258,34 @@ impl Shared {
         if evicted > 0 {
             c.rotated.fetch_add(evicted, Relaxed);
         }
-        if evicted != 1 {
-            if evicted == 0 {
-                c.buffered_records.fetch_add(1, Relaxed);
-            } else {
-                c.buffered_records.fetch_sub(evicted - 1, Relaxed);
-            }
+        // Deltas in two's complement: adding `0 - n` wraps to subtracting `n`.
+        let records_delta = 1u64.wrapping_sub(evicted);
+        if records_delta != 0 {
+            c.buffered_records.fetch_add(records_delta, Relaxed);
         }
-        let total = match size.cmp(&removed) {
-            std::cmp::Ordering::Greater => {
-                c.buffered_bytes.fetch_add((size - removed) as u64, Relaxed) + (size - removed) as u64
-            }
-            std::cmp::Ordering::Less => {
-                c.buffered_bytes.fetch_sub((removed - size) as u64, Relaxed) - (removed - size) as u64
-            }
-            std::cmp::Ordering::Equal => return,
-        };
-        if total > self.total_bytes as u64 {
+        let bytes_delta = (size as u64).wrapping_sub(removed as u64);
+        if bytes_delta == 0 {
+            return;
+        }
+        let total = c.buffered_bytes.fetch_add(bytes_delta, Relaxed).wrapping_add(bytes_delta);
+        if total > self.cfg.total_bytes as u64 {
             self.shed();
         }
     }
 
+    /// Empties a scope's buffer (locked as `buf`) and takes its records off the gauges.
+    fn take_all(&self, cell: &ScopeCell, buf: &mut ScopeBuf) -> Vec<Record> {
+        let records: Vec<Record> = buf.records.drain(..).map(|(r, _)| r).collect();
+        let c = &self.counters;
+        c.buffered_records.fetch_sub(records.len() as u64, Relaxed);
+        c.buffered_bytes.fetch_sub(std::mem::take(&mut buf.bytes) as u64, Relaxed);
+        cell.bytes.store(0, Relaxed);
+        records
+    }
+
     /// The handler records of this scope go to now (`None`: a factory that panicked).
     fn handler_of(&self, buf: &ScopeBuf) -> Option<Arc<dyn Handler>> {
-        match &self.target {
+        match &self.cfg.target {
             Target::Handler(h) => Some(Arc::clone(h)),
             Target::Factory(_) => buf.handler.clone(),
         }
@@ -321,7 +293,7 @@ impl Shared {
 
     /// The handler for a delivery of this scope, made by the factory on the first one.
     fn handler_for(&self, buf: &mut ScopeBuf, significant: &Record, others: &[Record]) -> Option<Arc<dyn Handler>> {
-        match &self.target {
+        match &self.cfg.target {
             Target::Handler(h) => Some(Arc::clone(h)),
             Target::Factory(f) => {
                 if buf.handler.is_none() {
@@ -351,16 +323,7 @@ impl Shared {
     }
 
     fn factory_handlers(&self) -> Vec<Arc<dyn Handler>> {
-        let mut list = self.factory_handlers.lock().unwrap_or_else(|e| e.into_inner());
-        let mut live = Vec::new();
-        list.retain(|w| match w.upgrade() {
-            Some(h) => {
-                live.push(h);
-                true
-            }
-            None => false,
-        });
-        live
+        upgrade_live(&mut self.factory_handlers.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Calls the inner handler on watchbell's behalf: what it logs is not captured (no feedback),
@@ -380,12 +343,9 @@ impl Shared {
             return;
         }
         buf.closed = true;
-        let records: Vec<Record> = buf.records.drain(..).map(|(r, _)| r).collect();
-        c.buffered_records.fetch_sub(records.len() as u64, Relaxed);
-        c.buffered_bytes.fetch_sub(std::mem::take(&mut buf.bytes) as u64, Relaxed);
-        cell.bytes.store(0, Relaxed);
+        let records = self.take_all(cell, &mut buf);
         c.scopes_open.fetch_sub(1, Relaxed);
-        if !self.group || records.is_empty() {
+        if !self.cfg.group || records.is_empty() {
             buf.handler = None;
             drop(buf);
             c.discarded.fetch_add(records.len() as u64, Relaxed);
@@ -407,7 +367,7 @@ impl Shared {
             return;
         }
         let c = &self.counters;
-        let target = (self.total_bytes - self.total_bytes / 16) as u64;
+        let target = (self.cfg.total_bytes - self.cfg.total_bytes / 16) as u64;
         let cells = self.live_cells();
         let mut heap: BinaryHeap<(usize, usize)> =
             cells.iter().enumerate().map(|(i, cell)| (cell.bytes.load(Relaxed), i)).filter(|(b, _)| *b > 0).collect();
@@ -417,7 +377,7 @@ impl Shared {
             if buf.closed {
                 continue;
             }
-            let Some(freed) = evict_one(&mut buf, self.group) else { continue };
+            let Some(freed) = evict_one(&mut buf, self.cfg.group) else { continue };
             let left = buf.bytes;
             cells[i].bytes.store(left, Relaxed);
             drop(buf);
@@ -434,7 +394,7 @@ impl Shared {
     pub(crate) fn stats(&self) -> FingersCrossedStats {
         let c = &self.counters;
         FingersCrossedStats {
-            name: self.name.clone(),
+            name: self.cfg.name.clone(),
             captured: c.captured.load(Relaxed),
             triggers: c.triggers.load(Relaxed),
             escalated: c.escalated.load(Relaxed),
@@ -454,7 +414,7 @@ impl Shared {
 
     pub(crate) fn flush(&self, deadline: Instant) -> Flushed {
         let mut done = Flushed::COMPLETE;
-        if let Target::Handler(h) = &self.target {
+        if let Target::Handler(h) = &self.cfg.target {
             done = done.and(h.flush(deadline));
         }
         for h in self.factory_handlers() {
@@ -468,8 +428,8 @@ impl Shared {
             self.close(&cell);
         }
         let mut done = Flushed::COMPLETE;
-        if let Target::Handler(h) = &self.target {
-            done = done.and(if self.owns_target { h.shutdown(deadline) } else { h.flush(deadline) });
+        if let Target::Handler(h) = &self.cfg.target {
+            done = done.and(if self.cfg.owns_target { h.shutdown(deadline) } else { h.flush(deadline) });
         }
         for h in self.factory_handlers() {
             done = done.and(h.shutdown(deadline));
@@ -489,8 +449,8 @@ impl Shared {
             queued_bytes: s.buffered_bytes,
             ..Stats::default()
         });
-        if self.owns_target {
-            if let Target::Handler(h) = &self.target {
+        if self.cfg.owns_target {
+            if let Target::Handler(h) = &self.cfg.target {
                 h.stats(out);
             }
         }
@@ -498,6 +458,19 @@ impl Shared {
             h.stats(out);
         }
     }
+}
+
+/// The live entries of a list of weak references; the dead ones are pruned.
+fn upgrade_live<T: ?Sized>(list: &mut Vec<Weak<T>>) -> Vec<Arc<T>> {
+    let mut live = Vec::with_capacity(list.len());
+    list.retain(|w| match w.upgrade() {
+        Some(x) => {
+            live.push(x);
+            true
+        }
+        None => false,
+    });
+    live
 }
 
 /// Drops the oldest record (in group mode the oldest after the first, which is the

@@ -43,29 +43,13 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use log::kv::{Key, Value as KvValue, VisitSource};
+use tracing_log::{AsLog, AsTrace};
 use watchbell_core::capture::{current_thread, is_suppressed, with_log_context, LogContext};
 use watchbell_core::{Fields, Fingerprint, Handler, LayerFilter, Level, LevelFilter, Origin, Record, Value};
 
 /// tracing's level for a `log` level.
 pub fn level_of(level: log::Level) -> Level {
-    match level {
-        log::Level::Error => Level::ERROR,
-        log::Level::Warn => Level::WARN,
-        log::Level::Info => Level::INFO,
-        log::Level::Debug => Level::DEBUG,
-        log::Level::Trace => Level::TRACE,
-    }
-}
-
-fn log_filter_of(level: LevelFilter) -> log::LevelFilter {
-    match level {
-        LevelFilter::OFF => log::LevelFilter::Off,
-        LevelFilter::ERROR => log::LevelFilter::Error,
-        LevelFilter::WARN => log::LevelFilter::Warn,
-        LevelFilter::INFO => log::LevelFilter::Info,
-        LevelFilter::DEBUG => log::LevelFilter::Debug,
-        _ => log::LevelFilter::Trace,
-    }
+    level.as_trace()
 }
 
 struct KvFields<'a>(&'a mut Fields);
@@ -107,7 +91,8 @@ pub fn fields_of(record: &log::Record<'_>) -> Fields {
 pub struct LogBridge {
     tracer: tracing_log::LogTracer,
     max_level: log::LevelFilter,
-    ignore: Vec<String>,
+    /// The ignored crates, as deny rules.
+    targets: LayerFilter,
 }
 
 impl Default for LogBridge {
@@ -119,18 +104,24 @@ impl Default for LogBridge {
 impl LogBridge {
     /// A bridge that passes every level (tracing's own filters decide).
     pub fn new() -> Self {
-        LogBridge { tracer: tracing_log::LogTracer::new(), max_level: log::LevelFilter::Trace, ignore: Vec::new() }
+        LogBridge {
+            tracer: tracing_log::LogTracer::new(),
+            max_level: log::LevelFilter::Trace,
+            targets: LayerFilter::from_level_filter(LevelFilter::TRACE),
+        }
     }
 
     /// Records above this level are not even turned into events.
     pub fn with_max_level(mut self, level: LevelFilter) -> Self {
-        self.max_level = log_filter_of(level);
+        self.max_level = level.as_log();
         self
     }
 
     /// Records from these crates (targets equal to the name or below it) are ignored.
     pub fn ignore_crates(mut self, crates: &[&str]) -> Self {
-        self.ignore.extend(crates.iter().map(|c| c.to_string()));
+        for c in crates {
+            self.targets = self.targets.deny_target(*c);
+        }
         self
     }
 
@@ -145,12 +136,8 @@ impl LogBridge {
 
 impl log::Log for LogBridge {
     fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        let target = metadata.target();
         metadata.level() <= self.max_level
-            && !self
-                .ignore
-                .iter()
-                .any(|c| target.strip_prefix(c.as_str()).is_some_and(|r| r.is_empty() || r.starts_with("::")))
+            && self.targets.allows_target(metadata.target())
             && self.tracer.enabled(metadata)
     }
 
@@ -158,8 +145,9 @@ impl log::Log for LogBridge {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let fields = fields_of(record);
-        if fields.is_empty() || is_suppressed() {
+        // On watchbell's own threads no watchbell layer takes the fields: skip collecting them.
+        let fields = if is_suppressed() { Fields::new() } else { fields_of(record) };
+        if fields.is_empty() {
             self.tracer.log(record);
             return;
         }
@@ -259,7 +247,7 @@ impl DirectLogger {
 
     /// Installs this logger as the `log` crate's logger.
     pub fn init(self) -> Result<(), log::SetLoggerError> {
-        let max = log_filter_of(self.filter.level());
+        let max = self.filter.level().as_log();
         log::set_boxed_logger(Box::new(self))?;
         log::set_max_level(max);
         Ok(())
@@ -281,5 +269,32 @@ impl log::Log for DirectLogger {
 
     fn flush(&self) {
         let _ = self.handler.flush(std::time::Instant::now() + std::time::Duration::from_secs(5));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use log::Log as _;
+
+    use super::*;
+
+    #[test]
+    fn ignored_crates_cover_their_modules_only() {
+        let bridge = LogBridge::new().ignore_crates(&["hyper"]);
+        let enabled = |target: &str| {
+            let meta = log::Metadata::builder().level(log::Level::Error).target(target).build();
+            tracing::subscriber::with_default(tracing_subscriber::registry(), || bridge.enabled(&meta))
+        };
+        assert!(!enabled("hyper"));
+        assert!(!enabled("hyper::client"));
+        assert!(enabled("hyperx"));
+        assert!(enabled("app"));
+    }
+
+    #[test]
+    fn levels_map_one_to_one() {
+        assert_eq!(level_of(log::Level::Warn), Level::WARN);
+        assert_eq!(LevelFilter::OFF.as_log(), log::LevelFilter::Off);
+        assert_eq!(LevelFilter::DEBUG.as_log(), log::LevelFilter::Debug);
     }
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use postgres::types::ToSql;
 use postgres::{Client, Config, NoTls};
 
-use crate::store::{parse_level, Entry, Occurrence, Param, StoreError, Tables, Ticket};
+use crate::store::{db_count, parse_level, Entry, Occurrence, Param, StoreError, Tables, Ticket, POSTGRES};
 
 /// Versioned migrations; `{p}` is the table prefix. Never edit one that shipped: append.
 const MIGRATIONS: &[&str] = &[
@@ -80,42 +80,20 @@ impl Db {
         config.application_name("watchbell-ticketing");
         let mut client = config.connect(NoTls)?;
         migrate(&mut client, tables)?;
-        let (t, o) = (&tables.tickets, &tables.occurrences);
         Ok(Db {
             client,
-            upsert: format!(
-                "INSERT INTO {t} (app_id, fingerprint, level, target, location, module, message, \
-                 first_occurrence_time, last_occurrence_time, occurrence_count, solved) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, false) \
-                 ON CONFLICT (app_id, fingerprint) DO UPDATE SET \
-                 occurrence_count = {t}.occurrence_count + excluded.occurrence_count, \
-                 message = CASE WHEN excluded.last_occurrence_time >= {t}.last_occurrence_time \
-                     THEN excluded.message ELSE {t}.message END, \
-                 target = excluded.target, location = excluded.location, module = excluded.module, \
-                 first_occurrence_time = LEAST({t}.first_occurrence_time, excluded.first_occurrence_time), \
-                 last_occurrence_time = GREATEST({t}.last_occurrence_time, excluded.last_occurrence_time), \
-                 solved = false \
-                 RETURNING id"
-            ),
+            upsert: POSTGRES.upsert(tables),
             insert: format!(
-                "INSERT INTO {o} (ticket_id, time, app_id, data) \
+                "INSERT INTO {} (ticket_id, time, app_id, data) \
                  SELECT t.ticket_id, t.time, $3, t.data FROM UNNEST($1::BIGINT[], $2::TIMESTAMPTZ[], $4::TEXT[]) \
-                 AS t (ticket_id, time, data)"
+                 AS t (ticket_id, time, data)",
+                tables.occurrences
             ),
-            retain: format!(
-                "DELETE FROM {o} WHERE ticket_id = $1 AND id <= \
-                 (SELECT id FROM {o} WHERE ticket_id = $1 ORDER BY id DESC LIMIT 1 OFFSET $2)"
-            ),
+            retain: POSTGRES.retain(tables),
         })
     }
 
-    pub(crate) fn write(
-        &mut self,
-        _tables: &Tables,
-        app_id: &str,
-        entries: &[Entry],
-        keep: u32,
-    ) -> Result<(), StoreError> {
+    pub(crate) fn write(&mut self, app_id: &str, entries: &[Entry], keep: u32) -> Result<(), StoreError> {
         let mut tx = self.client.transaction()?;
         let upsert = tx.prepare(&self.upsert)?;
         let retain = tx.prepare(&self.retain)?;
@@ -124,7 +102,7 @@ impl Db {
         let mut datas: Vec<&str> = Vec::new();
         let mut touched = Vec::with_capacity(entries.len());
         for e in entries {
-            let count = e.count.min(i64::MAX as u64) as i64;
+            let count = db_count(e.count);
             let row = tx.query_one(
                 &upsert,
                 &[
@@ -212,8 +190,9 @@ impl Db {
 
     pub(crate) fn delete(&mut self, tables: &Tables, id: i64) -> Result<bool, StoreError> {
         let mut tx = self.client.transaction()?;
-        tx.execute(&format!("DELETE FROM {} WHERE ticket_id = $1", tables.occurrences), &[&id])?;
-        let n = tx.execute(&format!("DELETE FROM {} WHERE id = $1", tables.tickets), &[&id])?;
+        let [occurrences, ticket] = POSTGRES.delete(tables);
+        tx.execute(&occurrences, &[&id])?;
+        let n = tx.execute(&ticket, &[&id])?;
         tx.commit()?;
         Ok(n > 0)
     }
@@ -239,12 +218,7 @@ fn migrate(client: &mut Client, tables: &Tables) -> Result<(), StoreError> {
     ))?;
     let current: i64 =
         tx.query_one(&format!("SELECT COALESCE(MAX(version), 0)::BIGINT FROM {}", tables.version), &[])?.get(0);
-    if current > MIGRATIONS.len() as i64 {
-        return Err(StoreError::new(format!(
-            "postgres: the schema is version {current}, newer than this watchbell-ticketing knows ({}); upgrade it",
-            MIGRATIONS.len()
-        )));
-    }
+    POSTGRES.check_version(current, MIGRATIONS.len())?;
     for (i, m) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         tx.batch_execute(&tables.sql(m))?;
         tx.execute(&format!("INSERT INTO {} (version) VALUES ($1)", tables.version), &[&(i as i64 + 1)])?;

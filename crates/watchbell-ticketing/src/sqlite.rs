@@ -9,7 +9,7 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, OpenFlags, TransactionBehavior};
 use watchbell_core::time::{parse_rfc3339, rfc3339};
 
-use crate::store::{parse_level, Entry, Occurrence, Param, StoreError, Tables, Ticket};
+use crate::store::{db_count, parse_level, Entry, Occurrence, Param, StoreError, Tables, Ticket, SQLITE};
 
 /// Versioned migrations; `{p}` is the table prefix. Never edit one that shipped: append.
 const MIGRATIONS: &[&str] = &[
@@ -80,38 +80,18 @@ impl Db {
         }
         conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
         migrate(&mut conn, tables)?;
-        let (t, o) = (&tables.tickets, &tables.occurrences);
         Ok(Db {
             conn,
-            upsert: format!(
-                "INSERT INTO {t} (app_id, fingerprint, level, target, location, module, message, \
-                 first_occurrence_time, last_occurrence_time, occurrence_count, solved) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0) \
-                 ON CONFLICT (app_id, fingerprint) DO UPDATE SET \
-                 occurrence_count = {t}.occurrence_count + excluded.occurrence_count, \
-                 message = CASE WHEN excluded.last_occurrence_time >= {t}.last_occurrence_time \
-                     THEN excluded.message ELSE {t}.message END, \
-                 target = excluded.target, location = excluded.location, module = excluded.module, \
-                 first_occurrence_time = MIN({t}.first_occurrence_time, excluded.first_occurrence_time), \
-                 last_occurrence_time = MAX({t}.last_occurrence_time, excluded.last_occurrence_time), \
-                 solved = 0 \
-                 RETURNING id"
+            upsert: SQLITE.upsert(tables),
+            insert: format!(
+                "INSERT INTO {} (ticket_id, time, app_id, data) VALUES (?1, ?2, ?3, ?4)",
+                tables.occurrences
             ),
-            insert: format!("INSERT INTO {o} (ticket_id, time, app_id, data) VALUES (?1, ?2, ?3, ?4)"),
-            retain: format!(
-                "DELETE FROM {o} WHERE ticket_id = ?1 AND id <= \
-                 (SELECT id FROM {o} WHERE ticket_id = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)"
-            ),
+            retain: SQLITE.retain(tables),
         })
     }
 
-    pub(crate) fn write(
-        &mut self,
-        _tables: &Tables,
-        app_id: &str,
-        entries: &[Entry],
-        keep: u32,
-    ) -> Result<(), StoreError> {
+    pub(crate) fn write(&mut self, app_id: &str, entries: &[Entry], keep: u32) -> Result<(), StoreError> {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         {
             let mut upsert = tx.prepare(&self.upsert)?;
@@ -129,7 +109,7 @@ impl Db {
                         e.message,
                         rfc3339(e.first),
                         rfc3339(e.last),
-                        e.count.min(i64::MAX as u64) as i64,
+                        db_count(e.count),
                     ],
                     |r| r.get(0),
                 )?;
@@ -201,8 +181,9 @@ impl Db {
 
     pub(crate) fn delete(&mut self, tables: &Tables, id: i64) -> Result<bool, StoreError> {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute(&format!("DELETE FROM {} WHERE ticket_id = ?1", tables.occurrences), [id])?;
-        let n = tx.execute(&format!("DELETE FROM {} WHERE id = ?1", tables.tickets), [id])?;
+        let [occurrences, ticket] = SQLITE.delete(tables);
+        tx.execute(&occurrences, [id])?;
+        let n = tx.execute(&ticket, [id])?;
         tx.commit()?;
         Ok(n > 0)
     }
@@ -220,12 +201,7 @@ fn migrate(conn: &mut Connection, tables: &Tables) -> Result<(), StoreError> {
     )?;
     let current: i64 =
         tx.query_row(&format!("SELECT COALESCE(MAX(version), 0) FROM {}", tables.version), [], |r| r.get(0))?;
-    if current > MIGRATIONS.len() as i64 {
-        return Err(StoreError::new(format!(
-            "sqlite: the schema is version {current}, newer than this watchbell-ticketing knows ({}); upgrade it",
-            MIGRATIONS.len()
-        )));
-    }
+    SQLITE.check_version(current, MIGRATIONS.len())?;
     for (i, m) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         tx.execute_batch(&tables.sql(m))?;
         tx.execute(

@@ -349,6 +349,94 @@ pub(crate) enum Param {
     Bool(bool),
 }
 
+/// What differs in the SQL of the backends: how a parameter is written, a few names. The
+/// statements both backends run are built here once.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Dialect {
+    /// The backend's name, the prefix of its error messages.
+    pub(crate) name: &'static str,
+    /// The parameter sigil: `?1` (SQLite) or `$1` (PostgreSQL).
+    sigil: char,
+    least: &'static str,
+    greatest: &'static str,
+    false_: &'static str,
+}
+
+pub(crate) const SQLITE: Dialect = Dialect { name: "sqlite", sigil: '?', least: "MIN", greatest: "MAX", false_: "0" };
+#[cfg(feature = "postgres")]
+pub(crate) const POSTGRES: Dialect =
+    Dialect { name: "postgres", sigil: '$', least: "LEAST", greatest: "GREATEST", false_: "false" };
+
+impl Dialect {
+    /// Parameter `n` (from 1).
+    pub(crate) fn placeholder(self, n: usize) -> String {
+        format!("{}{n}", self.sigil)
+    }
+
+    /// Writes `$n` of a statement as this dialect's parameter (table names never hold `$`).
+    fn params(self, sql: String) -> String {
+        if self.sigil == '$' {
+            sql
+        } else {
+            sql.replace('$', &self.sigil.to_string())
+        }
+    }
+
+    /// Inserts or counts up one ticket: `$1..$10` = app, fingerprint, level, target, location,
+    /// module, message, first time, last time, count; returns the ticket's id.
+    pub(crate) fn upsert(self, tables: &Tables) -> String {
+        let t = &tables.tickets;
+        let Dialect { least, greatest, false_, .. } = self;
+        self.params(format!(
+            "INSERT INTO {t} (app_id, fingerprint, level, target, location, module, message, \
+             first_occurrence_time, last_occurrence_time, occurrence_count, solved) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, {false_}) \
+             ON CONFLICT (app_id, fingerprint) DO UPDATE SET \
+             occurrence_count = {t}.occurrence_count + excluded.occurrence_count, \
+             message = CASE WHEN excluded.last_occurrence_time >= {t}.last_occurrence_time \
+                 THEN excluded.message ELSE {t}.message END, \
+             target = excluded.target, location = excluded.location, module = excluded.module, \
+             first_occurrence_time = {least}({t}.first_occurrence_time, excluded.first_occurrence_time), \
+             last_occurrence_time = {greatest}({t}.last_occurrence_time, excluded.last_occurrence_time), \
+             solved = {false_} \
+             RETURNING id"
+        ))
+    }
+
+    /// Deletes the occurrences of ticket `$1` but its newest `$2`.
+    pub(crate) fn retain(self, tables: &Tables) -> String {
+        let o = &tables.occurrences;
+        self.params(format!(
+            "DELETE FROM {o} WHERE ticket_id = $1 AND id <= \
+             (SELECT id FROM {o} WHERE ticket_id = $1 ORDER BY id DESC LIMIT 1 OFFSET $2)"
+        ))
+    }
+
+    /// The two statements that delete ticket `$1`: its occurrences, then itself.
+    pub(crate) fn delete(self, tables: &Tables) -> [String; 2] {
+        [
+            self.params(format!("DELETE FROM {} WHERE ticket_id = $1", tables.occurrences)),
+            self.params(format!("DELETE FROM {} WHERE id = $1", tables.tickets)),
+        ]
+    }
+
+    /// Refuses a schema newer than the `known` migrations.
+    pub(crate) fn check_version(self, current: i64, known: usize) -> Result<(), StoreError> {
+        if current > known as i64 {
+            return Err(StoreError::new(format!(
+                "{}: the schema is version {current}, newer than this watchbell-ticketing knows ({known}); upgrade it",
+                self.name
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A count as the databases store it.
+pub(crate) fn db_count(n: u64) -> i64 {
+    n.min(i64::MAX as u64) as i64
+}
+
 /// The occurrences of one fingerprint in one batch, aggregated before they are written.
 #[derive(Clone, Debug)]
 pub(crate) struct Entry {
@@ -462,17 +550,17 @@ impl TicketStore {
     pub(crate) fn write(&mut self, app_id: &str, entries: &[Entry], keep: u32) -> Result<(), StoreError> {
         let _quiet = suppress();
         match &mut *self.backend {
-            Backend::Sqlite(db) => db.write(&self.tables, app_id, entries, keep),
+            Backend::Sqlite(db) => db.write(app_id, entries, keep),
             #[cfg(feature = "postgres")]
-            Backend::Postgres(db) => db.write(&self.tables, app_id, entries, keep),
+            Backend::Postgres(db) => db.write(app_id, entries, keep),
         }
     }
 
     fn placeholder(&self, n: usize) -> String {
         match *self.backend {
-            Backend::Sqlite(_) => format!("?{n}"),
+            Backend::Sqlite(_) => SQLITE.placeholder(n),
             #[cfg(feature = "postgres")]
-            Backend::Postgres(_) => format!("${n}"),
+            Backend::Postgres(_) => POSTGRES.placeholder(n),
         }
     }
 

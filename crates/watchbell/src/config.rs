@@ -284,7 +284,7 @@ impl Config {
                 if cx.resolve && cx.problems.len() == before {
                     let t = self.slack.as_ref();
                     let value_of = |key: &str| {
-                        let i: usize = key.strip_prefix("webhooks[")?.split(']').next()?.parse().ok()?;
+                        let i = list_index(key, "webhooks")?;
                         let url = t?.webhooks.get(i)?.url.as_ref()?;
                         match url {
                             SecretValue::Literal(u) => Some(quote(&redact_url(u))),
@@ -315,7 +315,7 @@ impl Config {
                 if cx.resolve && cx.problems.len() == before {
                     let t = self.sms.as_ref();
                     let value_of = |key: &str| {
-                        let i: usize = key.strip_prefix("recipients[")?.split(']').next()?.parse().ok()?;
+                        let i = list_index(key, "recipients")?;
                         t?.recipients.get(i).map(|n| quote(n))
                     };
                     if let Some(x) = place!(cx, g, "sms", b, value_of) {
@@ -338,7 +338,7 @@ impl Config {
                         if key == "host" {
                             return t.host.as_deref().map(quote);
                         }
-                        let i: usize = key.strip_prefix("to[")?.split(']').next()?.parse().ok()?;
+                        let i = list_index(key, "to")?;
                         t.to.get(i).map(|n| quote(n))
                     };
                     if let Some(x) = place!(cx, g, "mail", b, value_of) {
@@ -432,6 +432,12 @@ fn from_json(json: serde_json::Value, env_prefix: &str) -> Result<Config, Config
 enum Seg {
     Key(String),
     Index(usize),
+}
+
+/// The index in a problem key such as `webhooks[2]` or `webhooks[2].url`, for list `name`.
+#[cfg(any(feature = "slack", feature = "sms", feature = "mail"))]
+fn list_index(key: &str, name: &str) -> Option<usize> {
+    key.strip_prefix(name)?.strip_prefix('[')?.split(']').next()?.parse().ok()
 }
 
 fn path_text(path: &[Seg]) -> String {

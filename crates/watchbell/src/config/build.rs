@@ -43,26 +43,22 @@ impl Cx {
 
     /// A level (`error`, `warn`/`warning`, `info`, `debug`, `trace`; `critical` = error).
     pub fn level(&mut self, key: &str, value: Option<&str>) -> Option<Level> {
-        let v = value?;
-        match parse_level(v) {
-            Some(l) => Some(l),
-            None => {
-                self.problem(key, Some(quote(v)), "a level: error, warn, info, debug or trace");
-                None
-            }
-        }
+        self.parsed(key, value, parse_level, "a level: error, warn, info, debug or trace")
     }
 
     /// A duration such as `500ms`, `60s`, `5m`, `1h`, `1d`.
     pub fn duration(&mut self, key: &str, value: Option<&str>) -> Option<Duration> {
+        self.parsed(key, value, parse_duration, "a duration such as \"500ms\", \"60s\", \"5m\", \"1h\" or \"1d\"")
+    }
+
+    /// An optional value read by `parse`; a value it rejects is a problem.
+    fn parsed<T>(&mut self, key: &str, value: Option<&str>, parse: fn(&str) -> Option<T>, expected: &str) -> Option<T> {
         let v = value?;
-        match parse_duration(v) {
-            Some(d) => Some(d),
-            None => {
-                self.problem(key, Some(quote(v)), "a duration such as \"500ms\", \"60s\", \"5m\", \"1h\" or \"1d\"");
-                None
-            }
+        let parsed = parse(v);
+        if parsed.is_none() {
+            self.problem(key, Some(quote(v)), expected);
         }
+        parsed
     }
 
     /// A required plain value.
@@ -242,40 +238,30 @@ impl Config {
         Globals { rate_limit, deliver_to }
     }
 
+    /// Every table: (name, present, its Cargo feature, whether that feature is compiled in).
+    fn sections(&self) -> [(&'static str, bool, &'static str, bool); 9] {
+        [
+            ("slack", self.slack.is_some(), "slack", cfg!(feature = "slack")),
+            ("telegram", self.telegram.is_some(), "telegram", cfg!(feature = "telegram")),
+            ("sms", self.sms.is_some(), "sms", cfg!(feature = "sms")),
+            ("mail", self.mail.is_some(), "mail", cfg!(feature = "mail")),
+            ("http", self.http.is_some(), "http-batch", cfg!(feature = "http-batch")),
+            ("syslog", self.syslog.is_some(), "syslog", cfg!(feature = "syslog")),
+            ("file", self.file.is_some(), "file", cfg!(feature = "file")),
+            ("ticketing", self.ticketing.is_some(), "ticketing", cfg!(feature = "ticketing")),
+            ("fingers_crossed", self.fingers_crossed.is_some(), "fingers-crossed", cfg!(feature = "fingers-crossed")),
+        ]
+    }
+
+    /// Whether the sink table `name` is present (`fingers_crossed` is no sink).
     pub(crate) fn has_section(&self, name: &str) -> bool {
-        match name {
-            "slack" => self.slack.is_some(),
-            "telegram" => self.telegram.is_some(),
-            "sms" => self.sms.is_some(),
-            "mail" => self.mail.is_some(),
-            "http" => self.http.is_some(),
-            "syslog" => self.syslog.is_some(),
-            "file" => self.file.is_some(),
-            "ticketing" => self.ticketing.is_some(),
-            _ => false,
-        }
+        SINKS.contains(&name) && self.sections().iter().any(|(n, present, ..)| *n == name && *present)
     }
 
     /// Reports tables whose Cargo feature is not compiled in.
     pub(crate) fn missing_features(&self, cx: &mut Cx) {
-        let sections: [(&str, bool, bool); 9] = [
-            ("slack", self.slack.is_some(), cfg!(feature = "slack")),
-            ("telegram", self.telegram.is_some(), cfg!(feature = "telegram")),
-            ("sms", self.sms.is_some(), cfg!(feature = "sms")),
-            ("mail", self.mail.is_some(), cfg!(feature = "mail")),
-            ("http", self.http.is_some(), cfg!(feature = "http-batch")),
-            ("syslog", self.syslog.is_some(), cfg!(feature = "syslog")),
-            ("file", self.file.is_some(), cfg!(feature = "file")),
-            ("ticketing", self.ticketing.is_some(), cfg!(feature = "ticketing")),
-            ("fingers_crossed", self.fingers_crossed.is_some(), cfg!(feature = "fingers-crossed")),
-        ];
-        for (name, present, compiled) in sections {
+        for (name, present, feature, compiled) in self.sections() {
             if present && !compiled {
-                let feature = match name {
-                    "http" => "http-batch",
-                    "fingers_crossed" => "fingers-crossed",
-                    n => n,
-                };
                 cx.problem(name, None, format!("the `{feature}` feature of the watchbell crate (or `full`)"));
             }
         }
