@@ -293,6 +293,33 @@ where
 }
 
 /// Records a new span's fields into its extensions (once, whichever watchbell layer sees it first).
+/// Records a new span's name and fields into its extensions, where [`record_from_event`] finds
+/// them (once per span, shared by every watchbell layer). A layer of its own that builds
+/// records with [`record_from_event`] calls this from its `on_new_span`, and
+/// [`record_span_values`] from its `on_record`. Skipped on watchbell's own threads; a panic in
+/// a field's formatting is caught.
+pub fn record_new_span<S>(attrs: &Attributes<'_>, id: &Id, ctx: &Context<'_, S>)
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    if is_suppressed() {
+        return;
+    }
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| store_span(attrs, id, ctx)));
+}
+
+/// Records fields given to a span after its creation (`span.record(..)`); see
+/// [`record_new_span`].
+pub fn record_span_values<S>(id: &Id, values: &SpanValues<'_>, ctx: &Context<'_, S>)
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    if is_suppressed() {
+        return;
+    }
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| update_span(id, values, ctx)));
+}
+
 fn store_span<S>(attrs: &Attributes<'_>, id: &Id, ctx: &Context<'_, S>)
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
@@ -409,17 +436,11 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        if is_suppressed() {
-            return;
-        }
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| store_span(attrs, id, &ctx)));
+        record_new_span(attrs, id, &ctx);
     }
 
     fn on_record(&self, id: &Id, values: &SpanValues<'_>, ctx: Context<'_, S>) {
-        if is_suppressed() {
-            return;
-        }
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| update_span(id, values, &ctx)));
+        record_span_values(id, values, &ctx);
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {

@@ -10,7 +10,7 @@ use tracing_core::span::{Attributes, Id, Record as SpanValues};
 use tracing_core::{Event, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
-use watchbell_core::capture::{self, record_from_event, CaptureLayer};
+use watchbell_core::capture::{self, record_from_event};
 use watchbell_core::{Flushed, Handler, Record, Stats};
 
 use crate::scope::{Link, ScopeCell, Shared, SpanScopes};
@@ -21,8 +21,6 @@ use crate::{FingersCrossedStats, Scope};
 #[derive(Clone)]
 pub struct FingersCrossedLayer {
     pub(crate) shared: Arc<Shared>,
-    /// Records span fields into span extensions (shared with every watchbell layer).
-    pub(crate) capture: CaptureLayer,
     pub(crate) salt: Arc<[u8]>,
 }
 
@@ -35,13 +33,6 @@ impl fmt::Debug for FingersCrossedLayer {
             .field("group", &self.shared.cfg.group)
             .finish_non_exhaustive()
     }
-}
-
-/// A handler that does nothing: the capture layer inside is only used for span fields.
-pub(crate) struct Nothing;
-
-impl Handler for Nothing {
-    fn handle(&self, _: Record) {}
 }
 
 impl FingersCrossedLayer {
@@ -103,7 +94,7 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        Layer::<S>::on_new_span(&self.capture, attrs, id, ctx.clone());
+        capture::record_new_span(attrs, id, &ctx);
         if capture::is_suppressed() {
             return;
         }
@@ -113,7 +104,7 @@ where
     }
 
     fn on_record(&self, id: &Id, values: &SpanValues<'_>, ctx: Context<'_, S>) {
-        Layer::<S>::on_record(&self.capture, id, values, ctx)
+        capture::record_span_values(id, values, &ctx)
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {

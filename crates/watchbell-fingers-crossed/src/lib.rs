@@ -172,11 +172,11 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::Layer;
 use tracing_subscriber::registry::LookupSpan;
 use watchbell_core::format::{DefaultFormat, Format, FormatContext};
-use watchbell_core::{BuildError, CaptureLayer, Delivery, Guard, Handler, LayerFilter, Record};
+use watchbell_core::{BuildError, Delivery, Guard, Handler, LayerFilter, Record};
 
 pub use layer::{FingersCrossedLayer, Monitor};
 
-use crate::layer::{Control, Nothing};
+use crate::layer::Control;
 use crate::scope::{Settings, Shared, Target};
 
 const CRATE: &str = "watchbell-fingers-crossed";
@@ -558,11 +558,7 @@ impl FingersCrossedBuilder {
         if let Some(g) = inner_guard {
             guard = guard.join(g);
         }
-        let layer = FingersCrossedLayer {
-            shared,
-            capture: CaptureLayer::new(Arc::new(Nothing)),
-            salt: Arc::from(self.salt.as_slice()),
-        };
+        let layer = FingersCrossedLayer { shared, salt: Arc::from(self.salt.as_slice()) };
         Ok((layer, guard))
     }
 }
