@@ -25,12 +25,13 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::io::Read;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::http::{FakeHttp, Reply, Request};
+use crate::store::Recorded;
 
 /// What the fakes share: the protocol-independent state.
 #[derive(Default)]
@@ -45,17 +46,7 @@ struct State {
     item_statuses: VecDeque<u16>,
 }
 
-#[derive(Default)]
-struct Shared {
-    state: Mutex<State>,
-    arrived: Condvar,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
+type Shared = Recorded<State>;
 
 /// The collector protocol a fake speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,14 +107,7 @@ impl Collector {
     }
 
     fn wait_for_records(&self, n: usize, timeout: Duration) -> Vec<Value> {
-        let st = self.shared.lock();
-        let st = self
-            .shared
-            .arrived
-            .wait_timeout_while(st, timeout, |st| st.records.len() < n)
-            .unwrap_or_else(|e| e.into_inner())
-            .0;
-        st.records.clone()
+        self.shared.wait_until(timeout, |st| st.records.len() >= n).records.clone()
     }
 }
 
@@ -183,7 +167,7 @@ fn answer(kind: Kind, shared: &Shared, req: &Request) -> Reply {
         }
     };
     drop(st);
-    shared.arrived.notify_all();
+    shared.notify();
     reply
 }
 

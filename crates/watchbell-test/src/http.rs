@@ -50,9 +50,11 @@ use std::fmt;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
+
+use crate::store::Recorded;
 
 /// The largest request head (request line and headers) read; larger ones get `431`.
 const MAX_HEAD: usize = 64 * 1024;
@@ -105,20 +107,16 @@ impl FakeHttp {
         let listener = TcpListener::bind(("127.0.0.1", 0))
             .unwrap_or_else(|e| panic!("FakeHttp: cannot bind a port on 127.0.0.1: {e}"));
         let addr = listener.local_addr().unwrap_or_else(|e| panic!("FakeHttp: cannot read the bound address: {e}"));
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                queue: VecDeque::new(),
-                default: Reply::ok(),
-                responder: None,
-                requests: Vec::new(),
-                connections: 0,
-                open: HashMap::new(),
-                workers: Vec::new(),
-                stopped: false,
-            }),
-            arrived: Condvar::new(),
-            stopped: Condvar::new(),
-        });
+        let shared = Arc::new(Recorded::new(State {
+            queue: VecDeque::new(),
+            default: Reply::ok(),
+            responder: None,
+            requests: Vec::new(),
+            connections: 0,
+            open: HashMap::new(),
+            workers: Vec::new(),
+            stopped: false,
+        }));
         let for_acceptor = Arc::clone(&shared);
         let acceptor = thread::Builder::new()
             .name("fakehttp-accept".into())
@@ -189,21 +187,7 @@ impl FakeHttp {
     /// Waits until at least `n` requests were received or `timeout` passed, then returns
     /// [`requests`](FakeHttp::requests) either way. It wakes as soon as a request arrives.
     pub fn wait_for_requests(&self, n: usize, timeout: Duration) -> Vec<Request> {
-        let deadline = Instant::now().checked_add(timeout);
-        let mut state = self.shared.lock();
-        while state.requests.len() < n {
-            state = match deadline {
-                Some(deadline) => {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        break;
-                    }
-                    self.shared.arrived.wait_timeout(state, deadline - now).unwrap_or_else(PoisonError::into_inner).0
-                }
-                None => self.shared.arrived.wait(state).unwrap_or_else(PoisonError::into_inner),
-            };
-        }
-        state.requests.clone()
+        self.shared.wait_until(timeout, |state| state.requests.len() >= n).requests.clone()
     }
 
     /// Forgets the requests recorded so far (queued replies and the connection count are kept).
@@ -220,13 +204,10 @@ impl FakeHttp {
 
 impl Drop for FakeHttp {
     fn drop(&mut self) {
-        let (open, workers) = {
-            let mut state = self.shared.lock();
+        let (open, workers) = self.shared.update(|state| {
             state.stopped = true;
             (std::mem::take(&mut state.open), std::mem::take(&mut state.workers))
-        };
-        self.shared.stopped.notify_all();
-        self.shared.arrived.notify_all();
+        });
         // Wakes the connection threads blocked on a read or a write.
         for stream in open.values() {
             let _ = stream.shutdown(Shutdown::Both);
@@ -559,40 +540,17 @@ struct State {
     stopped: bool,
 }
 
-struct Shared {
-    state: Mutex<State>,
-    /// Notified when a request is recorded.
-    arrived: Condvar,
-    /// Notified when the server stops.
-    stopped: Condvar,
-}
+/// Its waiters are woken when a request is recorded and when the server stops.
+type Shared = Recorded<State>;
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     fn is_stopped(&self) -> bool {
         self.lock().stopped
     }
 
     /// Sleeps `d`, or less if the server stops; returns whether it is still running.
     fn sleep(&self, d: Duration) -> bool {
-        let deadline = Instant::now().checked_add(d);
-        let mut state = self.lock();
-        while !state.stopped {
-            state = match deadline {
-                Some(deadline) => {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        return true;
-                    }
-                    self.stopped.wait_timeout(state, deadline - now).unwrap_or_else(PoisonError::into_inner).0
-                }
-                None => self.stopped.wait(state).unwrap_or_else(PoisonError::into_inner),
-            };
-        }
-        false
+        !self.wait_until(d, |state| state.stopped).stopped
     }
 }
 
@@ -755,7 +713,7 @@ impl Conn<'_> {
         };
         state.requests.push(request);
         drop(state);
-        self.shared.arrived.notify_all();
+        self.shared.notify();
         match call {
             Err(reply) => reply,
             Ok((responder, request)) => match panic::catch_unwind(AssertUnwindSafe(|| responder(&request))) {

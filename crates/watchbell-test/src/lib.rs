@@ -27,6 +27,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod base64;
 pub mod collector;
 pub mod collectors;
 pub mod feedback;
@@ -35,11 +36,12 @@ pub mod postgres;
 pub mod slack;
 pub mod sms;
 pub mod smtp;
+mod store;
 pub mod syslog;
 pub mod telegram;
 
 use std::fmt;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use regex::Regex;
@@ -49,32 +51,30 @@ use tracing_subscriber::registry::LookupSpan;
 use watchbell_core::capture::CaptureLayer;
 use watchbell_core::{Batch, Handler, Record};
 
+use crate::store::Recorded;
+
+/// What a [`TestLayer`] captured.
 #[derive(Default)]
-struct Store {
-    records: Mutex<(Vec<Record>, Vec<Batch>)>,
-    arrived: Condvar,
+struct Captured {
+    records: Vec<Record>,
+    batches: Vec<Batch>,
 }
 
-impl Store {
-    fn lock(&self) -> MutexGuard<'_, (Vec<Record>, Vec<Batch>)> {
-        self.records.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
+type Store = Recorded<Captured>;
 
 struct StoreHandler(Arc<Store>);
 
 impl Handler for StoreHandler {
     fn handle(&self, record: Record) {
-        self.0.lock().0.push(record);
-        self.0.arrived.notify_all();
+        self.0.update(|c| c.records.push(record));
     }
 
     fn handle_batch(&self, batch: Batch) {
-        let mut g = self.0.lock();
-        g.0.extend(batch.records.iter().cloned());
-        g.1.push(batch);
-        drop(g);
-        self.0.arrived.notify_all();
+        let records = batch.records.clone();
+        self.0.update(|c| {
+            c.records.extend(records);
+            c.batches.push(batch);
+        });
     }
 }
 
@@ -90,7 +90,7 @@ pub struct TestLayer {
 
 impl fmt::Debug for TestLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TestLayer").field("records", &self.store.lock().0.len()).finish()
+        f.debug_struct("TestLayer").field("records", &self.store.lock().records.len()).finish()
     }
 }
 
@@ -139,17 +139,17 @@ impl TestLayer {
 
     /// Every record captured so far, in order.
     pub fn records(&self) -> Vec<Record> {
-        self.store.lock().0.clone()
+        self.store.lock().records.clone()
     }
 
     /// The batches handed to [`handler`](TestLayer::handler) whole, in order.
     pub fn batches(&self) -> Vec<Batch> {
-        self.store.lock().1.clone()
+        self.store.lock().batches.clone()
     }
 
     /// The number of records captured.
     pub fn len(&self) -> usize {
-        self.store.lock().0.len()
+        self.store.lock().records.len()
     }
 
     /// Whether nothing was captured.
@@ -159,22 +159,19 @@ impl TestLayer {
 
     /// Forgets what was captured.
     pub fn clear(&self) {
-        let mut g = self.store.lock();
-        g.0.clear();
-        g.1.clear();
+        let mut c = self.store.lock();
+        c.records.clear();
+        c.batches.clear();
     }
 
     /// Waits until at least `n` records were captured or `timeout` passed; returns the records.
     pub fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Record> {
-        let g = self.store.lock();
-        let g =
-            self.store.arrived.wait_timeout_while(g, timeout, |g| g.0.len() < n).unwrap_or_else(|e| e.into_inner()).0;
-        g.0.clone()
+        self.store.wait_until(timeout, |c| c.records.len() >= n).records.clone()
     }
 
     /// Whether a record of exactly `level` has exactly `message`.
     pub fn has(&self, level: Level, message: &str) -> bool {
-        self.store.lock().0.iter().any(|r| r.level == level && r.message == message)
+        self.store.lock().records.iter().any(|r| r.level == level && r.message == message)
     }
 
     /// Whether a record of exactly `level` has a message matching the regular expression.
@@ -183,7 +180,7 @@ impl TestLayer {
     /// If `pattern` is not a valid regular expression (a mistake in the test).
     pub fn has_match(&self, level: Level, pattern: &str) -> bool {
         let re = Regex::new(pattern).unwrap_or_else(|e| panic!("invalid regex {pattern:?}: {e}"));
-        self.store.lock().0.iter().any(|r| r.level == level && re.is_match(&r.message))
+        self.store.lock().records.iter().any(|r| r.level == level && re.is_match(&r.message))
     }
 
     /// `has(ERROR, message)`.
@@ -218,17 +215,17 @@ impl TestLayer {
 
     /// The number of records of exactly `level`.
     pub fn count(&self, level: Level) -> usize {
-        self.store.lock().0.iter().filter(|r| r.level == level).count()
+        self.store.lock().records.iter().filter(|r| r.level == level).count()
     }
 
     /// The records as `[LEVEL] target: message` lines (Logbook's test format).
     pub fn lines(&self) -> Vec<String> {
-        self.store.lock().0.iter().map(|r| format!("[{}] {}: {}", r.level, r.target, r.message)).collect()
+        self.store.lock().records.iter().map(|r| format!("[{}] {}: {}", r.level, r.target, r.message)).collect()
     }
 
     /// The records formatted by `f`.
     pub fn formatted(&self, f: impl Fn(&Record) -> String) -> Vec<String> {
-        self.store.lock().0.iter().map(f).collect()
+        self.store.lock().records.iter().map(f).collect()
     }
 }
 

@@ -34,12 +34,13 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::http::{FakeHttp, Reply, Request};
+use crate::store::Recorded;
 
 /// One request the fake received.
 #[derive(Clone, Debug)]
@@ -63,16 +64,14 @@ struct State {
     received: Vec<Received>,
 }
 
-struct Shared {
-    state: Mutex<State>,
-    arrived: Condvar,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+impl State {
+    /// The requests accepted (status 200).
+    fn accepted(&self) -> impl Iterator<Item = &Received> {
+        self.received.iter().filter(|r| r.status == 200)
     }
 }
+
+type Shared = Recorded<State>;
 
 /// A fake Slack: several incoming webhooks on one loopback server.
 pub struct FakeSlack {
@@ -171,7 +170,7 @@ impl FakeSlack {
     /// Starts the fake on a free loopback port.
     pub fn start() -> FakeSlack {
         let http = FakeHttp::start();
-        let shared = Arc::new(Shared { state: Mutex::new(State::default()), arrived: Condvar::new() });
+        let shared = Arc::new(Shared::default());
         let s = Arc::clone(&shared);
         http.respond_with(move |req| {
             let webhook =
@@ -197,10 +196,7 @@ impl FakeSlack {
                     }
                 }
             };
-            let mut st = s.lock();
-            st.received.push(Received { webhook, body, status, at: req.received_at });
-            drop(st);
-            s.arrived.notify_all();
+            s.update(|st| st.received.push(Received { webhook, body, status, at: req.received_at }));
             reply
         });
         FakeSlack { http, shared, started: Instant::now() }
@@ -267,29 +263,18 @@ impl FakeSlack {
 
     /// The messages accepted (status 200), in order, over every webhook.
     pub fn messages(&self) -> Vec<Value> {
-        self.shared.lock().received.iter().filter(|r| r.status == 200).map(|r| r.body.clone()).collect()
+        self.shared.lock().accepted().map(|r| r.body.clone()).collect()
     }
 
     /// The messages the webhook `name` accepted, in order.
     pub fn messages_for(&self, name: &str) -> Vec<Value> {
-        let st = self.shared.lock();
-        st.received.iter().filter(|r| r.status == 200 && r.webhook == name).map(|r| r.body.clone()).collect()
+        self.shared.lock().accepted().filter(|r| r.webhook == name).map(|r| r.body.clone()).collect()
     }
 
     /// Waits until at least `n` messages were accepted or `timeout` passed; returns them.
     pub fn wait_for_messages(&self, n: usize, timeout: Duration) -> Vec<Value> {
-        let deadline = Instant::now() + timeout;
-        let mut st = self.shared.lock();
-        loop {
-            let ok = st.received.iter().filter(|r| r.status == 200).count();
-            let now = Instant::now();
-            if ok >= n || now >= deadline {
-                break;
-            }
-            st = self.shared.arrived.wait_timeout(st, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
-        }
-        drop(st);
-        self.messages()
+        let st = self.shared.wait_until(timeout, |st| st.accepted().count() >= n);
+        st.accepted().map(|r| r.body.clone()).collect()
     }
 
     /// The time since the fake started.

@@ -32,12 +32,15 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::fmt;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value as Json};
+use watchbell_core::text::utf16_len;
 
+use crate::base64;
 use crate::http::{FakeHttp, Reply, Request};
+use crate::store::Recorded;
 
 /// The account SID [`FakeTwilio::start`] accepts.
 pub const TWILIO_ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";
@@ -262,15 +265,10 @@ struct Shared<R> {
     account: String,
     user: String,
     password: String,
-    state: Mutex<State<R>>,
-    arrived: Condvar,
+    state: Recorded<State<R>>,
 }
 
 impl<R> Shared<R> {
-    fn lock(&self) -> MutexGuard<'_, State<R>> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     fn record_call(&self, st: &mut State<R>, to: &str, status: u16, code: Option<String>, req: &Request) {
         st.calls.push(Call {
             to: to.to_owned(),
@@ -279,7 +277,7 @@ impl<R> Shared<R> {
             raw_body: req.body_text(),
             received_at: req.received_at,
         });
-        self.arrived.notify_all();
+        self.state.notify();
     }
 }
 
@@ -298,66 +296,52 @@ macro_rules! common_methods {
 
         /// Queues an answer for the next authenticated request (in order, one each).
         pub fn push(&self, reply: $reply) {
-            self.shared.lock().queue.push_back(reply);
+            self.shared.state.lock().queue.push_back(reply);
         }
 
         /// Queues `n` copies of an answer.
         pub fn push_n(&self, n: usize, reply: $reply) {
-            self.shared.lock().queue.extend(std::iter::repeat_n(reply, n));
+            self.shared.state.lock().queue.extend(std::iter::repeat_n(reply, n));
         }
 
         /// Answers `503` to everything for `d` from now.
         pub fn outage(&self, d: Duration) {
-            self.shared.lock().outage_until = Some(Instant::now() + d);
+            self.shared.state.lock().outage_until = Some(Instant::now() + d);
         }
 
         /// Makes `number` a number the provider rejects as invalid.
         pub fn invalid_number(&self, number: &str) {
-            self.shared.lock().invalid.insert(number.to_owned());
+            self.shared.state.lock().invalid.insert(number.to_owned());
         }
 
         /// The accepted SMS, in order.
         pub fn messages(&self) -> Vec<Sms> {
-            self.shared.lock().messages.clone()
+            self.shared.state.lock().messages.clone()
         }
 
         /// The accepted SMS to `number`.
         pub fn messages_to(&self, number: &str) -> Vec<Sms> {
-            self.shared.lock().messages.iter().filter(|m| m.to == number).cloned().collect()
+            self.shared.state.lock().messages.iter().filter(|m| m.to == number).cloned().collect()
         }
 
         /// Every authenticated request with its answer, in order.
         pub fn calls(&self) -> Vec<Call> {
-            self.shared.lock().calls.clone()
+            self.shared.state.lock().calls.clone()
         }
 
         /// Waits until at least `n` SMS were accepted or `timeout` passed; returns them.
         pub fn wait_for_messages(&self, n: usize, timeout: Duration) -> Vec<Sms> {
-            let st = self.shared.lock();
-            let st = self
-                .shared
-                .arrived
-                .wait_timeout_while(st, timeout, |st| st.messages.len() < n)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-            st.messages.clone()
+            self.shared.state.wait_until(timeout, |st| st.messages.len() >= n).messages.clone()
         }
 
         /// Waits until at least `n` authenticated requests arrived or `timeout` passed.
         pub fn wait_for_calls(&self, n: usize, timeout: Duration) -> Vec<Call> {
-            let st = self.shared.lock();
-            let st = self
-                .shared
-                .arrived
-                .wait_timeout_while(st, timeout, |st| st.calls.len() < n)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-            st.calls.clone()
+            self.shared.state.wait_until(timeout, |st| st.calls.len() >= n).calls.clone()
         }
 
         /// Forgets messages and calls (programming stays).
         pub fn clear(&self) {
-            let mut st = self.shared.lock();
+            let mut st = self.shared.state.lock();
             st.messages.clear();
             st.calls.clear();
         }
@@ -372,7 +356,7 @@ pub struct FakeTwilio {
 
 impl fmt::Debug for FakeTwilio {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let st = self.shared.lock();
+        let st = self.shared.state.lock();
         f.debug_struct("FakeTwilio")
             .field("api_base", &self.http.url())
             .field("messages", &st.messages.len())
@@ -394,8 +378,7 @@ impl FakeTwilio {
             account: account_sid.to_owned(),
             user: account_sid.to_owned(),
             password: auth_token.to_owned(),
-            state: Mutex::default(),
-            arrived: Condvar::new(),
+            state: Recorded::new(State::default()),
         });
         let s = Arc::clone(&shared);
         http.respond_with(move |req| twilio_answer(&s, req));
@@ -423,7 +406,7 @@ pub struct FakeExotel {
 
 impl fmt::Debug for FakeExotel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let st = self.shared.lock();
+        let st = self.shared.state.lock();
         f.debug_struct("FakeExotel")
             .field("api_base", &self.http.url())
             .field("messages", &st.messages.len())
@@ -445,8 +428,7 @@ impl FakeExotel {
             account: sid.to_owned(),
             user: api_key.to_owned(),
             password: api_token.to_owned(),
-            state: Mutex::default(),
-            arrived: Condvar::new(),
+            state: Recorded::new(State::default()),
         });
         let s = Arc::clone(&shared);
         http.respond_with(move |req| exotel_answer(&s, req));
@@ -470,7 +452,7 @@ impl FakeExotel {
 
     /// Answers every success in the list form `[{"SMSMessage":{…}}]` (default: the object form).
     pub fn list_form(&self, on: bool) {
-        self.shared.lock().list_form = on;
+        self.shared.state.lock().list_form = on;
     }
 
     common_methods!(ExotelReply);
@@ -496,34 +478,8 @@ pub fn gsm_segments(body: &str) -> (&'static str, usize) {
             break;
         }
     }
-    let (name, units, one, many) =
-        if gsm { ("GSM-7", septets, 160, 153) } else { ("UCS-2", body.encode_utf16().count(), 70, 67) };
+    let (name, units, one, many) = if gsm { ("GSM-7", septets, 160, 153) } else { ("UCS-2", utf16_len(body), 70, 67) };
     (name, if units <= one { 1 } else { units.div_ceil(many) })
-}
-
-/// Decodes standard base64 (with or without padding); `None` if it is not base64.
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let s = s.trim().trim_end_matches('=');
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let mut acc = 0u32;
-    let mut bits = 0;
-    for b in s.bytes() {
-        let v = match b {
-            b'A'..=b'Z' => b - b'A',
-            b'a'..=b'z' => b - b'a' + 26,
-            b'0'..=b'9' => b - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    Some(out)
 }
 
 /// The Basic-auth user and password of a request.
@@ -533,7 +489,7 @@ fn basic_auth(req: &Request) -> Option<(String, String)> {
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
-    let text = String::from_utf8(base64_decode(b64)?).ok()?;
+    let text = String::from_utf8(base64::decode(b64)?).ok()?;
     let (u, p) = text.split_once(':')?;
     Some((u.to_owned(), p.to_owned()))
 }
@@ -578,7 +534,7 @@ fn twilio_answer(sh: &Shared<TwilioReply>, req: &Request) -> Reply {
     }
     let form = req.form();
     let to = field(&form, "To").unwrap_or_default().to_owned();
-    let mut st = sh.lock();
+    let mut st = sh.state.lock();
     let fail = |st: &mut State<TwilioReply>, status: u16, code: u32, msg: &str, ra: Option<u64>| {
         sh.record_call(st, &to, status, Some(code.to_string()), req);
         twilio_error_reply(status, code, msg, ra)
@@ -689,7 +645,7 @@ fn exotel_answer(sh: &Shared<ExotelReply>, req: &Request) -> Reply {
     }
     let form = req.form();
     let to = field(&form, "To").unwrap_or_default().to_owned();
-    let mut st = sh.lock();
+    let mut st = sh.state.lock();
     let fail = |st: &mut State<ExotelReply>, status: u16, code: &str, msg: &str, ra: Option<u64>, x: bool| {
         sh.record_call(st, &to, status, Some(code.to_owned()), req);
         exotel_error_reply(status, code, msg, ra, x)
@@ -779,20 +735,7 @@ mod tests {
     use super::*;
 
     fn b64(s: &str) -> String {
-        const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let b = s.as_bytes();
-        let mut out = String::new();
-        for chunk in b.chunks(3) {
-            let n = chunk.iter().enumerate().fold(0u32, |acc, (i, &x)| acc | (u32::from(x) << (16 - 8 * i)));
-            for i in 0..4 {
-                if i <= chunk.len() {
-                    out.push(char::from(T[((n >> (18 - 6 * i)) & 63) as usize]));
-                } else {
-                    out.push('=');
-                }
-            }
-        }
-        out
+        base64::encode(s.as_bytes())
     }
 
     fn post(addr: SocketAddr, path: &str, auth: (&str, &str), body: &str) -> (u16, String) {
@@ -808,14 +751,6 @@ mod tests {
         s.read_to_string(&mut resp).unwrap();
         let status = resp[9..12].parse().unwrap();
         (status, resp.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default())
-    }
-
-    #[test]
-    fn base64_round_trip() {
-        for s in ["", "a", "ab", "abc", "user:pässword", "AC0123:tok"] {
-            assert_eq!(base64_decode(&b64(s)).unwrap(), s.as_bytes(), "{s}");
-        }
-        assert_eq!(base64_decode("!!"), None);
     }
 
     #[test]

@@ -62,9 +62,12 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
+
+use crate::base64;
+use crate::store::Recorded;
 
 /// The fake's self-signed certificate (PEM), for `localhost` and `127.0.0.1`, valid until 2126.
 /// Give it to the client as a trusted root (for watchbell-mail: `add_root_certificate`).
@@ -186,7 +189,7 @@ impl Mail {
     pub fn body_text(&self) -> String {
         let cte = self.header("content-transfer-encoding").unwrap_or("7bit").trim().to_ascii_lowercase();
         let bytes = match cte.as_str() {
-            "base64" => decode_base64(&self.body),
+            "base64" => base64::decode_lenient(&self.body),
             "quoted-printable" => decode_quoted_printable(&self.body),
             _ => self.body.as_bytes().to_vec(),
         };
@@ -245,52 +248,12 @@ fn encoded_word(s: &str) -> Option<(String, usize)> {
         return None;
     }
     let bytes = match enc {
-        "B" | "b" => decode_base64(text),
+        "B" | "b" => base64::decode_lenient(text),
         "Q" | "q" => decode_quoted_printable(&text.replace('_', " ")),
         _ => return None,
     };
     let used = s.len() - body.len() + end + 2;
     Some((String::from_utf8_lossy(&bytes).into_owned(), used))
-}
-
-/// Decodes base64, ignoring whitespace and anything outside the alphabet.
-fn decode_base64(s: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for b in s.bytes() {
-        let v = match b {
-            b'A'..=b'Z' => b - b'A',
-            b'a'..=b'z' => b - b'a' + 26,
-            b'0'..=b'9' => b - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => continue,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    out
-}
-
-fn encode_base64(data: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, &b)| acc | (u32::from(b) << (16 - 8 * i)));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// Decodes quoted-printable: `=XX` escapes and `=` soft line breaks.
@@ -372,8 +335,7 @@ impl FakeSmtpBuilder {
         let addr = listener.local_addr().expect("local addr");
         let tls = (self.starttls || self.implicit_tls).then(server_config);
         let shared = Arc::new(Shared {
-            state: Mutex::new(State::default()),
-            arrived: Condvar::new(),
+            state: Recorded::default(),
             credentials: self.credentials,
             mechanisms: self.mechanisms.unwrap_or_else(|| "PLAIN LOGIN".to_owned()),
             starttls: self.starttls,
@@ -418,8 +380,7 @@ struct State {
 }
 
 struct Shared {
-    state: Mutex<State>,
-    arrived: Condvar,
+    state: Recorded<State>,
     credentials: Option<(String, String)>,
     mechanisms: String,
     starttls: bool,
@@ -429,12 +390,8 @@ struct Shared {
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     fn answer(&self, step: Step) -> Option<Answer> {
-        let mut st = self.lock();
+        let mut st = self.state.lock();
         if let Some(a) = st.queued.get_mut(&step).and_then(VecDeque::pop_front) {
             return Some(a);
         }
@@ -483,12 +440,12 @@ impl FakeSmtp {
     /// Replaces the normal answer the next time `step` is reached (once; answers queued for one
     /// step are used first in first out).
     pub fn push(&self, step: Step, answer: Answer) {
-        self.shared.lock().queued.entry(step).or_default().push_back(answer);
+        self.shared.state.lock().queued.entry(step).or_default().push_back(answer);
     }
 
     /// [`push`](Self::push) `n` times.
     pub fn push_n(&self, step: Step, answer: Answer, n: usize) {
-        let mut st = self.shared.lock();
+        let mut st = self.shared.state.lock();
         let q = st.queued.entry(step).or_default();
         for _ in 0..n {
             q.push_back(answer.clone());
@@ -498,7 +455,7 @@ impl FakeSmtp {
     /// Replaces the normal answer at `step` every time (after the queued ones), or restores it
     /// with `None`.
     pub fn set_always(&self, step: Step, answer: Option<Answer>) {
-        let mut st = self.shared.lock();
+        let mut st = self.shared.state.lock();
         match answer {
             Some(a) => st.always.insert(step, a),
             None => st.always.remove(&step),
@@ -507,52 +464,43 @@ impl FakeSmtp {
 
     /// The mails accepted so far, in order.
     pub fn mails(&self) -> Vec<Mail> {
-        self.shared.lock().mails.clone()
+        self.shared.state.lock().mails.clone()
     }
 
     /// How many mails were accepted.
     pub fn mail_count(&self) -> usize {
-        self.shared.lock().mails.len()
+        self.shared.state.lock().mails.len()
     }
 
     /// Waits until at least `n` mails were accepted or `timeout` passed; returns the mails.
     pub fn wait_for_mails(&self, n: usize, timeout: Duration) -> Vec<Mail> {
-        let st = self.shared.lock();
-        let st = self
-            .shared
-            .arrived
-            .wait_timeout_while(st, timeout, |st| st.mails.len() < n)
-            .unwrap_or_else(|e| e.into_inner())
-            .0;
-        st.mails.clone()
+        self.shared.state.wait_until(timeout, |st| st.mails.len() >= n).mails.clone()
     }
 
     /// Every command line received, in order, as sent (AUTH payloads included; message text
     /// excluded).
     pub fn commands(&self) -> Vec<String> {
-        self.shared.lock().commands.clone()
+        self.shared.state.lock().commands.clone()
     }
 
     /// How many connections were accepted.
     pub fn connections(&self) -> usize {
-        self.shared.lock().connections
+        self.shared.state.lock().connections
     }
 
     /// How many TLS sessions were started (STARTTLS or implicit), counted when the handshake
     /// completes.
     pub fn tls_sessions(&self) -> usize {
-        self.shared.lock().tls_handshakes
+        self.shared.state.lock().tls_handshakes
     }
 }
 
 impl Drop for FakeSmtp {
     fn drop(&mut self) {
-        let open = {
-            let mut st = self.shared.lock();
+        let open = self.shared.state.update(|st| {
             st.stopped = true;
             std::mem::take(&mut st.open)
-        };
-        self.shared.arrived.notify_all();
+        });
         for s in open.values() {
             let _ = s.shutdown(Shutdown::Both);
         }
@@ -562,12 +510,12 @@ impl Drop for FakeSmtp {
 
 fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     for stream in listener.incoming() {
-        if shared.lock().stopped {
+        if shared.state.lock().stopped {
             break;
         }
         let Ok(stream) = stream else { continue };
         let id = {
-            let mut st = shared.lock();
+            let mut st = shared.state.lock();
             let id = st.connections;
             st.connections += 1;
             if let Ok(c) = stream.try_clone() {
@@ -578,7 +526,7 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         let s = Arc::clone(&shared);
         let _ = thread::Builder::new().name(format!("fake-smtp-{id}")).spawn(move || {
             let _ = serve(stream, id, &s);
-            s.lock().open.remove(&id);
+            s.state.lock().open.remove(&id);
         });
     }
 }
@@ -683,11 +631,12 @@ impl Session<'_> {
     }
 
     fn stall(&mut self) {
-        let _ = self.io.get_ref().tcp().set_read_timeout(Some(Duration::from_millis(100)));
+        let mut tcp = self.io.get_ref().tcp();
+        let _ = tcp.set_read_timeout(Some(Duration::from_millis(100)));
         let until = Instant::now() + IDLE;
         let mut buf = [0u8; 4096];
-        while Instant::now() < until && !self.shared.lock().stopped {
-            match self.io.get_mut().tcp().try_clone().and_then(|mut s| s.read(&mut buf)) {
+        while Instant::now() < until && !self.shared.state.lock().stopped {
+            match tcp.read(&mut buf) {
                 Ok(0) => break,
                 Ok(_) => {}
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
@@ -710,7 +659,7 @@ impl Session<'_> {
     }
 
     fn decode_line(line: &str) -> String {
-        String::from_utf8_lossy(&decode_base64(line.trim())).into_owned()
+        String::from_utf8_lossy(&base64::decode_lenient(line.trim())).into_owned()
     }
 
     fn check_auth(&mut self, user: &str, pass: &str) -> io::Result<()> {
@@ -757,12 +706,12 @@ impl Session<'_> {
                 let user = match initial {
                     Some(u) => Self::decode_line(&u),
                     None => {
-                        self.send(&format!("334 {}", encode_base64(b"Username:")))?;
+                        self.send(&format!("334 {}", base64::encode(b"Username:")))?;
                         let Some(l) = self.read_line()? else { return Ok(()) };
                         Self::decode_line(&l)
                     }
                 };
-                self.send(&format!("334 {}", encode_base64(b"Password:")))?;
+                self.send(&format!("334 {}", base64::encode(b"Password:")))?;
                 let Some(l) = self.read_line()? else { return Ok(()) };
                 let pass = Self::decode_line(&l);
                 self.check_auth(&user, &pass)
@@ -857,12 +806,10 @@ impl Session<'_> {
             connection: self.id,
             received_at: Instant::now(),
         };
-        let queue_id = {
-            let mut st = self.shared.lock();
+        let queue_id = self.shared.state.update(|st| {
             st.mails.push(mail);
             st.mails.len()
-        };
-        self.shared.arrived.notify_all();
+        });
         self.send(&format!("250 2.0.0 OK queued as {queue_id}"))?;
         Ok(true)
     }
@@ -887,7 +834,7 @@ fn upgrade(shared: &Shared, stream: Stream) -> io::Result<Stream> {
     while tls.conn.is_handshaking() {
         tls.conn.complete_io(&mut tls.sock)?;
     }
-    shared.lock().tls_handshakes += 1;
+    shared.state.lock().tls_handshakes += 1;
     Ok(Stream::Tls(Box::new(tls)))
 }
 
@@ -908,7 +855,7 @@ fn serve(tcp: TcpStream, id: usize, shared: &Shared) -> io::Result<()> {
         Flow::Normal => s.send("220 fake-smtp ESMTP ready")?,
     }
     while let Some(line) = s.read_line()? {
-        shared.lock().commands.push(line.clone());
+        shared.state.lock().commands.push(line.clone());
         let (verb, args) = match line.split_once(' ') {
             Some((v, a)) => (v.to_ascii_uppercase(), a.to_owned()),
             None => (line.to_ascii_uppercase(), String::new()),

@@ -36,14 +36,16 @@
 //! ```
 
 use std::fmt;
-use std::io::{ErrorKind, Read};
+use std::io::{self, ErrorKind, Read};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::unix::net::{UnixDatagram, UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use crate::store::Recorded;
 
 /// The transport a [`FakeSyslog`] listens on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -406,19 +408,13 @@ pub fn temp_socket_path(name: &str) -> PathBuf {
 
 #[derive(Default)]
 struct Store {
-    frames: Mutex<Vec<Frame>>,
-    arrived: Condvar,
+    frames: Recorded<Vec<Frame>>,
     connections: AtomicUsize,
 }
 
 impl Store {
-    fn lock(&self) -> MutexGuard<'_, Vec<Frame>> {
-        self.frames.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     fn push(&self, raw: Vec<u8>, kind: FrameKind, connection: usize) {
-        self.lock().push(Frame { raw, kind, connection, received_at: Instant::now() });
-        self.arrived.notify_all();
+        self.frames.update(|frames| frames.push(Frame { raw, kind, connection, received_at: Instant::now() }));
     }
 }
 
@@ -451,7 +447,7 @@ impl fmt::Debug for FakeSyslog {
             .field("transport", &self.transport)
             .field("addr", &self.addr)
             .field("path", &self.path)
-            .field("frames", &self.store.lock().len())
+            .field("frames", &self.store.frames.lock().len())
             .finish()
     }
 }
@@ -541,12 +537,12 @@ impl FakeSyslog {
 
     /// Every frame received so far, in order of arrival.
     pub fn frames(&self) -> Vec<Frame> {
-        self.store.lock().clone()
+        self.store.frames.lock().clone()
     }
 
     /// The number of frames received.
     pub fn frame_count(&self) -> usize {
-        self.store.lock().len()
+        self.store.frames.lock().len()
     }
 
     /// Every frame parsed (see [`parse`]).
@@ -567,14 +563,12 @@ impl FakeSyslog {
 
     /// Forgets the frames received so far.
     pub fn clear(&self) {
-        self.store.lock().clear();
+        self.store.frames.lock().clear();
     }
 
     /// Waits until at least `n` frames arrived or `timeout` passed; returns the frames.
     pub fn wait_for_frames(&self, n: usize, timeout: Duration) -> Vec<Frame> {
-        let g = self.store.lock();
-        let g = self.store.arrived.wait_timeout_while(g, timeout, |g| g.len() < n).unwrap_or_else(|e| e.into_inner()).0;
-        g.clone()
+        self.store.frames.wait_until(timeout, |frames| frames.len() >= n).clone()
     }
 
     /// Whether the receiver is listening.
@@ -634,27 +628,22 @@ impl FakeSyslog {
 
     fn run_udp(&self, sock: UdpSocket) {
         sock.set_read_timeout(Some(POLL)).expect("set timeout");
-        let stop = Arc::new(AtomicBool::new(false));
-        let (s, store) = (Arc::clone(&stop), Arc::clone(&self.store));
-        let t = std::thread::spawn(move || {
-            let mut buf = vec![0u8; 65_536];
-            while !s.load(Ordering::SeqCst) {
-                if let Ok((n, _)) = sock.recv_from(&mut buf) {
-                    store.push(buf[..n].to_vec(), FrameKind::Datagram, 0);
-                }
-            }
-        });
-        self.install(stop, Arc::default(), t);
+        self.run_datagram(65_536, move |buf| sock.recv_from(buf).map(|(n, _)| n));
     }
 
     fn run_unix_datagram(&self, sock: UnixDatagram) {
         sock.set_read_timeout(Some(POLL)).expect("set timeout");
+        self.run_datagram(1 << 20, move |buf| sock.recv(buf));
+    }
+
+    /// Records every datagram `recv` reads into a buffer of `size` bytes, until stopped.
+    fn run_datagram(&self, size: usize, recv: impl Fn(&mut [u8]) -> io::Result<usize> + Send + 'static) {
         let stop = Arc::new(AtomicBool::new(false));
         let (s, store) = (Arc::clone(&stop), Arc::clone(&self.store));
         let t = std::thread::spawn(move || {
-            let mut buf = vec![0u8; 1 << 20];
+            let mut buf = vec![0u8; size];
             while !s.load(Ordering::SeqCst) {
-                if let Ok(n) = sock.recv(&mut buf) {
+                if let Ok(n) = recv(&mut buf) {
                     store.push(buf[..n].to_vec(), FrameKind::Datagram, 0);
                 }
             }
@@ -664,49 +653,45 @@ impl FakeSyslog {
 
     fn run_tcp(&self, listener: TcpListener) {
         listener.set_nonblocking(true).expect("nonblocking");
-        let stop = Arc::new(AtomicBool::new(false));
-        let conns: Arc<Mutex<Vec<Conn>>> = Arc::default();
-        let (s, store, cs) = (Arc::clone(&stop), Arc::clone(&self.store), Arc::clone(&conns));
-        let t = std::thread::spawn(move || {
-            let mut readers = Vec::new();
-            while !s.load(Ordering::SeqCst) {
-                match listener.accept() {
-                    Ok((stream, _)) => {
-                        let _ = stream.set_nonblocking(false);
-                        let _ = stream.set_read_timeout(Some(POLL));
-                        let id = store.connections.fetch_add(1, Ordering::Relaxed) + 1;
-                        if let Ok(c) = stream.try_clone() {
-                            cs.lock().unwrap_or_else(|e| e.into_inner()).push(Conn::Tcp(c));
-                        }
-                        let (s2, st2) = (Arc::clone(&s), Arc::clone(&store));
-                        readers.push(std::thread::spawn(move || read_stream(stream, id, &s2, &st2)));
-                    }
-                    Err(_) => std::thread::sleep(POLL / 4),
-                }
-            }
-            drop(listener);
-            for r in readers {
-                let _ = r.join();
-            }
+        self.run_stream(move || {
+            let (stream, _) = listener.accept()?;
+            let _ = stream.set_nonblocking(false);
+            let _ = stream.set_read_timeout(Some(POLL));
+            let conn = stream.try_clone().ok().map(Conn::Tcp);
+            Ok((stream, conn))
         });
-        self.install(stop, conns, t);
     }
 
     fn run_unix_stream(&self, listener: UnixListener) {
         listener.set_nonblocking(true).expect("nonblocking");
+        self.run_stream(move || {
+            let (stream, _) = listener.accept()?;
+            let _ = stream.set_nonblocking(false);
+            let _ = stream.set_read_timeout(Some(POLL));
+            let conn = stream.try_clone().ok().map(Conn::Unix);
+            Ok((stream, conn))
+        });
+    }
+
+    /// Reads every connection `accept` returns (with, when the socket could be cloned, its
+    /// handle to close on stop) on a thread of its own, until stopped. `accept` does not block;
+    /// it owns the listener, which is closed before the readers are joined.
+    fn run_stream<S: Read + Send + 'static>(
+        &self,
+        accept: impl FnMut() -> io::Result<(S, Option<Conn>)> + Send + 'static,
+    ) {
         let stop = Arc::new(AtomicBool::new(false));
         let conns: Arc<Mutex<Vec<Conn>>> = Arc::default();
         let (s, store, cs) = (Arc::clone(&stop), Arc::clone(&self.store), Arc::clone(&conns));
         let t = std::thread::spawn(move || {
+            let mut accept = accept;
             let mut readers = Vec::new();
             while !s.load(Ordering::SeqCst) {
-                match listener.accept() {
-                    Ok((stream, _)) => {
-                        let _ = stream.set_nonblocking(false);
-                        let _ = stream.set_read_timeout(Some(POLL));
+                match accept() {
+                    Ok((stream, conn)) => {
                         let id = store.connections.fetch_add(1, Ordering::Relaxed) + 1;
-                        if let Ok(c) = stream.try_clone() {
-                            cs.lock().unwrap_or_else(|e| e.into_inner()).push(Conn::Unix(c));
+                        if let Some(c) = conn {
+                            cs.lock().unwrap_or_else(|e| e.into_inner()).push(c);
                         }
                         let (s2, st2) = (Arc::clone(&s), Arc::clone(&store));
                         readers.push(std::thread::spawn(move || read_stream(stream, id, &s2, &st2)));
@@ -714,7 +699,7 @@ impl FakeSyslog {
                     Err(_) => std::thread::sleep(POLL / 4),
                 }
             }
-            drop(listener);
+            drop(accept);
             for r in readers {
                 let _ = r.join();
             }

@@ -32,12 +32,14 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{json, Value as Json};
+use watchbell_core::text::utf16_len;
 
 use crate::http::{FakeHttp, Reply, Request};
+use crate::store::Recorded;
 
 /// The token [`FakeTelegram::start`] accepts.
 pub const TEST_TOKEN: &str = "123456789:TEST-fake_bot_token-abcdefghijklmnop";
@@ -156,14 +158,7 @@ struct State {
 
 struct Shared {
     token: String,
-    state: Mutex<State>,
-    arrived: Condvar,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
+    state: Recorded<State>,
 }
 
 /// A loopback fake of the Telegram Bot API; see the [module docs](self).
@@ -174,7 +169,7 @@ pub struct FakeTelegram {
 
 impl fmt::Debug for FakeTelegram {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let st = self.shared.lock();
+        let st = self.shared.state.lock();
         f.debug_struct("FakeTelegram")
             .field("api_base", &self.http.url())
             .field("messages", &st.messages.len())
@@ -192,7 +187,7 @@ impl FakeTelegram {
     /// Starts a fake that accepts `token` (others get 401 `Unauthorized`).
     pub fn start_with_token(token: &str) -> FakeTelegram {
         let http = FakeHttp::start();
-        let shared = Arc::new(Shared { token: token.to_owned(), state: Mutex::default(), arrived: Condvar::new() });
+        let shared = Arc::new(Shared { token: token.to_owned(), state: Recorded::default() });
         let s = Arc::clone(&shared);
         http.respond_with(move |req| answer(&s, req));
         FakeTelegram { http, shared }
@@ -215,68 +210,61 @@ impl FakeTelegram {
 
     /// Queues an answer for the next well-formed `sendMessage` (in order, one each).
     pub fn push(&self, reply: TgReply) {
-        self.shared.lock().queue.push_back(reply);
+        self.shared.state.lock().queue.push_back(reply);
     }
 
     /// Queues `n` copies of an answer.
     pub fn push_n(&self, n: usize, reply: TgReply) {
-        self.shared.lock().queue.extend(std::iter::repeat_n(reply, n));
+        self.shared.state.lock().queue.extend(std::iter::repeat_n(reply, n));
     }
 
     /// Answers `503 Service Unavailable` to everything for `d` from now.
     pub fn outage(&self, d: Duration) {
-        self.shared.lock().outage_until = Some(Instant::now() + d);
+        self.shared.state.lock().outage_until = Some(Instant::now() + d);
     }
 
     /// Makes `chat` unknown: messages to it get 400 `chat not found`.
     pub fn unknown_chat(&self, chat: impl fmt::Display) {
-        self.shared.lock().unknown.insert(chat.to_string());
+        self.shared.state.lock().unknown.insert(chat.to_string());
     }
 
     /// Makes `old` a group upgraded to the supergroup `new`: messages to `old` get 400 with
     /// `parameters.migrate_to_chat_id = new`.
     pub fn migrate_chat(&self, old: i64, new: i64) {
-        self.shared.lock().migrated.insert(old.to_string(), new);
+        self.shared.state.lock().migrated.insert(old.to_string(), new);
     }
 
     /// The accepted messages, in order.
     pub fn messages(&self) -> Vec<Message> {
-        self.shared.lock().messages.clone()
+        self.shared.state.lock().messages.clone()
     }
 
     /// The accepted messages to `chat`.
     pub fn messages_to(&self, chat: impl fmt::Display) -> Vec<Message> {
         let chat = chat.to_string();
-        self.shared.lock().messages.iter().filter(|m| m.chat == chat).cloned().collect()
+        self.shared.state.lock().messages.iter().filter(|m| m.chat == chat).cloned().collect()
     }
 
     /// Every `sendMessage` request with the right token and a JSON object body, with its answer,
     /// in order (every raw request is in [`http`](FakeTelegram::http)`.requests()`).
     pub fn calls(&self) -> Vec<Call> {
-        self.shared.lock().calls.clone()
+        self.shared.state.lock().calls.clone()
     }
 
     /// The requests for `chat`.
     pub fn calls_to(&self, chat: impl fmt::Display) -> Vec<Call> {
         let chat = chat.to_string();
-        self.shared.lock().calls.iter().filter(|c| c.chat == chat).cloned().collect()
+        self.shared.state.lock().calls.iter().filter(|c| c.chat == chat).cloned().collect()
     }
 
     /// Waits until at least `n` messages were accepted or `timeout` passed; returns them.
     pub fn wait_for_messages(&self, n: usize, timeout: Duration) -> Vec<Message> {
-        let st = self.shared.lock();
-        let st = self
-            .shared
-            .arrived
-            .wait_timeout_while(st, timeout, |st| st.messages.len() < n)
-            .unwrap_or_else(|e| e.into_inner())
-            .0;
-        st.messages.clone()
+        self.shared.state.wait_until(timeout, |st| st.messages.len() >= n).messages.clone()
     }
 
     /// Forgets messages and calls (programming stays).
     pub fn clear(&self) {
-        let mut st = self.shared.lock();
+        let mut st = self.shared.state.lock();
         st.messages.clear();
         st.calls.clear();
     }
@@ -326,12 +314,11 @@ fn answer(sh: &Shared, req: &Request) -> Reply {
         _ => return error_reply(400, "Bad Request: the body is not a JSON object"),
     };
     let chat = body.get("chat_id").map(chat_key).unwrap_or_default();
-    let mut st = sh.lock();
-    let (status, description, reply) = decide(&mut st, &body, &chat, req);
-    st.calls.push(Call { chat, status, description, body: body.clone(), received_at: req.received_at });
-    drop(st);
-    sh.arrived.notify_all();
-    reply
+    sh.state.update(|st| {
+        let (status, description, reply) = decide(st, &body, &chat, req);
+        st.calls.push(Call { chat, status, description, body, received_at: req.received_at });
+        reply
+    })
 }
 
 /// The answer to a well-formed request: (status, description, reply).
@@ -389,7 +376,7 @@ fn decide(st: &mut State, body: &Json, chat: &str, req: &Request) -> (u16, Optio
         }
         Some(_) => return fail(400, "Bad Request: unsupported parse_mode", None),
     }
-    if text.encode_utf16().count() > MAX_TEXT_UNITS {
+    if utf16_len(&text) > MAX_TEXT_UNITS {
         return fail(400, "Bad Request: message is too long", None);
     }
     st.next_id += 1;
