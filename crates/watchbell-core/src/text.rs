@@ -270,7 +270,6 @@ pub fn split_chunks(s: &str, max_bytes: usize) -> Vec<&str> {
     out
 }
 
-
 /// `application/x-www-form-urlencoded` text of `pairs` (the WHATWG form serializer: ASCII
 /// letters, digits and `*-._` stay, space becomes `+`, every other byte of the UTF-8 text is
 /// `%XX`).
