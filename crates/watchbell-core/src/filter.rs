@@ -163,6 +163,28 @@ impl<S> Filter<S> for LayerFilter {
     }
 }
 
+/// A level by name, case-insensitive, with the names Python's logging and Logbook use:
+/// `error` (also `err`, `critical`, `crit`, `fatal`), `warn` (also `warning`), `info`, `debug`,
+/// `trace`. Config files, builders that take a level as text, and the stores that read levels
+/// back all parse them here.
+///
+/// ```
+/// use watchbell_core::{filter::parse_level, Level};
+/// assert_eq!(parse_level("WARNING"), Some(Level::WARN));
+/// assert_eq!(parse_level(" critical "), Some(Level::ERROR));
+/// assert_eq!(parse_level("loud"), None);
+/// ```
+pub fn parse_level(s: &str) -> Option<Level> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "error" | "err" | "critical" | "crit" | "fatal" => Some(Level::ERROR),
+        "warn" | "warning" => Some(Level::WARN),
+        "info" => Some(Level::INFO),
+        "debug" => Some(Level::DEBUG),
+        "trace" => Some(Level::TRACE),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

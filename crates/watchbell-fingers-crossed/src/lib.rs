@@ -129,7 +129,7 @@
 //! | setting | default | builder method |
 //! |---|---|---|
 //! | level withheld | `DEBUG` and more severe (spans recorded: `INFO` and more severe) | [`level`](FingersCrossedBuilder::level), [`filter`](FingersCrossedBuilder::filter) |
-//! | action level | `ERROR` (parsed at build time: `error`, `warn`, `info`, `debug`, `trace`) | [`action_level`](FingersCrossedBuilder::action_level) |
+//! | action level | `ERROR` (parsed at build time by [`parse_level`](watchbell_core::filter::parse_level): `error`, `warn`, `info`, `debug`, `trace`, and Logbook's `WARNING`, `CRITICAL`) | [`action_level`](FingersCrossedBuilder::action_level) |
 //! | scope | [`Scope::RootSpan`] | [`scope`](FingersCrossedBuilder::scope) |
 //! | records outside scope spans | [`Fallback::Thread`] | [`outside_spans`](FingersCrossedBuilder::outside_spans) |
 //! | ring size | 1,000 records per scope (0 = no count limit, only with a per-scope byte cap) | [`buffer_size`](FingersCrossedBuilder::buffer_size) |
@@ -564,7 +564,7 @@ impl FingersCrossedBuilder {
 }
 
 fn parse_level(s: &str) -> Result<Level, BuildError> {
-    s.trim().parse::<Level>().map_err(|_| {
+    watchbell_core::filter::parse_level(s).ok_or_else(|| {
         BuildError::new(
             CRATE,
             "action_level",

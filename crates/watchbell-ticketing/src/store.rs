@@ -760,5 +760,5 @@ pub(crate) const TICKET_COLUMNS: &str = "id, app_id, fingerprint, level, target,
      first_occurrence_time, last_occurrence_time, occurrence_count, solved";
 
 pub(crate) fn parse_level(s: &str) -> Level {
-    s.parse().unwrap_or(Level::ERROR)
+    watchbell_core::filter::parse_level(s).unwrap_or(Level::ERROR)
 }

@@ -148,17 +148,7 @@ pub(crate) fn quote(v: &str) -> String {
     format!("{short:?}")
 }
 
-/// A level by name, case-insensitive; `warning` and `critical` as in Python.
-pub(crate) fn parse_level(s: &str) -> Option<Level> {
-    match s.trim().to_ascii_lowercase().as_str() {
-        "error" | "err" | "critical" | "crit" | "fatal" => Some(Level::ERROR),
-        "warn" | "warning" => Some(Level::WARN),
-        "info" => Some(Level::INFO),
-        "debug" => Some(Level::DEBUG),
-        "trace" => Some(Level::TRACE),
-        _ => None,
-    }
-}
+pub(crate) use watchbell_core::filter::parse_level;
 
 /// `500ms`, `60s`, `5m`, `1h`, `1d` (a number and a unit, no space needed).
 pub(crate) fn parse_duration(s: &str) -> Option<Duration> {
