@@ -31,12 +31,7 @@ use tracing_subscriber::prelude::*;
 use watchbell::prelude::*;
 use watchbell::ticketing::{TicketQuery, TicketStore};
 use watchbell::{Config, ConfigError};
-use watchbell_test::collectors::FakeNdjson;
-use watchbell_test::slack::FakeSlack;
-use watchbell_test::sms::{FakeExotel, FakeTwilio};
-use watchbell_test::smtp::FakeSmtp;
-use watchbell_test::syslog::FakeSyslog;
-use watchbell_test::telegram::FakeTelegram;
+use watchbell_test::stack::Destinations as Fakes;
 
 /// The demo's configuration. `{..}` placeholders are the fakes' addresses and credentials,
 /// filled in at start-up; everything else is what a real `watchbell.toml` would say.
@@ -116,57 +111,13 @@ url = "sqlite://{dir}/tickets.db"
 level = "warn"
 "#;
 
-/// The loopback stand-ins.
-struct Fakes {
-    slack: FakeSlack,
-    telegram: FakeTelegram,
-    twilio: FakeTwilio,
-    exotel: FakeExotel,
-    smtp: FakeSmtp,
-    collector: FakeNdjson,
-    syslog: FakeSyslog,
-    dir: PathBuf,
-}
-
-impl Fakes {
-    fn start() -> Fakes {
-        let dir = std::env::temp_dir().join(format!("watchbell-demo-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("a temp dir");
-        Fakes {
-            slack: FakeSlack::start(),
-            telegram: FakeTelegram::start(),
-            twilio: FakeTwilio::start(),
-            exotel: FakeExotel::start(),
-            smtp: FakeSmtp::start(),
-            collector: FakeNdjson::start(),
-            syslog: FakeSyslog::udp(),
-            dir,
-        }
-    }
-
-    /// The embedded configuration with the fakes' addresses filled in.
-    fn config_text(&self) -> String {
-        CONFIG
-            .replace("{slack_oncall}", &self.slack.webhook_url("oncall"))
-            .replace("{slack_team}", &self.slack.webhook_url("team"))
-            .replace("{telegram_token}", self.telegram.token())
-            .replace("{telegram}", &self.telegram.api_base())
-            .replace("{twilio_sid}", self.twilio.account_sid())
-            .replace("{twilio_token}", self.twilio.auth_token())
-            .replace("{twilio}", &self.twilio.api_base())
-            .replace("{exotel_sid}", self.exotel.sid())
-            .replace("{exotel_key}", self.exotel.api_key())
-            .replace("{exotel_token}", self.exotel.api_token())
-            .replace("{exotel}", &self.exotel.api_base())
-            .replace("{smtp_port}", &self.smtp.port().to_string())
-            .replace("{collector}", &self.collector.url())
-            .replace("{syslog}", &self.syslog.addr().expect("a UDP receiver").to_string())
-            .replace("{dir}", &self.dir.display().to_string())
-    }
-
-    fn ticket_db(&self) -> String {
-        format!("sqlite://{}/tickets.db", self.dir.display())
-    }
+/// The embedded configuration with the loopback stand-ins' addresses filled in.
+fn config_text(fakes: &Fakes) -> String {
+    fakes.fill(
+        &CONFIG
+            .replace("{slack_oncall}", &fakes.slack.webhook_url("oncall"))
+            .replace("{slack_team}", &fakes.slack.webhook_url("team")),
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -266,7 +217,7 @@ type Layers = watchbell::config::Layers<Registry>;
 /// The layers for the loopback fakes: the embedded config, its placeholders filled in, through
 /// `watchbell::Config` — the same path as a `watchbell.toml` file (`Config::from_file`).
 fn demo_layers(fakes: &Fakes) -> Result<(Layers, Guard), ConfigError> {
-    Config::from_toml_str(&fakes.config_text())?.layers::<Registry>()
+    Config::from_toml_str(&config_text(fakes))?.layers::<Registry>()
 }
 
 /// The real services configured by `WATCHBELL_*` variables (none on a fresh clone), with the
@@ -390,7 +341,7 @@ fn report(fakes: &Fakes) -> Result<(), Box<dyn std::error::Error>> {
     }
 
     section("tickets (SQLite)");
-    let mut store = TicketStore::open(&fakes.ticket_db())?;
+    let mut store = TicketStore::open(&fakes.tickets_url())?;
     let tickets = store.list_tickets(&TicketQuery::default().app("checkout"))?;
     let stats = store.stats(Some("checkout"))?;
     println!("{} ticket(s), {} occurrence(s):", stats.tickets, stats.occurrences);
@@ -416,8 +367,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("watchbell demo: a simulated checkout service alerting to loopback stand-ins");
     println!("(paces are shortened to 100-200 ms in the embedded config so the demo takes seconds)\n");
 
-    let fakes = Fakes::start();
-    let text = fakes.config_text();
+    let fakes = Fakes::start("demo");
+    let text = config_text(&fakes);
     if std::env::args().any(|a| a == "--show-config") {
         println!("the configuration (embedded, with the fakes' addresses filled in):\n{}\n", indent(&text, "    "));
     } else {

@@ -36,6 +36,7 @@ pub mod postgres;
 pub mod slack;
 pub mod sms;
 pub mod smtp;
+pub mod stack;
 mod store;
 pub mod syslog;
 pub mod telegram;

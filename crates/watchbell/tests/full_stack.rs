@@ -4,7 +4,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{Fakes, WAIT};
+use common::{Fakes, FakesExt, WAIT};
 use tracing_subscriber::prelude::*;
 use watchbell::Config;
 

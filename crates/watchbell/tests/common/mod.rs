@@ -3,64 +3,33 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use watchbell_test::collectors::FakeNdjson;
-use watchbell_test::slack::FakeSlack;
-use watchbell_test::sms::{
-    FakeExotel, FakeTwilio, EXOTEL_API_KEY, EXOTEL_API_TOKEN, EXOTEL_SID, TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN,
-};
-use watchbell_test::smtp::FakeSmtp;
-use watchbell_test::syslog::FakeSyslog;
-use watchbell_test::telegram::FakeTelegram;
+use watchbell_test::sms::{EXOTEL_API_KEY, EXOTEL_API_TOKEN, EXOTEL_SID, TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN};
 
 pub const WAIT: Duration = Duration::from_secs(20);
 pub const US: &str = "+14155550100";
 pub const INDIA: &str = "+919876543210";
 pub const CHAT: i64 = -1001234567890;
 
-/// A fresh temp dir for this test.
-pub fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("watchbell-config-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+#[allow(unused_imports)] // each test binary uses part of this module
+pub use watchbell_test::stack::{temp_dir, Destinations as Fakes};
+
+/// What these tests build on the shared destinations: the config pointing at them, as TOML
+/// and as variables, and the check that each received an error.
+pub trait FakesExt {
+    fn log_path(&self) -> PathBuf;
+    fn toml(&self) -> String;
+    fn vars(&self) -> Vec<(String, String)>;
+    fn assert_each_delivered(&self, message: &str);
 }
 
-pub struct Fakes {
-    pub slack: FakeSlack,
-    pub telegram: FakeTelegram,
-    pub twilio: FakeTwilio,
-    pub exotel: FakeExotel,
-    pub smtp: FakeSmtp,
-    pub ndjson: FakeNdjson,
-    pub syslog: FakeSyslog,
-    pub dir: PathBuf,
-}
-
-impl Fakes {
-    pub fn start(name: &str) -> Fakes {
-        Fakes {
-            slack: FakeSlack::start(),
-            telegram: FakeTelegram::start(),
-            twilio: FakeTwilio::start(),
-            exotel: FakeExotel::start(),
-            smtp: FakeSmtp::start(),
-            ndjson: FakeNdjson::start(),
-            syslog: FakeSyslog::udp(),
-            dir: temp_dir(name),
-        }
-    }
-
-    pub fn log_path(&self) -> PathBuf {
+impl FakesExt for Fakes {
+    fn log_path(&self) -> PathBuf {
         self.dir.join("app.log")
     }
 
-    pub fn tickets_url(&self) -> String {
-        format!("sqlite://{}", self.dir.join("tickets.db").display())
-    }
-
     /// Every sink, as TOML.
-    pub fn toml(&self) -> String {
-        format!(
+    fn toml(&self) -> String {
+        self.fill(
             r##"
 app = "billing"
 environment = "test"
@@ -74,9 +43,9 @@ levels = ["error", "warning"]
 channel = "#alerts"
 
 [telegram]
-token = "{tg_token}"
+token = "{telegram_token}"
 chats = [{chat}]
-api_base = "{tg_base}"
+api_base = "{telegram}"
 level = "warn"
 
 [sms]
@@ -84,17 +53,17 @@ recipients = ["{us}", "{india}"]
 level = "error"
 
 [sms.twilio]
-sid = "{tw_sid}"
-token = "{tw_token}"
+sid = "{twilio_sid}"
+token = "{twilio_token}"
 from = "+14155550199"
-api_base = "{tw_base}"
+api_base = "{twilio}"
 
 [sms.exotel]
-sid = "{ex_sid}"
-api_key = "{ex_key}"
-token = "{ex_token}"
+sid = "{exotel_sid}"
+api_key = "{exotel_key}"
+token = "{exotel_token}"
 from = "08030000000"
-api_base = "{ex_base}"
+api_base = "{exotel}"
 
 [mail]
 host = "127.0.0.1"
@@ -106,7 +75,7 @@ level = "error"
 timeout = "5s"
 
 [http]
-url = "{ndjson}"
+url = "{collector}"
 encoding = "ndjson"
 level = "error"
 
@@ -126,29 +95,15 @@ backup_count = 3
 url = "{tickets}"
 level = "error"
 "##,
-            slack = self.slack.url(),
-            tg_token = self.telegram.token(),
-            chat = CHAT,
-            tg_base = self.telegram.api_base(),
-            us = US,
-            india = INDIA,
-            tw_sid = TWILIO_ACCOUNT_SID,
-            tw_token = TWILIO_AUTH_TOKEN,
-            tw_base = self.twilio.api_base(),
-            ex_sid = EXOTEL_SID,
-            ex_key = EXOTEL_API_KEY,
-            ex_token = EXOTEL_API_TOKEN,
-            ex_base = self.exotel.api_base(),
-            smtp_port = self.smtp.port(),
-            ndjson = self.ndjson.url(),
-            syslog = self.syslog.addr().unwrap(),
-            file = self.log_path().display(),
-            tickets = self.tickets_url(),
         )
+        .replace("{chat}", &CHAT.to_string())
+        .replace("{us}", US)
+        .replace("{india}", INDIA)
+        .replace("{file}", &self.log_path().display().to_string())
     }
 
     /// Every sink, as `WATCHBELL_*` variables.
-    pub fn vars(&self) -> Vec<(String, String)> {
+    fn vars(&self) -> Vec<(String, String)> {
         let v = |k: &str, v: String| (format!("WATCHBELL_{k}"), v);
         vec![
             v("APP", "billing".into()),
@@ -173,7 +128,7 @@ level = "error"
             v("MAIL_SECURITY", "plain".into()),
             v("MAIL_FROM", "alerts@example.com".into()),
             v("MAIL_TO", "oncall@example.com".into()),
-            v("HTTP_URL", self.ndjson.url()),
+            v("HTTP_URL", self.collector.url()),
             v("SYSLOG_TRANSPORT", "udp".into()),
             v("SYSLOG_ADDRESS", self.syslog.addr().unwrap().to_string()),
             v("FILE_PATH", self.log_path().display().to_string()),
@@ -182,7 +137,7 @@ level = "error"
     }
 
     /// Checks that every destination received the error `message`.
-    pub fn assert_each_delivered(&self, message: &str) {
+    fn assert_each_delivered(&self, message: &str) {
         let slack = self.slack.wait_for_messages(1, WAIT);
         assert!(slack.iter().any(|m| m.to_string().contains(message)), "slack: {slack:?}");
 
@@ -200,7 +155,7 @@ level = "error"
             "mail: {mails:?}"
         );
 
-        let records = self.ndjson.wait_for_records(1, WAIT);
+        let records = self.collector.wait_for_records(1, WAIT);
         assert!(records.iter().any(|r| r.to_string().contains(message)), "collector: {records:?}");
 
         let frames = self.syslog.wait_for_frames(1, WAIT);
