@@ -8,6 +8,8 @@
 # are absent, creates the cluster `watchbell` with pg_createcluster (the server runs as the
 # `postgres` user, also when this script runs as root), a role `watchbell` and a database
 # `watchbell_test`.
+#
+#   bash .ci/postgres.sh stop    # stops that cluster again (`.ci/run` does this when it ends)
 set -euo pipefail
 exec 3>&1 1>&2
 
@@ -29,6 +31,27 @@ as_postgres() {
 root() {
     if [ "$(id -u)" = 0 ]; then "$@"; else sudo -n -- "$@"; fi
 }
+# Runs a command that leaves a daemon behind (pg_ctlcluster start/restart) with no file descriptor
+# of ours but stderr: the server must not inherit fd 3 (the caller's `$(...)` pipe, which would then
+# never see end-of-file) nor any other descriptor the caller's caller left open.
+daemonize() {
+    (
+        for fd in /proc/$BASHPID/fd/*; do
+            fd="${fd##*/}"
+            if [ "$fd" -gt 2 ] 2>/dev/null; then eval "exec $fd>&-"; fi
+        done
+        "$@" </dev/null >&2
+    )
+}
+
+if [ "${1:-}" = stop ]; then
+    command -v pg_lsclusters >/dev/null 2>&1 || exit 0
+    pg_lsclusters -h | awk -v c="$CLUSTER" '$2==c && $4 ~ /online/ {print $1}' | while read -r version; do
+        echo "postgres.sh: stopping cluster $version/$CLUSTER"
+        root pg_ctlcluster "$version" "$CLUSTER" stop -m fast </dev/null
+    done
+    exit 0
+fi
 
 server_installed() {
     command -v pg_createcluster >/dev/null 2>&1 && ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1
@@ -36,8 +59,8 @@ server_installed() {
 
 if ! server_installed; then
     echo "postgres.sh: installing PostgreSQL from the distribution's packages"
-    root env DEBIAN_FRONTEND=noninteractive apt-get update -q
-    root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql
+    daemonize root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    daemonize root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql
 fi
 
 # The newest installed major version.
@@ -54,14 +77,14 @@ WANT="$(printf "listen_addresses = '127.0.0.1'\nport = %s\nmax_connections = 200
 if [ "$(cat "$CONF_DIR/watchbell.conf" 2>/dev/null)" != "$WANT" ]; then
     printf '%s\n' "$WANT" | root tee "$CONF_DIR/watchbell.conf" >/dev/null
     if pg_lsclusters -h | awk -v v="$VERSION" -v c="$CLUSTER" '$1==v && $2==c {print $4}' | grep -q online; then
-        root pg_ctlcluster "$VERSION" "$CLUSTER" restart
+        daemonize root pg_ctlcluster "$VERSION" "$CLUSTER" restart
     fi
 fi
 
 status="$(pg_lsclusters -h | awk -v v="$VERSION" -v c="$CLUSTER" '$1==v && $2==c {print $4}')"
 if [ "$status" != online ]; then
     echo "postgres.sh: starting cluster $VERSION/$CLUSTER"
-    root pg_ctlcluster "$VERSION" "$CLUSTER" start
+    daemonize root pg_ctlcluster "$VERSION" "$CLUSTER" start
 fi
 
 # Wait until it accepts connections.
