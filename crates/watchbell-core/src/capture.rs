@@ -106,10 +106,21 @@ impl Drop for Suppressed {
     }
 }
 
-/// How many times building a record panicked (a field's `Debug` implementation that panics,
-/// say). The panic is caught, the event is skipped, the application goes on.
+/// How many times building a record or handing it to a handler panicked (a field's `Debug`
+/// implementation that panics, say). The panic is caught, the event is skipped, the application
+/// goes on.
 pub fn capture_panics() -> u64 {
     CAPTURE_PANICS.load(Ordering::Relaxed)
+}
+
+/// Builds a record with `build` and hands it to `handler`, on the caller's thread, with any panic
+/// in either caught and counted in [`capture_panics`]: what [`CaptureLayer`] does with an event,
+/// for other front ends (watchbell-log's `DirectLogger`).
+pub fn hand_over(handler: &dyn Handler, build: impl FnOnce() -> Record) {
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler.handle(build())));
+    if caught.is_err() {
+        CAPTURE_PANICS.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// What watchbell-log's bridge knows about a `log` record that it is dispatching as a tracing
@@ -447,18 +458,7 @@ where
         if is_suppressed() {
             return;
         }
-        let built =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| record_from_event(event, &ctx, &self.salt)));
-        match built {
-            Ok(record) => {
-                // A panicking handler must not unwind into the application either.
-                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.handler.handle(record))).is_err() {
-                    CAPTURE_PANICS.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            Err(_) => {
-                CAPTURE_PANICS.fetch_add(1, Ordering::Relaxed);
-            }
-        }
+        // Neither a panicking `Debug` field nor a panicking handler unwinds into the application.
+        hand_over(&*self.handler, || record_from_event(event, &ctx, &self.salt));
     }
 }

@@ -44,6 +44,38 @@ impl<T> fmt::Display for Secret<T> {
     }
 }
 
+/// `text` with every occurrence of each of `secrets` replaced by `[redacted]`: for error texts
+/// that may quote a token back (a provider echoing the request URL, a client error naming it)
+/// before they are printed or counted. Empty secrets are ignored.
+///
+/// ```
+/// use watchbell_core::secret::scrub;
+/// let err = "POST https://api.example/bot123:ABC/sendMessage failed".to_string();
+/// assert_eq!(scrub(err, &["123:ABC"]), "POST https://api.example/bot[redacted]/sendMessage failed");
+/// ```
+pub fn scrub(mut text: String, secrets: &[&str]) -> String {
+    for secret in secrets {
+        if !secret.is_empty() && text.contains(secret) {
+            text = text.replace(secret, "[redacted]");
+        }
+    }
+    text
+}
+
+/// Whether a host name (as written in a URL or a server setting; IPv6 with or without brackets)
+/// names this machine: `localhost` or a loopback address. Where watchbell allows plain-text
+/// transports (http://, SMTP without TLS, PostgreSQL without TLS) without an explicit opt-in.
+///
+/// ```
+/// use watchbell_core::secret::is_loopback_host;
+/// assert!(is_loopback_host("localhost") && is_loopback_host("127.0.0.1") && is_loopback_host("[::1]"));
+/// assert!(!is_loopback_host("smtp.example.com") && !is_loopback_host("10.0.0.1"));
+/// ```
+pub fn is_loopback_host(host: &str) -> bool {
+    let h = host.trim_start_matches('[').trim_end_matches(']');
+    h.eq_ignore_ascii_case("localhost") || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 /// A URL safe to print: scheme, host and port, with the path, query and credentials (where
 /// webhook tokens live) replaced by `…`.
 ///

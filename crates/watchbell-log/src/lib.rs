@@ -263,8 +263,8 @@ impl log::Log for DirectLogger {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let r = self.record_of(record);
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.handler.handle(r)));
+        // A panicking `Display` argument or handler is caught and counted, as for tracing events.
+        watchbell_core::capture::hand_over(&*self.handler, || self.record_of(record));
     }
 
     fn flush(&self) {
@@ -289,6 +289,39 @@ mod tests {
         assert!(!enabled("hyper::client"));
         assert!(enabled("hyperx"));
         assert!(enabled("app"));
+    }
+
+    #[test]
+    fn direct_logger_catches_and_counts_panics() {
+        struct Panics;
+        impl Handler for Panics {
+            fn handle(&self, _: Record) {
+                panic!("handler panics");
+            }
+        }
+        struct BadDisplay;
+        impl std::fmt::Display for BadDisplay {
+            fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                panic!("Display panics")
+            }
+        }
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        struct Keep(Arc<std::sync::Mutex<Vec<String>>>);
+        impl Handler for Keep {
+            fn handle(&self, r: Record) {
+                self.0.lock().unwrap().push(r.message);
+            }
+        }
+        let before = watchbell_core::capture::capture_panics();
+        let panicking = DirectLogger::new(Arc::new(Panics), Level::WARN);
+        panicking.log(&log::Record::builder().level(log::Level::Error).args(format_args!("boom")).build());
+        assert_eq!(watchbell_core::capture::capture_panics(), before + 1, "the handler's panic is counted");
+
+        let keeping = DirectLogger::new(Arc::new(Keep(seen.clone())), Level::WARN);
+        keeping.log(&log::Record::builder().level(log::Level::Error).args(format_args!("{}", BadDisplay)).build());
+        assert_eq!(watchbell_core::capture::capture_panics(), before + 2, "the argument's panic is counted");
+        keeping.log(&log::Record::builder().level(log::Level::Error).args(format_args!("after")).build());
+        assert_eq!(*seen.lock().unwrap(), vec!["after".to_string()], "the logger goes on after both");
     }
 
     #[test]

@@ -150,7 +150,6 @@ mod layout;
 mod sink;
 
 use std::fmt;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -162,7 +161,7 @@ use lettre::AsyncSmtpTransport;
 use tracing_core::Subscriber;
 use tracing_subscriber::registry::LookupSpan;
 use watchbell_core::format::{Format, FormatContext, Template};
-use watchbell_core::secret::Secret;
+use watchbell_core::secret::{is_loopback_host, Secret};
 use watchbell_core::{Guard, Handler, Level};
 
 pub use watchbell_core::{BuildError, Options, SinkLayer, SinkOptions};
@@ -469,7 +468,7 @@ impl MailBuilder {
             .collect::<Result<Vec<_>, _>>()?;
         let subject = Template::parse(&self.subject)
             .map_err(|e| BuildError::new(CRATE, "subject", format!("invalid template: {e}")))?;
-        if self.security == Security::Plain && !is_loopback(&host) && !self.options.allow_plain_http {
+        if self.security == Security::Plain && !is_loopback_host(&host) && !self.options.allow_plain_http {
             return Err(BuildError::new(
                 CRATE,
                 "security",
@@ -550,26 +549,7 @@ fn parse_mailbox(text: &str, key: &str) -> Result<Mailbox, BuildError> {
     })
 }
 
-fn is_loopback(host: &str) -> bool {
-    let h = host.trim_start_matches('[').trim_end_matches(']');
-    h.eq_ignore_ascii_case("localhost") || h.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
 fn exe_name() -> Option<String> {
     let exe = std::env::current_exe().ok()?;
     Some(exe.file_stem()?.to_string_lossy().into_owned())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn loopback_hosts() {
-        assert!(is_loopback("localhost"));
-        assert!(is_loopback("127.0.0.1"));
-        assert!(is_loopback("[::1]"));
-        assert!(!is_loopback("smtp.example.com"));
-        assert!(!is_loopback("10.0.0.1"));
-    }
 }

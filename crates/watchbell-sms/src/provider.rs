@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde_json::Value as Json;
 use watchbell_core::http::{self, HttpClient, HttpResponse, Method};
-use watchbell_core::secret::{redact_url, Secret};
+use watchbell_core::secret::{redact_url, scrub, Secret};
 use watchbell_core::{BuildError, Outcome};
 
 use crate::encoding::Encoding;
@@ -83,16 +83,6 @@ pub trait SmsProvider: Send + Sync + 'static {
 /// [`form_urlencode`](watchbell_core::text::form_urlencode)).
 pub fn form_encode(pairs: &[(&str, &str)]) -> String {
     watchbell_core::text::form_urlencode(pairs)
-}
-
-/// Replaces every occurrence of each secret in `s`.
-fn scrub(mut s: String, secrets: &[&str]) -> String {
-    for secret in secrets {
-        if !secret.is_empty() && s.contains(secret) {
-            s = s.replace(secret, "[redacted]");
-        }
-    }
-    s
 }
 
 /// A JSON field as text (Twilio and Exotel send codes as numbers or strings).

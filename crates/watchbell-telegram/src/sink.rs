@@ -123,12 +123,7 @@ impl TelegramSink {
 
     /// Removes the token from text that may be printed.
     fn scrub(&self, s: String) -> String {
-        let t = self.token.expose();
-        if !t.is_empty() && s.contains(t.as_str()) {
-            s.replace(t.as_str(), "[redacted]")
-        } else {
-            s
-        }
+        watchbell_core::secret::scrub(s, &[self.token.expose()])
     }
 
     fn payload(&self, text: &str, html: bool, silent: bool) -> Json {

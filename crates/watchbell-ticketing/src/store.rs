@@ -119,7 +119,7 @@ impl Target {
             #[cfg(feature = "postgres")]
             Target::Postgres(c) => {
                 let hosts_local = c.get_hosts().iter().all(|h| match h {
-                    postgres::config::Host::Tcp(name) => is_loopback_name(name),
+                    postgres::config::Host::Tcp(name) => watchbell_core::secret::is_loopback_host(name),
                     #[cfg(unix)]
                     postgres::config::Host::Unix(_) => true,
                 });
@@ -128,12 +128,6 @@ impl Target {
             }
         }
     }
-}
-
-#[cfg(feature = "postgres")]
-fn is_loopback_name(name: &str) -> bool {
-    let n = name.trim_start_matches('[').trim_end_matches(']');
-    n.eq_ignore_ascii_case("localhost") || n.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Checks a table prefix: letters, digits and `_`, not starting with a digit, at most 40 bytes.
