@@ -482,3 +482,53 @@ fn shutdown_does_not_wait_out_the_pace_of_a_long_batch() {
     let s = d.snapshot();
     assert_eq!((s.delivered, s.dropped), (1, 2), "{s}");
 }
+
+#[test]
+fn progress_sends_the_pieces_of_a_record_at_the_pace() {
+    // Each record takes three messages: two `Progress` answers, then the record is done.
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let seen = calls.clone();
+    let mut piece = 0;
+    let sink = move |b: &Batch| {
+        seen.lock().unwrap().push((Instant::now(), format!("{}#{piece}", b.records[0].message)));
+        piece += 1;
+        if piece < 3 {
+            return Outcome::Progress;
+        }
+        piece = 0;
+        if b.records.len() > 1 {
+            Outcome::More { delivered: 1 }
+        } else {
+            Outcome::Delivered
+        }
+    };
+    let pace = Duration::from_millis(80);
+    let d = Delivery::builder("chat", sink).pace(pace).spawn().unwrap();
+    d.handle_batch(Batch { reason: BatchReason::Group, records: vec![rec("a"), rec("b")] });
+    let guard = Guard::new(Arc::new(d.clone()));
+    assert!(guard.flush(Duration::from_secs(10)).is_complete());
+    let calls = calls.lock().unwrap().clone();
+    assert_eq!(calls.iter().map(|c| c.1.as_str()).collect::<Vec<_>>(), ["a#0", "a#1", "a#2", "b#0", "b#1", "b#2"]);
+    for w in calls.windows(2) {
+        assert!(w[1].0 - w[0].0 >= pace, "one piece per pace: {:?}", w[1].0 - w[0].0);
+    }
+    let s = d.snapshot();
+    assert_eq!((s.delivered, s.retried, s.failed), (2, 0, 0), "{s}");
+}
+
+#[test]
+fn a_sink_that_never_finishes_a_record_is_stopped() {
+    let calls = Arc::new(Mutex::new(0u32));
+    let n = calls.clone();
+    let sink = move |_: &Batch| {
+        *n.lock().unwrap() += 1;
+        Outcome::Progress
+    };
+    let d = Delivery::builder("endless", sink).spawn().unwrap();
+    d.handle(rec("never done"));
+    let guard = Guard::new(Arc::new(d.clone()));
+    assert!(guard.flush(Duration::from_secs(30)).is_complete());
+    assert_eq!(*calls.lock().unwrap(), 10_001, "10,000 pieces in a row are followed, then the batch fails");
+    let s = d.snapshot();
+    assert_eq!((s.delivered, s.failed), (0, 1), "{s}");
+}

@@ -58,6 +58,15 @@ pub enum Outcome {
         /// How many records from the start of the batch were delivered.
         delivered: usize,
     },
+    /// One message of the first record went out and more of that record is still to send
+    /// (a record the destination only takes as several messages, such as a long Telegram text
+    /// split into pieces). The sink keeps its own cursor; the delivery calls it again with the
+    /// same batch once the [pace](DeliveryBuilder::pace) allows, with fresh attempts and retry
+    /// budget, interrupted by shutdown like every other wait. Nothing is counted as delivered
+    /// until the record's last message answers [`More`](Outcome::More) or
+    /// [`Delivered`](Outcome::Delivered). More than 10,000 of these in a row count as a
+    /// permanent failure of the batch (a sink that never finishes).
+    Progress,
     /// The first `delivered` records went through; `rest` says what happened to the others
     /// (for sinks that send one batch as several messages).
     Partial {
@@ -290,7 +299,8 @@ impl<K: Sink> DeliveryBuilder<K> {
     /// The least time between two calls of the sink (a provider's pace, such as Slack's one
     /// message per second per webhook): deliveries, retries and notices alike. Records arriving
     /// meanwhile coalesce into the next batch. A sink that needs several requests for one batch
-    /// sends one per call and answers [`Outcome::More`]: the rest follow at this pace.
+    /// sends one per call and answers [`Outcome::More`] (or, within one record,
+    /// [`Outcome::Progress`]): the rest follow at this pace.
     pub fn pace(mut self, d: Duration) -> Self {
         self.config.pace = d;
         self
@@ -723,6 +733,9 @@ fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "a panic".to_owned())
 }
 
+/// How many [`Outcome::Progress`] answers in a row the delivery follows.
+const MAX_PROGRESS: u32 = 10_000;
+
 /// Delivers one batch with retries; returns whether anything was delivered.
 fn deliver_with_retry<K: Sink>(
     sh: &Shared,
@@ -736,6 +749,8 @@ fn deliver_with_retry<K: Sink>(
     let mut start = Instant::now();
     let mut attempt = 0u32;
     let mut any = false;
+    // `Progress` answers since a record was last finished.
+    let mut pieces = 0u32;
     loop {
         attempt += 1;
         let outcome = match catch_unwind(AssertUnwindSafe(|| sink.deliver(&batch))) {
@@ -765,6 +780,7 @@ fn deliver_with_retry<K: Sink>(
             if k > 0 {
                 // Progress: the next message is a new request, with its own attempts and
                 // budget, after the pace.
+                pieces = 0;
                 attempt = 0;
                 start = Instant::now();
                 if !retry_wait(sh, pace_remaining(cfg.pace, *last_delivery)) {
@@ -775,6 +791,21 @@ fn deliver_with_retry<K: Sink>(
             }
             outcome = Outcome::retry("the sink reported more to send but sent nothing");
         }
+        if matches!(outcome, Outcome::Progress) {
+            pieces += 1;
+            if pieces <= MAX_PROGRESS {
+                // A piece of the first record went: the next piece is a new request too.
+                attempt = 0;
+                start = Instant::now();
+                if !retry_wait(sh, pace_remaining(cfg.pace, *last_delivery)) {
+                    c.dropped.fetch_add(batch.len() as u64, Relaxed);
+                    return any;
+                }
+                continue;
+            }
+            outcome =
+                Outcome::permanent(format!("the sink sent {MAX_PROGRESS} pieces in a row without finishing a record"));
+        }
         let n = batch.len() as u64;
         match outcome {
             Outcome::Delivered | Outcome::Partial { .. } | Outcome::More { .. } => {
@@ -782,6 +813,8 @@ fn deliver_with_retry<K: Sink>(
                 return true;
             }
             _ if n == 0 => return any,
+            // (Turned into a wait or a permanent failure above.)
+            Outcome::Progress => return any,
             Outcome::Permanent { reason } => {
                 c.failed.fetch_add(n, Relaxed);
                 sh.set_error(&reason);

@@ -58,7 +58,7 @@
 //! | notification | a message rings when it holds an `ERROR`; otherwise `disable_notification: true` | [`notify_level`](TelegramBuilder::notify_level) |
 //! | rate limit | 1 record per 60 s per callsite fingerprint; the rest are counted and reported as "N similar suppressed" with the next one or at flush | [`rate_limit`](SinkOptions::rate_limit), [`no_rate_limit`](SinkOptions::no_rate_limit) |
 //! | pace | 1 message per second per chat; 3 s for groups (negative chat ids: Telegram allows 20 per minute in a group) | [`pace`](SinkOptions::pace) |
-//! | long text | cut to 4096 UTF-16 units (markup included) with the marker `…[truncated]`, tags closed, no entity cut | [`split_long`](TelegramBuilder::split_long) sends several messages instead |
+//! | long text | cut to 4096 UTF-16 units (markup included) with the marker `…[truncated]`, tags closed, no entity cut | [`split_long`](TelegramBuilder::split_long) sends several messages instead, at the pace, at most 10 per record ([`max_pieces`](TelegramBuilder::max_pieces)) |
 //! | link previews | off (`link_preview_options: {"is_disabled": true}`) | — |
 //! | retries | `Retry::default()`: 500 ms doubling to 60 s, for 10 minutes per batch; 429 waits `retry_after` | [`retry`](SinkOptions::retry) |
 //! | queue | 10,000 records per chat, the newest dropped and counted when full | [`queue_records`](SinkOptions::queue_records), [`overflow`](SinkOptions::overflow) |
@@ -82,9 +82,12 @@
 //!   on stderr.
 //! - When a batch became several messages and a later one fails, the messages already sent are
 //!   not sent again; a split record resumes at the piece that failed.
-//! - The pieces of a split record ([`split_long`](TelegramBuilder::split_long)) go one right
-//!   after the other (the pace applies between records, not between the pieces of one); a
-//!   `429` on the way waits `retry_after` and resumes at the refused piece.
+//! - The pieces of a split record ([`split_long`](TelegramBuilder::split_long)) are messages
+//!   like any other: they keep the chat's pace (a 1 MB backtrace does not burst hundreds of
+//!   messages into a group and a 429 storm), a record gets at most
+//!   [`max_pieces`](TelegramBuilder::max_pieces) of them (the last one cut with the marker), a
+//!   `429` on the way waits `retry_after` and resumes at the refused piece, and shutdown
+//!   interrupts the wait between two pieces. The record counts as delivered with its last piece.
 //!
 //! The bot token is a secret: it appears in no `Debug` output, error, stats or panic message.
 //!
@@ -162,6 +165,7 @@ impl TelegramLayer {
             app: None,
             api_base: DEFAULT_API_BASE.to_owned(),
             split: false,
+            max_pieces: 10,
             protect: false,
             options: Options::new().rate_limit(1, Duration::from_secs(60)).pace(AUTO_PACE),
             format: None,
@@ -301,6 +305,7 @@ pub struct TelegramBuilder {
     app: Option<String>,
     api_base: String,
     split: bool,
+    max_pieces: usize,
     protect: bool,
     options: Options,
     format: Option<Arc<dyn Format>>,
@@ -316,6 +321,7 @@ impl fmt::Debug for TelegramBuilder {
             .field("app", &self.app)
             .field("api_base", &redact_url(&self.api_base))
             .field("split_long", &self.split)
+            .field("max_pieces", &self.max_pieces)
             .field("options", &self.options)
             .field("custom_format", &self.format.is_some())
             .finish_non_exhaustive()
@@ -361,11 +367,19 @@ impl TelegramBuilder {
     }
 
     /// Sends a record longer than the limit as several messages, each valid HTML on its own,
-    /// instead of cutting it (default: cut, with a marker). The pieces of one record are sent
-    /// one after the other, without the pace between them; the record counts as delivered
-    /// when its last piece is.
+    /// instead of cutting it (default: cut, with a marker). The pieces keep the chat's pace
+    /// like other messages, at most [`max_pieces`](Self::max_pieces) per record; the record
+    /// counts as delivered when its last piece is.
     pub fn split_long(mut self, split: bool) -> Self {
         self.split = split;
+        self
+    }
+
+    /// With [`split_long`](Self::split_long): at most `n` messages for one record (default 10,
+    /// about 40,000 characters; at least 1). The last of them holds as much of the rest as
+    /// fits, cut with the marker `…[truncated]`.
+    pub fn max_pieces(mut self, n: usize) -> Self {
+        self.max_pieces = n.max(1);
         self
     }
 
@@ -449,7 +463,7 @@ impl TelegramBuilder {
                 chat: chat.id.clone(),
                 thread: chat.topic,
                 notify: self.notify,
-                split: self.split,
+                split: self.split.then_some(self.max_pieces),
                 protect: self.protect,
                 render: Renderer { app: self.app.clone(), format: self.format.clone(), cx: cx.clone() },
                 migration_told: false,

@@ -24,12 +24,13 @@ pub(crate) struct TelegramSink {
     pub(crate) chat: ChatId,
     pub(crate) thread: Option<i64>,
     pub(crate) notify: Level,
-    pub(crate) split: bool,
+    /// Split mode: at most this many messages per record; `None`: cut to one.
+    pub(crate) split: Option<usize>,
     pub(crate) protect: bool,
     pub(crate) render: Renderer,
     pub(crate) migration_told: bool,
-    /// The piece cursor of split mode: after the pieces of a split record were partly sent
-    /// (a piece failed), which record, and how many of its pieces went.
+    /// The piece cursor of split mode: while the pieces of a split record are being sent (one
+    /// per call, at the pace), which record, and how many of its pieces went.
     pub(crate) resume: Option<(SystemTime, Fingerprint, usize)>,
 }
 
@@ -97,10 +98,18 @@ impl TelegramSink {
                 }
                 None if units > LIMIT => {
                     let silent = !ring(&batch.records[..=i]);
-                    if !self.split {
+                    let Some(max) = self.split else {
                         return vec![Message { html: truncate_html(&block, LIMIT, MARKER), silent, done: i + 1 }];
+                    };
+                    // More than `max` full messages could hold cannot be sent anyway.
+                    let block = if units > max * LIMIT { truncate_html(&block, max * LIMIT, MARKER) } else { block };
+                    let mut pieces = split_html(&block, LIMIT);
+                    if pieces.len() > max {
+                        // The last message holds what fits of the rest (each piece is valid HTML
+                        // on its own, so their concatenation is too).
+                        let rest: String = pieces.drain(max - 1..).collect();
+                        pieces.push(truncate_html(&rest, LIMIT, MARKER));
                     }
-                    let pieces = split_html(&block, LIMIT);
                     let last = pieces.len().saturating_sub(1);
                     return pieces
                         .into_iter()
@@ -214,36 +223,36 @@ impl TelegramSink {
 }
 
 impl Sink for TelegramSink {
-    /// Sends the batch's first message; when it does not hold every record, the delivery calls
-    /// again with the rest once the pace allows ([`Outcome::More`]). A split record is one
-    /// record over several requests: its pieces go one after another in this call (the delivery
-    /// cannot be told "a piece went, no record yet"), and the piece cursor makes a retry resume
-    /// at the piece that failed.
+    /// Sends one message per call: the batch's first message, and when it does not hold every
+    /// record the delivery calls again with the rest once the pace allows ([`Outcome::More`]).
+    /// A split record is one record over several messages: one piece per call
+    /// ([`Outcome::Progress`] until its last), the piece cursor saying where to go on, so that
+    /// the pieces keep the pace and a retry resumes at the piece that failed.
     fn deliver(&mut self, batch: &Batch) -> Outcome {
         let Some(first) = batch.records.first() else { return Outcome::Delivered };
-        let mut skip = match self.resume.take() {
+        let sent = match self.resume.take() {
             Some((t, fp, n)) if first.time == t && first.fingerprint == fp => n,
             _ => 0,
         };
-        // Pieces of the first record sent, in this call or before.
-        let mut pieces = skip;
-        for m in self.first_messages(batch) {
-            if m.done == 0 && skip > 0 {
-                skip -= 1;
-                continue;
+        let mut messages = self.first_messages(batch);
+        if sent >= messages.len() {
+            // Every piece went (the cursor outlived a rendering that changed): the record is done.
+            return if batch.records.len() > 1 { Outcome::More { delivered: 1 } } else { Outcome::Delivered };
+        }
+        let m = messages.swap_remove(sent);
+        match self.send(&m.html, m.silent) {
+            Outcome::Delivered if m.done == 0 => {
+                self.resume = Some((first.time, first.fingerprint, sent + 1));
+                Outcome::Progress
             }
-            match self.send(&m.html, m.silent) {
-                Outcome::Delivered if m.done == 0 => pieces += 1,
-                Outcome::Delivered if m.done < batch.records.len() => return Outcome::More { delivered: m.done },
-                Outcome::Delivered => return Outcome::Delivered,
-                failed => {
-                    if pieces > 0 {
-                        self.resume = Some((first.time, first.fingerprint, pieces));
-                    }
-                    return failed;
+            Outcome::Delivered if m.done < batch.records.len() => Outcome::More { delivered: m.done },
+            Outcome::Delivered => Outcome::Delivered,
+            failed => {
+                if sent > 0 {
+                    self.resume = Some((first.time, first.fingerprint, sent));
                 }
+                failed
             }
         }
-        Outcome::Delivered
     }
 }

@@ -212,6 +212,69 @@ fn split_mode_resumes_after_a_failed_piece() {
 }
 
 #[test]
+fn split_pieces_keep_the_pace() {
+    let fake = FakeTelegram::start();
+    let pace = Duration::from_millis(150);
+    let (d, guard) = start(builder(&fake).chat(1_i64).split_long(true).pace(pace));
+    let chain: String = (0..600).map(|i| format!("frame {i:03} of a long chain\n")).collect();
+    log(&d, || tracing::error!(error = chain.as_str(), "paced"));
+    log(&d, || tracing::warn!("after the long one"));
+    assert!(guard.flush(WAIT).is_complete());
+    let calls = fake.calls();
+    assert!(calls.len() >= 5, "{} calls", calls.len());
+    assert!(calls.iter().all(|c| c.status == 200));
+    for w in calls.windows(2) {
+        let gap = w[1].received_at - w[0].received_at;
+        assert!(gap >= pace - Duration::from_millis(5), "pieces went {gap:?} apart, pace {pace:?}");
+    }
+    let msgs = fake.messages();
+    assert!(msgs.last().unwrap().text.contains("after the long one"));
+    let s = &chat_stats(&guard)[0];
+    assert_eq!((s.delivered, s.retried, s.failed), (2, 0, 0), "{s}");
+}
+
+#[test]
+fn a_megabyte_record_becomes_at_most_max_pieces_messages() {
+    let fake = FakeTelegram::start();
+    let (d, guard) = start(builder(&fake).chat(1_i64).split_long(true).max_pieces(3).pace(Duration::from_millis(10)));
+    // 1 MiB and more of multibyte text with markup-worthy characters.
+    let huge: String = "日本語 <&> 👍 text\n".repeat(50_000);
+    assert!(huge.len() > 1 << 20);
+    log(&d, || tracing::error!(error = huge.as_str(), "huge"));
+    assert!(guard.flush(WAIT).is_complete());
+    let msgs = fake.messages();
+    assert_eq!(msgs.len(), 3, "max_pieces bounds the messages of one record");
+    for m in &msgs {
+        assert_valid(m);
+    }
+    assert!(!msgs[0].text.contains(MARKER) && !msgs[1].text.contains(MARKER));
+    assert_eq!(msgs[2].text.matches(MARKER).count(), 1, "the last piece says it was cut");
+    // Each message is nearly full: the cap does not throw away room.
+    assert!(
+        msgs.iter().all(|m| utf16_len(&m.text) > 2048),
+        "{:?}",
+        msgs.iter().map(|m| utf16_len(&m.text)).collect::<Vec<_>>()
+    );
+    let s = &chat_stats(&guard)[0];
+    assert_eq!((s.delivered, s.failed), (1, 0), "{s}");
+}
+
+#[test]
+fn shutdown_interrupts_the_pace_between_pieces() {
+    let fake = FakeTelegram::start();
+    let (d, guard) = start(builder(&fake).chat(1_i64).split_long(true).pace(Duration::from_secs(30)));
+    let chain: String = (0..600).map(|i| format!("frame {i:03} of a long chain\n")).collect();
+    log(&d, || tracing::error!(error = chain.as_str(), "cut short"));
+    assert_eq!(fake.wait_for_messages(1, WAIT).len(), 1, "the first piece goes at once");
+    let began = Instant::now();
+    assert!(!guard.shutdown(Duration::from_millis(300)).is_complete());
+    assert!(began.elapsed() < Duration::from_secs(10), "shutdown waited {:?}", began.elapsed());
+    assert_eq!(fake.messages().len(), 1, "no piece after the deadline");
+    let s = &chat_stats(&guard)[0];
+    assert_eq!((s.delivered, s.dropped), (0, 1), "{s}");
+}
+
+#[test]
 fn too_many_requests_waits_retry_after() {
     let fake = FakeTelegram::start();
     let (d, guard) = start(builder(&fake).chat(1_i64));
