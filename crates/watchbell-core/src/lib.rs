@@ -16,7 +16,7 @@
 //! |---|---|
 //! | Record | [`Record`]: an owned snapshot of one event, with its fields, span stack and fingerprint |
 //! | Batch | [`Batch`]: records delivered together, with a [`BatchReason`] |
-//! | Handler | [`Handler`]: accepts records on the caller's side; [`RateLimit`] and [`FanOut`] wrap handlers |
+//! | Handler | [`Handler`]: accepts records on the caller's side; [`RateLimit`], [`Cap`] and [`FanOut`] wrap handlers |
 //! | Sink | [`Sink`]: the protocol to one destination, on a background thread, answering an [`Outcome`] |
 //! | Delivery | [`Delivery`]: bounded queue, batching, pacing, retries, counted drops, [`Stats`] |
 //! | Guard | [`Guard`]: `flush`, `shutdown`, and a bounded flush on drop |
@@ -60,6 +60,7 @@
 //! any sink sees them ([`redact::Redactor`]).
 #![deny(missing_docs)]
 
+pub mod cap;
 pub mod capture;
 pub mod delivery;
 pub mod filter;
@@ -78,6 +79,7 @@ pub mod secret;
 pub mod text;
 pub mod time;
 
+pub use cap::Cap;
 pub use capture::CaptureLayer;
 pub use delivery::{Delivery, DeliveryBuilder, DeliveryHandle, Outcome, Overflow, Retry, Sink};
 pub use filter::LayerFilter;

@@ -2,13 +2,14 @@
 //!
 //! A sink crate's builder holds an [`Options`] and implements [`SinkOptions`] (one method,
 //! [`SinkOptions::options_mut`]); the trait then gives it the common setters — `rate_limit`,
-//! `no_rate_limit`, `pace`, `timeout`, `retry`, `queue_records`, `queue_bytes`, `overflow`, `allow_plain_http`
-//! — with the same names, meanings and docs in every crate. Bring the trait into scope with
+//! `no_rate_limit`, `cap`, `hourly_cap`, `no_cap`, `pace`, `timeout`, `retry`, `queue_records`,
+//! `queue_bytes`, `overflow`, `allow_plain_http` — with the same names, meanings and docs in
+//! every crate. Bring the trait into scope with
 //! `use watchbell_core::SinkOptions;` (or the umbrella crate's prelude).
 //!
 //! At build time the crate turns the options into parts with [`Options::delivery`] (a
 //! [`DeliveryBuilder`] with pace, retry, queue and overflow applied), [`Options::http_client`],
-//! [`Options::rate_limited`] and [`layer`], and reports configuration problems as a
+//! [`Options::limited`] and [`layer`], and reports configuration problems as a
 //! [`BuildError`] naming the setting.
 //!
 //! ```
@@ -39,6 +40,7 @@ use std::time::Duration;
 use tracing_core::Level;
 use tracing_subscriber::filter::Filtered;
 
+use crate::cap::Cap;
 use crate::delivery::{Delivery, DeliveryBuilder, Overflow, Retry, Sink};
 use crate::{CaptureLayer, Guard, Handler, LayerFilter, RateLimit};
 
@@ -48,6 +50,8 @@ use crate::{CaptureLayer, Guard, Handler, LayerFilter, RateLimit};
 pub struct Options {
     /// At most `.0` records per `.1` per callsite fingerprint; `None` = no rate limit.
     pub rate_limit: Option<(u32, Duration)>,
+    /// At most `.0` alerts per `.1` to the destination in all ([`Cap`]); `None` = no cap.
+    pub cap: Option<(u32, Duration)>,
     /// The least time between two deliveries to one destination (records coalesce meanwhile).
     pub pace: Duration,
     /// The timeout of one request to the destination.
@@ -71,11 +75,12 @@ impl Default for Options {
 }
 
 impl Options {
-    /// No rate limit, no pace, a 10 s timeout, [`Retry::default`], 10,000 queued records,
+    /// No rate limit, no cap, no pace, a 10 s timeout, [`Retry::default`], 10,000 queued records,
     /// [`Overflow::DropNewest`], plain HTTP refused except to loopback.
     pub fn new() -> Self {
         Options {
             rate_limit: None,
+            cap: None,
             pace: Duration::ZERO,
             timeout: Duration::from_secs(10),
             retry: Retry::default(),
@@ -89,6 +94,12 @@ impl Options {
     /// Sets the default rate limit (`record_limit` is at least 1).
     pub fn rate_limit(mut self, record_limit: u32, record_delta: Duration) -> Self {
         self.rate_limit = Some((record_limit.max(1), record_delta));
+        self
+    }
+
+    /// Sets the default cap (`alerts` is at least 1).
+    pub fn cap(mut self, alerts: u32, window: Duration) -> Self {
+        self.cap = Some((alerts.max(1), window));
         self
     }
 
@@ -136,11 +147,18 @@ impl Options {
         }
     }
 
-    /// `inner` behind the configured [`RateLimit`], or `inner` itself without one.
-    pub fn rate_limited<H: Handler>(&self, inner: H) -> Arc<dyn Handler> {
-        match self.rate_limit {
-            Some((n, d)) => Arc::new(RateLimit::new(inner, n, d)),
+    /// `inner` behind the configured [`Cap`] (labelled `label`: the notice says
+    /// "`<label>` cap reached", the stats entry is `<label>-cap`) and in front of that the
+    /// configured [`RateLimit`]: repeats of a callsite are counted by the rate limit and never
+    /// use up the cap. Either is left out when not configured.
+    pub fn limited<H: Handler>(&self, label: &str, inner: H) -> Arc<dyn Handler> {
+        let capped: Arc<dyn Handler> = match self.cap {
+            Some((n, window)) => Arc::new(Cap::new(inner, n, window).label(label)),
             None => Arc::new(inner),
+        };
+        match self.rate_limit {
+            Some((n, d)) => Arc::new(RateLimit::new(capped, n, d)),
+            None => capped,
         }
     }
 
@@ -174,6 +192,27 @@ pub trait SinkOptions: Sized {
     /// coalesced).
     fn no_rate_limit(mut self) -> Self {
         self.options_mut().rate_limit = None;
+        self
+    }
+
+    /// At most `alerts` alerts per `window` to this destination, across every callsite: the
+    /// first alert over gets one "cap reached" notice sent instead, the rest of the window's
+    /// alerts are withheld and counted (stats entry `<sink>-cap`), and the first alert after
+    /// the window says how many were withheld (field `alerts_withheld`). An escalation or group
+    /// batch counts as one alert. See [`Cap`].
+    fn cap(mut self, alerts: u32, window: Duration) -> Self {
+        self.options_mut().cap = Some((alerts.max(1), window));
+        self
+    }
+
+    /// [`cap`](Self::cap) with a window of one hour.
+    fn hourly_cap(self, alerts: u32) -> Self {
+        self.cap(alerts, Duration::from_secs(3600))
+    }
+
+    /// No cap (the level and the rate limit still apply).
+    fn no_cap(mut self) -> Self {
+        self.options_mut().cap = None;
         self
     }
 

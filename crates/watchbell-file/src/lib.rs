@@ -338,7 +338,7 @@ impl FileLayerBuilder {
         let delivery = self.options.delivery(name, sink).batch_records(1000).spawn().map_err(|e| {
             BuildError::new("watchbell-file", "thread", format!("cannot start the delivery thread: {e}"))
         })?;
-        Ok(self.options.rate_limited(delivery))
+        Ok(self.options.limited("file", delivery))
     }
 }
 

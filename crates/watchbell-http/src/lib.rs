@@ -482,7 +482,7 @@ impl HttpBuilder {
                 }
                 err("delivery", format!("cannot start the delivery thread: {e}"))
             })?;
-        let inner = self.options.rate_limited(delivery);
+        let inner = self.options.limited("http", delivery);
         Ok(Arc::new(sink::HttpHandler { inner, spool, items, name }))
     }
 }

@@ -532,7 +532,7 @@ impl MailBuilder {
             .batch_records(self.batch_records)
             .spawn()
             .map_err(|e| BuildError::new(CRATE, "delivery", format!("cannot start the worker thread: {e}")))?;
-        Ok(self.options.rate_limited(delivery))
+        Ok(self.options.limited("mail", delivery))
     }
 }
 

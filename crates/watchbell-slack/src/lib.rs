@@ -342,7 +342,7 @@ impl SlackBuilder {
                 .map_err(|e| err(key.clone(), format!("cannot start the delivery thread: {e}")))?;
             fan = fan.with(Arc::new(Select::levels(delivery, w.levels.clone())));
         }
-        Ok((self.options.rate_limited(fan), most_verbose))
+        Ok((self.options.limited("slack", fan), most_verbose))
     }
 
     /// Builds the layer and its [`Guard`]. Keep the guard until the end of `main`: dropping it

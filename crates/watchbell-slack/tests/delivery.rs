@@ -15,7 +15,11 @@ use watchbell_test::slack::FakeSlack;
 const WAIT: Duration = Duration::from_secs(25);
 
 fn stats(guard: &watchbell_core::Guard) -> Stats {
-    guard.stats().into_iter().find(|s| s.name.starts_with("slack-")).expect("the webhook's stats")
+    guard
+        .stats()
+        .into_iter()
+        .find(|s| s.name.starts_with("slack-") && s.name != "slack-cap")
+        .expect("the webhook's stats")
 }
 
 /// The first section text of every record attachment in `msgs`.
@@ -221,4 +225,53 @@ fn webhook_outliving_another_at_shutdown_delivers_without_errors() {
     for s in guard.stats().into_iter().filter(|s| s.name.starts_with("slack-")) {
         assert_eq!((s.retried, s.failed), (0, 0), "{s}");
     }
+}
+
+#[test]
+fn hourly_cap_bounds_an_incident_across_callsites() {
+    let slack = FakeSlack::start();
+    let (h, guard) = SlackLayer::builder()
+        .webhook(Webhook::new(slack.url()))
+        .no_rate_limit()
+        .hourly_cap(3)
+        .pace(Duration::from_millis(50))
+        .build_handler()
+        .unwrap();
+    for i in 0..20 {
+        h.handle(Record::new(Level::ERROR, "app", format!("service {i} down")));
+    }
+    assert!(guard.flush(WAIT).is_complete());
+    let lines = record_lines(&slack.messages());
+    assert_eq!(lines.len(), 4, "three alerts and one notice: {lines:#?}");
+    for (i, line) in lines[..3].iter().enumerate() {
+        assert!(line.contains(&format!("service {i} down")), "{line}");
+    }
+    assert!(lines[3].contains("slack cap reached (3 alerts per 60 min)"), "{}", lines[3]);
+    assert!(lines[3].contains("First withheld: ERROR app: service 3 down"), "{}", lines[3]);
+    let cap = guard.stats().into_iter().find(|s| s.name == "slack-cap").expect("the cap's stats");
+    assert_eq!((cap.suppressed, cap.notices), (17, 1), "{cap}");
+    assert_eq!(stats(&guard).delivered, 4);
+}
+
+#[test]
+fn after_a_capped_window_the_next_alert_carries_the_withheld_count() {
+    let slack = FakeSlack::start();
+    let (h, guard) = SlackLayer::builder()
+        .webhook(Webhook::new(slack.url()))
+        .no_rate_limit()
+        .cap(1, Duration::from_millis(600))
+        .pace(Duration::ZERO)
+        .build_handler()
+        .unwrap();
+    for i in 0..4 {
+        h.handle(Record::new(Level::ERROR, "app", format!("early {i}")));
+    }
+    std::thread::sleep(Duration::from_millis(700));
+    h.handle(Record::new(Level::ERROR, "app", "later"));
+    assert!(guard.flush(WAIT).is_complete());
+    let msgs = slack.messages();
+    let later = msgs.iter().find(|m| m.to_string().contains("later")).expect("the later alert went out");
+    let text = later.to_string();
+    assert!(text.contains("alerts_withheld") && text.contains('3'), "{text}");
+    assert_eq!(record_lines(&msgs).len(), 3, "early 0, the notice, later");
 }

@@ -55,7 +55,7 @@
 //! 1. the level: `ERROR` by default;
 //! 2. the rate limit per callsite fingerprint: 1 per hour by default; the count of the others
 //!    goes with the next SMS of that callsite or, at flush, as one summary SMS per callsite;
-//! 3. the global cap: at most [`hourly_cap`](SmsBuilder::hourly_cap) alerts (10 by default) per
+//! 3. the global cap: at most [`hourly_cap`](SinkOptions::hourly_cap) alerts (10 by default) per
 //!    hour (a fixed window that opens with the first alert). The first alert over it is replaced
 //!    by one notice, `SMS cap reached (10 alerts per 60 min): alerts are withheld and counted for
 //!    the next N min. First withheld: ERROR target: message`; the alerts after it are not sent,
@@ -88,7 +88,7 @@
 //! |---|---|---|
 //! | level captured | `ERROR` | [`level`](SmsBuilder::level) |
 //! | rate limit | 1 SMS per hour per callsite fingerprint; the rest counted and reported | `rate_limit`, `no_rate_limit` ([`SinkOptions`]) |
-//! | global cap | 10 alerts per hour, then one "cap reached" notice, the rest counted | [`hourly_cap`](SmsBuilder::hourly_cap), [`cap`](SmsBuilder::cap), [`no_cap`](SmsBuilder::no_cap) |
+//! | global cap | 10 alerts per hour, then one "cap reached" notice, the rest counted | [`hourly_cap`](SinkOptions::hourly_cap), [`cap`](SinkOptions::cap), [`no_cap`](SinkOptions::no_cap) |
 //! | body | one segment: 160 GSM-7 chars or 70 UCS-2 units, cut with `...` / `…` | [`segments`](SmsBuilder::segments), [`format`](SmsBuilder::format) |
 //! | routes | `+91` → Exotel, the rest → Twilio | [`route`](SmsBuilder::route) |
 //! | pace | 1 s between two SMS to one recipient through one provider | `pace` ([`SinkOptions`]) |
@@ -113,7 +113,6 @@
 //! never in a URL.
 #![deny(missing_docs)]
 
-mod cap;
 pub mod encoding;
 mod provider;
 mod sink;
@@ -132,7 +131,6 @@ use watchbell_core::{FanOut, Guard, Handler, Level};
 pub use provider::{form_encode, Exotel, SmsMessage, SmsProvider, Twilio, EXOTEL_SUBDOMAIN, TWILIO_API_BASE};
 pub use watchbell_core::{BuildError, SinkOptions};
 
-use crate::cap::Cap;
 use crate::sink::{Renderer, SmsSink};
 
 pub(crate) const CRATE: &str = "watchbell-sms";
@@ -153,6 +151,7 @@ impl SmsLayer {
         SmsBuilder {
             options: Options::new()
                 .rate_limit(1, Duration::from_secs(3600))
+                .cap(10, Duration::from_secs(3600))
                 .pace(Duration::from_secs(1))
                 .queue_records(1000),
             recipients: Vec::new(),
@@ -161,7 +160,6 @@ impl SmsLayer {
             level: Level::ERROR,
             app: None,
             segments: 1,
-            cap: Some((10, Duration::from_secs(3600))),
             format: None,
         }
     }
@@ -177,7 +175,6 @@ pub struct SmsBuilder {
     level: Level,
     app: Option<String>,
     segments: usize,
-    cap: Option<(u32, Duration)>,
     format: Option<Arc<dyn Format>>,
 }
 
@@ -192,7 +189,6 @@ impl fmt::Debug for SmsBuilder {
             .field("level", &self.level)
             .field("app", &self.app)
             .field("segments", &self.segments)
-            .field("cap", &self.cap)
             .field("custom_format", &self.format.is_some())
             .finish()
     }
@@ -282,23 +278,6 @@ impl SmsBuilder {
         self
     }
 
-    /// At most `alerts` alerts per hour for the whole layer (default 10); see the crate docs.
-    pub fn hourly_cap(self, alerts: u32) -> Self {
-        self.cap(alerts, Duration::from_secs(3600))
-    }
-
-    /// At most `alerts` alerts per `window` for the whole layer.
-    pub fn cap(mut self, alerts: u32, window: Duration) -> Self {
-        self.cap = Some((alerts, window));
-        self
-    }
-
-    /// No global cap (the level and the rate limit still apply).
-    pub fn no_cap(mut self) -> Self {
-        self.cap = None;
-        self
-    }
-
     /// Your own text per record (a [`Template`](watchbell_core::format::Template) or a
     /// closure); it is made one line and fitted like the default.
     pub fn format(mut self, format: impl Format) -> Self {
@@ -344,11 +323,7 @@ impl SmsBuilder {
                 .map_err(|e| BuildError::new(CRATE, "worker", format!("cannot start the delivery thread: {e}")))?;
             fan = fan.with(Arc::new(delivery));
         }
-        let capped: Arc<dyn Handler> = match self.cap {
-            Some((n, window)) => Arc::new(Cap::new(fan, n, window)),
-            None => Arc::new(fan),
-        };
-        Ok(self.options.rate_limited(capped))
+        Ok(self.options.limited("SMS", fan))
     }
 
     /// Validates everything and decides the provider of every recipient.
@@ -385,9 +360,6 @@ impl SmsBuilder {
         }
         if self.segments == 0 {
             return Err(BuildError::new(CRATE, "segments", "at least 1 segment"));
-        }
-        if let Some((0, _)) = self.cap {
-            return Err(BuildError::new(CRATE, "cap", "a cap of 0 alerts sends nothing: use at least 1"));
         }
         let find = |name: &str| self.providers.iter().find(|p| p.name() == name);
         let routes: Vec<Route> = if self.routes.is_empty() {

@@ -11,9 +11,6 @@ use watchbell_core::{Batch, BatchReason, Outcome, Record, Sink};
 use crate::encoding::{fit, Encoding};
 use crate::provider::{SmsMessage, SmsProvider};
 
-/// The field the cost cap sets on the first alert after a capped hour: how many were withheld.
-pub(crate) const WITHHELD_FIELD: &str = "sms_withheld";
-
 /// How much of a record's text is looked at before fitting (an SMS holds at most a few KiB).
 const MAX_INPUT_BYTES: usize = 16 * 1024;
 
@@ -47,7 +44,7 @@ impl Renderer {
         if r.suppressed > 0 {
             let _ = write!(line, " ({} similar suppressed)", r.suppressed);
         }
-        if let Some(n) = r.fields.get(WITHHELD_FIELD).and_then(|v| v.as_u64()).filter(|n| *n > 0) {
+        if let Some(n) = r.fields.get(watchbell_core::cap::WITHHELD_FIELD).and_then(|v| v.as_u64()).filter(|n| *n > 0) {
             let _ = write!(line, " ({n} alerts withheld by the SMS cap)");
         }
         if related > 0 {

@@ -566,7 +566,7 @@ impl SyslogBuilder {
             .delivery(name, sink)
             .spawn()
             .map_err(|e| Self::err("delivery", format!("cannot start the delivery thread: {e}")))?;
-        Ok(self.options.rate_limited(delivery))
+        Ok(self.options.limited("syslog", delivery))
     }
 
     /// Builds the layer (capturing at [`level`](Self::level) and above) and its guard. Keep

@@ -478,6 +478,6 @@ impl TelegramBuilder {
             let select = Select::new(delivery, move |r: &Record| r.level <= level);
             fan = fan.with(Arc::new(select));
         }
-        Ok((self.options.rate_limited(fan), min))
+        Ok((self.options.limited("telegram", fan), min))
     }
 }

@@ -322,6 +322,6 @@ impl TicketingBuilder {
             .batch_bytes(64 << 20)
             .spawn()
             .map_err(|e| err("worker", format!("cannot start the writer thread: {e}")))?;
-        Ok(self.options.rate_limited(delivery))
+        Ok(self.options.limited("ticketing", delivery))
     }
 }

@@ -26,7 +26,7 @@
 //! | `full` | all of the above | |
 //!
 //! Every sink builder shares the common settings of [`SinkOptions`](prelude::SinkOptions)
-//! (`rate_limit`, `pace`, `timeout`, `retry`, `queue_records`, `overflow`,
+//! (`rate_limit`, `cap`/`hourly_cap`, `pace`, `timeout`, `retry`, `queue_records`, `overflow`,
 //! `allow_plain_http`), in the prelude.
 //!
 //! ```
@@ -113,7 +113,9 @@
 //! - **Levels**: `error`, `warn` (`warning`), `info`, `debug`, `trace`; `critical` = `error`.
 //! - **Durations**: a number and a unit: `500ms`, `60s`, `5m`, `1h`, `1d`.
 //! - **Common delivery settings**, in any sink table: `pace`, `timeout` (durations),
-//!   `queue_records`, `allow_plain_http` (also plain SMTP to a host that is not loopback).
+//!   `queue_records`, `hourly_cap` (the most alerts per hour to that sink across all callsites,
+//!   then one notice and the rest counted; `0`: no cap; SMS has 10 by default, the others
+//!   none), `allow_plain_http` (also plain SMTP to a host that is not loopback).
 //!   Loopback test servers need none of them: `api_base` (Telegram, Twilio, Exotel), a loopback
 //!   `url`, and `security = "plain"` to a loopback SMTP host are ordinary keys.
 //! - **Defaults**: each sink's own (see its crate), except `[file] level`, which is `warn` as in

@@ -227,3 +227,18 @@ fn build_problems_of_several_sinks_are_all_reported() {
     assert_eq!(keys, ["slack.webhooks[0].url", "telegram.token", "sms.recipients[0]"], "{e}");
     assert_no_secret(&e);
 }
+
+#[test]
+fn hourly_cap_is_a_common_setting_of_every_sink_table() {
+    let names = |toml: &str| -> Vec<String> {
+        let (_, guard) = Config::from_toml_str(toml).unwrap().layers::<tracing_subscriber::Registry>().expect("builds");
+        guard.stats().into_iter().map(|s| s.name).filter(|n| n.ends_with("-cap")).collect()
+    };
+    let telegram = "[telegram]\ntoken = \"123:abc\"\nchats = [1]\n";
+    assert!(names(telegram).is_empty(), "no cap by default for Telegram");
+    assert_eq!(names(&format!("{telegram}hourly_cap = 5\n")), ["telegram-cap"]);
+    let sms = "[sms]\nrecipients = [\"+14155550100\"]\n\
+               [sms.twilio]\nsid = \"AC0123456789abcdef0123456789abcdef\"\ntoken = \"t\"\nfrom = \"+14155550199\"\n";
+    assert_eq!(names(sms), ["sms-cap"], "SMS is capped by default");
+    assert!(names(&sms.replace("[sms.twilio]", "hourly_cap = 0\n[sms.twilio]")).is_empty(), "0: no cap");
+}

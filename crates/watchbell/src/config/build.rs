@@ -14,6 +14,7 @@ pub(crate) struct CommonRef<'a> {
     pub pace: Option<&'a str>,
     pub timeout: Option<&'a str>,
     pub queue_records: Option<usize>,
+    pub hourly_cap: Option<u32>,
     pub allow_plain_http: Option<bool>,
 }
 
@@ -119,6 +120,11 @@ impl Cx {
                 self.problem(format!("{section}.queue_records"), Some("0".into()), "at least 1 record");
             }
             b = b.queue_records(n);
+        }
+        match c.hourly_cap {
+            Some(0) => b = b.no_cap(),
+            Some(n) => b = b.hourly_cap(n),
+            None => {}
         }
         if let Some(allow) = c.allow_plain_http {
             b = b.allow_plain_http(allow);

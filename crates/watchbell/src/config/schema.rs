@@ -17,6 +17,9 @@ macro_rules! sink_table {
             pub timeout: Option<String>,
             /// Common: the most records queued for this destination; default: the sink's.
             pub queue_records: Option<usize>,
+            /// Common: the most alerts per hour to this sink, across all callsites (`0`: no
+            /// cap); default: the sink's (10 for SMS, none for the others).
+            pub hourly_cap: Option<u32>,
             /// Common: accept `http://` URLs (or plain SMTP) to hosts that are not loopback;
             /// default `false`.
             pub allow_plain_http: Option<bool>,
@@ -28,6 +31,7 @@ macro_rules! sink_table {
                     pace: self.pace.as_deref(),
                     timeout: self.timeout.as_deref(),
                     queue_records: self.queue_records,
+                    hourly_cap: self.hourly_cap,
                     allow_plain_http: self.allow_plain_http,
                 }
             }
@@ -147,8 +151,6 @@ sink_table! {
         recipients: Vec<String>,
         /// The least severe level sent (default `error`).
         level: Option<String>,
-        /// The most alerts per hour (the sink's default cap otherwise).
-        hourly_cap: Option<u32>,
         /// Twilio: numbers not routed to Exotel.
         twilio: Option<TwilioConfig>,
         /// Exotel: `+91` numbers.

@@ -136,9 +136,6 @@ impl Config {
         if let Some(l) = cx.level("sms.level", t.level.as_deref()) {
             b = b.level(l);
         }
-        if let Some(n) = t.hourly_cap {
-            b = b.hourly_cap(n);
-        }
         if let Some(app) = &self.app {
             b = b.app(app);
         }

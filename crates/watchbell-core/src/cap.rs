@@ -1,13 +1,40 @@
-//! The global cost cap: at most N alerts per window, then one "cap reached" notice, then
-//! withheld alerts are counted.
-
+//! A global budget per destination: at most N alerts per window, then one "cap reached"
+//! notice, then the withheld alerts are only counted.
+//!
+//! The [rate limit](crate::RateLimit) bounds each callsite; a cap bounds everything that goes
+//! to one destination, so that an incident touching hundreds of callsites cannot page someone
+//! hundreds of times (or run up an SMS bill). Sink builders offer it as
+//! [`cap`](crate::SinkOptions::cap) / [`hourly_cap`](crate::SinkOptions::hourly_cap).
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use watchbell_core::cap::{Cap, WITHHELD_FIELD};
+//! use watchbell_core::{Handler, Level, Record};
+//! # use std::sync::Mutex;
+//! # #[derive(Default)] struct Keep(Mutex<Vec<Record>>);
+//! # impl Handler for Keep { fn handle(&self, r: Record) { self.0.lock().unwrap().push(r); } }
+//! let keep = Arc::new(Keep::default());
+//! let cap = Cap::new(keep.clone(), 2, Duration::from_secs(3600)).label("pager");
+//! for i in 0..5 {
+//!     cap.handle(Record::new(Level::ERROR, "app", format!("alert {i}")));
+//! }
+//! let got = keep.0.lock().unwrap();
+//! assert_eq!(got.len(), 3); // two alerts and one notice; two more withheld and counted
+//! assert!(got[2].message.starts_with("pager cap reached (2 alerts per 60 min)"));
+//! # let _ = WITHHELD_FIELD;
+//! ```
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use watchbell_core::handler::{Flushed, Stats};
-use watchbell_core::{Batch, BatchReason, Handler, Level, Origin, Record, Value};
+use tracing_core::Level;
 
-use crate::sink::WITHHELD_FIELD;
+use crate::handler::{Flushed, Handler, Stats};
+use crate::record::{Batch, BatchReason, Origin, Record, Value};
+
+/// The field the cap sets on the first alert let through after a capped window: how many
+/// alerts were withheld meanwhile.
+pub const WITHHELD_FIELD: &str = "alerts_withheld";
 
 #[derive(Default)]
 struct State {
@@ -27,20 +54,43 @@ enum Verdict {
     Withhold,
 }
 
-/// On the caller's side, in front of the deliveries: a fixed window opens with the first alert;
-/// `per_window` alerts pass in it; the first one over gets a notice sent instead (once per
-/// window), the others are counted in `suppressed`. The first alert after a capped window
-/// carries the count of the alerts withheld (field `sms_withheld`).
-pub(crate) struct Cap<H> {
+/// On the caller's side, in front of a destination's deliveries: a fixed window opens with
+/// the first alert; `per_window` alerts pass in it; the first one over gets a notice sent
+/// instead (once per window), the others are counted (`suppressed` in the stats entry
+/// `<label>-cap`). The first alert after a capped window carries the count of the alerts
+/// withheld in the field [`WITHHELD_FIELD`].
+///
+/// An alert is a record, or a whole escalation or group batch (which a sink sends as one
+/// message); records of single and flush batches count one by one.
+pub struct Cap<H> {
     inner: H,
     per_window: u32,
     window: Duration,
+    label: String,
     state: Mutex<State>,
 }
 
+impl<H> std::fmt::Debug for Cap<H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cap")
+            .field("label", &self.label)
+            .field("per_window", &self.per_window)
+            .field("window", &self.window)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<H: Handler> Cap<H> {
-    pub(crate) fn new(inner: H, per_window: u32, window: Duration) -> Self {
-        Cap { inner, per_window, window, state: Mutex::default() }
+    /// At most `per_window` alerts (at least 1) per `window` reach `inner`.
+    pub fn new(inner: H, per_window: u32, window: Duration) -> Self {
+        Cap { inner, per_window: per_window.max(1), window, label: "alert".into(), state: Mutex::default() }
+    }
+
+    /// The name in the notice (`"<label> cap reached …"`) and in the stats entry
+    /// (`<label>-cap`, lower case); default `alert`.
+    pub fn label(mut self, label: impl Into<String>) -> Self {
+        self.label = label.into();
+        self
     }
 
     fn decide(&self, records: u64) -> Verdict {
@@ -74,8 +124,9 @@ impl<H: Handler> Cap<H> {
             Level::WARN,
             "watchbell",
             format!(
-                "SMS cap reached ({} alerts per {} min): alerts are withheld and counted for the next {mins} min. \
+                "{} cap reached ({} alerts per {} min): alerts are withheld and counted for the next {mins} min. \
                  First withheld: {} {}: {}",
+                self.label,
                 self.per_window,
                 self.window.as_secs().div_ceil(60).max(1),
                 first.level,
@@ -87,8 +138,8 @@ impl<H: Handler> Cap<H> {
         r
     }
 
-    fn admit(&self, mut record: Record, records: u64) -> Option<Record> {
-        match self.decide(records) {
+    fn admit(&self, mut record: Record) -> Option<Record> {
+        match self.decide(1) {
             Verdict::Pass(carry) => {
                 if carry > 0 {
                     record.fields.set(WITHHELD_FIELD, Value::U64(carry));
@@ -103,7 +154,7 @@ impl<H: Handler> Cap<H> {
 
 impl<H: Handler> Handler for Cap<H> {
     fn handle(&self, record: Record) {
-        if let Some(r) = self.admit(record, 1) {
+        if let Some(r) = self.admit(record) {
             self.inner.handle(r);
         }
     }
@@ -115,7 +166,7 @@ impl<H: Handler> Handler for Cap<H> {
             }
             return;
         }
-        // An escalation or group batch is one alert (one SMS).
+        // An escalation or group batch is one alert (one message).
         if batch.is_empty() {
             return;
         }
@@ -152,7 +203,7 @@ impl<H: Handler> Handler for Cap<H> {
             let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
             (st.withheld_total, st.notices)
         };
-        out.push(Stats { name: "sms-cap".into(), suppressed, notices, ..Stats::default() });
+        out.push(Stats { name: format!("{}-cap", self.label.to_lowercase()), suppressed, notices, ..Stats::default() });
         self.inner.stats(out);
     }
 }
