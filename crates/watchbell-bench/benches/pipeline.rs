@@ -6,6 +6,8 @@
 //!   delivery whose sink is stalled (so the measured thread does all the caller's work and the
 //!   worker none; the queue sheds its oldest record per push, so memory stays bounded by the
 //!   queue bytes), versus `tracing-appender`'s `non_blocking` writer under a `fmt` layer.
+//! - `enabled/watchbell_destination_down`: the same event while the destination is down and the
+//!   delivery waits out a retry delay (the queue again sheds its oldest record per push).
 //! - `two_threads/*`: the same, two threads logging at once (time per event per thread).
 //! - `sinks/*`: an `error!` of the same shape into each sink layer with its default settings
 //!   (rate limit included), its destination a loopback peer that never answers.
@@ -41,6 +43,18 @@ fn stalled_delivery() -> (DeliveryHandle, mpsc::Sender<()>) {
     .spawn()
     .expect("worker");
     (d, tx)
+}
+
+/// A delivery whose destination is down: every batch is answered "retry in an hour".
+fn down_delivery() -> DeliveryHandle {
+    Delivery::builder("down", |_: &Batch| Outcome::retry_after(Some(Duration::from_secs(3600)), "down"))
+        .queue_records(100_000)
+        .queue_bytes(64 << 20)
+        .overflow(Overflow::DropOldest)
+        .retry(watchbell_core::Retry { budget: Duration::from_secs(86_400), ..watchbell_core::Retry::default() })
+        .notices(false)
+        .spawn()
+        .expect("worker")
 }
 
 fn watchbell_dispatch() -> (Dispatch, mpsc::Sender<()>) {
@@ -101,6 +115,15 @@ fn enabled(c: &mut Criterion) {
         let (d, _release) = watchbell_dispatch();
         tracing::dispatcher::with_default(&d, || {
             in_spans(|| g.bench_function("watchbell_stalled_sink", |b| b.iter(|| info_event(3))));
+        });
+    }
+    {
+        let down = down_delivery();
+        let d = Dispatch::new(
+            tracing_subscriber::registry().with(CaptureLayer::new(Arc::new(down)).with_level(Level::INFO)),
+        );
+        tracing::dispatcher::with_default(&d, || {
+            in_spans(|| g.bench_function("watchbell_destination_down", |b| b.iter(|| info_event(3))));
         });
     }
     {

@@ -382,7 +382,9 @@ struct State {
     shutdown: Option<Instant>,
     abandon: bool,
     worker_exited: bool,
-    worker_waiting: bool,
+    worker_waiting: Waiting,
+    /// Producers blocked for room ([`Overflow::Block`]).
+    room_waiters: usize,
     progress_waiters: usize,
     handles: usize,
     /// Drops and failures not yet announced by a notice.
@@ -428,9 +430,25 @@ impl Shared {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn wake_worker(&self, st: &State) {
-        if st.worker_waiting {
+    /// After an enqueue: wakes the worker when it waits for what just arrived. (A notify is a
+    /// system call even with nobody waiting, and the caller pays it.)
+    fn wake_worker(&self, st: &State, single: bool) {
+        let wake = match st.worker_waiting {
+            Waiting::ForRecords => true,
+            Waiting::ForBatch => {
+                !single || st.records >= self.config.batch_records || st.bytes >= self.config.batch_bytes
+            }
+            Waiting::No | Waiting::Retry => false,
+        };
+        if wake {
             self.work.notify_one();
+        }
+    }
+
+    /// After the worker took records off the queue: wakes producers blocked for room.
+    fn wake_producers(&self, st: &State) {
+        if st.room_waiters > 0 {
+            self.room.notify_all();
         }
     }
 
@@ -566,7 +584,9 @@ impl DeliveryHandle {
                         sh.note_unreported(&mut st, n as u64, 0);
                         return;
                     }
+                    st.room_waiters += 1;
                     st = sh.room.wait_timeout(st, until - now).unwrap_or_else(|e| e.into_inner()).0;
+                    st.room_waiters -= 1;
                 }
             }
         }
@@ -576,9 +596,10 @@ impl DeliveryHandle {
         st.bytes += bytes;
         // The arrival time only matters for batch_wait: skip the clock read when it is zero.
         let at = if cfg.batch_wait.is_zero() { sh.epoch } else { Instant::now() };
+        let single = batch.reason == BatchReason::Single;
         st.queue.push_back(Item { seq, batch, bytes, at });
         sh.counters.accepted.fetch_add(n as u64, Relaxed);
-        sh.wake_worker(&st);
+        sh.wake_worker(&st, single);
         drop(st);
         drop(shed);
     }
@@ -648,6 +669,20 @@ impl Handler for DeliveryHandle {
     }
 }
 
+/// What the worker is waiting for, which decides whether an enqueue wakes it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Waiting {
+    /// Not waiting.
+    #[default]
+    No,
+    /// The queue is empty: any record.
+    ForRecords,
+    /// A batch window or the pace: only a full batch or a whole (escalation, group) batch.
+    ForBatch,
+    /// A retry delay: nothing a producer does (flush and shutdown wake it themselves).
+    Retry,
+}
+
 /// Waits for the next batch to deliver; `None` when the worker should exit.
 fn next_batch(sh: &Shared, last_delivery: Option<Instant>) -> Option<Batch> {
     let cfg = &sh.config;
@@ -661,9 +696,9 @@ fn next_batch(sh: &Shared, last_delivery: Option<Instant>) -> Option<Batch> {
             if st.shutdown.is_some() || st.handles == 0 {
                 return None;
             }
-            st.worker_waiting = true;
+            st.worker_waiting = Waiting::ForRecords;
             st = sh.work.wait(st).unwrap_or_else(|e| e.into_inner());
-            st.worker_waiting = false;
+            st.worker_waiting = Waiting::No;
             continue;
         };
         let urgent = st.shutdown.is_some() || st.handles == 0 || st.flush_target > front.seq;
@@ -693,12 +728,12 @@ fn next_batch(sh: &Shared, last_delivery: Option<Instant>) -> Option<Batch> {
             st.records -= batch.len();
             st.bytes -= bytes;
             st.in_flight = Some((seq, batch.len()));
-            sh.room.notify_all();
+            sh.wake_producers(&st);
             return Some(batch);
         }
-        st.worker_waiting = true;
+        st.worker_waiting = Waiting::ForBatch;
         st = sh.work.wait_timeout(st, at - now).unwrap_or_else(|e| e.into_inner()).0;
-        st.worker_waiting = false;
+        st.worker_waiting = Waiting::No;
     }
 }
 
@@ -720,9 +755,9 @@ fn retry_wait(sh: &Shared, delay: Duration) -> bool {
         if now >= until {
             return true;
         }
-        st.worker_waiting = true;
+        st.worker_waiting = Waiting::Retry;
         st = sh.work.wait_timeout(st, until - now).unwrap_or_else(|e| e.into_inner()).0;
-        st.worker_waiting = false;
+        st.worker_waiting = Waiting::No;
     }
 }
 
