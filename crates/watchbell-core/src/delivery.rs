@@ -804,42 +804,43 @@ fn deliver_with_retry<K: Sink>(
             any |= k > 0;
             outcome = *rest;
         }
-        if let Outcome::More { delivered } = outcome {
-            let k = delivered.min(batch.records.len());
-            batch.records.drain(..k);
-            c.delivered.fetch_add(k as u64, Relaxed);
-            any |= k > 0;
-            if batch.records.is_empty() {
-                return true;
-            }
-            if k > 0 {
-                // Progress: the next message is a new request, with its own attempts and
-                // budget, after the pace.
+        // A message went and more are to send: the next one is a new request, with its own
+        // attempts and budget, after the pace.
+        let next_request = match outcome {
+            Outcome::More { delivered } => {
+                let k = delivered.min(batch.records.len());
+                batch.records.drain(..k);
+                c.delivered.fetch_add(k as u64, Relaxed);
+                any |= k > 0;
+                if batch.records.is_empty() {
+                    return true;
+                }
+                if k == 0 {
+                    outcome = Outcome::retry("the sink reported more to send but sent nothing");
+                }
                 pieces = 0;
-                attempt = 0;
-                start = Instant::now();
-                if !retry_wait(sh, pace_remaining(cfg.pace, *last_delivery)) {
-                    c.dropped.fetch_add(batch.len() as u64, Relaxed);
-                    return any;
-                }
-                continue;
+                k > 0
             }
-            outcome = Outcome::retry("the sink reported more to send but sent nothing");
-        }
-        if matches!(outcome, Outcome::Progress) {
-            pieces += 1;
-            if pieces <= MAX_PROGRESS {
-                // A piece of the first record went: the next piece is a new request too.
-                attempt = 0;
-                start = Instant::now();
-                if !retry_wait(sh, pace_remaining(cfg.pace, *last_delivery)) {
-                    c.dropped.fetch_add(batch.len() as u64, Relaxed);
-                    return any;
+            Outcome::Progress => {
+                // A piece of the first record went.
+                pieces += 1;
+                if pieces > MAX_PROGRESS {
+                    outcome = Outcome::permanent(format!(
+                        "the sink sent {MAX_PROGRESS} pieces in a row without finishing a record"
+                    ));
                 }
-                continue;
+                pieces <= MAX_PROGRESS
             }
-            outcome =
-                Outcome::permanent(format!("the sink sent {MAX_PROGRESS} pieces in a row without finishing a record"));
+            _ => false,
+        };
+        if next_request {
+            attempt = 0;
+            start = Instant::now();
+            if !retry_wait(sh, pace_remaining(cfg.pace, *last_delivery)) {
+                c.dropped.fetch_add(batch.len() as u64, Relaxed);
+                return any;
+            }
+            continue;
         }
         let n = batch.len() as u64;
         match outcome {
