@@ -62,6 +62,11 @@ fn bench() -> bool {
             "sinks",
             "fingers_crossed_buffer",
         ),
+        (
+            "(b) the same event, the destination down (its delivery waiting out a retry)",
+            "enabled",
+            "watchbell_destination_down",
+        ),
     ];
     let values: Vec<Option<f64>> = rows.iter().map(|(_, g, id)| median_ns(g, id)).collect();
     println!("\n| case | median ns/event |\n|---|---:|");
