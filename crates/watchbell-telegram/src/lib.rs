@@ -87,7 +87,8 @@
 //!   messages into a group and a 429 storm), a record gets at most
 //!   [`max_pieces`](TelegramBuilder::max_pieces) of them (the last one cut with the marker), a
 //!   `429` on the way waits `retry_after` and resumes at the refused piece, and shutdown
-//!   interrupts the wait between two pieces. The record counts as delivered with its last piece.
+//!   interrupts the wait between two pieces. Only the first piece can ring (the rest are sent
+//!   with `disable_notification`). The record counts as delivered with its last piece.
 //!
 //! The bot token is a secret: it appears in no `Debug` output, error, stats or panic message.
 //!

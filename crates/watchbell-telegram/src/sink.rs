@@ -114,7 +114,12 @@ impl TelegramSink {
                     return pieces
                         .into_iter()
                         .enumerate()
-                        .map(|(k, html)| Message { html, silent, done: if k == last { i + 1 } else { 0 } })
+                        // One alert rings once: the pieces after the first are silent.
+                        .map(|(k, html)| Message {
+                            html,
+                            silent: silent || k > 0,
+                            done: if k == last { i + 1 } else { 0 },
+                        })
                         .collect();
                 }
                 None => cur = Some((block, units)),

@@ -249,6 +249,8 @@ fn a_megabyte_record_becomes_at_most_max_pieces_messages() {
     }
     assert!(!msgs[0].text.contains(MARKER) && !msgs[1].text.contains(MARKER));
     assert_eq!(msgs[2].text.matches(MARKER).count(), 1, "the last piece says it was cut");
+    let rings: Vec<bool> = msgs.iter().map(|m| !m.disable_notification).collect();
+    assert_eq!(rings, [true, false, false], "one alert rings once");
     // Each message is nearly full: the cap does not throw away room.
     assert!(
         msgs.iter().all(|m| utf16_len(&m.text) > 2048),
