@@ -8,7 +8,7 @@ use tracing_subscriber::Registry;
 use watchbell_core::text::MARKER;
 use watchbell_core::{Batch, BatchReason, Guard, Level, Record, Retry, Stats, Value};
 use watchbell_mail::{MailBuilder, MailLayer, SinkOptions};
-use watchbell_test::smtp::{Answer, FakeSmtp, Mail, Step, CERTIFICATE_PEM};
+use watchbell_test::smtp::{Answer, FakeSmtp, Mail, Step};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -231,7 +231,11 @@ fn wrong_password_is_permanent_and_never_shown() {
 fn starttls_with_auth() {
     let smtp = FakeSmtp::builder().starttls().require_tls().credentials("alerts", "pw").start();
     let (d, guard) = start(
-        builder(&smtp).starttls().port(smtp.port()).add_root_certificate(CERTIFICATE_PEM).credentials("alerts", "pw"),
+        builder(&smtp)
+            .starttls()
+            .port(smtp.port())
+            .add_root_certificate(smtp.certificate_pem())
+            .credentials("alerts", "pw"),
     );
     log(&d, || tracing::error!("over TLS"));
     let mail = one_mail(&smtp, &guard);
@@ -247,7 +251,8 @@ fn starttls_with_auth() {
 #[test]
 fn implicit_tls() {
     let smtp = FakeSmtp::builder().implicit_tls().start();
-    let (d, guard) = start(builder(&smtp).implicit_tls().port(smtp.port()).add_root_certificate(CERTIFICATE_PEM));
+    let (d, guard) =
+        start(builder(&smtp).implicit_tls().port(smtp.port()).add_root_certificate(smtp.certificate_pem()));
     log(&d, || tracing::error!("over SMTPS"));
     let mail = one_mail(&smtp, &guard);
     assert!(mail.tls);
@@ -274,6 +279,22 @@ fn an_untrusted_certificate_is_refused() {
     let smtp = FakeSmtp::builder().starttls().start();
     let (d, guard) = start(builder(&smtp).starttls().port(smtp.port()));
     log(&d, || tracing::error!("to an impostor"));
+    assert!(guard.flush(WAIT).is_complete());
+    assert_eq!(smtp.mail_count(), 0);
+    let s = mail_stats(&guard);
+    assert_eq!((s.failed, s.retried), (1, 0), "{s}");
+    assert!(s.last_error.unwrap().contains("certificate"));
+}
+
+#[test]
+fn trusting_another_servers_certificate_is_not_enough() {
+    // Each fake makes its own key and certificate: trusting one does not trust the other.
+    let other = FakeSmtp::builder().starttls().start();
+    let smtp = FakeSmtp::builder().starttls().start();
+    assert_ne!(other.certificate_pem(), smtp.certificate_pem());
+    assert!(smtp.certificate_pem().starts_with("-----BEGIN CERTIFICATE-----"));
+    let (d, guard) = start(builder(&smtp).starttls().port(smtp.port()).add_root_certificate(other.certificate_pem()));
+    log(&d, || tracing::error!("to the wrong server"));
     assert!(guard.flush(WAIT).is_complete());
     assert_eq!(smtp.mail_count(), 0);
     let s = mail_stats(&guard);

@@ -4,7 +4,8 @@
 //! thread with real SMTP (RFC 5321): `EHLO`/`HELO`, `AUTH PLAIN` and `AUTH LOGIN` (checked
 //! against the credentials it was given), `MAIL FROM`, `RCPT TO`, `DATA` with dot-unstuffing,
 //! `RSET`, `NOOP`, `QUIT`, and `STARTTLS` or implicit TLS with a self-signed certificate for
-//! `localhost` / `127.0.0.1` ([`CERTIFICATE_PEM`]) that tests make their client trust.
+//! `localhost` / `127.0.0.1` generated for each fake at its start
+//! ([`certificate_pem`](FakeSmtp::certificate_pem)), which tests make their client trust.
 //!
 //! Every accepted mail is recorded as a [`Mail`]: the envelope, the raw message, its (unfolded)
 //! headers with an RFC 2047 decoder ([`Mail::decoded_header`]), and its body decoded from its
@@ -68,30 +69,6 @@ use std::time::{Duration, Instant};
 
 use crate::base64;
 use crate::store::Recorded;
-
-/// The fake's self-signed certificate (PEM), for `localhost` and `127.0.0.1`, valid until 2126.
-/// Give it to the client as a trusted root (for watchbell-mail: `add_root_certificate`).
-pub const CERTIFICATE_PEM: &str = "-----BEGIN CERTIFICATE-----
-MIIBlzCCAT6gAwIBAgIUOl5ShW6ugyG2sBh4nf9vQ4EzX6MwCgYIKoZIzj0EAwIw
-FDESMBAGA1UEAwwJbG9jYWxob3N0MCAXDTI2MTEyMTIwMjIxMFoYDzIxMjYxMDI4
-MjAyMjEwWjAUMRIwEAYDVQQDDAlsb2NhbGhvc3QwWTATBgcqhkjOPQIBBggqhkjO
-PQMBBwNCAAQ3w08nBTkM/Q8AfxeM4y6QhThyfwCENGDUcxL2LyKlUnz6tl0NbvF1
-c3fs7d2nIUH57PPATZVoMnGqLnRqbEqPo2wwajAdBgNVHQ4EFgQUpt0ZIV4+dqX9
-Bl/4rBS3OtgVPPcwHwYDVR0jBBgwFoAUpt0ZIV4+dqX9Bl/4rBS3OtgVPPcwGgYD
-VR0RBBMwEYIJbG9jYWxob3N0hwR/AAABMAwGA1UdEwEB/wQCMAAwCgYIKoZIzj0E
-AwIDRwAwRAIgUMKF9cvwOxHK/HuqSMFtvDhSaOD7LIB0Wr2WD5pwR8kCIGIAE0kr
-yvLCiLfabh28eQQW9QT8hyT51j1Lf8Ala/qI
------END CERTIFICATE-----
-";
-
-/// The private key of [`CERTIFICATE_PEM`] (a test key, generated once with openssl; it protects
-/// nothing).
-const KEY_PEM: &str = "-----BEGIN PRIVATE KEY-----
-MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgq3PveJW6F4vTjYow
-HGxI0ateWgiFAquk0yUz8vsh/pyhRANCAAQ3w08nBTkM/Q8AfxeM4y6QhThyfwCE
-NGDUcxL2LyKlUnz6tl0NbvF1c3fs7d2nIUH57PPATZVoMnGqLnRqbEqP
------END PRIVATE KEY-----
-";
 
 /// The largest message accepted in `DATA` (larger ones get `552`).
 const MAX_DATA: usize = 64 * 1024 * 1024;
@@ -308,7 +285,8 @@ impl FakeSmtpBuilder {
         self
     }
 
-    /// Advertises `STARTTLS` and upgrades the connection with [`CERTIFICATE_PEM`].
+    /// Advertises `STARTTLS` and upgrades the connection with the certificate it makes at its
+    /// start ([`FakeSmtp::certificate_pem`]).
     pub fn starttls(mut self) -> Self {
         self.starttls = true;
         self
@@ -333,7 +311,7 @@ impl FakeSmtpBuilder {
     pub fn start(self) -> FakeSmtp {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local addr");
-        let tls = (self.starttls || self.implicit_tls).then(server_config);
+        let tls = (self.starttls || self.implicit_tls).then(identity);
         let shared = Arc::new(Shared {
             state: Recorded::default(),
             credentials: self.credentials,
@@ -352,11 +330,25 @@ impl FakeSmtpBuilder {
     }
 }
 
-fn server_config() -> Arc<rustls::ServerConfig> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let cert = CertificateDer::from_pem_slice(CERTIFICATE_PEM.as_bytes()).expect("the test certificate");
-    let key = PrivateKeyDer::from_pem_slice(KEY_PEM.as_bytes()).expect("the test key");
+/// A TLS identity made for one fake: a new key and a self-signed certificate for `localhost`
+/// and `127.0.0.1`, and the server configuration that presents it.
+struct Identity {
+    certificate_pem: String,
+    config: Arc<rustls::ServerConfig>,
+}
+
+fn identity() -> Identity {
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+        .expect("a self-signed certificate");
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(made.signing_key.serialize_der()));
+    Identity { certificate_pem: made.cert.pem(), config: server_config(made.cert.der().clone(), key) }
+}
+
+fn server_config(
+    cert: rustls::pki_types::CertificateDer<'static>,
+    key: rustls::pki_types::PrivateKeyDer<'static>,
+) -> Arc<rustls::ServerConfig> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -386,7 +378,7 @@ struct Shared {
     starttls: bool,
     require_tls: bool,
     implicit_tls: bool,
-    tls: Option<Arc<rustls::ServerConfig>>,
+    tls: Option<Identity>,
 }
 
 impl Shared {
@@ -435,6 +427,13 @@ impl FakeSmtp {
     /// The host name its certificate is valid for: `localhost` (it listens on `127.0.0.1`).
     pub fn host(&self) -> &'static str {
         "localhost"
+    }
+
+    /// The certificate (PEM) this fake made for itself at its start, self-signed for
+    /// `localhost` and `127.0.0.1`: give it to the client as a trusted root (for watchbell-mail:
+    /// `add_root_certificate`). Every fake has its own. Empty without TLS.
+    pub fn certificate_pem(&self) -> &str {
+        self.shared.tls.as_ref().map_or("", |t| t.certificate_pem.as_str())
     }
 
     /// Replaces the normal answer the next time `step` is reached (once; answers queued for one
@@ -828,7 +827,8 @@ fn path_arg(arg: &str) -> String {
 
 fn upgrade(shared: &Shared, stream: Stream) -> io::Result<Stream> {
     let Stream::Plain(tcp) = stream else { return Err(io::Error::other("already TLS")) };
-    let config = shared.tls.clone().ok_or_else(|| io::Error::other("no TLS configured"))?;
+    let config =
+        shared.tls.as_ref().map(|t| Arc::clone(&t.config)).ok_or_else(|| io::Error::other("no TLS configured"))?;
     let conn = rustls::ServerConnection::new(config).map_err(io::Error::other)?;
     let mut tls = rustls::StreamOwned::new(conn, tcp);
     while tls.conn.is_handshaking() {
