@@ -532,3 +532,89 @@ fn a_sink_that_never_finishes_a_record_is_stopped() {
     let s = d.snapshot();
     assert_eq!((s.delivered, s.failed), (0, 1), "{s}");
 }
+
+/// What a test sink saw, shared with the test.
+type Log<T> = Arc<Mutex<Vec<T>>>;
+
+/// A sink whose destination fails until `up_at`, and that can spill (or refuses to).
+struct Spilling {
+    up_at: Instant,
+    accept: bool,
+    delivered: Log<String>,
+    spilled: Log<Vec<String>>,
+}
+
+impl watchbell_core::Sink for Spilling {
+    fn deliver(&mut self, batch: &Batch) -> Outcome {
+        if Instant::now() < self.up_at {
+            return Outcome::retry_after(Some(Duration::from_millis(200)), "down");
+        }
+        self.delivered.lock().unwrap().extend(batch.records.iter().map(|r| r.message.clone()));
+        Outcome::Delivered
+    }
+
+    fn can_spill(&self) -> bool {
+        true
+    }
+
+    fn spill(&mut self, pending: &Batch, queued: &Batch) -> bool {
+        let all = pending.records.iter().chain(&queued.records).map(|r| r.message.clone()).collect();
+        self.spilled.lock().unwrap().push(all);
+        self.accept
+    }
+}
+
+fn spilling(accept: bool, down_for: Duration) -> (Spilling, Log<String>, Log<Vec<String>>) {
+    let delivered = Arc::new(Mutex::new(Vec::new()));
+    let spilled = Arc::new(Mutex::new(Vec::new()));
+    let sink =
+        Spilling { up_at: Instant::now() + down_for, accept, delivered: delivered.clone(), spilled: spilled.clone() };
+    (sink, delivered, spilled)
+}
+
+fn names(range: std::ops::Range<u32>) -> Vec<String> {
+    range.map(|i| format!("r{i}")).collect()
+}
+
+#[test]
+fn a_half_full_queue_during_a_retry_is_spilled_with_the_waiting_batch() {
+    let (sink, delivered, spilled) = spilling(true, Duration::from_secs(3600));
+    let d = Delivery::builder("spilling", sink).queue_records(20).retry(fast_retry()).notices(false).spawn().unwrap();
+    d.handle(rec("r0"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while d.snapshot().retried == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for i in 1..10 {
+        d.handle(rec(&format!("r{i}")));
+    }
+    assert!(spilled.lock().unwrap().is_empty(), "below half the queue: no spill");
+    d.handle(rec("r10"));
+    let guard = Guard::new(Arc::new(d.clone()));
+    assert!(guard.flush(Duration::from_secs(10)).is_complete(), "the spill finished the work");
+    assert_eq!(*spilled.lock().unwrap(), vec![names(0..11)], "the waiting batch, then the queue, in order");
+    assert!(delivered.lock().unwrap().is_empty());
+    let s = d.snapshot();
+    assert_eq!((s.delivered, s.dropped, s.failed, s.queued), (11, 0, 0, 0), "{s}");
+}
+
+#[test]
+fn a_refused_spill_leaves_the_records_queued_in_order() {
+    let (sink, delivered, spilled) = spilling(false, Duration::from_millis(600));
+    let d = Delivery::builder("spilling", sink).queue_records(20).retry(fast_retry()).notices(false).spawn().unwrap();
+    d.handle(rec("r0"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while d.snapshot().retried == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for i in 1..11 {
+        d.handle(rec(&format!("r{i}")));
+    }
+    let guard = Guard::new(Arc::new(d.clone()));
+    assert!(guard.flush(Duration::from_secs(10)).is_complete());
+    assert_eq!(*delivered.lock().unwrap(), names(0..11), "delivered once the destination is back, in order");
+    let offers = spilled.lock().unwrap().len() as u64;
+    let s = d.snapshot();
+    assert!(offers >= 1 && offers <= s.retried, "one offer per retry wait at most: {offers} offers, {s}");
+    assert_eq!((s.delivered, s.dropped, s.failed), (11, 0, 0), "{s}");
+}

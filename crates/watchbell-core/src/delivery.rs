@@ -103,6 +103,22 @@ pub trait Sink: Send + 'static {
     /// Delivers `batch`. Called again with the same (or the undelivered rest of the) batch
     /// when the outcome was retryable.
     fn deliver(&mut self, batch: &Batch) -> Outcome;
+
+    /// Whether this sink can [`spill`](Self::spill) (default: no). Asked once, at spawn.
+    fn can_spill(&self) -> bool {
+        false
+    }
+
+    /// Called while a batch waits for a retry and the queue behind it passes half its capacity
+    /// (records or bytes): `pending` is that batch (what a retry would send), `queued` every
+    /// record queued behind it, in order. A sink with somewhere else to put them (a disk
+    /// spool) takes both and answers `true`: they count as delivered, the retry is over, and
+    /// the queue has room again instead of shedding records. `false` leaves everything as it
+    /// was (the records go back to the queue, the retry goes on).
+    fn spill(&mut self, pending: &Batch, queued: &Batch) -> bool {
+        let _ = (pending, queued);
+        false
+    }
 }
 
 impl<F: FnMut(&Batch) -> Outcome + Send + 'static> Sink for F {
@@ -114,6 +130,14 @@ impl<F: FnMut(&Batch) -> Outcome + Send + 'static> Sink for F {
 impl Sink for Box<dyn Sink> {
     fn deliver(&mut self, batch: &Batch) -> Outcome {
         (**self).deliver(batch)
+    }
+
+    fn can_spill(&self) -> bool {
+        (**self).can_spill()
+    }
+
+    fn spill(&mut self, pending: &Batch, queued: &Batch) -> bool {
+        (**self).spill(pending, queued)
     }
 }
 
@@ -202,6 +226,8 @@ struct Config {
     overflow: Overflow,
     redactor: Option<Redactor>,
     notices: bool,
+    /// The sink can spill ([`Sink::can_spill`]).
+    spills: bool,
 }
 
 /// Builds and starts a [`Delivery`]. See the [module docs](self) for what it guarantees.
@@ -258,6 +284,7 @@ impl Delivery {
                 overflow: Overflow::DropNewest,
                 redactor: Some(Redactor::default()),
                 notices: true,
+                spills: false,
             },
         }
     }
@@ -331,7 +358,8 @@ impl<K: Sink> DeliveryBuilder<K> {
     }
 
     /// Starts the worker thread (named `watchbell-NAME`).
-    pub fn spawn(self) -> std::io::Result<DeliveryHandle> {
+    pub fn spawn(mut self) -> std::io::Result<DeliveryHandle> {
+        self.config.spills = self.sink.can_spill();
         let shared = Arc::new(Shared {
             state: Mutex::new(State { handles: 1, ..State::default() }),
             work: Condvar::new(),
@@ -438,11 +466,17 @@ impl Shared {
             Waiting::ForBatch => {
                 !single || st.records >= self.config.batch_records || st.bytes >= self.config.batch_bytes
             }
-            Waiting::No | Waiting::Retry => false,
+            Waiting::Retry => self.config.spills && self.under_pressure(st),
+            Waiting::No | Waiting::Pace => false,
         };
         if wake {
             self.work.notify_one();
         }
+    }
+
+    /// The queue is at least half full (records or bytes).
+    fn under_pressure(&self, st: &State) -> bool {
+        st.records * 2 >= self.config.queue_records || st.bytes * 2 >= self.config.queue_bytes
     }
 
     /// After the worker took records off the queue: wakes producers blocked for room.
@@ -679,8 +713,12 @@ enum Waiting {
     ForRecords,
     /// A batch window or the pace: only a full batch or a whole (escalation, group) batch.
     ForBatch,
-    /// A retry delay: nothing a producer does (flush and shutdown wake it themselves).
+    /// A retry delay: only a queue filling past half its capacity, when the sink can spill
+    /// (flush and shutdown wake it themselves).
     Retry,
+    /// The pace between the messages of one batch, or a retry delay once a spill was refused:
+    /// nothing a producer does.
+    Pace,
 }
 
 /// Waits for the next batch to deliver; `None` when the worker should exit.
@@ -745,20 +783,71 @@ fn pace_remaining(pace: Duration, last: Option<Instant>) -> Duration {
 /// Waits on the worker's condvar for `delay`; false if the delivery is being abandoned or the
 /// shutdown deadline comes first (then waiting is pointless).
 fn retry_wait(sh: &Shared, delay: Duration) -> bool {
-    let until = Instant::now() + delay;
+    matches!(wait_until(sh, Instant::now() + delay, false), Waited::Elapsed)
+}
+
+/// How a wait before a retry ended.
+enum Waited {
+    Elapsed,
+    /// Abandoned, or the shutdown deadline comes first.
+    Stop,
+    /// The queue passed half its capacity (only when asked to look).
+    Pressure,
+}
+
+/// Waits until `until`, ending early when the delivery stops or, if `pressure` is asked for,
+/// when the queue passes half full.
+fn wait_until(sh: &Shared, until: Instant, pressure: bool) -> Waited {
     let mut st = sh.lock();
     loop {
         if st.abandon || st.shutdown.is_some_and(|d| until > d) {
-            return false;
+            return Waited::Stop;
+        }
+        if pressure && sh.under_pressure(&st) {
+            return Waited::Pressure;
         }
         let now = Instant::now();
         if now >= until {
-            return true;
+            return Waited::Elapsed;
         }
-        st.worker_waiting = Waiting::Retry;
+        st.worker_waiting = if pressure { Waiting::Retry } else { Waiting::Pace };
         st = sh.work.wait_timeout(st, until - now).unwrap_or_else(|e| e.into_inner()).0;
         st.worker_waiting = Waiting::No;
     }
+}
+
+/// Offers the batch waiting for a retry and everything queued behind it to the sink's
+/// [`spill`](Sink::spill). Returns whether the sink took them (then the queue is empty of
+/// them and they count as delivered); otherwise they are back at the front of the queue.
+fn spill<K: Sink>(sh: &Shared, sink: &mut K, pending: &Batch) -> bool {
+    let items: Vec<Item> = {
+        let mut st = sh.lock();
+        let items: Vec<Item> = st.queue.drain(..).collect();
+        st.records = 0;
+        st.bytes = 0;
+        sh.wake_producers(&st);
+        items
+    };
+    let mut queued = Batch { reason: BatchReason::Flush, records: Vec::new() };
+    for item in &items {
+        queued.records.extend(item.batch.records.iter().cloned());
+    }
+    if let Some(r) = &sh.config.redactor {
+        r.redact_batch(&mut queued);
+    }
+    let taken = matches!(catch_unwind(AssertUnwindSafe(|| sink.spill(pending, &queued))), Ok(true));
+    if taken {
+        sh.counters.delivered.fetch_add((pending.len() + queued.len()) as u64, Relaxed);
+        return true;
+    }
+    // Not taken: back to the front, ahead of what arrived meanwhile (their sequence is older).
+    let mut st = sh.lock();
+    for item in items.into_iter().rev() {
+        st.records += item.batch.len();
+        st.bytes += item.bytes;
+        st.queue.push_front(item);
+    }
+    false
 }
 
 fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
@@ -876,9 +965,19 @@ fn deliver_with_retry<K: Sink>(
                 c.retried.fetch_add(1, Relaxed);
                 // A retry is a request like any other: it keeps the pace too.
                 let delay = delay.max(pace_remaining(cfg.pace, *last_delivery));
-                if !retry_wait(sh, delay) {
-                    c.dropped.fetch_add(n, Relaxed);
-                    return any;
+                let until = Instant::now() + delay;
+                let mut look = cfg.spills;
+                loop {
+                    match wait_until(sh, until, look) {
+                        Waited::Elapsed => break,
+                        Waited::Stop => {
+                            c.dropped.fetch_add(n, Relaxed);
+                            return any;
+                        }
+                        Waited::Pressure if spill(sh, sink, &batch) => return true,
+                        // Refused: wait out the delay without asking again.
+                        Waited::Pressure => look = false,
+                    }
                 }
             }
         }

@@ -109,7 +109,10 @@
 //! With [`spool(dir, max_bytes)`](HttpBuilder::spool), a batch that still fails after
 //! [`spool_after`](HttpBuilder::spool_after) of retrying goes to append-only segment files in
 //! `dir` instead of waiting in memory (so the in-memory queue keeps draining while the
-//! collector is down), and so do all newer records while the spool is not empty: **the spool is
+//! collector is down) — sooner if the in-memory queue passes half its capacity while the batch
+//! waits for a retry: then the batch and the whole queue go to disk at once, so an outage under
+//! heavy logging fills the spool rather than shedding records from the queue — and so do all
+//! newer records while the spool is not empty: **the spool is
 //! always older than the queue, and records are replayed oldest first**, by a thread of its own,
 //! with backoff while the collector fails. What a previous process left in `dir` is replayed
 //! after a restart, before anything newer. Delivery from the spool is **at least once**: the
@@ -363,7 +366,8 @@ impl HttpBuilder {
     }
 
     /// How long a failing batch is retried in memory before it goes to the spool (default
-    /// 5 s; keep it under the retry budget).
+    /// 5 s; keep it under the retry budget). A queue half full during the retry sends it
+    /// sooner.
     pub fn spool_after(mut self, d: Duration) -> Self {
         self.spool_after = d;
         self

@@ -247,6 +247,26 @@ impl HttpSink {
 }
 
 impl Sink for HttpSink {
+    fn can_spill(&self) -> bool {
+        self.spool.is_some()
+    }
+
+    /// The collector has been failing and the in-memory queue is half full: the waiting batch
+    /// (what is not sent of it) and the whole queue go to the spool, in order, before
+    /// `spool_after` has passed, instead of the queue shedding records.
+    fn spill(&mut self, pending: &Batch, queued: &Batch) -> bool {
+        let Some(spool) = &self.spool else { return false };
+        let recs = &pending.records;
+        let done = match self.resume.take() {
+            Some(r) if r.done.len() == recs.len() && recs.first() == Some(&r.first) => r.done,
+            _ => vec![false; recs.len()],
+        };
+        let mut all = not_done(recs, &done);
+        all.extend(queued.records.iter());
+        self.failing_since.get_or_insert_with(Instant::now);
+        spool.append_if(&all, true)
+    }
+
     fn deliver(&mut self, batch: &Batch) -> Outcome {
         let recs = &batch.records;
         let n = recs.len();

@@ -78,6 +78,48 @@ fn outage_goes_to_disk_and_replays_in_order() {
 }
 
 #[test]
+fn a_queue_filling_during_an_outage_goes_to_disk_before_spool_after() {
+    let dir = temp_dir("pressure");
+    let fake = FakeNdjson::start();
+    fake.set_refusing(true);
+    let (h, guard) = HttpLayer::builder(fake.url())
+        .retry(fast_retry(Duration::from_millis(300)))
+        .spool(&dir, 64 << 20)
+        // Far away: only the queue's pressure can send records to disk in this test.
+        .spool_after(Duration::from_secs(3600))
+        .queue_records(200)
+        .batch_wait(Duration::ZERO)
+        .build_handler()
+        .unwrap();
+    // The first record fails, and its batch waits for a retry.
+    h.handle(rec(0));
+    assert!(wait_until(Duration::from_secs(10), || guard.stats()[0].retried >= 1));
+    // Meanwhile 10 times what the queue holds arrives, while the collector refuses every
+    // connection: a steady stream (one record about every 50 µs) that fills the queue many
+    // times over within one retry delay.
+    for i in 1..=2_000 {
+        h.handle(rec(i));
+        std::thread::sleep(Duration::from_micros(50));
+    }
+    assert!(
+        wait_until(Duration::from_secs(10), || spool_stats(&guard).queued == 2_001),
+        "every record reaches the disk: {}; {:?}",
+        spool_stats(&guard),
+        guard.stats()
+    );
+    let delivery = guard.stats().into_iter().find(|s| s.name.starts_with("http ")).expect("the delivery's stats");
+    assert_eq!(delivery.dropped, 0, "the queue shed nothing: {delivery}");
+    fake.set_refusing(false);
+    assert!(guard.flush(Duration::from_secs(30)).is_complete());
+    assert_eq!(seqs(&fake.records()), (0..=2_000).collect::<Vec<_>>(), "every record once, oldest first");
+    let s = spool_stats(&guard);
+    assert_eq!((s.queued, s.dropped), (0, 0), "{s}");
+    drop(guard);
+    drop(h);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn a_full_spool_sheds_and_counts() {
     let dir = temp_dir("full");
     let (h, guard) = HttpLayer::builder(dead_url())
