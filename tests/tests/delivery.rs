@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tracing::Level;
-use watchbell_core::{Batch, BatchReason, Delivery, Guard, Handler, Origin, Outcome, Overflow, Record, Retry};
+use watchbell_core::{
+    Batch, BatchReason, Delivery, DeliveryHandle, Guard, Handler, Origin, Outcome, Overflow, Record, Retry,
+};
 use watchbell_test::collector::{received_records, NdjsonSink};
 use watchbell_test::http::{FakeHttp, Reply};
 
@@ -564,12 +566,20 @@ impl watchbell_core::Sink for Spilling {
     }
 }
 
-fn spilling(accept: bool, down_for: Duration) -> (Spilling, Log<String>, Log<Vec<String>>) {
+/// A delivery to a [`Spilling`] sink (queue of 20) whose first record, `r0`, already waits for
+/// a retry; and what the sink delivered and was offered to spill.
+fn retrying_r0(accept: bool, down_for: Duration) -> (DeliveryHandle, Log<String>, Log<Vec<String>>) {
     let delivered = Arc::new(Mutex::new(Vec::new()));
     let spilled = Arc::new(Mutex::new(Vec::new()));
     let sink =
         Spilling { up_at: Instant::now() + down_for, accept, delivered: delivered.clone(), spilled: spilled.clone() };
-    (sink, delivered, spilled)
+    let d = Delivery::builder("spilling", sink).queue_records(20).retry(fast_retry()).notices(false).spawn().unwrap();
+    d.handle(rec("r0"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while d.snapshot().retried == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    (d, delivered, spilled)
 }
 
 fn names(range: std::ops::Range<u32>) -> Vec<String> {
@@ -578,13 +588,7 @@ fn names(range: std::ops::Range<u32>) -> Vec<String> {
 
 #[test]
 fn a_half_full_queue_during_a_retry_is_spilled_with_the_waiting_batch() {
-    let (sink, delivered, spilled) = spilling(true, Duration::from_secs(3600));
-    let d = Delivery::builder("spilling", sink).queue_records(20).retry(fast_retry()).notices(false).spawn().unwrap();
-    d.handle(rec("r0"));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while d.snapshot().retried == 0 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let (d, delivered, spilled) = retrying_r0(true, Duration::from_secs(3600));
     for i in 1..10 {
         d.handle(rec(&format!("r{i}")));
     }
@@ -600,13 +604,7 @@ fn a_half_full_queue_during_a_retry_is_spilled_with_the_waiting_batch() {
 
 #[test]
 fn a_refused_spill_leaves_the_records_queued_in_order() {
-    let (sink, delivered, spilled) = spilling(false, Duration::from_millis(600));
-    let d = Delivery::builder("spilling", sink).queue_records(20).retry(fast_retry()).notices(false).spawn().unwrap();
-    d.handle(rec("r0"));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while d.snapshot().retried == 0 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let (d, delivered, spilled) = retrying_r0(false, Duration::from_millis(600));
     for i in 1..11 {
         d.handle(rec(&format!("r{i}")));
     }
