@@ -828,9 +828,13 @@ fn spill<K: Sink>(sh: &Shared, sink: &mut K, pending: &Batch) -> bool {
         sh.wake_producers(&st);
         items
     };
+    // The records move into one batch (no copies: the queue may be large just now); each
+    // item's place is kept to put them back if the sink refuses.
     let mut queued = Batch { reason: BatchReason::Flush, records: Vec::new() };
-    for item in &items {
-        queued.records.extend(item.batch.records.iter().cloned());
+    let mut places = Vec::with_capacity(items.len());
+    for item in items {
+        places.push((item.seq, item.bytes, item.at, item.batch.reason, item.batch.records.len()));
+        queued.records.extend(item.batch.records);
     }
     if let Some(r) = &sh.config.redactor {
         r.redact_batch(&mut queued);
@@ -841,6 +845,16 @@ fn spill<K: Sink>(sh: &Shared, sink: &mut K, pending: &Batch) -> bool {
         return true;
     }
     // Not taken: back to the front, ahead of what arrived meanwhile (their sequence is older).
+    let mut records = queued.records.into_iter();
+    let items: Vec<Item> = places
+        .into_iter()
+        .map(|(seq, bytes, at, reason, len)| Item {
+            seq,
+            batch: Batch { reason, records: records.by_ref().take(len).collect() },
+            bytes,
+            at,
+        })
+        .collect();
     let mut st = sh.lock();
     for item in items.into_iter().rev() {
         st.records += item.batch.len();

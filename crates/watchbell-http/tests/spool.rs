@@ -30,6 +30,16 @@ fn dead_url() -> String {
     format!("http://{addr}/ingest")
 }
 
+/// An HTTP layer to `url` that spools to `dir` (at most `max_bytes`) at the first failure,
+/// retrying fast, sending each record as it comes.
+fn spooling(url: impl Into<String>, dir: impl AsRef<Path>, max_bytes: u64) -> watchbell_http::HttpBuilder {
+    HttpLayer::builder(url)
+        .retry(fast_retry(Duration::from_millis(300)))
+        .spool(dir.as_ref(), max_bytes)
+        .spool_after(Duration::ZERO)
+        .batch_wait(Duration::ZERO)
+}
+
 fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
@@ -46,13 +56,7 @@ fn outage_goes_to_disk_and_replays_in_order() {
     let dir = temp_dir("outage");
     let fake = FakeNdjson::start();
     fake.set_refusing(true);
-    let (h, guard) = HttpLayer::builder(fake.url())
-        .retry(fast_retry(Duration::from_millis(300)))
-        .spool(&dir, 64 << 20)
-        .spool_after(Duration::ZERO)
-        .batch_wait(Duration::ZERO)
-        .build_handler()
-        .unwrap();
+    let (h, guard) = spooling(fake.url(), &dir, 64 << 20).build_handler().unwrap();
     for i in 0..300 {
         h.handle(rec(i));
     }
@@ -82,13 +86,10 @@ fn a_queue_filling_during_an_outage_goes_to_disk_before_spool_after() {
     let dir = temp_dir("pressure");
     let fake = FakeNdjson::start();
     fake.set_refusing(true);
-    let (h, guard) = HttpLayer::builder(fake.url())
-        .retry(fast_retry(Duration::from_millis(300)))
-        .spool(&dir, 64 << 20)
+    let (h, guard) = spooling(fake.url(), &dir, 64 << 20)
         // Far away: only the queue's pressure can send records to disk in this test.
         .spool_after(Duration::from_secs(3600))
         .queue_records(200)
-        .batch_wait(Duration::ZERO)
         .build_handler()
         .unwrap();
     // The first record fails, and its batch waits for a retry.
@@ -122,13 +123,7 @@ fn a_queue_filling_during_an_outage_goes_to_disk_before_spool_after() {
 #[test]
 fn a_full_spool_sheds_and_counts() {
     let dir = temp_dir("full");
-    let (h, guard) = HttpLayer::builder(dead_url())
-        .retry(fast_retry(Duration::from_millis(300)))
-        .spool(&dir, 20 * 1024)
-        .spool_after(Duration::ZERO)
-        .batch_wait(Duration::ZERO)
-        .build_handler()
-        .unwrap();
+    let (h, guard) = spooling(dead_url(), &dir, 20 * 1024).build_handler().unwrap();
     for i in 0..500 {
         h.handle(rec(i));
     }
@@ -160,14 +155,7 @@ fn spool_child_process() {
     let from: u64 = std::env::var(FROM).unwrap().parse().unwrap();
     let count: u64 = std::env::var(COUNT).unwrap().parse().unwrap();
     let phase = std::env::var(PHASE).unwrap();
-    let (h, guard) = HttpLayer::builder(url)
-        .retry(fast_retry(Duration::from_millis(300)))
-        .spool(&dir, 64 << 20)
-        .spool_after(Duration::ZERO)
-        .batch_wait(Duration::ZERO)
-        .batch_records(25)
-        .build_handler()
-        .unwrap();
+    let (h, guard) = spooling(url, &dir, 64 << 20).batch_records(25).build_handler().unwrap();
     for i in from..from + count {
         h.handle(rec(i));
     }

@@ -279,122 +279,60 @@ impl Config {
     {
         #[cfg(feature = "slack")]
         {
-            let before = cx.problems.len();
-            if let Some(b) = self.slack_builder(cx, g) {
-                if cx.resolve && cx.problems.len() == before {
-                    let t = self.slack.as_ref();
-                    let value_of = |key: &str| {
-                        let i = list_index(key, "webhooks")?;
-                        let url = t?.webhooks.get(i)?.url.as_ref()?;
-                        match url {
-                            SecretValue::Literal(u) => Some(quote(&redact_url(u))),
-                            other => Some(other.redacted()),
-                        }
-                    };
-                    if let Some(x) = place!(cx, g, "slack", b, value_of) {
-                        out("slack", x);
-                    }
+            let t = self.slack.as_ref();
+            let value_of = |key: &str| {
+                let i = list_index(key, "webhooks")?;
+                let url = t?.webhooks.get(i)?.url.as_ref()?;
+                match url {
+                    SecretValue::Literal(u) => Some(quote(&redact_url(u))),
+                    other => Some(other.redacted()),
                 }
-            }
+            };
+            place!(cx, g, out, "slack", self.slack_builder(cx, g), value_of);
         }
         #[cfg(feature = "telegram")]
-        {
-            let before = cx.problems.len();
-            if let Some(b) = self.telegram_builder(cx, g) {
-                if cx.resolve && cx.problems.len() == before {
-                    if let Some(x) = place!(cx, g, "telegram", b, |_: &str| None) {
-                        out("telegram", x);
-                    }
-                }
-            }
-        }
+        place!(cx, g, out, "telegram", self.telegram_builder(cx, g), |_: &str| None);
         #[cfg(feature = "sms")]
         {
-            let before = cx.problems.len();
-            if let Some(b) = self.sms_builder(cx, g) {
-                if cx.resolve && cx.problems.len() == before {
-                    let t = self.sms.as_ref();
-                    let value_of = |key: &str| {
-                        let i = list_index(key, "recipients")?;
-                        t?.recipients.get(i).map(|n| quote(n))
-                    };
-                    if let Some(x) = place!(cx, g, "sms", b, value_of) {
-                        out("sms", x);
-                    }
-                }
-            }
+            let t = self.sms.as_ref();
+            let value_of = |key: &str| {
+                let i = list_index(key, "recipients")?;
+                t?.recipients.get(i).map(|n| quote(n))
+            };
+            place!(cx, g, out, "sms", self.sms_builder(cx, g), value_of);
         }
         #[cfg(feature = "mail")]
         {
-            let before = cx.problems.len();
-            if let Some(b) = self.mail_builder(cx, g) {
-                if cx.resolve && cx.problems.len() == before {
-                    let t = self.mail.as_ref();
-                    let value_of = |key: &str| {
-                        let t = t?;
-                        if key == "from" {
-                            return t.from.as_deref().map(quote);
-                        }
-                        if key == "host" {
-                            return t.host.as_deref().map(quote);
-                        }
-                        let i = list_index(key, "to")?;
-                        t.to.get(i).map(|n| quote(n))
-                    };
-                    if let Some(x) = place!(cx, g, "mail", b, value_of) {
-                        out("mail", x);
-                    }
+            let t = self.mail.as_ref();
+            let value_of = |key: &str| {
+                let t = t?;
+                if key == "from" {
+                    return t.from.as_deref().map(quote);
                 }
-            }
+                if key == "host" {
+                    return t.host.as_deref().map(quote);
+                }
+                let i = list_index(key, "to")?;
+                t.to.get(i).map(|n| quote(n))
+            };
+            place!(cx, g, out, "mail", self.mail_builder(cx, g), value_of);
         }
         #[cfg(feature = "http-batch")]
         {
-            let before = cx.problems.len();
-            if let Some(b) = self.http_builder(cx, g) {
-                if cx.resolve && cx.problems.len() == before {
-                    let url = self.http.as_ref().and_then(|t| t.url.as_deref()).map(|u| quote(&redact_url(u)));
-                    let value_of = |key: &str| if key == "url" { url.clone() } else { None };
-                    if let Some(x) = place!(cx, g, "http", b, value_of) {
-                        out("http", x);
-                    }
-                }
-            }
+            let url = self.http.as_ref().and_then(|t| t.url.as_deref()).map(|u| quote(&redact_url(u)));
+            let value_of = |key: &str| if key == "url" { url.clone() } else { None };
+            place!(cx, g, out, "http", self.http_builder(cx, g), value_of);
         }
         #[cfg(feature = "syslog")]
-        {
-            let before = cx.problems.len();
-            if let Some(b) = self.syslog_builder(cx, g) {
-                if cx.resolve && cx.problems.len() == before {
-                    if let Some(x) = place!(cx, g, "syslog", b, |_: &str| None) {
-                        out("syslog", x);
-                    }
-                }
-            }
-        }
+        place!(cx, g, out, "syslog", self.syslog_builder(cx, g), |_: &str| None);
         #[cfg(feature = "file")]
         {
-            let before = cx.problems.len();
-            if let Some(b) = self.file_builder(cx, g) {
-                if cx.resolve && cx.problems.len() == before {
-                    let path = self.file.as_ref().and_then(|t| t.path.as_deref()).map(quote);
-                    let value_of = |key: &str| if key == "path" { path.clone() } else { None };
-                    if let Some(x) = place!(cx, g, "file", b, value_of) {
-                        out("file", x);
-                    }
-                }
-            }
+            let path = self.file.as_ref().and_then(|t| t.path.as_deref()).map(quote);
+            let value_of = |key: &str| if key == "path" { path.clone() } else { None };
+            place!(cx, g, out, "file", self.file_builder(cx, g), value_of);
         }
         #[cfg(feature = "ticketing")]
-        {
-            let before = cx.problems.len();
-            if let Some(b) = self.ticketing_builder(cx, g) {
-                if cx.resolve && cx.problems.len() == before {
-                    if let Some(x) = place!(cx, g, "ticketing", b, |_: &str| None) {
-                        out("ticketing", x);
-                    }
-                }
-            }
-        }
+        place!(cx, g, out, "ticketing", self.ticketing_builder(cx, g), |_: &str| None);
     }
 }
 

@@ -103,8 +103,8 @@ impl Cx {
         }
     }
 
-    /// Applies a table's common delivery settings to a builder.
-    pub fn common<B: SinkOptions>(&mut self, section: &str, table: &dyn Common, mut b: B) -> B {
+    /// Applies a table's common delivery settings, then the global `[rate_limit]`, to a builder.
+    pub fn common<B: SinkOptions>(&mut self, section: &str, table: &dyn Common, g: &Globals, mut b: B) -> B {
         let c = table.common();
         if let Some(d) = self.duration(&format!("{section}.pace"), c.pace) {
             b = b.pace(d);
@@ -129,12 +129,7 @@ impl Cx {
         if let Some(allow) = c.allow_plain_http {
             b = b.allow_plain_http(allow);
         }
-        b
-    }
-
-    /// Applies the global `[rate_limit]` to a builder.
-    pub fn rate_limit<B: SinkOptions>(&self, limit: Option<(u32, Duration)>, b: B) -> B {
-        match limit {
+        match g.rate_limit {
             Some((0, _)) => b.no_rate_limit(),
             Some((n, d)) => b.rate_limit(n, d),
             None => b,
@@ -272,19 +267,25 @@ pub(crate) enum Built<L> {
 
 /// Builds the sink as a layer, or as a handler when fingers-crossed delivers to it.
 macro_rules! place {
-    ($cx:expr, $globals:expr, $name:expr, $builder:expr, $value_of:expr) => {{
-        let builder = $builder;
-        let r = if $globals.deliver_to.iter().any(|n| n == $name) {
-            builder.build_handler().map(|(h, g)| Built::Handler(h, g))
-        } else {
-            builder.build::<S>().map(|(l, g)| Built::Layer(Box::new(l) as Box<dyn Layer<S> + Send + Sync>, g))
-        };
-        match r {
-            Ok(b) => Some(b),
-            Err(e) => {
-                let value = ($value_of)(&e.key);
-                $cx.build_error($name, e, value);
-                None
+    // `$make` reads a sink table into its builder (problems go to `$cx`); when it found none
+    // and the config is being built, the builder builds and `$out` gets the result. A build
+    // error is reported under the sink's name, with the offending value from `$value_of`.
+    ($cx:expr, $globals:expr, $out:expr, $name:expr, $make:expr, $value_of:expr) => {{
+        let before = $cx.problems.len();
+        if let Some(builder) = $make {
+            if $cx.resolve && $cx.problems.len() == before {
+                let r = if $globals.deliver_to.iter().any(|n| n == $name) {
+                    builder.build_handler().map(|(h, g)| Built::Handler(h, g))
+                } else {
+                    builder.build::<S>().map(|(l, g)| Built::Layer(Box::new(l) as Box<dyn Layer<S> + Send + Sync>, g))
+                };
+                match r {
+                    Ok(b) => ($out)($name, b),
+                    Err(e) => {
+                        let value = ($value_of)(&e.key);
+                        $cx.build_error($name, e, value);
+                    }
+                }
             }
         }
     }};

@@ -49,8 +49,7 @@ impl Config {
                 b = b.webhook(wh);
             }
         }
-        let b = cx.common("slack", t, b);
-        Some(cx.rate_limit(g.rate_limit, b))
+        Some(cx.common("slack", t, g, b))
     }
 
     #[cfg(feature = "telegram")]
@@ -90,8 +89,7 @@ impl Config {
         if let Some(app) = &self.app {
             b = b.app(app);
         }
-        let b = cx.common("telegram", t, b);
-        Some(cx.rate_limit(g.rate_limit, b))
+        Some(cx.common("telegram", t, g, b))
     }
 
     #[cfg(feature = "sms")]
@@ -139,8 +137,7 @@ impl Config {
         if let Some(app) = &self.app {
             b = b.app(app);
         }
-        let b = cx.common("sms", t, b);
-        Some(cx.rate_limit(g.rate_limit, b))
+        Some(cx.common("sms", t, g, b))
     }
 
     #[cfg(feature = "mail")]
@@ -190,8 +187,7 @@ impl Config {
         if let Some(app) = &self.app {
             b = b.app(app);
         }
-        let b = cx.common("mail", t, b);
-        Some(cx.rate_limit(g.rate_limit, b))
+        Some(cx.common("mail", t, g, b))
     }
 
     #[cfg(feature = "http-batch")]
@@ -242,8 +238,7 @@ impl Config {
         if let Some(app) = &self.app {
             b = b.app(app);
         }
-        let b = cx.common("http", t, b);
-        Some(cx.rate_limit(g.rate_limit, b))
+        Some(cx.common("http", t, g, b))
     }
 
     #[cfg(feature = "syslog")]
@@ -279,8 +274,7 @@ impl Config {
         if let Some(app) = &self.app {
             b = b.app_name(app);
         }
-        let b = cx.common("syslog", t, b);
-        Some(cx.rate_limit(g.rate_limit, b))
+        Some(cx.common("syslog", t, g, b))
     }
 
     #[cfg(feature = "file")]
@@ -308,8 +302,7 @@ impl Config {
         if let Some(app) = &self.app {
             b = b.app(app);
         }
-        let b = cx.common("file", t, b);
-        Some(cx.rate_limit(g.rate_limit, b))
+        Some(cx.common("file", t, g, b))
     }
 
     #[cfg(feature = "ticketing")]
@@ -324,7 +317,6 @@ impl Config {
         if let Some(l) = cx.level("ticketing.level", t.level.as_deref()) {
             b = b.level(l);
         }
-        let b = cx.common("ticketing", t, b);
-        Some(cx.rate_limit(g.rate_limit, b))
+        Some(cx.common("ticketing", t, g, b))
     }
 }
