@@ -616,3 +616,53 @@ fn a_refused_spill_leaves_the_records_queued_in_order() {
     assert!(offers >= 1 && offers <= s.retried, "one offer per retry wait at most: {offers} offers, {s}");
     assert_eq!((s.delivered, s.dropped, s.failed), (11, 0, 0), "{s}");
 }
+
+#[test]
+fn an_absurd_retry_after_from_the_peer_leaves_the_worker_alive() {
+    // A 429 and a 503 asking for u64::MAX seconds, then a date in the year 9999, then garbage:
+    // each is capped or ignored, counted, and the next good answer delivers.
+    let fake = FakeHttp::start();
+    fake.push(Reply::status(429).header("Retry-After", "18446744073709551615"));
+    fake.push(Reply::status(503).header("Retry-After", "18446744073709551615"));
+    fake.push(Reply::status(503).header("Retry-After", "Fri, 31 Dec 9999 23:59:59 GMT"));
+    fake.push(Reply::status(429).header("Retry-After", "-5"));
+    fake.push(Reply::status(429).header("Retry-After", "garbage"));
+    let retry = Retry { max_server_delay: Duration::from_millis(100), ..fast_retry() };
+    let d = Delivery::builder("collector", NdjsonSink::new(fake.url())).retry(retry).spawn().unwrap();
+    d.handle(rec("after the storm"));
+    assert!(d.flush(Instant::now() + Duration::from_secs(20)).is_complete());
+    assert_eq!(messages(&received_records(&fake.requests()[5..])), ["after the storm"]);
+    let s = d.snapshot();
+    assert_eq!((s.delivered, s.retried, s.delays_capped, s.panicked, s.failed), (1, 5, 3, 0, 0));
+}
+
+#[test]
+fn guard_flush_and_shutdown_take_duration_max_as_no_deadline() {
+    let fake = FakeHttp::start();
+    fake.push_n(2, Reply::status(503));
+    let d = Delivery::builder("collector", NdjsonSink::new(fake.url())).retry(fast_retry()).spawn().unwrap();
+    let guard = Guard::new(Arc::new(d.clone()));
+    d.handle(rec("one"));
+    assert!(guard.flush(Duration::MAX).is_complete());
+    d.handle(rec("two"));
+    assert!(guard.shutdown(Duration::MAX).is_complete());
+    assert_eq!(d.snapshot().delivered, 2);
+}
+
+#[test]
+fn overflow_block_with_duration_max_waits_without_panicking() {
+    let (sink, release, entered, seen) = gated();
+    let d = Delivery::builder("gated", sink).queue_records(1).overflow(Overflow::Block(Duration::MAX)).spawn().unwrap();
+    d.handle(rec("in flight"));
+    entered.recv_timeout(Duration::from_secs(5)).unwrap();
+    d.handle(rec("queued"));
+    let d2 = d.clone();
+    let producer = std::thread::spawn(move || d2.handle(rec("waits for room")));
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(!producer.is_finished(), "the producer waits for room");
+    release.send(()).unwrap();
+    producer.join().expect("the producer did not panic");
+    assert!(d.flush(Instant::now() + Duration::from_secs(10)).is_complete());
+    let n: usize = seen.lock().unwrap().iter().map(|b| b.len()).sum();
+    assert_eq!((n, d.snapshot().dropped), (3, 0));
+}

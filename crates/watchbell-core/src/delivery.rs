@@ -7,7 +7,12 @@
 //!
 //! Guarantees:
 //! - Memory is bounded by `queue_records` and `queue_bytes` (estimated with
-//!   [`Record::size_hint`]); what does not fit is shed by the overflow policy and counted.
+//!   [`Record::size_hint`]); what does not fit is shed by the overflow policy and counted. A
+//!   record larger than the whole queue is cut to fit ([`Record::shrink_to`]: its texts end
+//!   with the truncation marker), or dropped and counted when it cannot be.
+//! - No value panics: deadlines, backoffs, paces and server-requested delays use the
+//!   saturating helpers of [`time`](crate::time) (`Duration::MAX` is "no deadline"), and a
+//!   server's delay is capped at [`Retry::max_server_delay`] (counted in `delays_capped`).
 //! - A retryable failure is retried with exponential backoff and jitter, or after exactly the
 //!   delay the server asked for (plus up to 10 % jitter, never less), within a total retry budget.
 //! - A permanent failure is not retried: the records are counted as failed and the reason is
@@ -15,6 +20,10 @@
 //! - After records were dropped or failed, the next successful delivery is followed by a notice
 //!   record "watchbell: N records dropped ..." to the same sink.
 //! - A panic in the sink (or in a format it calls) is caught and counted; the worker goes on.
+//!   A panic in the delivery's own code is caught too: the worker starts its loop again with
+//!   the batch it held (the undelivered rest of it), after a backoff; a batch that panics it
+//!   three times in a row is given up and counted as failed. A destination is never silently
+//!   dead.
 //! - The worker is marked as a watchbell thread: nothing it logs is captured by watchbell.
 
 use std::collections::{HashSet, VecDeque};
@@ -30,6 +39,7 @@ use crate::capture::mark_current_thread;
 use crate::handler::{Flushed, Handler, Stats};
 use crate::record::{Batch, BatchReason, Origin, Record, Value};
 use crate::redact::Redactor;
+use crate::time::after;
 
 /// What a sink reports for one batch.
 #[derive(Clone, Debug, PartialEq)]
@@ -167,6 +177,12 @@ pub struct Retry {
     pub budget: Duration,
     /// The largest number of attempts per batch (0 = no limit besides the budget).
     pub max_attempts: u32,
+    /// The longest delay a server may ask for (`Retry-After`, Telegram's `retry_after`). A
+    /// longer one — absurd values such as `18446744073709551615` seconds or a date in the year
+    /// 9999 included — is cut to this and counted in `Stats::delays_capped`. A requested delay
+    /// is never honoured below the computed backoff (a `Retry-After: 0` storm does not turn
+    /// into a hot loop). Default: one hour.
+    pub max_server_delay: Duration,
 }
 
 impl Default for Retry {
@@ -178,6 +194,7 @@ impl Default for Retry {
             multiplier: 2.0,
             budget: Duration::from_secs(600),
             max_attempts: 0,
+            max_server_delay: Duration::from_secs(3600),
         }
     }
 }
@@ -191,9 +208,11 @@ impl Retry {
     /// The backoff before attempt `attempt + 1`, with "equal jitter": between half and all
     /// of the exponential delay.
     fn backoff(&self, attempt: u32, rng: &mut Rng) -> Duration {
+        // A NaN or infinite multiplier (a user's value) must not panic: `max(1.0)` maps NaN
+        // to 1, and the saturating conversion takes care of infinities.
         let exp = self.initial.as_secs_f64() * self.multiplier.max(1.0).powi(attempt.saturating_sub(1).min(60) as i32);
         let d = exp.min(self.max.as_secs_f64());
-        Duration::from_secs_f64(d / 2.0 + rng.unit() * d / 2.0)
+        crate::time::secs_f64(d / 2.0 + rng.unit() * d / 2.0)
     }
 }
 
@@ -389,6 +408,7 @@ struct Counters {
     failed: AtomicU64,
     panicked: AtomicU64,
     notices: AtomicU64,
+    delays_capped: AtomicU64,
 }
 
 struct Item {
@@ -562,20 +582,31 @@ impl DeliveryHandle {
             panicked: c.panicked.load(Relaxed),
             suppressed: 0,
             notices: c.notices.load(Relaxed),
+            delays_capped: c.delays_capped.load(Relaxed),
             queued,
             queued_bytes,
             last_error: self.shared.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone(),
         }
     }
 
-    fn enqueue(&self, batch: Batch) {
+    fn enqueue(&self, mut batch: Batch) {
+        let sh = &*self.shared;
+        let cfg = &sh.config;
+        let mut bytes = batch.size_hint();
+        if bytes > cfg.queue_bytes {
+            // Larger than the whole queue: cut (rare, so the cost on the caller is fine).
+            let cut = fit(&mut batch, cfg.queue_bytes);
+            if cut > 0 {
+                sh.counters.dropped.fetch_add(cut as u64, Relaxed);
+                let mut st = sh.lock();
+                sh.note_unreported(&mut st, cut as u64, 0);
+            }
+            bytes = batch.size_hint();
+        }
         let n = batch.len();
         if n == 0 {
             return;
         }
-        let bytes = batch.size_hint();
-        let sh = &*self.shared;
-        let cfg = &sh.config;
         let mut st = sh.lock();
         if st.shutdown.is_some() {
             sh.counters.dropped.fetch_add(n as u64, Relaxed);
@@ -611,7 +642,7 @@ impl DeliveryHandle {
                     shed.push(old);
                 }
                 Overflow::Block(max) => {
-                    let until = *block_until.get_or_insert_with(|| Instant::now() + max);
+                    let until = *block_until.get_or_insert_with(|| crate::time::deadline(max));
                     let now = Instant::now();
                     if now >= until || st.shutdown.is_some() {
                         sh.counters.dropped.fetch_add(n as u64, Relaxed);
@@ -703,6 +734,16 @@ impl Handler for DeliveryHandle {
     }
 }
 
+/// Makes a batch larger than `max` bytes (the whole queue) fit: each record gets an equal share
+/// and is [cut](Record::shrink_to) to it; a record that cannot be cut that far (it is made of
+/// numbers and names, not text) is removed. Returns how many were removed.
+fn fit(batch: &mut Batch, max: usize) -> usize {
+    let before = batch.records.len();
+    let share = max / before.max(1);
+    batch.records.retain_mut(|r| r.shrink_to(share));
+    before - batch.records.len()
+}
+
 /// What the worker is waiting for, which decides whether an enqueue wakes it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 enum Waiting {
@@ -741,9 +782,12 @@ fn next_batch(sh: &Shared, last_delivery: Option<Instant>) -> Option<Batch> {
         };
         let urgent = st.shutdown.is_some() || st.handles == 0 || st.flush_target > front.seq;
         let full = st.records >= cfg.batch_records || st.bytes >= cfg.batch_bytes;
-        let batch_at =
-            if urgent || full || front.batch.reason != BatchReason::Single { now } else { front.at + cfg.batch_wait };
-        let pace_at = last_delivery.map_or(now, |t| t + cfg.pace);
+        let batch_at = if urgent || full || front.batch.reason != BatchReason::Single {
+            now
+        } else {
+            after(front.at, cfg.batch_wait)
+        };
+        let pace_at = last_delivery.map_or(now, |t| after(t, cfg.pace));
         let at = batch_at.max(pace_at);
         if at <= now {
             let first = st.queue.pop_front().expect("front exists");
@@ -777,13 +821,13 @@ fn next_batch(sh: &Shared, last_delivery: Option<Instant>) -> Option<Batch> {
 
 /// How long until the pace allows the next request.
 fn pace_remaining(pace: Duration, last: Option<Instant>) -> Duration {
-    last.map_or(Duration::ZERO, |t| (t + pace).saturating_duration_since(Instant::now()))
+    last.map_or(Duration::ZERO, |t| after(t, pace).saturating_duration_since(Instant::now()))
 }
 
 /// Waits on the worker's condvar for `delay`; false if the delivery is being abandoned or the
 /// shutdown deadline comes first (then waiting is pointless).
 fn retry_wait(sh: &Shared, delay: Duration) -> bool {
-    matches!(wait_until(sh, Instant::now() + delay, false), Waited::Elapsed)
+    matches!(wait_until(sh, crate::time::deadline(delay), false), Waited::Elapsed)
 }
 
 /// How a wait before a retry ended.
@@ -878,7 +922,7 @@ const MAX_PROGRESS: u32 = 10_000;
 fn deliver_with_retry<K: Sink>(
     sh: &Shared,
     sink: &mut K,
-    mut batch: Batch,
+    batch: &mut Batch,
     rng: &mut Rng,
     last_delivery: &mut Option<Instant>,
 ) -> bool {
@@ -891,7 +935,7 @@ fn deliver_with_retry<K: Sink>(
     let mut pieces = 0u32;
     loop {
         attempt += 1;
-        let outcome = match catch_unwind(AssertUnwindSafe(|| sink.deliver(&batch))) {
+        let outcome = match catch_unwind(AssertUnwindSafe(|| sink.deliver(batch))) {
             Ok(o) => o,
             Err(p) => {
                 c.panicked.fetch_add(1, Relaxed);
@@ -963,13 +1007,26 @@ fn deliver_with_retry<K: Sink>(
                 return any;
             }
             Outcome::Retry { after, reason } => {
+                #[cfg(test)]
+                tests::failpoint::hit(&cfg.name);
                 sh.set_error(&reason);
+                let backoff = cfg.retry.backoff(attempt, rng);
                 let delay = match after {
-                    Some(a) => a + a.mul_f64(0.1 * rng.unit()).min(Duration::from_secs(1)),
-                    None => cfg.retry.backoff(attempt, rng),
+                    Some(a) => {
+                        let ceiling = cfg.retry.max_server_delay;
+                        if a > ceiling {
+                            c.delays_capped.fetch_add(1, Relaxed);
+                        }
+                        let a = a.min(ceiling);
+                        // Up to 10 % (at most 1 s) of jitter on top, never less than asked.
+                        let jitter =
+                            crate::time::secs_f64(a.as_secs_f64() * 0.1 * rng.unit()).min(Duration::from_secs(1));
+                        a.saturating_add(jitter).max(backoff)
+                    }
+                    None => backoff,
                 };
                 let out_of_attempts = cfg.retry.max_attempts != 0 && attempt >= cfg.retry.max_attempts;
-                if out_of_attempts || start.elapsed() + delay > cfg.retry.budget {
+                if out_of_attempts || start.elapsed().saturating_add(delay) > cfg.retry.budget {
                     c.failed.fetch_add(n, Relaxed);
                     sh.report_once(&format!("gave up after {attempt} attempts over {:.1?}", start.elapsed()), &reason);
                     let mut st = sh.lock();
@@ -979,7 +1036,7 @@ fn deliver_with_retry<K: Sink>(
                 c.retried.fetch_add(1, Relaxed);
                 // A retry is a request like any other: it keeps the pace too.
                 let delay = delay.max(pace_remaining(cfg.pace, *last_delivery));
-                let until = Instant::now() + delay;
+                let until = crate::time::deadline(delay);
                 let mut look = cfg.spills;
                 loop {
                     match wait_until(sh, until, look) {
@@ -988,7 +1045,7 @@ fn deliver_with_retry<K: Sink>(
                             c.dropped.fetch_add(n, Relaxed);
                             return any;
                         }
-                        Waited::Pressure if spill(sh, sink, &batch) => return true,
+                        Waited::Pressure if spill(sh, sink, batch) => return true,
                         // Refused: wait out the delay without asking again.
                         Waited::Pressure => look = false,
                     }
@@ -1049,17 +1106,63 @@ fn announce_losses<K: Sink>(sh: &Shared, sink: &mut K, last_delivery: &mut Optio
     }
 }
 
+/// How many times in a row one batch may panic the delivery's own code before it is given up.
+const MAX_BATCH_PANICS: u32 = 3;
+
 fn worker<K: Sink>(sh: Arc<Shared>, mut sink: K) {
     mark_current_thread();
     let mut rng = Rng::new();
     let mut last_delivery = None;
-    while let Some(mut batch) = next_batch(&sh, last_delivery) {
-        if let Some(r) = &sh.config.redactor {
-            r.redact_batch(&mut batch);
-        }
-        let ok = deliver_with_retry(&sh, &mut sink, batch, &mut rng, &mut last_delivery);
-        if ok && sh.config.notices {
-            announce_losses(&sh, &mut sink, &mut last_delivery);
+    // The batch being delivered lives outside the unwinding boundary: a panic in the worker's
+    // own code (a sink's panics are caught closer, in `deliver_with_retry`) must not lose it.
+    let mut held: Option<Batch> = None;
+    let mut panics = 0u32;
+    loop {
+        let step = catch_unwind(AssertUnwindSafe(|| {
+            let batch = match &mut held {
+                Some(b) => b,
+                None => {
+                    let Some(batch) = next_batch(&sh, last_delivery) else { return false };
+                    let batch = held.insert(batch);
+                    if let Some(r) = &sh.config.redactor {
+                        r.redact_batch(batch);
+                    }
+                    batch
+                }
+            };
+            let ok = deliver_with_retry(&sh, &mut sink, batch, &mut rng, &mut last_delivery);
+            held = None;
+            panics = 0;
+            if ok && sh.config.notices {
+                announce_losses(&sh, &mut sink, &mut last_delivery);
+            }
+            true
+        }));
+        match step {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(p) => {
+                panics += 1;
+                sh.counters.panicked.fetch_add(1, Relaxed);
+                let reason = format!("watchbell's delivery code panicked (restarted): {}", panic_text(&*p));
+                sh.set_error(&reason);
+                sh.report_once("internal error", &reason);
+                if let Some(batch) = &held {
+                    let n = batch.len() as u64;
+                    if panics >= MAX_BATCH_PANICS {
+                        sh.counters.failed.fetch_add(n, Relaxed);
+                        let mut st = sh.lock();
+                        sh.note_unreported(&mut st, 0, n);
+                    } else if retry_wait(&sh, sh.config.retry.backoff(panics, &mut rng)) {
+                        // Again with the same (rest of the) batch, still in flight.
+                        continue;
+                    } else {
+                        sh.counters.dropped.fetch_add(n, Relaxed);
+                    }
+                }
+                held = None;
+                panics = 0;
+            }
         }
         let mut st = sh.lock();
         st.in_flight = None;
@@ -1072,4 +1175,223 @@ fn worker<K: Sink>(sh: Arc<Shared>, mut sink: K) {
     st.worker_exited = true;
     st.in_flight = None;
     sh.progress.notify_all();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A panic injected into the delivery's own retry path (not the sink: the sink's panics
+    /// are caught by `deliver_with_retry`), for deliveries of a given name.
+    pub(super) mod failpoint {
+        use std::sync::Mutex;
+
+        static ARMED: Mutex<Vec<(String, u32)>> = Mutex::new(Vec::new());
+
+        pub(crate) fn arm(name: &str, times: u32) {
+            ARMED.lock().unwrap_or_else(|e| e.into_inner()).push((name.to_owned(), times));
+        }
+
+        pub(crate) fn hit(name: &str) {
+            let fire = {
+                let mut armed = ARMED.lock().unwrap_or_else(|e| e.into_inner());
+                match armed.iter_mut().find(|(n, left)| n == name && *left > 0) {
+                    Some((_, left)) => {
+                        *left -= 1;
+                        true
+                    }
+                    None => false,
+                }
+            };
+            if fire {
+                panic!("injected panic in the retry path");
+            }
+        }
+    }
+
+    fn rec(msg: &str) -> Record {
+        Record::new(Level::ERROR, "app", msg)
+    }
+
+    fn fast() -> Retry {
+        Retry { initial: Duration::from_millis(5), max: Duration::from_millis(20), ..Retry::default() }
+    }
+
+    /// A sink that fails `fails` times with `outcome`, then delivers, recording what it got.
+    fn flaky(fails: usize, outcome: Outcome, got: Arc<Mutex<Vec<String>>>) -> impl FnMut(&Batch) -> Outcome + Send {
+        let mut calls = 0;
+        move |b: &Batch| {
+            calls += 1;
+            if calls <= fails {
+                return outcome.clone();
+            }
+            got.lock().unwrap().extend(b.records.iter().map(|r| r.message.clone()));
+            Outcome::Delivered
+        }
+    }
+
+    fn done(d: &DeliveryHandle) -> Flushed {
+        d.flush(crate::time::deadline(Duration::from_secs(10)))
+    }
+
+    #[test]
+    fn a_panic_in_the_retry_path_restarts_the_worker_with_the_batch_it_held() {
+        let got = Arc::new(Mutex::new(Vec::new()));
+        failpoint::arm("panics-twice", 2);
+        let d = Delivery::builder("panics-twice", flaky(2, Outcome::retry("503"), got.clone()))
+            .retry(fast())
+            .spawn()
+            .unwrap();
+        d.handle(rec("survives"));
+        assert!(done(&d).is_complete());
+        assert_eq!(*got.lock().unwrap(), ["survives"], "the held batch was delivered after two restarts");
+        let s = d.snapshot();
+        assert_eq!((s.panicked, s.delivered, s.failed, s.dropped), (2, 1, 0, 0));
+        assert!(s.last_error.unwrap().contains("injected panic"));
+        // The worker is alive for what comes next.
+        d.handle(rec("later"));
+        assert!(done(&d).is_complete());
+        assert_eq!(got.lock().unwrap().last().map(String::as_str), Some("later"));
+    }
+
+    #[test]
+    fn a_batch_that_keeps_panicking_the_worker_is_given_up_and_counted() {
+        let got = Arc::new(Mutex::new(Vec::new()));
+        failpoint::arm("panics-always", 3);
+        let d = Delivery::builder("panics-always", flaky(3, Outcome::retry("503"), got.clone()))
+            .retry(fast())
+            .notices(false)
+            .spawn()
+            .unwrap();
+        d.handle(rec("doomed"));
+        assert!(done(&d).is_complete());
+        let s = d.snapshot();
+        assert_eq!((s.panicked, s.failed, s.delivered), (3, 1, 0));
+        d.handle(rec("next"));
+        assert!(done(&d).is_complete());
+        assert_eq!(*got.lock().unwrap(), ["next"], "the worker went on with the next batch");
+    }
+
+    #[test]
+    fn an_absurd_server_delay_is_capped_and_counted_not_fatal() {
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let retry = Retry { max_server_delay: Duration::from_millis(50), ..fast() };
+        let d = Delivery::builder("absurd", flaky(2, Outcome::retry_after(Some(Duration::MAX), "429"), got.clone()))
+            .retry(retry)
+            .spawn()
+            .unwrap();
+        d.handle(rec("after the storm"));
+        assert!(done(&d).is_complete());
+        assert_eq!(*got.lock().unwrap(), ["after the storm"]);
+        let s = d.snapshot();
+        assert_eq!((s.delays_capped, s.retried, s.delivered, s.panicked), (2, 2, 1, 0));
+    }
+
+    #[test]
+    fn a_capped_server_delay_beyond_the_budget_gives_up_at_once() {
+        let got = Arc::new(Mutex::new(Vec::new()));
+        // Default ceiling (1 h) over a 1 s budget: given up, counted, not waited for.
+        let retry = Retry { budget: Duration::from_secs(1), ..fast() };
+        let d = Delivery::builder("beyond", flaky(1, Outcome::retry_after(Some(Duration::MAX), "429"), got.clone()))
+            .retry(retry)
+            .notices(false)
+            .spawn()
+            .unwrap();
+        d.handle(rec("given up"));
+        assert!(done(&d).is_complete());
+        let s = d.snapshot();
+        assert_eq!((s.failed, s.delays_capped, s.panicked), (1, 1, 0));
+        d.handle(rec("next"));
+        assert!(done(&d).is_complete());
+        assert_eq!(*got.lock().unwrap(), ["next"]);
+    }
+
+    #[test]
+    fn a_server_delay_is_never_honoured_below_the_backoff() {
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let c = calls.clone();
+        let mut n = 0;
+        let sink = move |_: &Batch| {
+            c.lock().unwrap().push(Instant::now());
+            n += 1;
+            if n <= 2 {
+                Outcome::retry_after(Some(Duration::ZERO), "429 with Retry-After: 0")
+            } else {
+                Outcome::Delivered
+            }
+        };
+        let retry = Retry { initial: Duration::from_millis(200), max: Duration::from_millis(400), ..Retry::default() };
+        let d = Delivery::builder("zero", sink).retry(retry).spawn().unwrap();
+        d.handle(rec("x"));
+        assert!(done(&d).is_complete());
+        let t = calls.lock().unwrap().clone();
+        assert_eq!(t.len(), 3);
+        // Equal jitter: at least half the exponential delay (100 ms, then 200 ms).
+        assert!(t[1] - t[0] >= Duration::from_millis(100), "{:?}", t[1] - t[0]);
+        assert!(t[2] - t[1] >= Duration::from_millis(200), "{:?}", t[2] - t[1]);
+    }
+
+    #[test]
+    fn extreme_user_durations_never_panic() {
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let retry = Retry {
+            initial: Duration::MAX,
+            max: Duration::MAX,
+            multiplier: f64::INFINITY,
+            budget: Duration::MAX,
+            ..Retry::default()
+        };
+        let d = Delivery::builder("extreme", flaky(0, Outcome::Delivered, got.clone()))
+            .retry(retry)
+            .batch_wait(Duration::MAX)
+            .pace(Duration::MAX)
+            .overflow(Overflow::Block(Duration::MAX))
+            .spawn()
+            .unwrap();
+        d.handle(rec("first"));
+        // flush makes the batch urgent, whatever the batch wait.
+        assert!(d.flush(crate::time::deadline(Duration::MAX)).is_complete());
+        d.handle(rec("second: waits for a pace of Duration::MAX"));
+        let f = d.shutdown(crate::time::deadline(Duration::from_millis(200)));
+        assert_eq!(f.pending, 1, "the second record could not be sent within the deadline");
+        assert_eq!(*got.lock().unwrap(), ["first"]);
+        assert_eq!(d.snapshot().panicked, 0);
+    }
+
+    #[test]
+    fn a_record_larger_than_the_queue_is_cut_to_fit() {
+        let got: Arc<Mutex<Vec<Record>>> = Arc::new(Mutex::new(Vec::new()));
+        let g = got.clone();
+        let d = Delivery::builder("small-queue", move |b: &Batch| {
+            g.lock().unwrap().extend(b.records.iter().cloned());
+            Outcome::Delivered
+        })
+        .queue_bytes(1 << 20)
+        .spawn()
+        .unwrap();
+        let mut big = rec(&"é".repeat(25 << 20)); // 50 MB
+        big.fields.set("blob", Value::Str("x".repeat(3 << 20)));
+        d.handle(big);
+        assert!(d.snapshot().queued_bytes <= 1 << 20, "queued {} bytes", d.snapshot().queued_bytes);
+        assert!(done(&d).is_complete());
+        let got = got.lock().unwrap();
+        assert_eq!(got.len(), 1);
+        assert!(got[0].size_hint() <= 1 << 20);
+        assert!(got[0].message.ends_with(crate::text::MARKER) && got[0].message.starts_with("éé"));
+        assert!(got[0].fields.get("blob").unwrap().as_str().unwrap().ends_with(crate::text::MARKER));
+        let s = d.snapshot();
+        assert_eq!((s.accepted, s.delivered, s.dropped), (1, 1, 0));
+    }
+
+    #[test]
+    fn a_record_that_cannot_be_cut_to_fit_is_dropped_and_counted() {
+        let d = Delivery::builder("tiny-queue", |_: &Batch| Outcome::Delivered)
+            .queue_bytes(16)
+            .notices(false)
+            .spawn()
+            .unwrap();
+        d.handle(rec("a record is more than 16 bytes even without text"));
+        let s = d.snapshot();
+        assert_eq!((s.accepted, s.dropped, s.queued_bytes), (0, 1, 0));
+    }
 }

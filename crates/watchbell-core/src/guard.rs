@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::handler::{Flushed, Handler, Stats};
 
@@ -83,19 +83,20 @@ impl Guard {
         self
     }
 
-    /// Delivers what is pending, waiting at most `timeout`.
+    /// Delivers what is pending, waiting at most `timeout` (`Duration::MAX`: no deadline).
     pub fn flush(&self, timeout: Duration) -> Flushed {
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::time::deadline(timeout);
         self.handlers.iter().fold(Flushed::COMPLETE, |acc, h| acc.and(h.flush(deadline)))
     }
 
-    /// Delivers what is pending and stops background work, waiting at most `timeout`.
+    /// Delivers what is pending and stops background work, waiting at most `timeout`
+    /// (`Duration::MAX`: no deadline).
     /// Records left at the deadline are counted as dropped. Later calls return at once.
     pub fn shutdown(&self, timeout: Duration) -> Flushed {
         if self.done.swap(true, Ordering::AcqRel) {
             return Flushed::COMPLETE;
         }
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::time::deadline(timeout);
         self.handlers.iter().fold(Flushed::COMPLETE, |acc, h| acc.and(h.shutdown(deadline)))
     }
 

@@ -59,6 +59,9 @@ pub struct Stats {
     pub queued: u64,
     /// Bytes (estimated) waiting in the queue now.
     pub queued_bytes: u64,
+    /// Server-requested delays (`Retry-After` and the like) longer than the retry policy's
+    /// `max_server_delay` that were cut to it: absurd or hostile values show up here.
+    pub delays_capped: u64,
     /// The last delivery error, with secrets redacted.
     pub last_error: Option<String>,
 }
@@ -75,6 +78,7 @@ impl fmt::Display for Stats {
             ("panicked", self.panicked),
             ("suppressed", self.suppressed),
             ("notices", self.notices),
+            ("delays capped", self.delays_capped),
             ("queued", self.queued),
         ];
         write!(f, "{}:", self.name)?;

@@ -77,16 +77,43 @@ pub fn classify(status: u16, retry_after: Option<Duration>, what: &str, body: &s
 }
 
 /// Parses a `Retry-After` value: delay-seconds, or an HTTP date (relative to `now`; a date in
-/// the past means no delay).
+/// the past means no delay). Total: it never panics, whatever the peer sent.
+///
+/// - Seconds of any size: beyond what a `Duration` holds (`18446744073709551615` and longer
+///   digit strings) the result is `Duration::MAX`. The delivery caps every server-requested
+///   delay at [`Retry::max_server_delay`](crate::delivery::Retry::max_server_delay) (one hour by
+///   default) and counts the capped ones in `Stats::delays_capped`.
+/// - Fractional seconds (`1.5`, which some proxies send) are accepted, saturating like
+///   [`secs_f64`](crate::time::secs_f64).
+/// - Negative, non-numeric, NaN/infinite and malformed dates are `None`: the request is
+///   retried on the ordinary backoff, as if no delay had been asked for.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use watchbell_core::http::parse_retry_after;
+/// let now = SystemTime::now();
+/// assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
+/// assert_eq!(parse_retry_after("18446744073709551615", now), Some(Duration::from_secs(u64::MAX)));
+/// assert_eq!(parse_retry_after("99999999999999999999999", now), Some(Duration::MAX));
+/// assert_eq!(parse_retry_after("-5", now), None);
+/// assert_eq!(parse_retry_after("soon", now), None);
+/// assert_eq!(parse_retry_after("Thu, 01 Jan 1970 00:00:00 GMT", now), Some(Duration::ZERO));
+/// assert!(parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now).unwrap() > Duration::from_secs(1 << 35));
+/// ```
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let v = value.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+    if v.is_empty() {
+        return None;
     }
-    if let Ok(secs) = v.parse::<f64>() {
-        if secs.is_finite() && secs >= 0.0 {
-            return Some(Duration::from_secs_f64(secs.min(1e9)));
-        }
+    if v.bytes().all(|b| b.is_ascii_digit()) {
+        // Digits only: seconds, saturating (u64 parsing fails only by overflow here).
+        return Some(v.parse::<u64>().map_or(Duration::MAX, Duration::from_secs));
+    }
+    if v.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return v.parse::<f64>().ok().filter(|s| s.is_finite()).map(crate::time::secs_f64);
+    }
+    if v.starts_with(['-', '+']) || v.bytes().next().is_some_and(|b| b.is_ascii_digit()) {
+        return None;
     }
     let at = crate::time::parse_http_date(v)?;
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))

@@ -481,6 +481,70 @@ impl Record {
                 .map(|s| std::mem::size_of::<SpanRecord>() + owned(&s.name) + s.fields.heap_size())
                 .sum::<usize>()
     }
+
+    /// Cuts the message and the text field values at character boundaries, each ending with
+    /// [`MARKER`](crate::text::MARKER), until [`size_hint`](Self::size_hint) is at most
+    /// `max_bytes`. The room left is shared fairly: texts shorter than their share stay whole,
+    /// the longer ones are cut to equal lengths. Returns whether the record fits now (it may
+    /// not: numbers, names and span fields are never cut). A record that already fits is left
+    /// alone.
+    ///
+    /// ```
+    /// use watchbell_core::Record;
+    /// let mut r = Record::new(tracing::Level::ERROR, "app", "x".repeat(1 << 20));
+    /// assert!(r.shrink_to(64 * 1024));
+    /// assert!(r.size_hint() <= 64 * 1024);
+    /// assert!(r.message.ends_with(watchbell_core::text::MARKER));
+    /// assert!(!r.shrink_to(10)); // the fixed part alone is larger
+    /// ```
+    pub fn shrink_to(&mut self, max_bytes: usize) -> bool {
+        use crate::text::{truncate_bytes, MARKER};
+        if self.size_hint() <= max_bytes {
+            return true;
+        }
+        self.message.shrink_to_fit();
+        // Text lengths: the message first, then the text fields.
+        let mut lens: Vec<usize> = std::iter::once(self.message.len())
+            .chain(self.fields.0.iter().map(|(_, v)| v.as_str().map_or(0, str::len)))
+            .collect();
+        let texts: usize = lens.iter().sum();
+        let fixed = self.size_hint() - texts;
+        let Some(mut room) = max_bytes.checked_sub(fixed) else { return false };
+        // Water-filling: the shortest texts first, each whole if it fits its share.
+        let mut order: Vec<usize> = (0..lens.len()).collect();
+        order.sort_by_key(|&i| lens[i]);
+        let mut cap = usize::MAX;
+        for (k, &i) in order.iter().enumerate() {
+            let share = room / (order.len() - k);
+            if lens[i] > share {
+                cap = share;
+                break;
+            }
+            room -= lens[i];
+        }
+        if cap < MARKER.len() {
+            return false;
+        }
+        for len in &mut lens {
+            *len = (*len).min(cap);
+        }
+        if self.message.len() > lens[0] {
+            self.message = truncate_bytes(&self.message, lens[0], MARKER).into_owned();
+            self.message.shrink_to_fit();
+        }
+        for ((_, v), &keep) in self.fields.0.iter_mut().zip(&lens[1..]) {
+            let short = match v.as_str() {
+                Some(s) if s.len() > keep => truncate_bytes(s, keep, MARKER).into_owned(),
+                _ => continue,
+            };
+            *v = match v {
+                Value::Debug(_) => Value::Debug(short),
+                Value::Display(_) => Value::Display(short),
+                _ => Value::Str(short),
+            };
+        }
+        self.size_hint() <= max_bytes
+    }
 }
 
 mod level_serde {

@@ -1,7 +1,60 @@
-//! Calendar arithmetic for timestamps: RFC 3339 (records, JSON payloads) and the HTTP date of
-//! `Retry-After`. UTC only, no time zone database, no extra dependency.
+//! Time arithmetic that cannot overflow, and calendar arithmetic for timestamps: RFC 3339
+//! (records, JSON payloads) and the HTTP date of `Retry-After`. UTC only, no time zone
+//! database, no extra dependency.
+//!
+//! # Saturating time
+//!
+//! `Instant + Duration` panics when the sum does not fit, and `Duration::from_secs_f64` panics
+//! on a negative, NaN or huge number. Every deadline, backoff, pace and server-requested delay
+//! in watchbell goes through the helpers here instead, so no value — a user's
+//! `Duration::MAX` timeout, a configured `pace`, a peer's `Retry-After: 18446744073709551615` —
+//! can panic a caller or a worker:
+//!
+//! - [`after`]`(t, d)` is `t + d`, saturated at [`FAR_FUTURE`] from `t` (about a century): a
+//!   deadline that far away never comes, so `Duration::MAX` means "no deadline".
+//! - [`deadline`]`(d)` is `after(Instant::now(), d)`.
+//! - [`secs_f64`] turns seconds given as a float into a `Duration`, saturating (negative and
+//!   NaN are zero).
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use watchbell_core::time::{after, deadline, secs_f64, FAR_FUTURE};
+//!
+//! let now = Instant::now();
+//! assert_eq!(after(now, Duration::from_secs(1)), now + Duration::from_secs(1));
+//! assert_eq!(after(now, Duration::MAX), now + FAR_FUTURE); // no panic: "no deadline"
+//! assert!(deadline(Duration::MAX) > now);
+//! assert_eq!(secs_f64(-1.0), Duration::ZERO);
+//! assert_eq!(secs_f64(f64::NAN), Duration::ZERO);
+//! assert_eq!(secs_f64(1e300), Duration::MAX);
+//! ```
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How far in the future a saturated instant lies (100 years of 365 days). Waits that long are
+/// waits for ever; the value is small enough that adding it to any `Instant` of a running
+/// process fits on every platform.
+pub const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 86_400);
+
+/// `t + d`, saturated at `t + FAR_FUTURE` (never panics). `Duration::MAX` gives an instant
+/// that, for any purpose of a running process, never comes.
+pub fn after(t: Instant, d: Duration) -> Instant {
+    t.checked_add(d.min(FAR_FUTURE)).or_else(|| t.checked_add(Duration::from_secs(86_400))).unwrap_or(t)
+}
+
+/// The instant `timeout` from now, saturated like [`after`]: `Duration::MAX` means no deadline.
+pub fn deadline(timeout: Duration) -> Instant {
+    after(Instant::now(), timeout)
+}
+
+/// Seconds as a float to a `Duration`, saturating: negative, NaN and `-inf` give zero; values
+/// beyond `Duration::MAX` (and `+inf`) give `Duration::MAX`. Never panics.
+pub fn secs_f64(secs: f64) -> Duration {
+    if secs.is_nan() || secs <= 0.0 {
+        return Duration::ZERO;
+    }
+    Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX)
+}
 
 /// Days since 1970-01-01 → (year, month 1..=12, day 1..=31). Howard Hinnant's `civil_from_days`.
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
@@ -81,14 +134,21 @@ impl UtcTime {
     }
 
     /// Back to a [`SystemTime`].
+    ///
+    /// Total: years are clamped to -9999..=9999 and fields out of their ranges saturate, so no
+    /// input panics (the parsers reject such values before they get here).
     pub fn to_system_time(self) -> SystemTime {
-        let days = days_from_civil(self.year, self.month, self.day);
-        let secs = days * 86_400 + i64::from(self.hour * 3600 + self.minute * 60 + self.second);
-        if secs >= 0 {
-            UNIX_EPOCH + Duration::new(secs as u64, self.nanos)
+        let days = days_from_civil(self.year.clamp(-9999, 9999), self.month.clamp(1, 12), self.day.min(31));
+        let sod =
+            i64::from(self.hour.min(23)) * 3600 + i64::from(self.minute.min(59)) * 60 + i64::from(self.second.min(60));
+        let secs = days * 86_400 + sod;
+        let nanos = Duration::from_nanos(u64::from(self.nanos.min(999_999_999)));
+        let t = if secs >= 0 {
+            UNIX_EPOCH.checked_add(Duration::from_secs(secs as u64))
         } else {
-            UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs()) + Duration::from_nanos(u64::from(self.nanos))
-        }
+            UNIX_EPOCH.checked_sub(Duration::from_secs(secs.unsigned_abs()))
+        };
+        t.and_then(|t| t.checked_add(nanos)).unwrap_or(UNIX_EPOCH)
     }
 }
 
@@ -158,9 +218,9 @@ pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
     }
     let offset_secs: i64 = match &s[i..] {
         "Z" | "z" => 0,
-        rest if rest.len() == 6 && (rest.starts_with('+') || rest.starts_with('-')) && &rest[3..4] == ":" => {
-            let h: i64 = rest[1..3].parse().ok()?;
-            let m: i64 = rest[4..6].parse().ok()?;
+        rest if rest.len() == 6 && (rest.starts_with('+') || rest.starts_with('-')) && rest.get(3..4) == Some(":") => {
+            let h: i64 = rest.get(1..3)?.parse().ok()?;
+            let m: i64 = rest.get(4..6)?.parse().ok()?;
             let v = h * 3600 + m * 60;
             if rest.starts_with('-') {
                 -v
@@ -171,11 +231,11 @@ pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
         _ => return None,
     };
     let t = UtcTime { year, month, day, hour, minute, second: second.min(59), nanos, weekday: 0 }.to_system_time();
-    Some(if offset_secs >= 0 {
-        t - Duration::from_secs(offset_secs as u64)
+    if offset_secs >= 0 {
+        t.checked_sub(Duration::from_secs(offset_secs as u64))
     } else {
-        t + Duration::from_secs(offset_secs.unsigned_abs())
-    })
+        t.checked_add(Duration::from_secs(offset_secs.unsigned_abs()))
+    }
 }
 
 const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
@@ -233,7 +293,7 @@ pub fn parse_http_date(s: &str) -> Option<SystemTime> {
         [_, m, d, t, y] => (y.parse().ok()?, month_of(m)?, d.parse().ok()?, hms(t)?),
         _ => return None,
     };
-    if !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+    if !(1..=31).contains(&day) || !(0..=9999).contains(&year) || hour > 23 || minute > 59 || second > 60 {
         return None;
     }
     Some(UtcTime { year, month, day, hour, minute, second: second.min(59), nanos: 0, weekday: 0 }.to_system_time())

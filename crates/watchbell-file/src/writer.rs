@@ -80,7 +80,7 @@ impl FileWriter {
             if shared.overflow_wait.is_zero() {
                 break;
             }
-            let deadline = *deadline.get_or_insert_with(|| Instant::now() + shared.overflow_wait);
+            let deadline = *deadline.get_or_insert_with(|| watchbell_core::time::deadline(shared.overflow_wait));
             if Instant::now() >= deadline {
                 break;
             }
@@ -168,7 +168,7 @@ impl WriterGuard {
     /// Waits until every line queued before this call is written and flushed to the file, at
     /// most `timeout`. Returns whether it got there.
     pub fn flush(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
+        let deadline = watchbell_core::time::deadline(timeout);
         let (ack, done) = mpsc::channel();
         if !self.send(Msg::Flush(ack), deadline) {
             return false;
@@ -179,7 +179,7 @@ impl WriterGuard {
     /// Writes what is queued, flushes, and stops the worker, waiting at most `timeout`. Lines
     /// written afterwards are dropped and counted. Later calls return at once.
     pub fn shutdown(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
+        let deadline = watchbell_core::time::deadline(timeout);
         let mut slot = self.thread.lock().unwrap_or_else(|e| e.into_inner());
         let Some(handle) = slot.take() else { return true };
         if !self.send(Msg::Shutdown, deadline) {

@@ -338,8 +338,10 @@ pub(crate) fn spawn_replayer(
                 }
                 Some(o) => {
                     spool.commit(&chunk, k, 0);
+                    // The server's delay, capped like the delivery caps it, never below
+                    // the backoff.
                     let after = match o {
-                        Outcome::Retry { after: Some(a), .. } => a,
+                        Outcome::Retry { after: Some(a), .. } => a.min(retry.max_server_delay).max(delay),
                         _ => delay,
                     };
                     spool.wait_change(after, false);

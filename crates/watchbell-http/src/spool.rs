@@ -294,7 +294,7 @@ impl Spool {
 
     /// Sleeps until `d` passed, something was spooled, or the spool was stopped.
     pub(crate) fn wait_change(&self, d: Duration, until_backlog: bool) {
-        let deadline = Instant::now() + d;
+        let deadline = watchbell_core::time::deadline(d);
         let mut st = self.lock();
         loop {
             if st.stopped || (until_backlog && st.counts.pending_bytes > 0) {

@@ -25,6 +25,7 @@ fn fast_retry() -> Retry {
         multiplier: 2.0,
         budget: Duration::from_secs(60),
         max_attempts: 0,
+        ..Retry::default()
     }
 }
 

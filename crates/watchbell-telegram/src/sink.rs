@@ -1,7 +1,7 @@
 //! The Telegram sink: one chat, `sendMessage` over watchbell's HTTP transport.
 
 use std::fmt;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use serde::Deserialize;
 use serde_json::{json, Map, Value as Json};
@@ -186,7 +186,8 @@ impl TelegramSink {
         let after = params
             .and_then(|p| p.retry_after)
             .filter(|s| s.is_finite() && *s >= 0.0)
-            .map(|s| Duration::from_secs_f64(s.min(86_400.0)))
+            // Capped by the delivery (`Retry::max_server_delay`, counted), not here.
+            .map(watchbell_core::time::secs_f64)
             .or_else(|| resp.retry_after());
         let status = if (200..300).contains(&resp.status) { 500 } else { resp.status };
         Answer::Failed(http::classify(status, after, "Telegram", &desc))

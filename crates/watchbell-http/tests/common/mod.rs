@@ -21,6 +21,7 @@ pub fn fast_retry(max: Duration) -> Retry {
         multiplier: 2.0,
         budget: Duration::from_secs(120),
         max_attempts: 0,
+        ..Retry::default()
     }
 }
 

@@ -34,6 +34,7 @@ pub fn fast_retry() -> Retry {
         multiplier: 2.0,
         budget: Duration::from_secs(60),
         max_attempts: 0,
+        ..Retry::default()
     }
 }
 
