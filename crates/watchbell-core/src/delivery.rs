@@ -789,6 +789,16 @@ fn next_batch(sh: &Shared, last_delivery: Option<Instant>) -> Option<Batch> {
         };
         let pace_at = last_delivery.map_or(now, |t| after(t, cfg.pace));
         let at = batch_at.max(pace_at);
+        if st.shutdown.is_some_and(|deadline| at > deadline) {
+            // The pace allows the next request only after the shutdown deadline: waiting is
+            // pointless. What is queued is given up now (counted), not at the deadline.
+            let left: usize = st.queue.drain(..).map(|i| i.batch.len()).sum();
+            st.records = 0;
+            st.bytes = 0;
+            sh.counters.dropped.fetch_add(left as u64, Relaxed);
+            sh.wake_producers(&st);
+            return None;
+        }
         if at <= now {
             let first = st.queue.pop_front().expect("front exists");
             let mut bytes = first.bytes;

@@ -73,7 +73,9 @@ impl Db {
             | OpenFlags::SQLITE_OPEN_URI;
         let mut conn = Connection::open_with_flags(path, flags)
             .map_err(|e| StoreError::new(format!("sqlite: cannot open {}: {e}", path.display())))?;
-        conn.busy_timeout(busy_timeout)?;
+        // SQLite takes milliseconds as a C int: a longer timeout (a user's `Duration::MAX`) is
+        // the longest it can wait, not a panic.
+        conn.busy_timeout(busy_timeout.min(Duration::from_millis(i32::MAX as u64)))?;
         let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::new(format!("sqlite: cannot switch to WAL (journal mode is {mode})")));
