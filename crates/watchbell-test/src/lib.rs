@@ -32,6 +32,7 @@ pub mod collector;
 pub mod collectors;
 pub mod feedback;
 pub mod http;
+pub mod journald;
 pub mod postgres;
 pub mod slack;
 pub mod sms;
