@@ -1181,6 +1181,8 @@ fn worker<K: Sink>(sh: Arc<Shared>, mut sink: K) {
         }
     }
     drop(sink);
+    #[cfg(feature = "runtime")]
+    crate::runtime::shutdown_current_thread();
     let mut st = sh.lock();
     st.worker_exited = true;
     st.in_flight = None;

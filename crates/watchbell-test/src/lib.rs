@@ -30,6 +30,7 @@
 mod base64;
 pub mod collector;
 pub mod collectors;
+pub mod desktop;
 pub mod feedback;
 pub mod http;
 pub mod journald;
