@@ -23,6 +23,9 @@
 //! | `fingers-crossed` | `watchbell-fingers-crossed` as `fingers_crossed` | withhold records until one reaches the action level |
 //! | `ticketing` | `watchbell-ticketing` as `ticketing` | error tickets grouped by call site in SQLite |
 //! | `postgres` | `watchbell-ticketing/postgres` | tickets in PostgreSQL |
+//! | `command` | `watchbell-command` as `command` | run a program per record or batch (argv templates, no shell), killed with its process group at its timeout |
+//! | `journald` | `watchbell-journald` as `journald` | the systemd journal's native protocol, fields as journal fields |
+//! | `desktop` | `watchbell-desktop` as `desktop` | freedesktop notifications over D-Bus |
 //! | `full` | all of the above | |
 //!
 //! Every sink builder shares the common settings of [`SinkOptions`](prelude::SinkOptions)
@@ -205,13 +208,19 @@ pub mod config;
 #[cfg(feature = "config")]
 pub use config::{init, init_with, Config, ConfigError, Problem};
 
+#[cfg(feature = "command")]
+pub use watchbell_command as command;
 pub use watchbell_core as core;
+#[cfg(feature = "desktop")]
+pub use watchbell_desktop as desktop;
 #[cfg(feature = "file")]
 pub use watchbell_file as file;
 #[cfg(feature = "fingers-crossed")]
 pub use watchbell_fingers_crossed as fingers_crossed;
 #[cfg(feature = "http-batch")]
 pub use watchbell_http as http_batch;
+#[cfg(feature = "journald")]
+pub use watchbell_journald as journald;
 #[cfg(feature = "log")]
 pub use watchbell_log as log;
 #[cfg(feature = "mail")]
