@@ -93,6 +93,7 @@ impl Server {
 /// A private session bus with a notification server; both stop when dropped.
 pub struct FakeNotifications {
     daemon: Child,
+    dir: std::path::PathBuf,
     address: String,
     state: Arc<Recorded<State>>,
     markup: Arc<Mutex<bool>>,
@@ -110,8 +111,17 @@ impl FakeNotifications {
     /// Starts `dbus-daemon --session` on a private socket and the notification server on it
     /// (announcing `body-markup`). Panics with what to install when `dbus-daemon` is missing.
     pub fn start() -> FakeNotifications {
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "watchbell-dbus-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a temp dir");
         let mut daemon = Command::new("dbus-daemon")
-            .args(["--session", "--nofork", "--nopidfile", "--print-address=1", "--address=unix:tmpdir=/tmp"])
+            .args(["--session", "--nofork", "--nopidfile", "--print-address=1"])
+            .arg(format!("--address=unix:dir={}", dir.display()))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -132,6 +142,7 @@ impl FakeNotifications {
             .expect("a runtime");
         let mut fake = FakeNotifications {
             daemon,
+            dir,
             address,
             state: Arc::new(Recorded::new(State::default())),
             markup: Arc::new(Mutex::new(true)),
@@ -193,5 +204,6 @@ impl Drop for FakeNotifications {
         self.stop_server();
         let _ = self.daemon.kill();
         let _ = self.daemon.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
