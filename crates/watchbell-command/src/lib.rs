@@ -107,6 +107,7 @@ use watchbell_core::handler::{Flushed, Handler, Stats};
 use watchbell_core::options::Options;
 use watchbell_core::{Batch, BuildError, Guard, Level, Record, SinkLayer, SinkOptions};
 
+pub use sink::{env_name, safe_value};
 use sink::{CommandSink, RunCounters, Spec};
 
 const CRATE: &str = "watchbell-command";

@@ -371,8 +371,13 @@ fn spawn_error(program: &str, e: &std::io::Error) -> Ran {
 }
 
 /// An argument or environment value the kernel takes: NUL (which it cannot carry) becomes
-/// `␀`, and the value is cut at [`MAX_VALUE_BYTES`] with the marker.
-pub(crate) fn safe_value(s: &str) -> String {
+/// `␀`, and the value is cut at 16 KiB with the marker `…[truncated]`.
+///
+/// ```
+/// assert_eq!(watchbell_command::safe_value("a\0b"), "a\u{2400}b");
+/// assert!(watchbell_command::safe_value(&"x".repeat(100_000)).len() <= 16 * 1024);
+/// ```
+pub fn safe_value(s: &str) -> String {
     if s.contains('\0') {
         truncate_bytes(&s.replace('\0', "\u{2400}"), MAX_VALUE_BYTES, MARKER).into_owned()
     } else {
@@ -380,8 +385,13 @@ pub(crate) fn safe_value(s: &str) -> String {
     }
 }
 
-/// An environment variable name: ASCII letters and digits upper-cased, anything else `_`.
-pub(crate) fn env_name(prefix: &str, name: &str) -> String {
+/// An environment variable name: `prefix`, then `name` with ASCII letters and digits
+/// upper-cased and anything else `_`.
+///
+/// ```
+/// assert_eq!(watchbell_command::env_name("WATCHBELL_FIELD_", "user.id"), "WATCHBELL_FIELD_USER_ID");
+/// ```
+pub fn env_name(prefix: &str, name: &str) -> String {
     let mut out = String::with_capacity(prefix.len() + name.len());
     out.push_str(prefix);
     out.extend(name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }));
