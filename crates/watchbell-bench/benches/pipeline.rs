@@ -260,6 +260,25 @@ fn sinks(c: &mut Criterion) {
         let (layer, guard) = watchbell_ticketing::TicketingLayer::builder(url).build().expect("ticketing layer");
         run_sink(&mut g, "ticketing_sqlite", layer, guard);
     }
+    {
+        // A program that hangs, with the defaults (ERROR, 1 per callsite per 60 s).
+        let (layer, guard) =
+            watchbell_command::CommandLayer::builder("/bin/sleep").arg("1000").build().expect("command layer");
+        run_sink(&mut g, "command", layer, guard);
+    }
+    {
+        // Every record encoded and sent (no rate limit by default) to a receiver on loopback.
+        let journal = watchbell_test::journald::FakeJournald::start();
+        let (layer, guard) =
+            watchbell_journald::JournaldLayer::builder().socket(journal.path()).build().expect("journald layer");
+        run_sink(&mut g, "journald", layer, guard);
+    }
+    {
+        let desktop = watchbell_test::desktop::FakeNotifications::start();
+        let (layer, guard) =
+            watchbell_desktop::DesktopLayer::builder().bus_address(desktop.address()).build().expect("desktop layer");
+        run_sink(&mut g, "desktop", layer, guard);
+    }
     g.finish();
 }
 
