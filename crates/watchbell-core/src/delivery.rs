@@ -680,16 +680,23 @@ impl DeliveryHandle {
         sh.work.notify_one();
         st.progress_waiters += 1;
         let result = loop {
-            let done = if shutdown { st.pending() == 0 || st.worker_exited } else { st.done_seq() >= target };
+            // A shutdown also waits for the worker to finish: it drops the sink, which closes
+            // its connections politely (SMTP's QUIT, a TLS close_notify) before the process
+            // may exit. Past the deadline with nothing pending, it is complete all the same.
+            let done = if shutdown { st.worker_exited } else { st.done_seq() >= target };
             if done {
-                break Flushed::COMPLETE;
+                break if st.pending() == 0 {
+                    Flushed::COMPLETE
+                } else {
+                    Flushed { pending: st.pending(), timed_out: false }
+                };
             }
             if st.worker_exited {
                 break Flushed { pending: st.pending(), timed_out: false };
             }
             let now = Instant::now();
             if now >= deadline {
-                break Flushed { pending: st.pending(), timed_out: true };
+                break Flushed { pending: st.pending(), timed_out: st.pending() > 0 };
             }
             st = sh.progress.wait_timeout(st, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
         };
@@ -1180,7 +1187,8 @@ fn worker<K: Sink>(sh: Arc<Shared>, mut sink: K) {
             sh.progress.notify_all();
         }
     }
-    drop(sink);
+    // A sink's Drop (closing connections) must not take the bookkeeping below with it.
+    let _ = catch_unwind(AssertUnwindSafe(move || drop(sink)));
     #[cfg(feature = "runtime")]
     crate::runtime::shutdown_current_thread();
     let mut st = sh.lock();

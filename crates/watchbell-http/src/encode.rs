@@ -328,6 +328,13 @@ fn encode_loki(out: &mut Vec<u8>, labels: &[LokiLabel], records: &[&Record], cx:
             None => streams.push((l, vec![i])),
         }
     }
+    // Loki refuses (or drops) entries whose time goes backwards within a stream of one push:
+    // records of concurrent threads, or a rate limit's summary stamped with the first
+    // suppressed record's time, can arrive out of order. Each stream is sorted by time,
+    // stably (equal times keep their order).
+    for (_, idx) in &mut streams {
+        idx.sort_by_key(|&i| records[i].time);
+    }
     let _ = write!(out, "{{\"streams\":[");
     for (si, (labels, idx)) in streams.iter().enumerate() {
         if si > 0 {
@@ -411,23 +418,21 @@ fn otlp_record(r: &Record) -> serde_json::Value {
     if r.suppressed > 0 {
         attrs.push(attr("suppressed", serde_json::json!({"intValue": r.suppressed.to_string()})));
     }
-    let mut seen: Vec<&str> = Vec::new();
-    for (k, v) in r.fields.iter() {
-        attrs.push(attr(k, any_value(v)));
-        seen.push(k);
-    }
-    // Span fields, the innermost span's value winning, after the event's own.
-    for sp in r.spans.iter().rev() {
-        for (k, v) in sp.fields.iter() {
-            if !seen.contains(&k) {
-                attrs.push(attr(k, any_value(v)));
-                seen.push(k);
-            }
-        }
-    }
     if !r.spans.is_empty() {
         let names: Vec<&str> = r.spans.iter().map(|s| s.name.as_ref()).collect();
         attrs.push(str_attr("spans", &names.join(":")));
+    }
+    // Keys are unique in a logRecord (OTLP requires it). The record's own attributes above
+    // come first; an event or span field named like one of them is sent as `field.<name>`.
+    // Span fields follow the event's own, the innermost span's value winning.
+    let mut seen: std::collections::HashSet<String> =
+        attrs.iter().filter_map(|a| a["key"].as_str().map(str::to_owned)).collect();
+    let fields = r.fields.iter().chain(r.spans.iter().rev().flat_map(|sp| sp.fields.iter()));
+    for (k, v) in fields {
+        let key = if seen.contains(k) { format!("field.{k}") } else { k.to_owned() };
+        if seen.insert(key.clone()) {
+            attrs.push(attr(&key, any_value(v)));
+        }
     }
     let mut lr = serde_json::json!({
         "timeUnixNano": ns,

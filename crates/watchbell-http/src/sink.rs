@@ -122,7 +122,7 @@ impl Shipper {
         if resp.status == 413 {
             return Sent::TooLarge;
         }
-        match resp.outcome(what) {
+        match self.classify(&resp, what) {
             Outcome::Delivered if matches!(self.encoding, Encoding::ElasticBulk { .. }) => {
                 match bulk_items(&resp.body, records.len()) {
                     Some((items, refused, reason)) => {
@@ -134,6 +134,21 @@ impl Shipper {
             }
             Outcome::Delivered => Sent::Ok,
             o => Sent::Fail(o),
+        }
+    }
+
+    /// The response's outcome under the encoding's own rules. OTLP/HTTP allows retries only
+    /// on 429, 502, 503 and 504 ("all other responses MUST NOT be retried"): a 500 or a 408 from
+    /// a collector is permanent there. The other encodings keep the general rule (every 5xx,
+    /// 408, 425 and 429 retried).
+    fn classify(&self, resp: &watchbell_core::http::HttpResponse, what: &str) -> Outcome {
+        match resp.outcome(what) {
+            Outcome::Retry { reason, .. }
+                if matches!(self.encoding, Encoding::Otlp { .. }) && !matches!(resp.status, 429 | 502 | 503 | 504) =>
+            {
+                Outcome::permanent(format!("{reason} (OTLP retries only 429, 502, 503 and 504)"))
+            }
+            o => o,
         }
     }
 

@@ -122,9 +122,11 @@ fn loki_push_shape() {
         .batch_wait(Duration::ZERO)
         .build_handler()
         .unwrap();
+    // (made in time order: entries of a stream are sent sorted by time)
+    let (r0, r1) = (rec(Level::ERROR, 0), rec(Level::INFO, 1));
     let mut traced = rec(Level::ERROR, 2);
     traced.fields.set("trace_id", Value::Str("0242ac120002".into()));
-    send(&h, vec![rec(Level::ERROR, 0), rec(Level::INFO, 1), traced]);
+    send(&h, vec![r0, r1, traced]);
     assert!(guard.flush(WAIT).is_complete());
     assert_eq!(fake.errors(), Vec::<String>::new());
     let req = &fake.http().requests()[0];

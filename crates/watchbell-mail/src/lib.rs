@@ -393,7 +393,13 @@ impl MailBuilder {
     }
 
     /// Trusts this certificate (PEM) as a root, besides the platform's: for a server with a
-    /// private CA or a self-signed certificate. Checked at build time.
+    /// private CA, or with a self-signed certificate. Checked at build time.
+    ///
+    /// A self-signed server certificate is accepted only as an end-entity certificate
+    /// (`basicConstraints CA:FALSE`, as `openssl req -x509 -addext basicConstraints=CA:FALSE` or
+    /// rcgen make it): rustls, like browsers, refuses a CA certificate used as the server's own
+    /// (`CaUsedAsEndEntity`). For a CA:TRUE certificate, let that CA sign a server certificate
+    /// and trust the CA here.
     pub fn add_root_certificate(mut self, pem: impl Into<String>) -> Self {
         self.roots.push(pem.into());
         self

@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use lettre::message::header::ContentType;
+use lettre::message::header::{ContentType, MIME_VERSION_1_0};
 use lettre::message::Mailbox;
 use lettre::transport::smtp::{AsyncSmtpTransportBuilder, Error as SmtpError};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -47,6 +47,8 @@ impl MailSink {
             .subject(subject)
             .date(significant.time)
             .message_id(None)
+            // A Content-Type needs `MIME-Version: 1.0` beside it (RFC 2045 §4).
+            .header(MIME_VERSION_1_0)
             .header(ContentType::TEXT_PLAIN);
         for to in &self.to {
             m = m.to(to.clone());
@@ -111,14 +113,33 @@ pub(crate) fn classify(e: &SmtpError) -> Outcome {
         Outcome::retry(format!("the SMTP server asked to try again later: {e}"))
     } else if e.is_timeout() {
         Outcome::retry(format!("the SMTP server did not answer in time: {e}"))
-    } else if e.is_tls() {
-        Outcome::permanent(format!("TLS failed (is the certificate trusted and valid for this host?): {e}"))
+    } else if e.is_tls() || is_certificate_problem(e) {
+        Outcome::permanent(tls_reason(e))
     } else if e.is_client() {
         Outcome::permanent(format!("cannot send to this SMTP server: {e}"))
-    } else if is_certificate_problem(e) {
-        Outcome::permanent(format!("TLS failed (is the certificate trusted and valid for this host?): {e}"))
     } else {
         Outcome::retry(format!("SMTP connection failed: {e}"))
+    }
+}
+
+/// What to say of a TLS failure: what to check, and for a CA certificate used as the
+/// server's own, what to do instead.
+fn tls_reason(e: &SmtpError) -> String {
+    let mut chain = e.to_string();
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = source {
+        chain.push_str(": ");
+        chain.push_str(&s.to_string());
+        source = s.source();
+    }
+    if chain.contains("CaUsedAsEndEntity") {
+        format!(
+            "TLS failed: the server presents a CA certificate (CA:TRUE) as its own, which TLS refuses; give it a \
+             certificate signed by that CA (and trust the CA with add_root_certificate), or a self-signed one \
+             with CA:FALSE: {e}"
+        )
+    } else {
+        format!("TLS failed (is the certificate trusted and valid for this host?): {e}")
     }
 }
 
@@ -131,6 +152,7 @@ fn is_certificate_problem(e: &SmtpError) -> bool {
         if text.contains("invalid peer certificate")
             || text.contains("UnknownIssuer")
             || text.contains("NotValidForName")
+            || text.contains("CaUsedAsEndEntity")
         {
             return true;
         }

@@ -116,7 +116,7 @@
 //! | hostname | this machine's (`/proc/sys/kernel/hostname`, `/etc/hostname`, `$HOSTNAME`), else `-` | [`hostname`](SyslogBuilder::hostname) |
 //! | process id | this process's | [`pid`](SyslogBuilder::pid) |
 //! | structured data | the fields as `[fields@32473 ...]` | [`sd_id`](SyslogBuilder::sd_id), [`no_structured_data`](SyslogBuilder::no_structured_data) |
-//! | frame size | 2048 bytes over UDP, 8192 over TCP and unix sockets | [`max_message_bytes`](SyslogBuilder::max_message_bytes) |
+//! | frame size | 2048 bytes over UDP, 8096 over TCP and unix sockets (rsyslog's default) | [`max_message_bytes`](SyslogBuilder::max_message_bytes) |
 //! | RFC 3164 time | UTC | [`utc_offset_minutes`](SyslogBuilder::utc_offset_minutes) |
 //! | level captured | `INFO` and more severe | [`level`](SyslogBuilder::level) |
 //! | rate limit | none | [`rate_limit`](SinkOptions::rate_limit) |
@@ -157,8 +157,10 @@ pub const DEFAULT_SD_ID: &str = "fields@32473";
 /// The default frame size over UDP (RFC 5426's guidance).
 pub const DEFAULT_UDP_MAX_BYTES: usize = 2048;
 
-/// The default frame size over TCP and unix sockets (rsyslog's default message size).
-pub const DEFAULT_STREAM_MAX_BYTES: usize = 8192;
+/// The default frame size over TCP and unix sockets: rsyslog's default `maxMessageSize`, which
+/// is "8k" = 8,096 bytes (not 8,192). A larger frame is cut by a stock rsyslog mid-character,
+/// and the rest is stored as a bogus message of its own.
+pub const DEFAULT_STREAM_MAX_BYTES: usize = 8096;
 
 /// The unix socket paths tried in order by default.
 pub const DEFAULT_UNIX_PATHS: [&str; 3] = ["/dev/log", "/var/run/syslog", "/var/run/log"];
@@ -438,7 +440,7 @@ impl SyslogBuilder {
         self
     }
 
-    /// The most bytes of one frame, header included (default 2048 over UDP, 8192 otherwise;
+    /// The most bytes of one frame, header included (default 2048 over UDP, 8096 otherwise;
     /// at least 480, at most 65,507 over UDP).
     pub fn max_message_bytes(mut self, n: usize) -> Self {
         self.max_bytes = Some(n);

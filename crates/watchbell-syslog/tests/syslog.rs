@@ -361,7 +361,17 @@ fn one_megabyte_message_is_truncated_at_a_char_boundary_on_udp() {
     assert!(m.message.starts_with("xéé"));
     assert!(m.message.ends_with(MARKER));
 
-    // Over TCP the default limit is 8192, and it can be changed.
+    // Over TCP the default limit is rsyslog's 8,096 (the frame, without its octet count),
+    // cut at a char boundary.
+    let fake = FakeSyslog::tcp();
+    let (handler, guard) = base(SyslogLayer::builder().tcp(fake.addr().unwrap().to_string())).build_handler().unwrap();
+    handler.handle(record(Level::ERROR, &format!("x{big}")));
+    assert!(guard.flush(WAIT).is_complete());
+    let frames = fake.wait_for_frames(1, WAIT);
+    assert!((8088..=8096).contains(&frames[0].raw.len()), "{} bytes", frames[0].raw.len());
+    assert!(frames[0].parse().unwrap().message.ends_with(MARKER));
+
+    // And it can be changed.
     let fake = FakeSyslog::tcp();
     let (handler, guard) = base(SyslogLayer::builder().tcp(fake.addr().unwrap().to_string()))
         .max_message_bytes(1000)
