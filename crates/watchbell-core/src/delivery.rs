@@ -393,7 +393,9 @@ impl<K: Sink> DeliveryBuilder<K> {
         let worker_shared = Arc::clone(&shared);
         let sink = self.sink;
         std::thread::Builder::new()
-            .name(format!("watchbell-{}", shared.config.name))
+            // A thread name cannot hold NUL (std would panic); the name may come from a path
+            // or a URL in a user's config.
+            .name(format!("watchbell-{}", shared.config.name).replace('\0', "\u{2400}"))
             .spawn(move || worker(worker_shared, sink))?;
         Ok(DeliveryHandle { shared })
     }
@@ -512,12 +514,17 @@ impl Shared {
         st.unreported_since.get_or_insert_with(SystemTime::now);
     }
 
+    /// Keeps `reason` as the last error, secrets redacted by shape
+    /// ([`redact_text`](crate::secret::redact_text)): whatever a sink or a peer put in it.
     fn set_error(&self, reason: &str) {
-        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.to_owned());
+        let reason = crate::secret::redact_text(reason).into_owned();
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
     }
 
-    /// Prints a failure on stderr once per kind (the first 48 characters of the reason).
+    /// Prints a failure on stderr once per kind (the first 48 characters of the reason),
+    /// secrets redacted by shape.
     fn report_once(&self, what: &str, reason: &str) {
+        let reason = &*crate::secret::redact_text(reason);
         let key: String = reason.chars().take(48).collect();
         let mut seen = self.reported.lock().unwrap_or_else(|e| e.into_inner());
         if seen.len() < 64 && seen.insert(key) {

@@ -63,7 +63,10 @@ impl HttpResponse {
 /// Maps a status (and the server's requested delay) to an [`Outcome`]. `body` is quoted,
 /// shortened, in the reason.
 pub fn classify(status: u16, retry_after: Option<Duration>, what: &str, body: &str) -> Outcome {
-    let snippet: String = body.trim().chars().take(200).collect();
+    // A peer may echo the request (its URL, its Authorization header) in its error body:
+    // redacted by shape before it is cut, so a cut cannot split a secret out of its shape.
+    let body = crate::secret::redact_text(body.trim());
+    let snippet: String = body.chars().take(200).collect();
     let reason = if snippet.is_empty() {
         format!("{what} answered {status}")
     } else {
@@ -154,6 +157,7 @@ impl HttpError {
                 reason = reason.replace(tail, "…");
             }
         }
+        let reason = crate::secret::redact_text(&reason).into_owned();
         HttpError { reason, timeout }
     }
 

@@ -1,6 +1,10 @@
 //! Keeping secrets out of `Debug`, `Display` and error messages.
 
+use std::borrow::Cow;
 use std::fmt;
+use std::sync::OnceLock;
+
+use crate::redact::{Redactor, REDACTED};
 
 /// A value that never shows itself in `Debug` or `Display` (webhook URLs, tokens, passwords).
 /// Use [`expose`](Secret::expose) where the value is really needed.
@@ -84,15 +88,154 @@ pub fn is_loopback_host(host: &str) -> bool {
 /// assert_eq!(redact_url("https://hooks.slack.com/services/T0/B0/XYZ"), "https://hooks.slack.com/…");
 /// assert_eq!(redact_url("https://user:pw@example.com:8443/x?token=1"), "https://example.com:8443/…");
 /// assert_eq!(redact_url("http://127.0.0.1:3100"), "http://127.0.0.1:3100");
+/// assert_eq!(redact_url("https://ingest:Se/C@logs.example/push"), "https://logs.example/…");
+/// assert_eq!(redact_url("https://logs.example/a@b"), "https://logs.example/…");
 /// ```
 pub fn redact_url(url: &str) -> String {
     let (scheme, rest) = match url.split_once("://") {
         Some((s, r)) => (s, r),
         None => return "[redacted url]".to_owned(),
     };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..end];
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let tail = if rest[end..].trim_start_matches('/').is_empty() { "" } else { "/…" };
+    // Userinfo ends at the last `@` before the query; a `/` may stand in a password
+    // (`user:pa/ss@host`), so an `@` counts when what precedes it has a `:` or no `/`.
+    let query = rest.find(['?', '#']).unwrap_or(rest.len());
+    let after = match rest[..query].rfind('@') {
+        Some(at) if rest[..at].contains(':') || !rest[..at].contains('/') => at + 1,
+        _ => 0,
+    };
+    let hostpart = &rest[after..];
+    let end = hostpart.find(['/', '?', '#']).unwrap_or(hostpart.len());
+    let host = &hostpart[..end];
+    let tail = if hostpart[end..].trim_start_matches('/').is_empty() { "" } else { "/…" };
     format!("{scheme}://{host}{tail}")
+}
+
+/// `text` with secrets redacted **by their shape**, for anything watchbell prints, counts or
+/// returns about a failure: a peer's error body, an HTTP client's error chain, a config
+/// problem, a stats line, a stderr line. What is replaced by `[redacted]`:
+///
+/// - the userinfo of a URL (`https://user:pass@host` → `https://[redacted]@host`; a `/`, `:` or
+///   `@` inside the password included);
+/// - the value of every `name=value`, `name: value` and `"name": value` pair whose name is a
+///   secret's ([`Redactor`]'s default names: `token`, `api_key`, `password`, `secret`, `auth`,
+///   `authorization`, `cookie`, …), so URL query parameters, form bodies, JSON and headers such
+///   as `Authorization: Bearer …` or `X-Api-Key: …`;
+/// - Telegram bot tokens (`123456789:AA…`, anywhere, in a path or not);
+/// - the secret path of Slack (`/services/T…/B…/…`) and Discord (`/api/webhooks/…`) webhooks.
+///
+/// Text without any of these shapes is returned as it is, without allocating. It never panics
+/// (any input, any size); it errs on the side of hiding.
+///
+/// ```
+/// use watchbell_core::secret::redact_text;
+/// assert_eq!(redact_text("POST https://ingest:s3/cr@t@logs.example/x failed"), "POST https://[redacted]@logs.example/x failed");
+/// assert_eq!(redact_text("GET /push?api_key=abc&page=2"), "GET /push?api_key=[redacted]&page=2");
+/// assert_eq!(redact_text("Authorization: Basic dXNlcjpwYXNz"), "Authorization: [redacted]");
+/// assert_eq!(redact_text("POST /bot123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw4/sendMessage"), "POST /bot[redacted]/sendMessage");
+/// assert_eq!(redact_text("https://hooks.slack.com/services/T000/B000/XXXX 404"), "https://hooks.slack.com/services/[redacted] 404");
+/// assert_eq!(redact_text("connection refused"), "connection refused");
+/// ```
+pub fn redact_text(text: &str) -> Cow<'_, str> {
+    static NAMES: OnceLock<Redactor> = OnceLock::new();
+    let shaped = redact_shapes(text);
+    match NAMES.get_or_init(Redactor::default).redact_text(&shaped) {
+        Cow::Borrowed(_) => shaped,
+        Cow::Owned(o) => Cow::Owned(o),
+    }
+}
+
+/// Where a URL-ish token ends: whitespace, quotes, angle brackets, or the end.
+fn token_end(b: &[u8], from: usize) -> usize {
+    b[from..]
+        .iter()
+        .position(|&c| c.is_ascii_whitespace() || matches!(c, b'"' | b'\'' | b'<' | b'>' | b'`'))
+        .map_or(b.len(), |p| from + p)
+}
+
+/// The byte ranges of userinfo, bot tokens and webhook paths in `text`.
+fn shape_ranges(text: &str) -> Vec<(usize, usize)> {
+    let b = text.as_bytes();
+    let mut ranges: Vec<(usize, usize)> = Vec::new();
+    // URL userinfo: after `://`, up to the last `@` of the token.
+    let mut i = 0;
+    while let Some(p) = find(b, i, b"://") {
+        let start = p + 3;
+        let end = token_end(b, start);
+        if let Some(at) = b[start..end].iter().rposition(|&c| c == b'@') {
+            if at > 0 {
+                ranges.push((start, start + at));
+            }
+        }
+        i = end.max(start);
+    }
+    // Webhook paths.
+    for marker in [&b"/services/"[..], b"/api/webhooks/"] {
+        let mut i = 0;
+        while let Some(p) = find(b, i, marker) {
+            let start = p + marker.len();
+            let end = b[start..]
+                .iter()
+                .position(|&c| c.is_ascii_whitespace() || matches!(c, b'"' | b'\'' | b'<' | b'>' | b'?' | b'#' | b'`'))
+                .map_or(b.len(), |q| start + q);
+            if end > start {
+                ranges.push((start, end));
+            }
+            i = end.max(start);
+        }
+    }
+    // Telegram bot tokens: 5+ digits, `:`, 30+ of [A-Za-z0-9_-].
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b':' {
+            let mut d = i;
+            while d > 0 && b[d - 1].is_ascii_digit() {
+                d -= 1;
+            }
+            let mut e = i + 1;
+            while e < b.len() && (b[e].is_ascii_alphanumeric() || b[e] == b'_' || b[e] == b'-') {
+                e += 1;
+            }
+            let word_start = d == 0 || !b[d - 1].is_ascii_alphanumeric() || b[..d].ends_with(b"bot");
+            if i - d >= 5 && e - i > 30 && word_start {
+                ranges.push((d, e));
+                i = e;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    ranges.sort_unstable();
+    // Merge overlaps.
+    let mut merged: Vec<(usize, usize)> = Vec::with_capacity(ranges.len());
+    for (s, e) in ranges {
+        match merged.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => merged.push((s, e)),
+        }
+    }
+    merged
+}
+
+fn find(hay: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
+    if from >= hay.len() {
+        return None;
+    }
+    hay[from..].windows(needle.len()).position(|w| w == needle).map(|p| from + p)
+}
+
+fn redact_shapes(text: &str) -> Cow<'_, str> {
+    let ranges = shape_ranges(text);
+    if ranges.is_empty() {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for (s, e) in ranges {
+        // Every boundary is next to an ASCII byte we matched, so a char boundary.
+        out.push_str(&text[last..s]);
+        out.push_str(REDACTED);
+        last = e;
+    }
+    out.push_str(&text[last..]);
+    Cow::Owned(out)
 }

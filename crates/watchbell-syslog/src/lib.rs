@@ -477,6 +477,9 @@ impl SyslogBuilder {
             Transport::Unix(path) => {
                 let paths = match path {
                     Some(p) if p.as_os_str().is_empty() => return Err(Self::err("unix", "the socket path is empty")),
+                    Some(p) if p.as_os_str().as_encoded_bytes().contains(&0) => {
+                        return Err(Self::err("unix", "the socket path contains a NUL character"))
+                    }
                     Some(p) => vec![p.clone()],
                     None => DEFAULT_UNIX_PATHS.iter().map(PathBuf::from).collect(),
                 };

@@ -79,6 +79,9 @@ impl Target {
     /// (SQLite), or `postgres://user:password@host:port/db` / `postgresql://…` (with the
     /// `postgres` feature). Errors never repeat the URL (it may hold a password).
     pub fn parse(url: &str) -> Result<Target, String> {
+        if url.contains('\0') {
+            return Err("the database URL contains a NUL character".into());
+        }
         let url = url.trim();
         if url.is_empty() {
             return Err("empty database URL; expected sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DB".into());

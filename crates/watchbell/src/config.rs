@@ -319,7 +319,10 @@ impl Config {
         }
         #[cfg(feature = "http-batch")]
         {
-            let url = self.http.as_ref().and_then(|t| t.url.as_deref()).map(|u| quote(&redact_url(u)));
+            let url = self.http.as_ref().and_then(|t| t.url.as_ref()).map(|u| match u {
+                SecretValue::Literal(u) => quote(&redact_url(u)),
+                other => other.redacted(),
+            });
             let value_of = |key: &str| if key == "url" { url.clone() } else { None };
             place!(cx, g, out, "http", self.http_builder(cx, g), value_of);
         }

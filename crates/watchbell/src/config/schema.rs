@@ -217,8 +217,9 @@ sink_table! {
 sink_table! {
     /// `[http]`: batches to a log collector.
     HttpConfig {
-        /// The collector's URL (required; shown redacted in errors).
-        url: Option<String>,
+        /// The collector's URL (required; a secret: it may carry credentials or a token, and
+        /// it is shown redacted in errors and `Debug`).
+        url: Option<SecretValue>,
         /// `ndjson` (default), `json`, `loki`, `elastic` or `otlp`.
         encoding: Option<String>,
         /// The least severe level sent (default: the sink's).

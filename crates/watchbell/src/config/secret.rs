@@ -28,35 +28,91 @@ impl SecretValue {
         SecretValue::Literal(value.into())
     }
 
-    /// Reads the value. The error says what is wrong without the value.
+    /// Reads the value. The error says what is wrong without the value — and without the
+    /// variable's name or the file's path when they do not look like one (a secret typed into
+    /// the slot by mistake). A file is read up to [`MAX_SECRET_FILE`] bytes.
     pub fn resolve(&self) -> Result<String, String> {
         match self {
             SecretValue::Literal(v) => Ok(v.clone()),
-            SecretValue::Env(var) => match std::env::var(var) {
-                Ok(v) if !v.trim().is_empty() => Ok(v),
-                Ok(_) => Err(format!("the environment variable {var} is empty; expected the secret in it")),
-                Err(std::env::VarError::NotPresent) => {
-                    Err(format!("the environment variable {var} is not set; expected the secret in it"))
+            SecretValue::Env(var) => {
+                let shown = shown_var(var);
+                if !is_var_name(var) {
+                    return Err(format!("{shown} is not a variable name: was the secret itself typed into `env`?"));
                 }
-                Err(std::env::VarError::NotUnicode(_)) => {
-                    Err(format!("the environment variable {var} is not UTF-8; expected the secret in it"))
+                match std::env::var(var) {
+                    Ok(v) if !v.trim().is_empty() => Ok(v),
+                    Ok(_) => Err(format!("the environment variable {shown} is empty; expected the secret in it")),
+                    Err(std::env::VarError::NotPresent) => {
+                        Err(format!("the environment variable {shown} is not set; expected the secret in it"))
+                    }
+                    Err(std::env::VarError::NotUnicode(_)) => {
+                        Err(format!("the environment variable {shown} is not UTF-8; expected the secret in it"))
+                    }
                 }
-            },
-            SecretValue::File(path) => match std::fs::read_to_string(path) {
-                Ok(v) if !v.trim().is_empty() => Ok(v.trim_end().to_owned()),
-                Ok(_) => Err(format!("the file {} is empty; expected the secret in it", path.display())),
-                Err(e) => Err(format!("the file {} cannot be read ({e}); expected the secret in it", path.display())),
-            },
+            }
+            SecretValue::File(path) => {
+                let shown = shown_path(path);
+                let mut data = Vec::new();
+                let read = std::fs::File::open(path).and_then(|f| {
+                    std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_SECRET_FILE + 1), &mut data)
+                });
+                match read {
+                    Err(e) => Err(format!("the file {shown} cannot be read ({}); expected the secret in it", e.kind())),
+                    Ok(_) if data.len() as u64 > MAX_SECRET_FILE => {
+                        Err(format!("the file {shown} is larger than 64 KiB; expected a secret in it"))
+                    }
+                    Ok(_) => match String::from_utf8(data) {
+                        Ok(v) if !v.trim().is_empty() => Ok(v.trim_end().to_owned()),
+                        Ok(_) => Err(format!("the file {shown} is empty; expected the secret in it")),
+                        Err(_) => Err(format!("the file {shown} is not UTF-8 text; expected the secret in it")),
+                    },
+                }
+            }
         }
     }
 
-    /// How the value is shown in errors: `"***"` for a literal, the variable or file otherwise.
+    /// How the value is shown in errors: `"***"` for a literal, the variable or file otherwise
+    /// (unless they do not look like a variable name or a path: then only their length).
     pub fn redacted(&self) -> String {
         match self {
             SecretValue::Literal(_) => "\"***\"".to_owned(),
-            SecretValue::Env(var) => format!("{{ env = {var:?} }}"),
-            SecretValue::File(path) => format!("{{ file = {:?} }}", path.display().to_string()),
+            SecretValue::Env(var) => format!("{{ env = {} }}", shown_var(var)),
+            SecretValue::File(path) => format!("{{ file = {} }}", shown_path(path)),
         }
+    }
+}
+
+/// The most bytes read from a `{ file = … }` secret (64 KiB): a secret is short, and a path
+/// such as `/dev/zero` must not be read for ever.
+pub const MAX_SECRET_FILE: u64 = 64 * 1024;
+
+/// `[A-Za-z_][A-Za-z0-9_]*`, at most 128 characters: what an environment variable's name looks
+/// like (a token or a password does not).
+fn is_var_name(v: &str) -> bool {
+    !v.is_empty()
+        && v.len() <= 128
+        && v.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+fn shown_var(v: &str) -> String {
+    if is_var_name(v) {
+        format!("{v:?}")
+    } else {
+        format!("(a value of {} characters, not shown)", v.chars().count())
+    }
+}
+
+/// A path is shown when it looks like one: it has a `/` and no part that looks like a secret.
+fn shown_path(p: &std::path::Path) -> String {
+    let text = p.display().to_string();
+    let looks_like_a_path = text.contains('/')
+        && !text.contains(['\0', ':', '@', '?', '='])
+        && watchbell_core::secret::redact_text(&text) == text.as_str();
+    if looks_like_a_path {
+        format!("{text:?}")
+    } else {
+        format!("(a value of {} characters, not shown)", text.chars().count())
     }
 }
 

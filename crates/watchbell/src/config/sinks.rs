@@ -194,17 +194,14 @@ impl Config {
     pub(crate) fn http_builder(&self, cx: &mut Cx, g: &Globals) -> Option<watchbell_http::HttpBuilder> {
         use watchbell_http::{Encoding, HttpLayer};
         let t = self.http.as_ref()?;
-        let url = match t.url.as_deref() {
-            Some(u) if u.contains("://") => u.to_owned(),
+        let url = match cx.secret("http.url", t.url.as_ref(), true) {
+            Some(u) if !cx.resolve || u.contains("://") => u,
             Some(u) => {
-                let shown = quote(&watchbell_core::secret::redact_url(u));
+                let shown = quote(&watchbell_core::secret::redact_url(&u));
                 cx.problem("http.url", Some(shown), "an http:// or https:// URL");
                 String::new()
             }
-            None => {
-                cx.problem("http.url", None, "missing; expected the collector's URL");
-                String::new()
-            }
+            None => String::new(),
         };
         let mut b = HttpLayer::builder(url);
         if let Some(e) = &t.encoding {
@@ -282,7 +279,11 @@ impl Config {
         use watchbell_core::Level;
         use watchbell_file::{FileLayer, Interval};
         let t = self.file.as_ref()?;
-        let path = cx.required("file.path", t.path.as_deref(), "the log file's path").unwrap_or("watchbell.log");
+        let mut path = cx.required("file.path", t.path.as_deref(), "the log file's path").unwrap_or("watchbell.log");
+        if path.contains('\0') {
+            cx.problem("file.path", Some(quote(path)), "a path without NUL characters");
+            path = "watchbell.log";
+        }
         let mut b = FileLayer::builder(path);
         b = b.level(cx.level("file.level", t.level.as_deref()).unwrap_or(Level::WARN));
         if let Some(n) = t.max_bytes {
