@@ -336,6 +336,12 @@ impl Config {
         }
         #[cfg(feature = "ticketing")]
         place!(cx, g, out, "ticketing", self.ticketing_builder(cx, g), |_: &str| None);
+        #[cfg(feature = "command")]
+        place!(cx, g, out, "command", self.command_builder(cx, g), |_: &str| None);
+        #[cfg(feature = "journald")]
+        place!(cx, g, out, "journald", self.journald_builder(cx, g), |_: &str| None);
+        #[cfg(feature = "desktop")]
+        place!(cx, g, out, "desktop", self.desktop_builder(cx, g), |_: &str| None);
     }
 }
 

@@ -152,7 +152,10 @@
 //! | `WATCHBELL_FILE_PATH`, `_LEVEL`, `_MAX_BYTES`, `_BACKUP_COUNT`, `_ROTATE_EVERY` | `file.path`, … |
 //! | `WATCHBELL_FINGERS_CROSSED_ACTION_LEVEL`, `_LEVEL`, `_BUFFER_SIZE`, `_SCOPE`, `_DELIVER_TO` | `fingers_crossed.action_level`, … |
 //! | `WATCHBELL_TICKETING_URL`, `_LEVEL`, `_APP_ID` | `ticketing.url`, `.level`, `.app_id` |
-//! | `WATCHBELL_<SINK>_PACE`, `_TIMEOUT`, `_QUEUE_RECORDS`, `_ALLOW_PLAIN_HTTP` (`<SINK>`: `SLACK`, `TELEGRAM`, `SMS`, `MAIL`, `HTTP`, `SYSLOG`, `FILE`, `TICKETING`) | the common settings of that table |
+//! | `WATCHBELL_COMMAND_PROGRAM`, `_SHELL`, `_ARGS`, `_STDIN`, `_PER_BATCH`, `_CONCURRENCY`, `_LEVEL` | `command.program`, `.shell`, `.args`, … |
+//! | `WATCHBELL_JOURNALD_SOCKET`, `_SYSLOG_IDENTIFIER`, `_LEVEL` | `journald.socket`, `.syslog_identifier`, `.level` |
+//! | `WATCHBELL_DESKTOP_BUS_ADDRESS`, `_EXPIRE_AFTER`, `_LEVEL` | `desktop.bus_address`, `.expire_after`, `.level` |
+//! | `WATCHBELL_<SINK>_PACE`, `_TIMEOUT`, `_QUEUE_RECORDS`, `_ALLOW_PLAIN_HTTP` (`<SINK>`: `SLACK`, `TELEGRAM`, `SMS`, `MAIL`, `HTTP`, `SYSLOG`, `FILE`, `TICKETING`, `COMMAND`, `JOURNALD`, `DESKTOP`) | the common settings of that table |
 //!
 //! ## coaster's keys
 //!

@@ -24,7 +24,8 @@ pub(crate) trait Common {
 }
 
 /// The sink names `deliver_to` accepts, in build order.
-pub(crate) const SINKS: [&str; 8] = ["slack", "telegram", "sms", "mail", "http", "syslog", "file", "ticketing"];
+pub(crate) const SINKS: [&str; 11] =
+    ["slack", "telegram", "sms", "mail", "http", "syslog", "file", "ticketing", "command", "journald", "desktop"];
 
 /// Collects problems while reading a config. With `resolve` off, secrets are only checked for
 /// presence (no environment or file access) and nothing is built.
@@ -230,7 +231,7 @@ impl Config {
     }
 
     /// Every table: (name, present, its Cargo feature, whether that feature is compiled in).
-    fn sections(&self) -> [(&'static str, bool, &'static str, bool); 9] {
+    fn sections(&self) -> [(&'static str, bool, &'static str, bool); 12] {
         [
             ("slack", self.slack.is_some(), "slack", cfg!(feature = "slack")),
             ("telegram", self.telegram.is_some(), "telegram", cfg!(feature = "telegram")),
@@ -240,6 +241,9 @@ impl Config {
             ("syslog", self.syslog.is_some(), "syslog", cfg!(feature = "syslog")),
             ("file", self.file.is_some(), "file", cfg!(feature = "file")),
             ("ticketing", self.ticketing.is_some(), "ticketing", cfg!(feature = "ticketing")),
+            ("command", self.command.is_some(), "command", cfg!(feature = "command")),
+            ("journald", self.journald.is_some(), "journald", cfg!(feature = "journald")),
+            ("desktop", self.desktop.is_some(), "desktop", cfg!(feature = "desktop")),
             ("fingers_crossed", self.fingers_crossed.is_some(), "fingers-crossed", cfg!(feature = "fingers-crossed")),
         ]
     }

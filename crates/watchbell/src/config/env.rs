@@ -88,10 +88,23 @@ pub(crate) const VARS: &[(&str, &str, Kind)] = &[
     ("TICKETING_URL", "ticketing.url", Kind::Secret),
     ("TICKETING_LEVEL", "ticketing.level", Kind::Str),
     ("TICKETING_APP_ID", "ticketing.app_id", Kind::Str),
+    ("COMMAND_PROGRAM", "command.program", Kind::Str),
+    ("COMMAND_SHELL", "command.shell", Kind::Str),
+    ("COMMAND_ARGS", "command.args", Kind::List),
+    ("COMMAND_STDIN", "command.stdin", Kind::Str),
+    ("COMMAND_PER_BATCH", "command.per_batch", Kind::Bool),
+    ("COMMAND_CONCURRENCY", "command.concurrency", Kind::Int),
+    ("COMMAND_LEVEL", "command.level", Kind::Str),
+    ("JOURNALD_SOCKET", "journald.socket", Kind::Str),
+    ("JOURNALD_SYSLOG_IDENTIFIER", "journald.syslog_identifier", Kind::Str),
+    ("JOURNALD_LEVEL", "journald.level", Kind::Str),
+    ("DESKTOP_BUS_ADDRESS", "desktop.bus_address", Kind::Str),
+    ("DESKTOP_EXPIRE_AFTER", "desktop.expire_after", Kind::Str),
+    ("DESKTOP_LEVEL", "desktop.level", Kind::Str),
 ];
 
 /// The sink tables that take the common settings, as variable prefixes.
-const SINK_PREFIXES: [(&str, &str); 8] = [
+const SINK_PREFIXES: [(&str, &str); 11] = [
     ("SLACK", "slack"),
     ("TELEGRAM", "telegram"),
     ("SMS", "sms"),
@@ -100,6 +113,9 @@ const SINK_PREFIXES: [(&str, &str); 8] = [
     ("SYSLOG", "syslog"),
     ("FILE", "file"),
     ("TICKETING", "ticketing"),
+    ("COMMAND", "command"),
+    ("JOURNALD", "journald"),
+    ("DESKTOP", "desktop"),
 ];
 
 fn lookup(name: &str) -> Option<(String, Kind)> {

@@ -70,6 +70,12 @@ pub struct Config {
     pub fingers_crossed: Option<FingersCrossedConfig>,
     /// Error tickets in SQLite (or PostgreSQL).
     pub ticketing: Option<TicketingConfig>,
+    /// A program run per alert (or per batch).
+    pub command: Option<CommandConfig>,
+    /// The systemd journal.
+    pub journald: Option<JournaldConfig>,
+    /// Desktop notifications over D-Bus.
+    pub desktop: Option<DesktopConfig>,
 }
 
 /// `[fmt]`: the console layer of [`init`](crate::init).
@@ -283,7 +289,8 @@ pub struct FingersCrossedConfig {
     /// `root` (default: the outermost span), a span name such as `request`, `thread` or `global`.
     pub scope: Option<String>,
     /// The sinks that receive the escalated batches instead of direct records (their tables must
-    /// be there): `slack`, `telegram`, `sms`, `mail`, `http`, `syslog`, `file`, `ticketing`.
+    /// be there): `slack`, `telegram`, `sms`, `mail`, `http`, `syslog`, `file`, `ticketing`,
+    /// `command`, `journald`, `desktop`.
     pub deliver_to: Vec<String>,
 }
 
@@ -296,5 +303,53 @@ sink_table! {
         level: Option<String>,
         /// The application id of the tickets (default: `app`).
         app_id: Option<String>,
+    }
+}
+
+sink_table! {
+    /// `[command]`: a program run per alert (or per batch), never through a shell unless
+    /// `shell` is used.
+    CommandConfig {
+        /// The program: a path, or a name looked up in `PATH` (this or `shell` is required).
+        program: Option<String>,
+        /// A `/bin/sh -c` script instead of `program`; `args` are its `$1`, `$2`, ….
+        shell: Option<String>,
+        /// Argument templates (`"{level}"`, `"{message}"`, `"--app={app}"`).
+        args: Option<Vec<String>>,
+        /// What the program reads: `text` (default), `json` or `none`.
+        stdin: Option<String>,
+        /// One run per batch instead of per record.
+        per_batch: Option<bool>,
+        /// The most runs at once (default 4).
+        concurrency: Option<usize>,
+        /// The exit codes that are retried (default `[75]`).
+        retry_exit_codes: Option<Vec<i32>>,
+        /// The least severe level (default `error`).
+        level: Option<String>,
+    }
+}
+
+sink_table! {
+    /// `[journald]`: the systemd journal's native protocol.
+    JournaldConfig {
+        /// The journal socket (default `/run/systemd/journal/socket`).
+        socket: Option<String>,
+        /// `SYSLOG_IDENTIFIER` (default: `app`, else the executable's name).
+        syslog_identifier: Option<String>,
+        /// The least severe level (default `info`).
+        level: Option<String>,
+    }
+}
+
+sink_table! {
+    /// `[desktop]`: freedesktop notifications on the D-Bus session bus.
+    DesktopConfig {
+        /// The session bus address (default: `DBUS_SESSION_BUS_ADDRESS`, then
+        /// `$XDG_RUNTIME_DIR/bus`).
+        bus_address: Option<String>,
+        /// How long a notification stays (`"10s"`; default: the server decides).
+        expire_after: Option<String>,
+        /// The least severe level (default `warn`).
+        level: Option<String>,
     }
 }

@@ -320,4 +320,87 @@ impl Config {
         }
         Some(cx.common("ticketing", t, g, b))
     }
+
+    #[cfg(feature = "command")]
+    pub(crate) fn command_builder(&self, cx: &mut Cx, g: &Globals) -> Option<watchbell_command::CommandBuilder> {
+        use watchbell_command::{CommandLayer, Stdin};
+        let t = self.command.as_ref()?;
+        let mut b = match (t.program.as_deref(), t.shell.as_deref()) {
+            (Some(p), None) => CommandLayer::builder(p),
+            (None, Some(script)) => CommandLayer::shell(script),
+            (Some(_), Some(_)) => {
+                cx.problem("command.shell", None, "either `program` or `shell`, not both");
+                return None;
+            }
+            (None, None) => {
+                cx.problem("command.program", None, "missing; expected the program to run (or `shell`)");
+                return None;
+            }
+        };
+        if let Some(args) = &t.args {
+            b = b.args(args.iter().cloned());
+        }
+        if let Some(m) = &t.stdin {
+            match m.trim().to_ascii_lowercase().as_str() {
+                "text" => b = b.stdin(Stdin::Text),
+                "json" => b = b.stdin(Stdin::Json),
+                "none" | "null" => b = b.stdin(Stdin::Null),
+                _ => cx.problem("command.stdin", Some(quote(m)), "text, json or none"),
+            }
+        }
+        if let Some(on) = t.per_batch {
+            b = b.per_batch(on);
+        }
+        if let Some(n) = t.concurrency {
+            if n == 0 {
+                cx.problem("command.concurrency", Some("0".into()), "at least 1");
+            }
+            b = b.concurrency(n);
+        }
+        if let Some(codes) = &t.retry_exit_codes {
+            b = b.retry_exit_codes(codes.iter().copied());
+        }
+        if let Some(l) = cx.level("command.level", t.level.as_deref()) {
+            b = b.level(l);
+        }
+        if let Some(app) = &self.app {
+            b = b.app(app);
+        }
+        Some(cx.common("command", t, g, b))
+    }
+
+    #[cfg(feature = "journald")]
+    pub(crate) fn journald_builder(&self, cx: &mut Cx, g: &Globals) -> Option<watchbell_journald::JournaldBuilder> {
+        let t = self.journald.as_ref()?;
+        let mut b = watchbell_journald::JournaldLayer::builder();
+        if let Some(path) = &t.socket {
+            b = b.socket(path);
+        }
+        if let Some(id) = t.syslog_identifier.as_ref().or(self.app.as_ref()) {
+            b = b.syslog_identifier(id);
+        }
+        if let Some(l) = cx.level("journald.level", t.level.as_deref()) {
+            b = b.level(l);
+        }
+        Some(cx.common("journald", t, g, b))
+    }
+
+    #[cfg(feature = "desktop")]
+    pub(crate) fn desktop_builder(&self, cx: &mut Cx, g: &Globals) -> Option<watchbell_desktop::DesktopBuilder> {
+        let t = self.desktop.as_ref()?;
+        let mut b = watchbell_desktop::DesktopLayer::builder();
+        if let Some(a) = &t.bus_address {
+            b = b.bus_address(a);
+        }
+        if let Some(d) = cx.duration("desktop.expire_after", t.expire_after.as_deref()) {
+            b = b.expire_after(d);
+        }
+        if let Some(l) = cx.level("desktop.level", t.level.as_deref()) {
+            b = b.level(l);
+        }
+        if let Some(app) = &self.app {
+            b = b.app_name(app);
+        }
+        Some(cx.common("desktop", t, g, b))
+    }
 }

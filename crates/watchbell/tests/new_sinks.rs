@@ -1,0 +1,104 @@
+//! `[command]`, `[journald]` and `[desktop]` from `watchbell.toml` and from `WATCHBELL_*`
+//! variables: each receives the `error!` at its stand-in (a script, a journal receiver, a
+//! private D-Bus session).
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use tracing_subscriber::prelude::*;
+use watchbell::Config;
+use watchbell_test::desktop::FakeNotifications;
+use watchbell_test::journald::FakeJournald;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+struct Stand {
+    dir: std::path::PathBuf,
+    script: String,
+    journal: FakeJournald,
+    desktop: FakeNotifications,
+}
+
+impl Stand {
+    fn start(tag: &str) -> Stand {
+        let dir = watchbell_test::stack::temp_dir(&format!("new-sinks-{tag}"));
+        let script = dir.join("hook");
+        std::fs::write(
+            &script,
+            format!("#!/bin/sh\nprintf '%s|%s\\n' \"$1\" \"$WATCHBELL_FIELD_ORDER\" >> {}/ran\n", dir.display()),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Stand {
+            script: script.display().to_string(),
+            dir,
+            journal: FakeJournald::start(),
+            desktop: FakeNotifications::start(),
+        }
+    }
+
+    fn check(
+        &self,
+        layers: Vec<Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync>>,
+        guard: watchbell::core::Guard,
+    ) {
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layers), || {
+            tracing::error!(order = 42, "payment failed");
+        });
+        assert!(guard.flush(WAIT).is_complete(), "{:?}", guard.stats());
+        assert_eq!(std::fs::read_to_string(self.dir.join("ran")).unwrap(), "payment failed|42\n");
+        let entries = self.journal.wait_for_entries(1, WAIT);
+        assert_eq!(entries[0].get("MESSAGE"), Some("payment failed"));
+        assert_eq!(entries[0].get("SYSLOG_IDENTIFIER"), Some("billing"));
+        assert_eq!(entries[0].get("ORDER"), Some("42"));
+        let shown = self.desktop.wait_for_notifications(1, WAIT);
+        assert_eq!(shown[0].body, "payment failed\norder = 42");
+        assert_eq!(shown[0].urgency, Some(2));
+        assert_eq!(shown[0].app_name, "billing");
+    }
+}
+
+#[test]
+fn the_new_sinks_from_a_toml_file() {
+    let s = Stand::start("toml");
+    let toml = format!(
+        "app = \"billing\"\n\n[command]\nprogram = \"{}\"\nargs = [\"{{message}}\"]\n\n[journald]\nsocket = \"{}\"\n\n[desktop]\nbus_address = \"{}\"\n",
+        s.script,
+        s.journal.path().display(),
+        s.desktop.address()
+    );
+    let (layers, guard) = Config::from_toml_str(&toml).unwrap().layers::<tracing_subscriber::Registry>().unwrap();
+    assert_eq!(layers.len(), 3);
+    s.check(layers, guard);
+}
+
+#[test]
+fn the_new_sinks_from_environment_variables() {
+    let s = Stand::start("vars");
+    let v = |k: &str, v: String| (format!("WATCHBELL_{k}"), v);
+    let vars = vec![
+        v("APP", "billing".into()),
+        v("COMMAND_PROGRAM", s.script.clone()),
+        v("COMMAND_ARGS", "{message}".into()),
+        v("JOURNALD_SOCKET", s.journal.path().display().to_string()),
+        v("DESKTOP_BUS_ADDRESS", s.desktop.address().to_owned()),
+    ];
+    let (layers, guard) = Config::default().with_vars(vars).unwrap().layers::<tracing_subscriber::Registry>().unwrap();
+    s.check(layers, guard);
+}
+
+#[test]
+fn bad_new_sink_tables_are_clear_errors() {
+    let e = Config::from_toml_str("[command]\nargs = [\"x\"]\n")
+        .and_then(|c| c.layers::<tracing_subscriber::Registry>().map(|_| ()))
+        .unwrap_err();
+    assert!(e.to_string().contains("command.program"), "{e}");
+    let e = Config::from_toml_str("[command]\nprogram = \"/bin/true\"\nstdin = \"xml\"\nargs = [\"{lvl}\"]\n")
+        .and_then(|c| c.layers::<tracing_subscriber::Registry>().map(|_| ()))
+        .unwrap_err();
+    assert!(e.to_string().contains("command.stdin"), "{e}");
+    let e = Config::from_toml_str("[desktop]\nbus_address = \" \"\n")
+        .and_then(|c| c.layers::<tracing_subscriber::Registry>().map(|_| ()))
+        .unwrap_err();
+    assert!(e.to_string().contains("desktop.bus_address"), "{e}");
+}
