@@ -339,7 +339,21 @@ enum Action {
     Respond,
     Stall,
     Close,
+    /// The bytes of `raw`, then the connection held open until the server stops.
+    RawThenHold,
+    /// The bytes of `raw`, then a TCP reset (`SO_LINGER` 0).
+    RawThenReset,
+    /// The bytes of `raw` one at a time, `trickle` apart (headers included).
+    Trickle,
+    /// A `200` chunked body that never ends (bounded by [`ENDLESS_MAX`]).
+    Endless,
+    /// The request itself (line, headers, body) as the body, with `status`.
+    Echo,
 }
+
+/// The most bytes an [`endless`](Reply::endless) body sends before the fake gives up (so a test
+/// cannot run away when the client keeps reading).
+pub const ENDLESS_MAX: usize = 64 << 20;
 
 /// How a [`FakeHttp`] answers one request, built in builder style:
 /// `Reply::json(404, r#"{"ok":false}"#).header("X-Trace", "1")`.
@@ -357,6 +371,8 @@ pub struct Reply {
     delay: Duration,
     action: Action,
     slow: Option<(usize, Duration)>,
+    raw: Vec<u8>,
+    trickle: Duration,
 }
 
 impl fmt::Debug for Reply {
@@ -365,6 +381,11 @@ impl fmt::Debug for Reply {
         match self.action {
             Action::Stall => d.field("action", &"stall"),
             Action::Close => d.field("action", &"close"),
+            Action::RawThenHold => d.field("action", &"raw, then hold").field("raw", &BodyPreview(&self.raw)),
+            Action::RawThenReset => d.field("action", &"raw, then reset").field("raw", &BodyPreview(&self.raw)),
+            Action::Trickle => d.field("action", &"trickle").field("raw", &BodyPreview(&self.raw)),
+            Action::Endless => d.field("action", &"endless body"),
+            Action::Echo => d.field("action", &"echo").field("status", &self.status),
             Action::Respond => {
                 d.field("status", &self.status).field("headers", &self.headers).field("body", &BodyPreview(&self.body))
             }
@@ -389,7 +410,39 @@ impl Reply {
             delay: Duration::ZERO,
             action: Action::Respond,
             slow: None,
+            raw: Vec::new(),
+            trickle: Duration::ZERO,
         }
+    }
+
+    /// Sends exactly `bytes` (whatever they are: a head that lies, half a body), then holds
+    /// the connection open until the [`FakeHttp`] is dropped.
+    pub fn raw_then_hold(bytes: impl Into<Vec<u8>>) -> Reply {
+        Reply { action: Action::RawThenHold, raw: bytes.into(), ..Reply::status(200) }
+    }
+
+    /// Sends exactly `bytes`, then resets the connection (a TCP RST, not a clean end).
+    pub fn raw_then_reset(bytes: impl Into<Vec<u8>>) -> Reply {
+        Reply { action: Action::RawThenReset, raw: bytes.into(), ..Reply::status(200) }
+    }
+
+    /// Sends `bytes` one byte every `every`, headers included (a slowloris answer), then
+    /// closes.
+    pub fn trickle(bytes: impl Into<Vec<u8>>, every: Duration) -> Reply {
+        Reply { action: Action::Trickle, raw: bytes.into(), trickle: every, ..Reply::status(200) }
+    }
+
+    /// `200` with a chunked body that never ends: chunks of 64 KiB as fast as the client
+    /// takes them, until it hangs up, the fake stops, or [`ENDLESS_MAX`] bytes went.
+    pub fn endless() -> Reply {
+        Reply { action: Action::Endless, ..Reply::status(200) }
+    }
+
+    /// `status` with the request itself as the body: its request line, every header
+    /// (`Authorization` included) and its body, as an error page of a careless server or proxy
+    /// shows them.
+    pub fn echo(status: u16) -> Reply {
+        Reply { action: Action::Echo, ..Reply::status(status) }
     }
 
     /// `200` with the body `ok` (as `text/plain`): the initial default reply.
@@ -667,6 +720,22 @@ impl Conn<'_> {
             Framing::Chunked => self.read_chunked()?,
         };
         let head_only = head.method.eq_ignore_ascii_case("HEAD");
+        let echoed = {
+            let mut t = format!(
+                "{} {}{}{} HTTP/1.1\r\n",
+                head.method,
+                head.path,
+                if head.query.is_empty() { "" } else { "?" },
+                head.query
+            )
+            .into_bytes();
+            for (n, v) in &head.headers {
+                t.extend_from_slice(format!("{n}: {v}\r\n").as_bytes());
+            }
+            t.extend_from_slice(b"\r\n");
+            t.extend_from_slice(&body);
+            t
+        };
         let request = Request {
             method: head.method,
             path: head.path,
@@ -681,6 +750,7 @@ impl Conn<'_> {
         if !reply.delay.is_zero() && !self.shared.sleep(reply.delay) {
             return Err(Fail::Gone);
         }
+        let mut reply = reply;
         match reply.action {
             Action::Respond => {}
             Action::Stall => {
@@ -690,6 +760,48 @@ impl Conn<'_> {
             Action::Close => {
                 let _ = self.stream.shutdown(Shutdown::Both);
                 return Err(Fail::Gone);
+            }
+            Action::RawThenHold => {
+                let _ = self.stream.write_all(&reply.raw).and_then(|()| self.stream.flush());
+                self.shared.sleep(Duration::MAX);
+                return Err(Fail::Gone);
+            }
+            Action::RawThenReset => {
+                let _ = self.stream.write_all(&reply.raw).and_then(|()| self.stream.flush());
+                // SO_LINGER 0: closing sends RST instead of FIN.
+                let _ = rustix::net::sockopt::set_socket_linger(&self.stream, Some(Duration::ZERO));
+                let _ = self.stream.shutdown(Shutdown::Read);
+                return Err(Fail::Gone);
+            }
+            Action::Trickle => {
+                for b in &reply.raw {
+                    if self.stream.write_all(std::slice::from_ref(b)).and_then(|()| self.stream.flush()).is_err()
+                        || !self.shared.sleep(reply.trickle)
+                    {
+                        return Err(Fail::Gone);
+                    }
+                }
+                let _ = self.stream.shutdown(Shutdown::Both);
+                return Err(Fail::Gone);
+            }
+            Action::Endless => {
+                let head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+                let chunk = vec![b' '; 64 * 1024];
+                let mut framed = format!("{:x}\r\n", chunk.len()).into_bytes();
+                framed.extend_from_slice(&chunk);
+                framed.extend_from_slice(b"\r\n");
+                let mut sent = 0;
+                let mut w = self.stream.write_all(head);
+                while w.is_ok() && sent < ENDLESS_MAX && !self.shared.is_stopped() {
+                    w = self.stream.write_all(&framed);
+                    sent += chunk.len();
+                }
+                let _ = self.stream.shutdown(Shutdown::Both);
+                return Err(Fail::Gone);
+            }
+            Action::Echo => {
+                reply.body = echoed;
+                reply.headers.push(("Content-Type".into(), "text/plain".into()));
             }
         }
         let keep_alive = keep_alive && !reply.closes();

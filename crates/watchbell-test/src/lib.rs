@@ -32,6 +32,7 @@ pub mod collector;
 pub mod collectors;
 pub mod desktop;
 pub mod feedback;
+pub mod hostile;
 pub mod http;
 pub mod journald;
 pub mod postgres;

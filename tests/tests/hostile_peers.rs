@@ -1,0 +1,287 @@
+//! Every HTTP sink against every hostile-peer mode of the test kit (`watchbell_test::hostile`):
+//! Slack, Telegram, Twilio, Exotel and the collector encodings (NDJSON, Loki, Elasticsearch,
+//! OTLP). For each sink one layer meets the modes one after the other; for each mode:
+//!
+//! - the thread that logs is never held (each `error!` returns at once);
+//! - the worker survives: the record that met the hostile answer is retried or failed,
+//!   **counted** either way, and the next record is delivered by the next good answer;
+//! - nothing panics, and the process's memory stays bounded (a gzip bomb is never inflated,
+//!   an endless or 1 GiB body never read whole).
+//!
+//! Run with `--nocapture` to see the table of outcomes.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tracing::Dispatch;
+use tracing_subscriber::prelude::*;
+use watchbell_core::{Guard, Retry, SinkOptions, Stats};
+use watchbell_test::hostile::Hostile;
+use watchbell_test::http::Reply;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn retry() -> Retry {
+    Retry {
+        initial: Duration::from_millis(20),
+        max: Duration::from_millis(100),
+        budget: Duration::from_secs(10),
+        max_server_delay: Duration::from_millis(200),
+        ..Retry::default()
+    }
+}
+
+/// One sink under test: its layer, the fake's HTTP side, and how to see that a text arrived.
+struct Target {
+    name: &'static str,
+    dispatch: Dispatch,
+    guard: Guard,
+    push: Box<dyn Fn(Reply) + Send>,
+    received: Box<dyn Fn(&str) -> bool + Send>,
+    _keep: Box<dyn std::any::Any + Send>,
+}
+
+/// The delivery's counters summed (without the rate limit's and cap's entries).
+fn totals(guard: &Guard) -> Stats {
+    let mut t = Stats::default();
+    for s in guard.stats() {
+        if s.name.ends_with("-cap") || s.name == "rate-limit" || s.name.ends_with("/items") {
+            continue;
+        }
+        t.accepted += s.accepted;
+        t.delivered += s.delivered;
+        t.failed += s.failed;
+        t.dropped += s.dropped;
+        t.retried += s.retried;
+        t.panicked += s.panicked;
+        t.delays_capped += s.delays_capped;
+    }
+    t
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn slack() -> Target {
+    use watchbell_slack::{SlackLayer, Webhook};
+    let fake = watchbell_test::slack::FakeSlack::start();
+    let (layer, guard) = SlackLayer::builder()
+        .webhook(Webhook::new(fake.url()))
+        .pace(Duration::ZERO)
+        .no_rate_limit()
+        .timeout(Duration::from_millis(500))
+        .retry(retry())
+        .build()
+        .unwrap();
+    let fake = Arc::new(fake);
+    let (f1, f2) = (Arc::clone(&fake), Arc::clone(&fake));
+    Target {
+        name: "Slack",
+        dispatch: Dispatch::new(tracing_subscriber::registry().with(layer)),
+        guard,
+        push: Box::new(move |r| f1.http().push(r)),
+        received: Box::new(move |t| f2.messages().iter().any(|m| m.to_string().contains(t))),
+        _keep: Box::new(fake),
+    }
+}
+
+fn telegram() -> Target {
+    let fake = watchbell_test::telegram::FakeTelegram::start();
+    let (layer, guard) = watchbell_telegram::TelegramLayer::builder(fake.token())
+        .api_base(fake.api_base())
+        .chat(-1001234567890i64)
+        .pace(Duration::ZERO)
+        .no_rate_limit()
+        .timeout(Duration::from_millis(500))
+        .retry(retry())
+        .build()
+        .unwrap();
+    let fake = Arc::new(fake);
+    let (f1, f2) = (Arc::clone(&fake), Arc::clone(&fake));
+    Target {
+        name: "Telegram",
+        dispatch: Dispatch::new(tracing_subscriber::registry().with(layer)),
+        guard,
+        push: Box::new(move |r| f1.http().push(r)),
+        received: Box::new(move |t| f2.messages().iter().any(|m| m.text.contains(t))),
+        _keep: Box::new(fake),
+    }
+}
+
+fn twilio() -> Target {
+    let fake = watchbell_test::sms::FakeTwilio::start();
+    let provider = watchbell_sms::Twilio::new(fake.account_sid(), fake.auth_token())
+        .from("+15017122661")
+        .api_base(fake.api_base());
+    let (layer, guard) = watchbell_sms::SmsLayer::builder()
+        .recipient("+15558675310")
+        .twilio(provider)
+        .pace(Duration::ZERO)
+        .no_rate_limit()
+        .no_cap()
+        .timeout(Duration::from_millis(500))
+        .retry(retry())
+        .build()
+        .unwrap();
+    let fake = Arc::new(fake);
+    let (f1, f2) = (Arc::clone(&fake), Arc::clone(&fake));
+    Target {
+        name: "Twilio",
+        dispatch: Dispatch::new(tracing_subscriber::registry().with(layer)),
+        guard,
+        push: Box::new(move |r| f1.http().push(r)),
+        received: Box::new(move |t| f2.messages().iter().any(|m| m.body.contains(t))),
+        _keep: Box::new(fake),
+    }
+}
+
+fn exotel() -> Target {
+    let fake = watchbell_test::sms::FakeExotel::start();
+    let provider = watchbell_sms::Exotel::new(fake.sid(), fake.api_key(), fake.api_token())
+        .from("EXOTEL")
+        .api_base(fake.api_base());
+    let (layer, guard) = watchbell_sms::SmsLayer::builder()
+        .recipient("+919876543210")
+        .exotel(provider)
+        .pace(Duration::ZERO)
+        .no_rate_limit()
+        .no_cap()
+        .timeout(Duration::from_millis(500))
+        .retry(retry())
+        .build()
+        .unwrap();
+    let fake = Arc::new(fake);
+    let (f1, f2) = (Arc::clone(&fake), Arc::clone(&fake));
+    Target {
+        name: "Exotel",
+        dispatch: Dispatch::new(tracing_subscriber::registry().with(layer)),
+        guard,
+        push: Box::new(move |r| f1.http().push(r)),
+        received: Box::new(move |t| f2.messages().iter().any(|m| m.body.contains(t))),
+        _keep: Box::new(fake),
+    }
+}
+
+macro_rules! collector {
+    ($fn:ident, $name:expr, $fake:ty, $encoding:expr) => {
+        fn $fn() -> Target {
+            let fake = <$fake>::start();
+            let (layer, guard) = watchbell_http::HttpLayer::builder(fake.url())
+                .encoding($encoding)
+                .batch_wait(Duration::ZERO)
+                .timeout(Duration::from_millis(500))
+                .retry(retry())
+                .build()
+                .unwrap();
+            let fake = Arc::new(fake);
+            let (f1, f2) = (Arc::clone(&fake), Arc::clone(&fake));
+            Target {
+                name: $name,
+                dispatch: Dispatch::new(tracing_subscriber::registry().with(layer)),
+                guard,
+                push: Box::new(move |r| f1.http().push(r)),
+                received: Box::new(move |t| f2.records().iter().any(|r| r.to_string().contains(t))),
+                _keep: Box::new(fake),
+            }
+        }
+    };
+}
+
+collector!(ndjson, "HTTP NDJSON", watchbell_test::collectors::FakeNdjson, watchbell_http::Encoding::Ndjson);
+collector!(loki, "HTTP Loki", watchbell_test::collectors::FakeLoki, watchbell_http::Encoding::loki());
+collector!(
+    elastic,
+    "HTTP Elasticsearch",
+    watchbell_test::collectors::FakeElasticsearch,
+    watchbell_http::Encoding::ElasticBulk { index: "logs".into() }
+);
+collector!(otlp, "HTTP OTLP", watchbell_test::collectors::FakeOtlp, watchbell_http::Encoding::otlp("svc"));
+
+/// What one mode did to one sink.
+struct Row {
+    sink: &'static str,
+    mode: Hostile,
+    first: &'static str,
+    retried: u64,
+    capped: u64,
+    caller_us: u128,
+}
+
+/// Runs every mode against `t`, checking the promises; returns the rows of the table.
+fn run(t: Target) -> Vec<Row> {
+    let mut rows = Vec::new();
+    let mut before = totals(&t.guard);
+    for (i, &mode) in Hostile::ALL.iter().enumerate() {
+        (t.push)(mode.reply());
+        let first = format!("first-{i} {}", mode.name());
+        let started = Instant::now();
+        tracing::dispatcher::with_default(&t.dispatch, || tracing::error!("{first}"));
+        let caller = started.elapsed();
+        assert!(caller < Duration::from_millis(200), "{} / {}: the caller waited {caller:?}", t.name, mode.name());
+        assert!(t.guard.flush(WAIT).is_complete(), "{} / {}: {:?}", t.name, mode.name(), t.guard.stats());
+        let next = format!("next-{i} after {}", mode.name());
+        tracing::dispatcher::with_default(&t.dispatch, || tracing::error!("{next}"));
+        assert!(t.guard.flush(WAIT).is_complete(), "{} / {}: {:?}", t.name, mode.name(), t.guard.stats());
+        assert!(
+            (t.received)(&next),
+            "{} / {}: the next record was not delivered: {:?}",
+            t.name,
+            mode.name(),
+            t.guard.stats()
+        );
+        let now = totals(&t.guard);
+        let (delivered, failed) = (now.delivered - before.delivered, now.failed - before.failed);
+        assert_eq!(now.panicked, 0, "{} / {}", t.name, mode.name());
+        assert_eq!(now.dropped - before.dropped, 0, "{} / {}: {now:?}", t.name, mode.name());
+        // Both records are accounted for: the first delivered (after a retry, or because the
+        // answer was a 2xx) or failed and counted; the next delivered.
+        assert_eq!(delivered + failed, 2, "{} / {}: {now:?}", t.name, mode.name());
+        let first_arrived = (t.received)(&first);
+        let fate = match (failed, first_arrived) {
+            (0, true) => "delivered (retried)",
+            (0, false) => {
+                assert!(mode.may_succeed(), "{} / {}: counted delivered, not received", t.name, mode.name());
+                "taken as delivered (2xx)"
+            }
+            (_, _) => "failed, counted",
+        };
+        let fate =
+            if fate == "delivered (retried)" && now.retried == before.retried { "delivered (first try)" } else { fate };
+        rows.push(Row {
+            sink: t.name,
+            mode,
+            first: fate,
+            retried: now.retried - before.retried,
+            capped: now.delays_capped - before.delays_capped,
+            caller_us: caller.as_micros(),
+        });
+        before = now;
+    }
+    let _ = t.guard.shutdown(Duration::from_secs(5));
+    rows
+}
+
+#[test]
+fn every_http_sink_survives_every_hostile_peer_mode() {
+    let rss_before = rss_kib();
+    let makers: Vec<fn() -> Target> = vec![slack, telegram, twilio, exotel, ndjson, loki, elastic, otlp];
+    let handles: Vec<_> = makers.into_iter().map(|m| std::thread::spawn(move || run(m()))).collect();
+    let mut rows = Vec::new();
+    for h in handles {
+        rows.extend(h.join().expect("a sink's run panicked"));
+    }
+    let grown_mib = rss_kib().saturating_sub(rss_before) / 1024;
+    println!("| sink | mode | first record | retries | delays capped | caller µs |\n|---|---|---|---:|---:|---:|");
+    for r in &rows {
+        println!("| {} | {} | {} | {} | {} | {} |", r.sink, r.mode.name(), r.first, r.retried, r.capped, r.caller_us);
+    }
+    println!("resident memory grew by {grown_mib} MiB over {} cases", rows.len());
+    assert_eq!(rows.len(), 8 * Hostile::ALL.len());
+    assert!(grown_mib < 256, "memory grew by {grown_mib} MiB");
+}
