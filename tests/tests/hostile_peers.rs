@@ -285,3 +285,63 @@ fn every_http_sink_survives_every_hostile_peer_mode() {
     assert_eq!(rows.len(), 8 * Hostile::ALL.len());
     assert!(grown_mib < 256, "memory grew by {grown_mib} MiB");
 }
+
+/// A TLS handshake that never completes, for every HTTP sink: the caller is not held, the
+/// attempt times out and is retried (counted), and shutdown keeps its deadline.
+#[test]
+fn a_tls_handshake_that_stalls_never_holds_the_caller_or_the_exit() {
+    let stalled = watchbell_test::hostile::StalledTls::start();
+    let slack = watchbell_slack::SlackLayer::builder()
+        .webhook(watchbell_slack::Webhook::new(stalled.url("/services/T0/B0/XXXX")))
+        .pace(Duration::ZERO)
+        .no_rate_limit()
+        .timeout(Duration::from_millis(300))
+        .retry(retry())
+        .build_handler()
+        .unwrap();
+    let telegram = watchbell_telegram::TelegramLayer::builder("123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw4")
+        .api_base(stalled.url(""))
+        .chat(-100123i64)
+        .pace(Duration::ZERO)
+        .no_rate_limit()
+        .timeout(Duration::from_millis(300))
+        .retry(retry())
+        .build_handler()
+        .unwrap();
+    let twilio = watchbell_sms::SmsLayer::builder()
+        .recipient("+15558675310")
+        .twilio(
+            watchbell_sms::Twilio::new("AC0123456789abcdef0123456789abcdef", "tok")
+                .from("+15017122661")
+                .api_base(stalled.url("")),
+        )
+        .pace(Duration::ZERO)
+        .no_rate_limit()
+        .no_cap()
+        .timeout(Duration::from_millis(300))
+        .retry(retry())
+        .build_handler()
+        .unwrap();
+    let http = watchbell_http::HttpLayer::builder(stalled.url("/ingest"))
+        .batch_wait(Duration::ZERO)
+        .timeout(Duration::from_millis(300))
+        .retry(retry())
+        .build_handler()
+        .unwrap();
+    for (name, (handler, guard)) in [("Slack", slack), ("Telegram", telegram), ("Twilio", twilio), ("HTTP", http)] {
+        let started = Instant::now();
+        handler.handle(watchbell_core::Record::new(tracing::Level::ERROR, "app", "never arrives"));
+        assert!(started.elapsed() < Duration::from_millis(100), "{name}: the caller waited");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while totals(&guard).retried == 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(totals(&guard).retried > 0, "{name}: {:?}", guard.stats());
+        let started = Instant::now();
+        let flushed = guard.shutdown(Duration::from_millis(500));
+        assert!(started.elapsed() < Duration::from_secs(2), "{name}: shutdown took {:?}", started.elapsed());
+        assert_eq!(flushed.pending, 1, "{name}: the record is counted as not delivered: {flushed:?}");
+        let s = totals(&guard);
+        assert_eq!((s.panicked, s.delivered), (0, 0), "{name}: {s:?}");
+    }
+}
