@@ -345,3 +345,107 @@ fn a_tls_handshake_that_stalls_never_holds_the_caller_or_the_exit() {
         assert_eq!((s.panicked, s.delivered), (0, 0), "{name}: {s:?}");
     }
 }
+
+/// The mail sink against every hostile SMTP mode: garbage and endless replies, a huge line,
+/// a greeting that never comes, a hang-up after DATA. A fresh layer (so a fresh connection)
+/// per mode; the same promises as for HTTP.
+#[test]
+fn the_mail_sink_survives_every_hostile_smtp_mode() {
+    use watchbell_test::hostile::HostileSmtp;
+    use watchbell_test::smtp::FakeSmtp;
+    let smtp = FakeSmtp::start();
+    let rss_before = rss_kib();
+    println!("| mode | first mail | retries |\n|---|---|---:|");
+    for (i, &mode) in HostileSmtp::ALL.iter().enumerate() {
+        let (layer, guard) = watchbell_mail::MailLayer::builder("127.0.0.1")
+            .plain()
+            .port(smtp.port())
+            .from("alerts@example.com")
+            .to("ops@example.com")
+            .pace(Duration::ZERO)
+            .batch_wait(Duration::ZERO)
+            .no_rate_limit()
+            .timeout(Duration::from_millis(700))
+            .retry(retry())
+            .build()
+            .unwrap();
+        let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
+        let (step, answer) = mode.answer();
+        smtp.push(step, answer);
+        let first = format!("first-{i} {}", mode.name());
+        let started = Instant::now();
+        tracing::dispatcher::with_default(&dispatch, || tracing::error!("{first}"));
+        assert!(started.elapsed() < Duration::from_millis(200), "{}: the caller waited", mode.name());
+        assert!(guard.flush(WAIT).is_complete(), "{}: {:?}", mode.name(), guard.stats());
+        let next = format!("next-{i} after {}", mode.name());
+        tracing::dispatcher::with_default(&dispatch, || tracing::error!("{next}"));
+        assert!(guard.flush(WAIT).is_complete(), "{}: {:?}", mode.name(), guard.stats());
+        let bodies: Vec<String> = smtp.mails().iter().map(|m| m.body_text()).collect();
+        assert!(
+            bodies.iter().any(|b| b.contains(&next)),
+            "{}: the next mail did not arrive: {:?}",
+            mode.name(),
+            guard.stats()
+        );
+        let s = totals(&guard);
+        assert_eq!((s.panicked, s.dropped), (0, 0), "{}: {s:?}", mode.name());
+        assert_eq!(s.delivered + s.failed, 2, "{}: {s:?}", mode.name());
+        if mode != HostileSmtp::HugeLine {
+            // (a 1 MiB line is a valid, if odd, reply)
+            assert!(s.retried + s.failed > 0, "{}: the misbehaviour was not met: {s:?}", mode.name());
+        }
+        let fate = if s.failed > 0 {
+            "failed, counted"
+        } else if bodies.iter().any(|b| b.contains(&first)) {
+            "delivered"
+        } else {
+            panic!("{}: counted delivered, not received", mode.name())
+        };
+        println!("| {} | {fate} | {} |", mode.name(), s.retried);
+        let _ = guard.shutdown(Duration::from_secs(5));
+    }
+    let grown_mib = rss_kib().saturating_sub(rss_before) / 1024;
+    assert!(grown_mib < 128, "memory grew by {grown_mib} MiB");
+}
+
+/// A syslog TCP receiver that accepts and never reads: the socket buffers fill, writes block up
+/// to the timeout and are retried; the thread that logs is never held and shutdown keeps its
+/// deadline.
+#[test]
+fn a_syslog_receiver_that_never_reads_never_holds_the_caller() {
+    let black_hole = watchbell_test::hostile::StalledTls::start();
+    let (handler, guard) = watchbell_syslog::SyslogLayer::builder()
+        .tcp(black_hole.addr().to_string())
+        .timeout(Duration::from_millis(300))
+        .retry(retry())
+        .queue_records(100_000)
+        .build_handler()
+        .unwrap();
+    let big = "x".repeat(7_000);
+    let mut slowest = Duration::ZERO;
+    for i in 0..4_000 {
+        let started = Instant::now();
+        handler.handle(watchbell_core::Record::new(tracing::Level::ERROR, "app", format!("{i} {big}")));
+        slowest = slowest.max(started.elapsed());
+    }
+    assert!(slowest < Duration::from_millis(200), "a caller waited {slowest:?}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while totals(&guard).retried == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let s = totals(&guard);
+    assert!(s.retried > 0, "28 MB into a receiver that never reads: {s:?}");
+    let started = Instant::now();
+    let flushed = guard.shutdown(Duration::from_millis(500));
+    assert!(started.elapsed() < Duration::from_secs(3), "shutdown took {:?}", started.elapsed());
+    assert!(flushed.pending > 0, "{flushed:?}");
+    // The worker counts the batch it was retrying as it stops, just after the deadline.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let accounted = |s: &Stats| s.delivered + s.dropped + s.failed;
+    while accounted(&totals(&guard)) < 4_000 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let s = totals(&guard);
+    assert_eq!(s.panicked, 0);
+    assert_eq!(accounted(&s), 4_000, "every record accounted for: {s:?}");
+}

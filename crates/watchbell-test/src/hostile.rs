@@ -25,6 +25,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::http::Reply;
+use crate::smtp::{Answer, Step};
 
 /// One way of answering badly. See [`Hostile::ALL`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -148,6 +149,71 @@ impl Hostile {
                 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"ok\":true,\"resu",
             ),
             Hostile::EchoRequest401 => Reply::echo(401),
+        }
+    }
+}
+
+/// One way an SMTP server answers badly: the step it misbehaves at, and how.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostileSmtp {
+    /// A greeting of multi-line garbage: continuation lines, then a line without a code.
+    GarbageGreeting,
+    /// A reply to `EHLO` whose code is not a number.
+    NonNumericCode,
+    /// 8-bit garbage (invalid UTF-8) instead of the reply to `MAIL FROM`.
+    EightBitGarbage,
+    /// A reply to `RCPT TO` on one 1 MiB line.
+    HugeLine,
+    /// `250-` continuation lines for ever after `EHLO`.
+    EndlessContinuation,
+    /// A greeting that never comes.
+    SilentGreeting,
+    /// The connection dropped after the message's data was sent, before the reply.
+    ResetMidData,
+}
+
+impl HostileSmtp {
+    /// Every mode.
+    pub const ALL: &'static [HostileSmtp] = &[
+        HostileSmtp::GarbageGreeting,
+        HostileSmtp::NonNumericCode,
+        HostileSmtp::EightBitGarbage,
+        HostileSmtp::HugeLine,
+        HostileSmtp::EndlessContinuation,
+        HostileSmtp::SilentGreeting,
+        HostileSmtp::ResetMidData,
+    ];
+
+    /// A short name.
+    pub fn name(self) -> &'static str {
+        match self {
+            HostileSmtp::GarbageGreeting => "multi-line garbage greeting",
+            HostileSmtp::NonNumericCode => "non-numeric reply code",
+            HostileSmtp::EightBitGarbage => "8-bit garbage reply",
+            HostileSmtp::HugeLine => "1 MiB reply line",
+            HostileSmtp::EndlessContinuation => "endless 250- lines",
+            HostileSmtp::SilentGreeting => "greeting never comes",
+            HostileSmtp::ResetMidData => "hang-up after DATA",
+        }
+    }
+
+    /// The step and the answer (push it with [`FakeSmtp::push`](crate::smtp::FakeSmtp::push)).
+    pub fn answer(self) -> (Step, Answer) {
+        match self {
+            HostileSmtp::GarbageGreeting => {
+                (Step::Connect, Answer::Raw(b"220-hello\r\n220-\x01\x02 garbage\r\nwhat is this\r\n".to_vec()))
+            }
+            HostileSmtp::NonNumericCode => (Step::Ehlo, Answer::Raw(b"2x0 fine, thanks\r\n".to_vec())),
+            HostileSmtp::EightBitGarbage => (Step::MailFrom, Answer::Raw(vec![0xff, 0xfe, 0x80, b'\r', b'\n'])),
+            HostileSmtp::HugeLine => {
+                let mut line = b"250 ".to_vec();
+                line.extend(std::iter::repeat_n(b'x', 1 << 20));
+                line.extend_from_slice(b"\r\n");
+                (Step::RcptTo, Answer::Raw(line))
+            }
+            HostileSmtp::EndlessContinuation => (Step::Ehlo, Answer::EndlessContinuation),
+            HostileSmtp::SilentGreeting => (Step::Connect, Answer::Stall),
+            HostileSmtp::ResetMidData => (Step::DataEnd, Answer::Close),
         }
     }
 }

@@ -113,6 +113,12 @@ pub enum Answer {
     Close,
     /// Waits, then answers normally.
     Delay(Duration),
+    /// Sends exactly these bytes (no CRLF added: garbage, a reply that lies, half a line), then
+    /// goes on reading commands as if it had answered.
+    Raw(Vec<u8>),
+    /// Sends `250-` continuation lines for ever (at most 16 MiB), never the final line, then
+    /// hangs up.
+    EndlessContinuation,
 }
 
 impl Answer {
@@ -625,6 +631,23 @@ impl Session<'_> {
             Some(Answer::Reply(code, text)) => {
                 self.send(&format!("{code} {text}"))?;
                 Ok(if code == 421 { Flow::Close } else { Flow::Answered })
+            }
+            Some(Answer::Raw(bytes)) => {
+                let w = self.io.get_mut();
+                w.write_all(&bytes)?;
+                w.flush()?;
+                Ok(Flow::Answered)
+            }
+            Some(Answer::EndlessContinuation) => {
+                let line = b"250-this line is followed by another one, and another\r\n";
+                let mut sent = 0;
+                while sent < 16 << 20 && !self.shared.state.lock().stopped {
+                    if self.io.get_mut().write_all(line).is_err() {
+                        break;
+                    }
+                    sent += line.len();
+                }
+                Ok(Flow::Close)
             }
         }
     }
