@@ -109,6 +109,15 @@ deliver_to = ["mail"]
 [ticketing]
 url = "sqlite://{dir}/tickets.db"
 level = "warn"
+
+[journald]
+socket = "{journald}"
+level = "warn"
+
+[command]
+shell = "printf '%s %s\\n' \"$1\" \"$2\" >> {dir}/oncall-hook.log"
+args = ["{level}", "{message}"]
+level = "error"
 "#;
 
 /// The embedded configuration with the loopback stand-ins' addresses filled in.
@@ -339,6 +348,19 @@ fn report(fakes: &Fakes) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(line) = std::fs::read_to_string(fakes.dir.join("checkout.log"))?.lines().last() {
         println!("the last line: {line}");
     }
+
+    section("journald (native protocol)");
+    let entries = fakes.journal.entries();
+    println!("{} entr(ies); the first:", entries.len());
+    if let Some(e) = entries.first() {
+        for (k, v) in e.fields.iter().take(8) {
+            println!("    {k}={}", String::from_utf8_lossy(v));
+        }
+    }
+
+    section("program (a shell hook, one run per alert)");
+    let runs = std::fs::read_to_string(fakes.dir.join("oncall-hook.log")).unwrap_or_default();
+    println!("{} run(s); the first: {}", runs.lines().count(), runs.lines().next().unwrap_or(""));
 
     section("tickets (SQLite)");
     let mut store = TicketStore::open(&fakes.tickets_url())?;

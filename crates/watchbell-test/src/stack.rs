@@ -12,6 +12,7 @@
 use std::path::PathBuf;
 
 use crate::collectors::FakeNdjson;
+use crate::journald::FakeJournald;
 use crate::slack::FakeSlack;
 use crate::sms::{FakeExotel, FakeTwilio};
 use crate::smtp::FakeSmtp;
@@ -26,8 +27,8 @@ pub fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// The fakes of Slack, Telegram, Twilio, Exotel, SMTP, an NDJSON collector and a UDP syslog
-/// receiver, and a temp dir.
+/// The fakes of Slack, Telegram, Twilio, Exotel, SMTP, an NDJSON collector, a UDP syslog
+/// receiver and journald, and a temp dir.
 #[derive(Debug)]
 pub struct Destinations {
     /// Slack incoming webhooks.
@@ -44,6 +45,8 @@ pub struct Destinations {
     pub collector: FakeNdjson,
     /// A UDP syslog receiver.
     pub syslog: FakeSyslog,
+    /// A systemd-journald stand-in (the native protocol on a unix socket).
+    pub journal: FakeJournald,
     /// A fresh directory for log files and the ticket database.
     pub dir: PathBuf,
 }
@@ -59,6 +62,7 @@ impl Destinations {
             smtp: FakeSmtp::start(),
             collector: FakeNdjson::start(),
             syslog: FakeSyslog::udp(),
+            journal: FakeJournald::start(),
             dir: temp_dir(name),
         }
     }
@@ -71,7 +75,8 @@ impl Destinations {
     /// `template` with the fakes' addresses and credentials filled in: `{slack}` (a webhook URL),
     /// `{telegram}` (the API base) and `{telegram_token}`, `{twilio}`, `{twilio_sid}`,
     /// `{twilio_token}`, `{exotel}`, `{exotel_sid}`, `{exotel_key}`, `{exotel_token}`,
-    /// `{smtp_port}`, `{collector}`, `{syslog}` (host:port), `{dir}` and `{tickets}`.
+    /// `{smtp_port}`, `{collector}`, `{syslog}` (host:port), `{journald}` (a socket path), `{dir}`
+    /// and `{tickets}`.
     pub fn fill(&self, template: &str) -> String {
         template
             .replace("{slack}", &self.slack.url())
@@ -87,6 +92,7 @@ impl Destinations {
             .replace("{smtp_port}", &self.smtp.port().to_string())
             .replace("{collector}", &self.collector.url())
             .replace("{syslog}", &self.syslog.addr().expect("a UDP receiver").to_string())
+            .replace("{journald}", &self.journal.path().display().to_string())
             .replace("{tickets}", &self.tickets_url())
             .replace("{dir}", &self.dir.display().to_string())
     }
