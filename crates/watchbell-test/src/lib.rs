@@ -35,6 +35,7 @@ pub mod feedback;
 pub mod hostile;
 pub mod http;
 pub mod journald;
+pub mod notify;
 pub mod postgres;
 pub mod slack;
 pub mod sms;

@@ -1,0 +1,58 @@
+//! Properties of the request bodies over generated records: within every documented limit,
+//! whatever the text; Discord's markup and mentions always escaped.
+use proptest::prelude::*;
+use watchbell_core::format::FormatContext;
+use watchbell_core::{Level, Record, Value};
+use watchbell_notify::{discord_body, escape_discord, ntfy_body, pagerduty_body};
+
+fn record(message: String, fields: Vec<(String, String)>) -> Record {
+    let mut r = Record::new(Level::ERROR, "app", message);
+    for (k, v) in fields {
+        r.fields.set(k, Value::Str(v));
+    }
+    r
+}
+
+proptest! {
+    #[test]
+    fn bodies_stay_within_the_services_limits(
+        message in any::<String>(),
+        big in 0usize..3,
+        fields in proptest::collection::vec(("[a-z]{1,8}", any::<String>()), 0..40),
+        app in any::<String>(),
+    ) {
+        let r = record(message.repeat(1 + big * 3000), fields);
+        let cx = FormatContext::new(app);
+        let n = ntfy_body(&r, &cx, "t", None);
+        prop_assert!(n["message"].as_str().unwrap().len() <= 4000);
+        prop_assert!(n["title"].as_str().unwrap().chars().count() <= 250);
+        prop_assert!(!n["title"].as_str().unwrap().contains('\n'));
+        let d = discord_body(&r, &cx);
+        let e = &d["embeds"][0];
+        let len = |v: &serde_json::Value| v.as_str().map_or(0, |s| s.chars().count());
+        let mut total = len(&e["title"]) + len(&e["description"]) + len(&e["footer"]["text"]);
+        prop_assert!(len(&e["title"]) <= 256 && len(&e["description"]) <= 4096);
+        for f in e["fields"].as_array().into_iter().flatten() {
+            prop_assert!(len(&f["name"]) >= 1 && len(&f["name"]) <= 256 && len(&f["value"]) >= 1 && len(&f["value"]) <= 1024);
+            total += len(&f["name"]) + len(&f["value"]);
+        }
+        prop_assert!(total <= 6000, "{total}");
+        let p = pagerduty_body(&r, &cx, "k");
+        let summary = len(&p["payload"]["summary"]);
+        prop_assert!((1..=1024).contains(&summary) || r.message.is_empty());
+    }
+
+    #[test]
+    fn discord_escaping_leaves_no_markup_or_mention(s in any::<String>()) {
+        let e = escape_discord(&s);
+        let b = e.as_bytes();
+        for (i, c) in e.char_indices() {
+            if "*_~`|>#-[]".contains(c) {
+                prop_assert!(i > 0 && b[i - 1] == b'\\', "{e:?}");
+            }
+            if c == '@' {
+                prop_assert!(e[i + 1..].starts_with('\u{200b}'), "{e:?}");
+            }
+        }
+    }
+}
