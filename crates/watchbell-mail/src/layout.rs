@@ -31,7 +31,13 @@ impl Layout {
         if matches!(batch.reason, BatchReason::Single | BatchReason::Flush) && batch.len() > 1 {
             let _ = write!(s, " (+{} more)", batch.len() - 1);
         }
-        let line = single_line(&s);
+        let mut line = single_line(&s).into_owned();
+        if line.contains("=?") {
+            // Log text shaped like an RFC 2047 encoded-word (`=?utf-8?b?...?=`) would be decoded
+            // by mail readers and shown as other text. An invisible WORD JOINER between `=` and
+            // `?` keeps it literal (and makes lettre encode the subject, which shows it as is).
+            line = line.replace("=?", "=\u{2060}?");
+        }
         truncate_chars(&line, self.max_subject_chars, "…").into_owned()
     }
 

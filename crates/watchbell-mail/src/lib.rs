@@ -34,6 +34,9 @@
 //! A `text/plain; charset=utf-8` mail. The subject is the template `[{app}] {level}: {message}`
 //! made one line (every CR, LF and other control char becomes a space, so log text can never
 //! add a header) and cut to 200 chars with `…`; non-ASCII text is RFC 2047-encoded by lettre.
+//! Log text shaped like an encoded-word (`=?utf-8?b?...?=`), which mail readers would decode and
+//! show as other text, gets an invisible WORD JOINER (U+2060) between `=` and `?`, so it is shown
+//! as written.
 //! The `Date` header is the time of the record that matters (the trigger of an escalation, the
 //! first of a group, the most severe otherwise). The body follows Logbook's `MailHandler`:
 //!
@@ -116,7 +119,7 @@
 //! |---|---|---|
 //! | TLS | STARTTLS required, port 587: the mail fails (permanently, before credentials are sent) if the server does not offer it | [`starttls`](MailBuilder::starttls), [`implicit_tls`](MailBuilder::implicit_tls) (465), [`plain`](MailBuilder::plain) (25) |
 //! | plain SMTP | only to loopback (`localhost`, `127.0.0.1`, `::1`), or anywhere after `allow_plain_http(true)` (the common opt-in to an unencrypted transport) | [`plain`](MailBuilder::plain), `allow_plain_http` |
-//! | certificates | verified by rustls against the platform's roots (rustls-platform-verifier) plus the ones you add | [`add_root_certificate`](MailBuilder::add_root_certificate) |
+//! | certificates | verified by rustls against the platform's roots (rustls-platform-verifier) plus the ones you add (a self-signed server certificate must be CA:FALSE; a CA:TRUE one is refused with an error that says so) | [`add_root_certificate`](MailBuilder::add_root_certificate) |
 //! | level captured | `ERROR` | [`level`](MailBuilder::level) |
 //! | rate limit | 1 record per 60 s per callsite fingerprint (Logbook's `record_limit` / `record_delta`); the rest are counted and reported in the next mail of that callsite, or at flush | `rate_limit`, `no_rate_limit` |
 //! | coalescing | records arriving within 1 s of the first one go into one digest mail (at most 100 records per mail) | [`batch_wait`](MailBuilder::batch_wait), [`batch_records`](MailBuilder::batch_records) |
@@ -168,6 +171,44 @@ pub use watchbell_core::{BuildError, Options, SinkLayer, SinkOptions};
 
 use crate::layout::Layout;
 use crate::sink::MailSink;
+
+/// Entry points for fuzz targets and property tests: the subject as made from log text, and
+/// the whole mail as sent in `DATA`. Not a stable API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use watchbell_core::format::{FormatContext, Template};
+    use watchbell_core::{Batch, BatchReason, Record};
+
+    use crate::layout::Layout;
+
+    fn layout(template: &str, max_subject_chars: usize) -> Result<Layout, String> {
+        Ok(Layout {
+            cx: FormatContext::new("app".to_owned()),
+            subject: Template::parse(template).map_err(|e| e.to_string())?,
+            max_subject_chars: max_subject_chars.max(10),
+            max_body_bytes: crate::DEFAULT_MAX_BODY_BYTES,
+            format: None,
+        })
+    }
+
+    /// The subject of a mail about `record` with this subject template (an error for an
+    /// invalid template) and limit, before lettre encodes it.
+    pub fn subject(template: &str, max_subject_chars: usize, record: &Record) -> Result<String, String> {
+        let layout = layout(template, max_subject_chars)?;
+        let batch = Batch::new(BatchReason::Single, vec![record.clone()]);
+        Ok(layout.subject(&batch, record))
+    }
+
+    /// The whole mail (headers, blank line, body) a batch of `records` becomes, as the server
+    /// receives it in `DATA`, from `alerts@example.com` to `ops@example.com`.
+    pub fn mail(template: &str, max_subject_chars: usize, records: Vec<Record>) -> Result<Vec<u8>, String> {
+        let layout = layout(template, max_subject_chars)?;
+        let from = "Alerts <alerts@example.com>".parse().map_err(|e| format!("{e}"))?;
+        let to = vec!["ops@example.com".parse().map_err(|e| format!("{e}"))?];
+        let batch = Batch::new(BatchReason::Single, records);
+        Ok(crate::sink::message(&from, &to, &layout, &batch)?.map(|m| m.formatted()).unwrap_or_default())
+    }
+}
 
 const CRATE: &str = "watchbell-mail";
 

@@ -39,22 +39,32 @@ impl MailSink {
     }
 
     fn message(&self, batch: &Batch) -> Result<Option<Message>, String> {
-        let Some(significant) = batch.significant() else { return Ok(None) };
-        let subject = self.layout.subject(batch, significant);
-        let body = self.layout.body(batch, significant);
-        let mut m = Message::builder()
-            .from(self.from.clone())
-            .subject(subject)
-            .date(significant.time)
-            .message_id(None)
-            // A Content-Type needs `MIME-Version: 1.0` beside it (RFC 2045 §4).
-            .header(MIME_VERSION_1_0)
-            .header(ContentType::TEXT_PLAIN);
-        for to in &self.to {
-            m = m.to(to.clone());
-        }
-        m.body(body).map(Some).map_err(|e| format!("cannot build the mail: {e}"))
+        message(&self.from, &self.to, &self.layout, batch)
     }
+}
+
+/// The mail of a batch (`None` for an empty batch).
+pub(crate) fn message(
+    from: &Mailbox,
+    recipients: &[Mailbox],
+    layout: &Layout,
+    batch: &Batch,
+) -> Result<Option<Message>, String> {
+    let Some(significant) = batch.significant() else { return Ok(None) };
+    let subject = layout.subject(batch, significant);
+    let body = layout.body(batch, significant);
+    let mut m = Message::builder()
+        .from(from.clone())
+        .subject(subject)
+        .date(significant.time)
+        .message_id(None)
+        // A Content-Type needs `MIME-Version: 1.0` beside it (RFC 2045 §4).
+        .header(MIME_VERSION_1_0)
+        .header(ContentType::TEXT_PLAIN);
+    for to in recipients {
+        m = m.to(to.clone());
+    }
+    m.body(body).map(Some).map_err(|e| format!("cannot build the mail: {e}"))
 }
 
 impl Sink for MailSink {

@@ -148,6 +148,53 @@ pub use crate::format::{escape_sd_value, sd_param_name, severity};
 use crate::format::{is_sd_name, printable, sanitize_header, FrameFormat};
 use crate::sink::{Dest, SyslogSink};
 
+/// Entry points for fuzz targets and property tests: RFC 5424 structured-data escaping and the
+/// RFC 3164 / 5424 frames with their RFC 6587 stream framing, as the sink makes them. Not a
+/// stable API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use watchbell_core::format::FormatContext;
+    use watchbell_core::Record;
+
+    use crate::format::FrameFormat;
+    pub use crate::format::{escape_sd_value, sd_param_name};
+    use crate::{Facility, Framing, Protocol};
+
+    /// The frame of `record` (without transport framing) as a sink with these settings makes
+    /// it: host `host`, app `app`, pid 1, the fields as structured data under `sd_id` (when
+    /// given and valid), frames of at most `max_bytes` bytes (at least 480, as the builder
+    /// requires), one line when `framing` is [`Framing::LineFeed`].
+    pub fn frame(
+        protocol: Protocol,
+        framing: Framing,
+        sd_id: Option<&str>,
+        max_bytes: usize,
+        record: &Record,
+    ) -> String {
+        FrameFormat {
+            protocol,
+            facility: Facility::User,
+            hostname: Some("host".to_owned()),
+            app_name: "app".to_owned(),
+            procid: "1".to_owned(),
+            sd_id: sd_id.filter(|id| crate::format::is_sd_name(id)).map(str::to_owned),
+            max_bytes: max_bytes.max(480),
+            offset_minutes: 0,
+            single_line: framing == Framing::LineFeed,
+            format: None,
+            cx: FormatContext::new("app".to_owned()),
+        }
+        .frame(record)
+    }
+
+    /// The bytes a stream transport writes for `frame` (RFC 6587 octet counting or LF).
+    pub fn stream_bytes(framing: Framing, frame: &str) -> Vec<u8> {
+        let mut buf = Vec::new();
+        crate::sink::stream_frame(framing, frame, &mut buf);
+        buf
+    }
+}
+
 const CRATE: &str = "watchbell-syslog";
 
 /// The SD-ID of the fields element by default (32473: the documentation enterprise number of

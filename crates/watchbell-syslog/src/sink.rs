@@ -41,6 +41,21 @@ pub(crate) struct SyslogSink {
     buf: Vec<u8>,
 }
 
+/// Frames `frame` for a stream transport (RFC 6587) into `buf`, replacing its content.
+pub(crate) fn stream_frame(framing: Framing, frame: &str, buf: &mut Vec<u8>) {
+    buf.clear();
+    match framing {
+        Framing::OctetCounting => {
+            let _ = write!(buf, "{} ", frame.len());
+            buf.extend_from_slice(frame.as_bytes());
+        }
+        Framing::LineFeed => {
+            buf.extend_from_slice(frame.as_bytes());
+            buf.push(b'\n');
+        }
+    }
+}
+
 fn resolve(addr: &str) -> io::Result<SocketAddr> {
     addr.to_socket_addrs()?
         .next()
@@ -125,17 +140,7 @@ impl SyslogSink {
 
     /// Frames `frame` for a stream transport into `self.buf`.
     fn stream_bytes(&mut self, frame: &str) {
-        self.buf.clear();
-        match self.framing {
-            Framing::OctetCounting => {
-                let _ = write!(self.buf, "{} ", frame.len());
-                self.buf.extend_from_slice(frame.as_bytes());
-            }
-            Framing::LineFeed => {
-                self.buf.extend_from_slice(frame.as_bytes());
-                self.buf.push(b'\n');
-            }
-        }
+        stream_frame(self.framing, frame, &mut self.buf);
     }
 
     /// Sends one frame, connecting (or reconnecting) first when needed.
