@@ -97,9 +97,14 @@
 //! - **Errors** (a directory that is not writable, a full disk): counted in [`FileStats::errors`]
 //!   (and, for the layer, retried by the delivery: see below), reported on stderr once per run of
 //!   failures, and the file is opened again at the next record, so writing resumes by itself when
-//!   the cause goes away. The writer drops a line that failed (counted); the layer keeps the
-//!   records that were not written and retries them in order, so a record that failed half-way
-//!   through a write or a flush may appear twice (at least once, never lost to a passing error).
+//!   the cause goes away.
+//! - **Whole records only** (a full disk): writes are all-or-nothing per record. When a write
+//!   or a flush fails part-way, the file is cut back ([`File::set_len`](std::fs::File::set_len))
+//!   to the end of the last record that reached the disk whole, so no torn line stays and a
+//!   retry never appends after half a record. The layer counts the records of the batch that
+//!   are whole on disk as delivered and retries the others in order (each record is in the file
+//!   exactly once); the writer counts the lines removed that way, and a line that failed, in
+//!   [`FileStats::dropped`] (and the failure in [`FileStats::errors`]).
 //!
 //! Why not tracing-appender's `rolling`: it writes straight into the date-suffixed files (no
 //! stable active name), has no size trigger (tracing #858), no injectable clock for tests, no
@@ -131,6 +136,7 @@
 //! | level captured | `INFO` and more severe | [`level`](FileLayerBuilder::level) |
 //! | format | [`DefaultFormat`]: `[app] 2026-11-21T18:21:45.123456Z ERROR target: message k=v [spans] (N similar suppressed)` | [`format`](FileLayerBuilder::format) |
 //! | line breaks in a record | further lines indented by two spaces, so a message cannot forge a record | [`multiline`](FileLayerBuilder::multiline) |
+//! | control characters | NUL and every other C0/C1 control and DEL (tab and the line breaks above excepted) written escaped in Rust's notation, as quoted field values are: `\0`, `\u{1b}`, `\u{7f}`, `\u{85}`; raw NUL or escape bytes never reach the file | — |
 //! | rate limit | none | `rate_limit` ([`SinkOptions`]) |
 //! | queue | 10,000 records, the newest dropped and counted when full (a "N records dropped" line follows) | `queue_records`, `overflow` |
 //! | batches | up to 1,000 records per write and flush | — |
@@ -358,39 +364,68 @@ fn record_text(text: &str, multiline: Multiline, out: &mut String) {
     out.clear();
     let text = text.trim_end_matches(['\r', '\n']);
     match multiline {
-        Multiline::Keep => out.push_str(text),
-        Multiline::SingleLine => out.push_str(&watchbell_core::text::single_line(text)),
+        Multiline::Keep => push_escaped(out, text, true),
+        Multiline::SingleLine => push_escaped(out, &watchbell_core::text::single_line(text), false),
         Multiline::Indent => {
             let mut rest = text;
             while let Some(i) = rest.find(['\r', '\n']) {
-                out.push_str(&rest[..i]);
+                push_escaped(out, &rest[..i], false);
                 out.push_str("\n  ");
                 let skip = if rest[i..].starts_with("\r\n") { 2 } else { 1 };
                 rest = &rest[i + skip..];
             }
-            out.push_str(rest);
+            push_escaped(out, rest, false);
         }
     }
     out.push('\n');
 }
 
+/// Appends `text` with every control character (C0, DEL, C1; NUL included) except tab, and
+/// except CR and LF when `keep_breaks`, written in Rust's escape notation: `\0`, `\u{1b}`,
+/// `\u{7f}`, `\u{85}` (the notation the formats use for quoted field values).
+fn push_escaped(out: &mut String, text: &str, keep_breaks: bool) {
+    let kept = |c: char| c == '\t' || (keep_breaks && (c == '\n' || c == '\r'));
+    if !text.chars().any(|c| c.is_control() && !kept(c)) {
+        out.push_str(text);
+        return;
+    }
+    for c in text.chars() {
+        if c.is_control() && !kept(c) {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+}
+
 impl Sink for FileSink {
     fn deliver(&mut self, batch: &Batch) -> Outcome {
-        for (i, record) in batch.records.iter().enumerate() {
+        // Records confirmed whole on disk before this batch: the ones of this batch that reach
+        // the disk whole are counted from here, whatever fails later.
+        let before = self.file.whole_records();
+        let mut failure = None;
+        for record in &batch.records {
             self.buf.clear();
             self.format.format(record, &self.cx, &mut self.buf);
             record_text(&self.buf, self.multiline, &mut self.line);
             if let Err(e) = self.file.write_record(self.line.as_bytes()) {
-                let rest = Outcome::retry(format!("cannot write {}: {e}", self.file.path().display()));
-                return match i {
-                    0 => rest,
-                    _ => Outcome::Partial { delivered: i, rest: Box::new(rest) },
-                };
+                failure = Some(format!("cannot write {}: {e}", self.file.path().display()));
+                break;
             }
         }
-        match self.file.flush() {
-            Ok(()) => Outcome::Delivered,
-            Err(e) => Outcome::retry(format!("cannot flush {}: {e}", self.file.path().display())),
+        if failure.is_none() {
+            if let Err(e) = self.file.flush() {
+                failure = Some(format!("cannot flush {}: {e}", self.file.path().display()));
+            }
+        }
+        let Some(reason) = failure else { return Outcome::Delivered };
+        // The file was cut back to its last whole record: those are delivered, the others are
+        // retried (in order, never twice on disk).
+        let delivered = (self.file.whole_records() - before).min(batch.records.len() as u64) as usize;
+        let rest = Outcome::retry(reason);
+        match delivered {
+            0 => rest,
+            n => Outcome::Partial { delivered: n, rest: Box::new(rest) },
         }
     }
 }
@@ -411,5 +446,17 @@ mod tests {
         assert_eq!(out, "a\nb\n");
         record_text("plain", Multiline::Indent, &mut out);
         assert_eq!(out, "plain\n");
+    }
+
+    #[test]
+    fn control_characters_are_escaped_never_written_raw() {
+        let mut out = String::new();
+        let text = "a\0b\x1b[31mc\x7fd\u{85}e\tf\ng\0";
+        record_text(text, Multiline::Indent, &mut out);
+        assert_eq!(out, "a\\0b\\u{1b}[31mc\\u{7f}d\\u{85}e\tf\n  g\\0\n");
+        record_text(text, Multiline::Keep, &mut out);
+        assert_eq!(out, "a\\0b\\u{1b}[31mc\\u{7f}d\\u{85}e\tf\ng\\0\n");
+        record_text(text, Multiline::SingleLine, &mut out);
+        assert!(!out.trim_end_matches('\n').chars().any(|c| c.is_control() && c != '\t'), "{out:?}");
     }
 }

@@ -161,6 +161,10 @@ pub struct FileStats {
     /// Records shed because the non-blocking writer's queue was full or shut down (always 0
     /// for a [`RollingFile`] used directly and for the layer, whose drops are in its `Stats`).
     pub dropped: u64,
+    /// Lines the non-blocking writer could not write whole: the line whose write failed and
+    /// lines buffered before it that the cut back to the last whole record removed (always 0
+    /// for a [`RollingFile`] used directly and for the layer, which retries them).
+    pub lost: u64,
     /// The last error, if any.
     pub last_error: Option<String>,
 }
@@ -173,6 +177,7 @@ pub(crate) struct Counters {
     reopens: AtomicU64,
     errors: AtomicU64,
     pub(crate) dropped: AtomicU64,
+    pub(crate) lost: AtomicU64,
     last_error: Mutex<Option<String>>,
 }
 
@@ -185,6 +190,7 @@ impl Counters {
             reopens: self.reopens.load(Relaxed),
             errors: self.errors.load(Relaxed),
             dropped: self.dropped.load(Relaxed),
+            lost: self.lost.load(Relaxed),
             last_error: self.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone(),
         }
     }
@@ -342,6 +348,11 @@ impl RollingFileBuilder {
 struct OpenFile {
     w: BufWriter<File>,
     size: u64,
+    /// The file's length at the end of the last record known to be whole on disk.
+    durable: u64,
+    /// The end offsets of the records written since `durable` (in the buffer, or partly or
+    /// wholly on disk: not yet confirmed by a flush).
+    ends: Vec<u64>,
     #[cfg(unix)]
     id: (u64, u64),
 }
@@ -374,6 +385,11 @@ pub struct RollingFile {
     last_check: Option<Instant>,
     failing: bool,
     counters: Arc<Counters>,
+    /// Records confirmed whole on disk (by a flush, or kept by a rollback), since creation.
+    whole: u64,
+    /// Records taken by `write_record` but removed again by a rollback after a failed write
+    /// (never whole on disk), since creation.
+    rolled_back: u64,
 }
 
 impl fmt::Debug for RollingFile {
@@ -393,7 +409,16 @@ impl RollingFile {
     }
 
     pub(crate) fn new(cfg: RollingFileBuilder, counters: Arc<Counters>) -> Self {
-        RollingFile { cfg, file: None, period: None, last_check: None, failing: false, counters }
+        RollingFile {
+            cfg,
+            file: None,
+            period: None,
+            last_check: None,
+            failing: false,
+            counters,
+            whole: 0,
+            rolled_back: 0,
+        }
     }
 
     /// The path of the active file.
@@ -407,9 +432,13 @@ impl RollingFile {
     }
 
     /// Writes one record (normally one line, newline included) whole: rotation, if due, happens
-    /// before it, never in the middle. On an error the record is not written (or only partly,
-    /// if the disk failed mid-write), the error is counted, and the next record tries to open
-    /// the file again.
+    /// before it, never in the middle. Records are buffered; they reach the disk at
+    /// [`flush`](Self::flush) (or when the buffer fills). Writes are all-or-nothing per record:
+    /// when a write or a flush fails (a full disk), the file is cut back
+    /// ([`set_len`](File::set_len)) to the end of the last record that reached the disk whole,
+    /// so no torn record stays behind; the records removed that way are counted in
+    /// [`rolled_back`](Self::rolled_back) (and no longer in [`FileStats::records`]). The error
+    /// is counted, and the next record tries to open the file again.
     pub fn write_record(&mut self, record: &[u8]) -> io::Result<()> {
         let result = self.try_write(record);
         match &result {
@@ -423,16 +452,36 @@ impl RollingFile {
         result
     }
 
-    /// Writes buffered bytes to the file.
+    /// Writes buffered bytes to the file. On an error the file is cut back to its last whole
+    /// record (see [`write_record`](Self::write_record)).
     pub fn flush(&mut self) -> io::Result<()> {
         let result = match &mut self.file {
             Some(f) => f.w.flush(),
             None => Ok(()),
         };
-        if let Err(e) = &result {
-            self.failed(e);
+        match &result {
+            Ok(()) => {
+                if let Some(f) = &mut self.file {
+                    self.whole += f.ends.len() as u64;
+                    f.ends.clear();
+                    f.durable = f.size;
+                }
+            }
+            Err(e) => self.failed(e),
         }
         result
+    }
+
+    /// Records confirmed whole on disk since this file was created (by a successful flush,
+    /// or kept by the rollback after a failed one).
+    pub fn whole_records(&self) -> u64 {
+        self.whole
+    }
+
+    /// Records that [`write_record`](Self::write_record) accepted but a later failed write
+    /// removed again (they never reached the disk whole), since this file was created.
+    pub fn rolled_back(&self) -> u64 {
+        self.rolled_back
     }
 
     fn failed(&mut self, e: &io::Error) {
@@ -444,8 +493,44 @@ impl RollingFile {
         *self.counters.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(msg);
         self.failing = true;
         // Whatever state the file is in, start again from the path next time.
-        if let Some(mut f) = self.file.take() {
-            let _ = f.w.flush();
+        if let Some(f) = self.file.take() {
+            self.roll_back(f);
+        }
+    }
+
+    /// Drops the buffer of a file whose write failed (never written: it could tear a record),
+    /// finds how far the disk got, and cuts the file back to the end of the last whole record.
+    fn roll_back(&mut self, f: OpenFile) {
+        let OpenFile { w, durable, ends, size, .. } = f;
+        let (file, _unwritten) = w.into_parts();
+        let on_disk = file.metadata().map_or(durable, |m| m.len());
+        let whole = ends.iter().take_while(|&&end| end <= on_disk).count();
+        let keep = if whole == 0 { durable } else { ends[whole - 1] };
+        if on_disk > keep {
+            if let Err(e) = file.set_len(keep) {
+                eprintln!("watchbell-file: cannot cut {} back to its last whole record: {e}", self.cfg.path.display());
+            }
+        }
+        let lost = (ends.len() - whole) as u64;
+        self.whole += whole as u64;
+        self.rolled_back += lost;
+        self.counters.records.fetch_sub(lost.min(self.counters.records.load(Relaxed)), Relaxed);
+        let lost_bytes = size.saturating_sub(keep);
+        self.counters.bytes.fetch_sub(lost_bytes.min(self.counters.bytes.load(Relaxed)), Relaxed);
+    }
+
+    /// Flushes a file that is being closed (rotation, reopen); on an error it is cut back to
+    /// its last whole record.
+    fn close(&mut self, mut f: OpenFile) -> io::Result<()> {
+        match f.w.flush() {
+            Ok(()) => {
+                self.whole += f.ends.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                self.roll_back(f);
+                Err(e)
+            }
         }
     }
 
@@ -468,8 +553,16 @@ impl RollingFile {
             }
         }
         let f = self.file.as_mut().ok_or_else(|| io::Error::other("file not open"))?;
-        f.w.write_all(record)?;
+        // Counted before the write: if it fails part-way, the rollback knows where the record
+        // would have ended (and that it did not end on disk).
         f.size += len;
+        f.ends.push(f.size);
+        if let Err(e) = f.w.write_all(record) {
+            // `write_record` counts only what succeeded: this record is not "rolled back".
+            f.ends.pop();
+            f.size -= len;
+            return Err(e);
+        }
         Ok(())
     }
 
@@ -501,12 +594,20 @@ impl RollingFile {
             if let (Ok(m), Some(open)) = (meta, self.file.as_mut()) {
                 let buffered = open.w.buffer().len() as u64;
                 if m.len() + buffered < open.size {
-                    open.size = m.len() + buffered;
+                    // Offsets of the records not yet confirmed move down with the file.
+                    let shift = open.size - (m.len() + buffered);
+                    open.size -= shift;
+                    open.durable = open.durable.saturating_sub(shift);
+                    for end in &mut open.ends {
+                        *end = end.saturating_sub(shift);
+                    }
                 }
             }
         } else {
-            if let Some(mut f) = self.file.take() {
-                let _ = f.w.flush();
+            if let Some(f) = self.file.take() {
+                if let Err(e) = self.close(f) {
+                    self.failed(&e);
+                }
             }
             self.counters.reopens.fetch_add(1, Relaxed);
         }
@@ -537,6 +638,8 @@ impl RollingFile {
         self.file = Some(OpenFile {
             w: BufWriter::with_capacity(64 << 10, file),
             size: meta.len(),
+            durable: meta.len(),
+            ends: Vec::new(),
             #[cfg(unix)]
             id: {
                 use std::os::unix::fs::MetadataExt;
@@ -548,10 +651,9 @@ impl RollingFile {
 
     /// Moves the current file aside (or truncates it) and opens a fresh one.
     fn rotate(&mut self, now: SystemTime) -> io::Result<()> {
-        let Some(mut f) = self.file.take() else { return Ok(()) };
-        f.w.flush()?;
+        let Some(f) = self.file.take() else { return Ok(()) };
         let size = f.size;
-        drop(f);
+        self.close(f)?;
         let period = self.period;
         if let Some(interval) = self.cfg.interval {
             self.period = Some(interval.floor(now));
@@ -648,8 +750,8 @@ impl Write for RollingFile {
 
 impl Drop for RollingFile {
     fn drop(&mut self) {
-        if let Some(f) = &mut self.file {
-            let _ = f.w.flush();
+        if let Some(f) = self.file.take() {
+            let _ = self.close(f);
         }
     }
 }

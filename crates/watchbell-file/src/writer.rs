@@ -286,19 +286,19 @@ fn worker(rx: Receiver<Msg>, mut file: RollingFile, shared: Arc<Shared>) {
                 if taken >= 16 << 10 {
                     shared.queued_bytes.fetch_sub(std::mem::take(&mut taken), Relaxed);
                 }
-                let _ = file.write_record(&line);
+                write_line(&mut file, &shared, &line);
                 dirty_since.get_or_insert_with(Instant::now);
             }
             Msg::Flush(ack) => {
                 announce_drops(&mut file, &shared, &mut reported_drops);
-                let _ = file.flush();
+                flush(&mut file, &shared);
                 dirty_since = None;
                 let _ = ack.send(());
             }
             Msg::Shutdown => break,
         }
         if dirty_since.is_some_and(|t| t.elapsed() >= MAX_UNFLUSHED) {
-            let _ = file.flush();
+            flush(&mut file, &shared);
             dirty_since = None;
         }
         next = match rx.try_recv() {
@@ -312,7 +312,7 @@ fn worker(rx: Receiver<Msg>, mut file: RollingFile, shared: Arc<Shared>) {
                     Err(RecvTimeoutError::Disconnected) => None,
                     Err(RecvTimeoutError::Timeout) => {
                         // Idle: put the buffer on disk, then wait.
-                        let _ = file.flush();
+                        flush(&mut file, &shared);
                         dirty_since = None;
                         rx.recv().ok()
                     }
@@ -323,11 +323,33 @@ fn worker(rx: Receiver<Msg>, mut file: RollingFile, shared: Arc<Shared>) {
     // Shutdown or every sender gone: write what is still queued, then flush.
     while let Ok(msg) = rx.try_recv() {
         if let Msg::Line(line) = msg {
-            let _ = file.write_record(&line);
+            write_line(&mut file, &shared, &line);
         }
     }
     announce_drops(&mut file, &shared, &mut reported_drops);
+    flush(&mut file, &shared);
+}
+
+/// Writes one line; a failed line, and the lines the cut back to the last whole record
+/// removed, are counted as lost.
+fn write_line(file: &mut RollingFile, shared: &Shared, line: &[u8]) {
+    let before = file.rolled_back();
+    let failed = file.write_record(line).is_err();
+    count_lost(file, shared, before, u64::from(failed));
+}
+
+fn count_lost(file: &RollingFile, shared: &Shared, before: u64, failed: u64) {
+    let lost = file.rolled_back() - before + failed;
+    if lost > 0 {
+        shared.counters.lost.fetch_add(lost, Relaxed);
+    }
+}
+
+/// Flushes; lines removed by a failed flush are counted as lost.
+fn flush(file: &mut RollingFile, shared: &Shared) {
+    let before = file.rolled_back();
     let _ = file.flush();
+    count_lost(file, shared, before, 0);
 }
 
 /// Looks for the next message a little longer before the worker goes to sleep: spinning, then

@@ -191,3 +191,19 @@ fn a_message_with_newlines_cannot_forge_a_record() {
     assert!(guard.flush(WAIT).is_complete());
     assert_eq!(read(&path), "one two three\n");
 }
+
+#[test]
+fn nul_and_other_control_characters_are_escaped_in_the_file() {
+    let dir = tmp("controls");
+    let path = dir.join("app.log");
+    let (layer, guard) = FileLayer::builder(&path).build().unwrap();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        tracing::warn!("nul\0here \u{1b}[31mred\u{7f}del\u{85}nel\ttab");
+    });
+    assert!(guard.shutdown(WAIT).is_complete());
+    let bytes = std::fs::read(&path).unwrap();
+    let raw: Vec<u8> = bytes.iter().copied().filter(|&b| b < 0x20 && b != b'\n' && b != b'\t' || b == 0x7f).collect();
+    assert!(raw.is_empty(), "raw control bytes in the file: {raw:?}");
+    let text = String::from_utf8(bytes).unwrap();
+    assert!(text.ends_with(" WARN layer: nul\\0here \\u{1b}[31mred\\u{7f}del\\u{85}nel\ttab\n"), "{text:?}");
+}

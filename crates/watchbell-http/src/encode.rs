@@ -284,7 +284,8 @@ fn loki_labels(labels: &[LokiLabel], r: &Record, cx: &Context) -> Labels {
             LokiLabel::Target => Some(r.target.to_string()),
             LokiLabel::Host => cx.host.clone(),
         };
-        if let Some(v) = v {
+        // An empty value is no label at all for Loki (as for Prometheus): left out.
+        if let Some(v) = v.filter(|v| !v.is_empty()) {
             if !out.iter().any(|(n, _)| *n == l.name()) {
                 out.push((l.name(), truncate_bytes(&v, LOKI_MAX_LABEL, "…").into_owned()));
             }
@@ -423,16 +424,23 @@ fn otlp_record(r: &Record) -> serde_json::Value {
         attrs.push(str_attr("spans", &names.join(":")));
     }
     // Keys are unique in a logRecord (OTLP requires it). The record's own attributes above
-    // come first; an event or span field named like one of them is sent as `field.<name>`.
-    // Span fields follow the event's own, the innermost span's value winning.
+    // come first; a field whose name is taken is sent as `field.<name>` (prefixed again while
+    // that is taken too). Span fields follow the event's own, innermost span first; a span
+    // field named like the event's or an inner span's field is left out (never overriding).
     let mut seen: std::collections::HashSet<String> =
         attrs.iter().filter_map(|a| a["key"].as_str().map(str::to_owned)).collect();
+    let mut names: std::collections::HashSet<&str> = std::collections::HashSet::new();
     let fields = r.fields.iter().chain(r.spans.iter().rev().flat_map(|sp| sp.fields.iter()));
     for (k, v) in fields {
-        let key = if seen.contains(k) { format!("field.{k}") } else { k.to_owned() };
-        if seen.insert(key.clone()) {
-            attrs.push(attr(&key, any_value(v)));
+        if !names.insert(k) {
+            continue;
         }
+        let mut key = k.to_owned();
+        while seen.contains(&key) {
+            key.insert_str(0, "field.");
+        }
+        attrs.push(attr(&key, any_value(v)));
+        seen.insert(key);
     }
     let mut lr = serde_json::json!({
         "timeUnixNano": ns,

@@ -65,8 +65,11 @@
 //! - **Loki** ([`Encoding::loki`]): `POST /loki/api/v1/push` (added to the URL when it has no
 //!   path), one stream per distinct label set, values `["<unix ns>", "<line>", {metadata}]`.
 //!   Labels come only from [`LokiLabel`] — `app`, `level` (lowercase), `target`, `host` — to keep
-//!   cardinality low; the line is the JSON record shape (its message shortened with
-//!   `…[truncated]` when the line would pass Loki's 256 KB `max_line_size`), and structured
+//!   cardinality low (one whose value is empty, as an empty target, is left out: Loki reads an
+//!   empty value as no label; `level` stands in when no label is left); entries of a stream are
+//!   sent in time order (records with the same time keep their order); the line is the JSON
+//!   record shape (its message shortened with `…[truncated]` when the line would pass Loki's
+//!   256 KB `max_line_size`), and structured
 //!   metadata carries `fingerprint` and, when the record or its spans have them, `trace_id`,
 //!   `span_id` and `request_id`. Multi-tenant Loki: `.header("X-Scope-OrgID", "tenant")`.
 //! - **Elasticsearch / OpenSearch `_bulk`** ([`Encoding::elastic_bulk`]): `/_bulk` is added
@@ -74,15 +77,29 @@
 //!   document per record (`@timestamp` instead of `time`, for data streams); the body ends in
 //!   `\n`. The per-item results are read: items answered 429 or 5xx are retried (with backoff,
 //!   only those items: the others are not sent again), items answered 400/409 and other 4xx
-//!   are given up on and counted (`<name>/items` in [`Guard::stats`]). API keys:
+//!   are given up on and counted (`<name>/items` in [`Guard::stats`]). The answer is read as
+//!   a stream, so one cut short (the client keeps its first 64 KiB: about 1,400 items) still
+//!   gives the items before the cut. Records without a readable result — after the cut, missing
+//!   from a shorter list, an item without a numeric status, or every record when `"errors":
+//!   true` comes without usable `items` — are sent again: delivery is at least once, a record
+//!   that was in fact indexed may be indexed twice. A 2xx answer that is not a `_bulk` answer at
+//!   all (not JSON, not an object, neither `errors` nor `items`, e.g. a proxy's page) is
+//!   trusted: its records are counted delivered, and also as `delivered` in a
+//!   `<name>/unverified` stats line with the reason (printed once on stderr), not sent again.
+//!   Nothing in an answer can panic the worker. API keys:
 //!   `.header("Authorization", "ApiKey <base64>")`.
 //! - **OTLP/HTTP JSON** ([`Encoding::otlp`]): `POST /v1/logs` (added when the URL has no path),
 //!   one `resourceLogs` entry with `service.name` (and `host.name`, `app`), scope `watchbell`;
 //!   per record `timeUnixNano` (string), `severityNumber` (TRACE 1, DEBUG 5, INFO 9, WARN 13,
 //!   ERROR 17), `severityText`, `body.stringValue` (the message) and attributes: `target`,
-//!   `code.namespace`, `code.filepath`, `code.lineno`, `thread.name`, `fingerprint`, the event's
-//!   fields, then the spans' fields (innermost first, never overriding), `spans` (names joined
-//!   by `:`). `trace_id` (32 hex digits) and `span_id` (16) fields become `traceId`/`spanId`.
+//!   `code.namespace`, `code.filepath`, `code.lineno`, `thread.name`, `fingerprint`,
+//!   `suppressed` (when some were), `spans` (names joined by `:`), then the event's fields, then
+//!   the spans' fields (innermost first; one named like the event's or an inner span's field is
+//!   left out, never overriding). Keys are unique, as OTLP requires: ours win, and a field whose
+//!   name is taken is sent as `field.<name>` (`field.field.<name>` if that is taken too).
+//!   `trace_id` (32 hex digits) and `span_id` (16) fields become `traceId`/`spanId`. Answers
+//!   are retried only when OTLP/HTTP allows it: 429, 502, 503 and 504 (and connection errors
+//!   and timeouts); a 500 or other 5xx is a permanent failure, counted.
 //! - **Form** (`Encoding::Form`): the standard library's `HTTPHandler`, done right — one
 //!   request per record, url-encoded pairs (the record shape's keys; `fields` and `spans` as
 //!   compact JSON), in the query string (`GET`, message cut to 4 KiB) or the body (`POST`),
@@ -170,6 +187,23 @@ use watchbell_core::secret::{redact_url, Secret};
 use watchbell_core::{BuildError, Guard, Handler, Level};
 
 pub use encode::{record_json, Encoding, FormMethod, LokiLabel};
+
+/// Entry points for fuzz targets and property tests: the encoders and the `_bulk` answer
+/// parser, as the sink uses them. Not a stable API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use watchbell_core::Record;
+
+    pub use crate::sink::{parse_bulk_answer, BulkAnswer, BulkItem};
+
+    /// The request body `encoding` makes of `records` (not [`Encoding::Form`](crate::Encoding::Form),
+    /// which sends one request per record), with the builder's `app` and `host`.
+    pub fn encode(encoding: &crate::Encoding, records: &[Record], app: Option<&str>, host: Option<&str>) -> Vec<u8> {
+        let cx = crate::encode::Context { app: app.map(str::to_owned), host: host.map(str::to_owned) };
+        let refs: Vec<&Record> = records.iter().collect();
+        crate::encode::encode(encoding, &refs, &cx)
+    }
+}
 
 /// The namespace of [`HttpLayer::builder`].
 #[derive(Debug)]
@@ -517,5 +551,47 @@ mod tests {
         }
         let d = format!("{:?}", HttpLayer::builder("https://x.example.com").bearer_auth("beareRtok"));
         assert!(!d.contains("beareRtok"), "{d}");
+    }
+}
+
+/// Entry point for fuzz targets: the spool's reader over a directory of segment files. Not a
+/// stable API.
+#[doc(hidden)]
+pub mod fuzzing_spool {
+    use std::path::Path;
+
+    use watchbell_core::Record;
+
+    /// What [`replay`] read back.
+    #[derive(Debug, Default)]
+    pub struct Replay {
+        /// The records read, in order.
+        pub records: Vec<Record>,
+        /// Records skipped as damaged.
+        pub shed: u64,
+        /// Records still pending after the replay (0 when everything was read).
+        pub pending: u64,
+        /// Read calls made.
+        pub reads: usize,
+    }
+
+    /// Opens the spool in `dir` (as a sink does at start) and replays it to the end, `chunk`
+    /// records per read, committing each chunk as delivered; stops after `max_reads` reads.
+    pub fn replay(dir: &Path, max_bytes: u64, chunk: usize, max_reads: usize) -> std::io::Result<Replay> {
+        let spool = crate::spool::Spool::open(dir, max_bytes)?;
+        let mut out = Replay::default();
+        while out.reads < max_reads {
+            out.reads += 1;
+            let c = spool.read(chunk.max(1));
+            if c.records.is_empty() {
+                break;
+            }
+            spool.commit(&c, c.records.len(), 0);
+            out.records.extend(c.records);
+        }
+        let counts = spool.counts();
+        out.shed = counts.shed_records;
+        out.pending = counts.pending_records;
+        Ok(out)
     }
 }

@@ -22,9 +22,23 @@ pub(crate) struct ItemCounters {
     pub last_error: Mutex<Option<String>>,
     /// The kinds of reason already printed on stderr (once each, at most 16).
     reported: Mutex<Vec<String>>,
+    /// Records of 2xx `_bulk` answers that could not be read: counted delivered on trust.
+    pub unverified: AtomicU64,
+    /// Why the last such answer could not be read.
+    pub unverified_reason: Mutex<Option<String>>,
 }
 
 impl ItemCounters {
+    fn unverified(&self, n: u64, reason: String) {
+        if self.unverified.fetch_add(n, Relaxed) == 0 {
+            eprintln!(
+                "watchbell[http]: a 2xx answer to _bulk could not be read ({reason}); its records are counted \
+                 delivered, unverified (further ones counted in stats)"
+            );
+        }
+        *self.unverified_reason.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
+    }
+
     fn fail(&self, n: u64, reason: String) {
         if n == 0 {
             return;
@@ -124,12 +138,35 @@ impl Shipper {
         }
         match self.classify(&resp, what) {
             Outcome::Delivered if matches!(self.encoding, Encoding::ElasticBulk { .. }) => {
-                match bulk_items(&resp.body, records.len()) {
-                    Some((items, refused, reason)) => {
-                        self.items.fail(refused, reason);
-                        Sent::Items(items)
+                match parse_bulk_answer(&resp.body, records.len()) {
+                    BulkAnswer::AllCreated => Sent::Ok,
+                    BulkAnswer::Unreadable(reason) => {
+                        self.items.unverified(records.len() as u64, reason);
+                        Sent::Ok
                     }
-                    None => Sent::Ok,
+                    BulkAnswer::Items(items) => {
+                        let mut refused = 0;
+                        let mut refused_reason = String::new();
+                        let results = items
+                            .into_iter()
+                            .map(|item| match item {
+                                BulkItem::Created => None,
+                                BulkItem::Refused(reason) => {
+                                    refused += 1;
+                                    refused_reason = reason;
+                                    None
+                                }
+                                BulkItem::Retry(reason) => Some(reason),
+                                BulkItem::Unknown => Some(
+                                    "elasticsearch answered without a readable result for this record (cut short \
+                                     or malformed): sent again"
+                                        .to_owned(),
+                                ),
+                            })
+                            .collect();
+                        self.items.fail(refused, refused_reason);
+                        Sent::Items(results)
+                    }
                 }
             }
             Outcome::Delivered => Sent::Ok,
@@ -195,44 +232,162 @@ impl Shipper {
     }
 }
 
-/// Reads a `_bulk` response: per item, `None` (created, or refused for good: counted) or
-/// `Some(reason)` (429 or 5xx: to retry). `None` overall when the response has no usable items
-/// (then the 2xx stands for the whole request).
-fn bulk_items(body: &[u8], n: usize) -> Option<(Vec<Option<String>>, u64, String)> {
-    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
-    if v.get("errors").and_then(serde_json::Value::as_bool) == Some(false) {
-        return None;
+/// What one item of a `_bulk` answer says about its record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BulkItem {
+    /// A 2xx status: indexed.
+    Created,
+    /// 429 or 5xx: the record is sent again (with backoff).
+    Retry(String),
+    /// Another status (400, 409, …): refused for good, counted, not sent again.
+    Refused(String),
+    /// No readable result for this record (the answer was cut short, listed fewer items, or
+    /// the item has no numeric status): the record is sent again (at least once).
+    Unknown,
+}
+
+/// What a 2xx answer to a `_bulk` request says about the records it carried.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BulkAnswer {
+    /// `"errors": false`: every record was indexed.
+    AllCreated,
+    /// One result per record sent, in order (an answer with `"errors": true` or per-item
+    /// results); results missing from the answer are [`BulkItem::Unknown`], extra ones ignored.
+    Items(Vec<BulkItem>),
+    /// Not a `_bulk` answer at all (not JSON, not an object, neither `errors` nor `items`):
+    /// the 2xx is trusted and the records counted delivered, but unverified.
+    Unreadable(String),
+}
+
+/// Reads the answer to a `_bulk` request of `sent` records. Total: any bytes give an answer
+/// (never a panic), and [`BulkAnswer::Items`] always holds exactly `sent` results.
+///
+/// The body is read as a stream of JSON values, so an answer cut short (the HTTP client keeps
+/// at most [`MAX_RESPONSE_BYTES`](watchbell_core::http::MAX_RESPONSE_BYTES) of it) still gives
+/// the items before the cut: Elasticsearch writes `errors` before `items`.
+pub fn parse_bulk_answer(body: &[u8], sent: usize) -> BulkAnswer {
+    let mut s = Scan { b: body, i: 0 };
+    if !s.eat(b'{') {
+        return BulkAnswer::Unreadable("the answer is not a JSON object".to_owned());
     }
-    let items = v.get("items")?.as_array()?;
-    if items.len() != n {
-        return None;
-    }
-    let mut refused = 0u64;
-    let mut refused_reason = String::new();
-    let out = items
-        .iter()
-        .map(|it| {
-            let inner = it.as_object().and_then(|o| o.values().next());
-            let status = inner.and_then(|i| i.get("status")).and_then(serde_json::Value::as_u64).unwrap_or(0);
-            let reason = || {
-                let e = inner.and_then(|i| i.get("error"));
-                let t = e.and_then(|e| e.get("type")).and_then(|t| t.as_str()).unwrap_or("");
-                let r = e.and_then(|e| e.get("reason")).and_then(|t| t.as_str()).unwrap_or("");
-                let text: String = format!("{t}: {r}").chars().take(200).collect();
-                format!("elasticsearch item {status} {text}")
-            };
-            match status {
-                200..=299 => None,
-                429 | 500..=599 => Some(reason()),
+    let mut errors: Option<bool> = None;
+    let mut items: Option<Vec<BulkItem>> = None;
+    if !s.eat(b'}') {
+        while let Some(key) = s.value::<String>() {
+            if !s.eat(b':') {
+                break;
+            }
+            match key.as_str() {
+                "errors" => match s.value::<serde_json::Value>() {
+                    Some(v) => errors = v.as_bool(),
+                    None => break,
+                },
+                "items" => {
+                    let (list, complete) = s.items(sent);
+                    items = Some(list);
+                    if !complete {
+                        break;
+                    }
+                }
                 _ => {
-                    refused += 1;
-                    refused_reason = reason();
-                    None
+                    if s.value::<serde_json::Value>().is_none() {
+                        break;
+                    }
                 }
             }
-        })
-        .collect();
-    Some((out, refused, refused_reason))
+            if errors == Some(false) || !s.eat(b',') {
+                break;
+            }
+        }
+    }
+    match (errors, items) {
+        (Some(false), _) => BulkAnswer::AllCreated,
+        (Some(true), items) => BulkAnswer::Items(padded(items.unwrap_or_default(), sent)),
+        (None, Some(items)) if !items.is_empty() || sent == 0 => BulkAnswer::Items(padded(items, sent)),
+        _ => BulkAnswer::Unreadable("the answer has no readable `errors` or `items`".to_owned()),
+    }
+}
+
+fn padded(mut items: Vec<BulkItem>, sent: usize) -> Vec<BulkItem> {
+    items.truncate(sent);
+    items.resize(sent, BulkItem::Unknown);
+    items
+}
+
+/// One item: `{"create": {"status": 201, ...}}` (any action name).
+fn bulk_item(v: &serde_json::Value) -> BulkItem {
+    let Some(inner) = v.as_object().and_then(|o| o.values().find(|x| x.get("status").is_some())) else {
+        return BulkItem::Unknown;
+    };
+    let Some(status) = inner.get("status").and_then(serde_json::Value::as_u64) else { return BulkItem::Unknown };
+    let reason = || {
+        let e = inner.get("error");
+        let t = e.and_then(|e| e.get("type")).and_then(|t| t.as_str()).unwrap_or("");
+        let r = e.and_then(|e| e.get("reason")).and_then(|t| t.as_str()).unwrap_or("");
+        let text: String = format!("{t}: {r}").chars().take(200).collect();
+        format!("elasticsearch item {status} {}", watchbell_core::secret::redact_text(&text))
+    };
+    match status {
+        200..=299 => BulkItem::Created,
+        429 | 500..=599 => BulkItem::Retry(reason()),
+        300..=499 => BulkItem::Refused(reason()),
+        _ => BulkItem::Unknown,
+    }
+}
+
+/// A forward-only reader of JSON values in a byte slice that may be cut short.
+struct Scan<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl Scan<'_> {
+    fn ws(&mut self) {
+        while self.b.get(self.i).is_some_and(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r')) {
+            self.i += 1;
+        }
+    }
+
+    /// Skips whitespace, then `c` if it is next.
+    fn eat(&mut self, c: u8) -> bool {
+        self.ws();
+        if self.b.get(self.i) == Some(&c) {
+            self.i += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The next whole JSON value, or `None` (cut short, malformed, nested too deep).
+    fn value<T: serde::de::DeserializeOwned>(&mut self) -> Option<T> {
+        self.ws();
+        let mut values = serde_json::Deserializer::from_slice(&self.b[self.i..]).into_iter::<T>();
+        let v = values.next()?.ok()?;
+        self.i += values.byte_offset();
+        Some(v)
+    }
+
+    /// The items array: the results of the first `sent` items, and whether the array was read
+    /// to its end.
+    fn items(&mut self, sent: usize) -> (Vec<BulkItem>, bool) {
+        let mut out = Vec::with_capacity(sent.min(4096));
+        if !self.eat(b'[') {
+            return (out, false);
+        }
+        if self.eat(b']') {
+            return (out, true);
+        }
+        loop {
+            let Some(v) = self.value::<serde_json::Value>() else { return (out, false) };
+            if out.len() < sent {
+                out.push(bulk_item(&v));
+            }
+            if !self.eat(b',') {
+                return (out, self.eat(b']'));
+            }
+        }
+    }
 }
 
 /// Where a retried batch left off: the records already sent among the rest.
@@ -419,6 +574,15 @@ impl Handler for HttpHandler {
                 ..Stats::default()
             });
         }
+        let unverified = self.items.unverified.load(Relaxed);
+        if unverified > 0 {
+            out.push(Stats {
+                name: format!("{}/unverified", self.name),
+                delivered: unverified,
+                last_error: self.items.unverified_reason.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+                ..Stats::default()
+            });
+        }
         if let Some(s) = &self.spool {
             let c = s.counts();
             out.push(Stats {
@@ -429,9 +593,17 @@ impl Handler for HttpHandler {
                 failed: c.failed,
                 queued: c.pending_records,
                 queued_bytes: c.pending_bytes,
-                last_error: (c.shed_records > 0).then(|| {
-                    format!("spool full or damaged: {} records ({} bytes) shed", c.shed_records, c.shed_bytes)
-                }),
+                last_error: match (c.shed_records, c.corrupt_cursors) {
+                    (0, 0) => None,
+                    (_, 0) => Some(format!(
+                        "spool full or damaged: {} records ({} bytes) shed",
+                        c.shed_records, c.shed_bytes
+                    )),
+                    _ => Some(format!(
+                        "spool full or damaged: {} records ({} bytes) shed; {} corrupt cursor(s), replayed from the segment start",
+                        c.shed_records, c.shed_bytes, c.corrupt_cursors
+                    )),
+                },
                 ..Stats::default()
             });
         }

@@ -7,6 +7,19 @@
 //! back in that order; a segment is deleted once it is replayed. A process that stops between
 //! a successful send and the cursor update sends that chunk again after a restart: delivery
 //! is at least once.
+//!
+//! A full disk is an ordinary failure. Appends are all-or-nothing per record: when a write
+//! fails part-way, the segment is cut back to the end of the last record that reached the disk
+//! whole; those records count as spooled (and are replayed), the others as shed, so
+//! `spooled = replayed + failed + shed while reading + pending` holds exactly, and no half
+//! line is left to merge with the first record spooled after space returns. (If the cut itself
+//! fails, the next append starts a fresh segment and the reader skips the torn line, counted.)
+//!
+//! The cursor is checked against its segment when the spool is opened: a cursor past the end
+//! of its segment or inside a record, or naming a segment newer than every segment present, is
+//! counted as corrupt (in the spool's stats line) and replay starts again at the beginning of
+//! its segment, or of the oldest segment present when it names a newer one: at least once,
+//! records may be sent twice, none is skipped.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
@@ -26,6 +39,9 @@ pub(crate) struct SpoolCounts {
     pub failed: u64,
     pub pending_records: u64,
     pub pending_bytes: u64,
+    /// Cursors found invalid at open (past the end of their segment, inside a frame, or in a
+    /// segment newer than every segment present): replay restarted at a safe point.
+    pub corrupt_cursors: u64,
 }
 
 struct State {
@@ -55,6 +71,12 @@ pub(crate) struct Spool {
     changed: Condvar,
 }
 
+/// Whether `off` is a place a cursor can point at in a segment holding `data`: its start, or
+/// just after a record's newline (never past the end, never inside a frame).
+pub(crate) fn cursor_is_valid(data: &[u8], off: u64) -> bool {
+    off == 0 || (off <= data.len() as u64 && data[off as usize - 1] == b'\n')
+}
+
 fn seg_name(id: u64) -> String {
     format!("seg-{id:020}.ndjson")
 }
@@ -81,12 +103,39 @@ impl Spool {
                 Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
             })
             .unwrap_or((segments.first().copied().unwrap_or(1), 0));
+        let mut corrupt_cursor = false;
+        let mut cursor = cursor;
+        if let (Some(&first), Some(&last)) = (segments.first(), segments.last()) {
+            if cursor.0 > last {
+                // Newer than every segment: trusting it would drop them all unreplayed.
+                corrupt_cursor = true;
+                cursor = (first, 0);
+            } else if cursor.0 < first || !segments.contains(&cursor.0) {
+                // Its segment was replayed and removed before the cursor moved on: the next
+                // segment starts at its beginning.
+                let next = segments.iter().copied().find(|&id| id > cursor.0).unwrap_or(first);
+                cursor = (next, 0);
+            } else {
+                let data = fs::read(dir.join(seg_name(cursor.0)))?;
+                if !cursor_is_valid(&data, cursor.1) {
+                    corrupt_cursor = true;
+                    cursor.1 = 0;
+                }
+            }
+        }
+        if corrupt_cursor {
+            eprintln!(
+                "watchbell[http spool]: the spool cursor does not point at a record boundary of its \
+                 segment; replaying from the start of segment {} (records may be sent twice)",
+                cursor.0
+            );
+        }
         // Segments before the cursor were replayed.
         for id in segments.iter().filter(|&&id| id < cursor.0) {
             let _ = fs::remove_file(dir.join(seg_name(*id)));
         }
         segments.retain(|&id| id >= cursor.0);
-        let mut counts = SpoolCounts::default();
+        let mut counts = SpoolCounts { corrupt_cursors: u64::from(corrupt_cursor), ..SpoolCounts::default() };
         for &id in &segments {
             let data = fs::read(dir.join(seg_name(id)))?;
             let from = if id == cursor.0 { (cursor.1 as usize).min(data.len()) } else { 0 };
@@ -136,7 +185,8 @@ impl Spool {
             return false;
         }
         let mut buf = Vec::with_capacity(records.len() * 512);
-        let mut n = 0u64;
+        // Where each record taken ends in `buf`.
+        let mut ends = Vec::with_capacity(records.len());
         for r in records {
             let start = buf.len();
             if serde_json::to_writer(&mut buf, r).is_err() {
@@ -151,20 +201,25 @@ impl Spool {
                 st.counts.shed_bytes += len;
                 continue;
             }
-            n += 1;
+            ends.push(buf.len());
         }
         if !buf.is_empty() {
-            if let Err(e) = st.write(&buf) {
-                st.counts.shed_records += n;
-                st.counts.shed_bytes += buf.len() as u64;
-                if !std::mem::replace(&mut st.error_reported, true) {
-                    eprintln!("watchbell[http spool]: cannot write the spool, records shed: {e}");
+            let n = ends.len() as u64;
+            let (whole, whole_bytes) = match st.write(&buf, &ends) {
+                Ok(()) => (n, buf.len() as u64),
+                Err((e, whole, whole_bytes)) => {
+                    if !std::mem::replace(&mut st.error_reported, true) {
+                        eprintln!("watchbell[http spool]: cannot write the spool, records shed: {e}");
+                    }
+                    (whole, whole_bytes)
                 }
-            } else {
-                st.counts.spooled += n;
-                st.counts.pending_records += n;
-                st.counts.pending_bytes += buf.len() as u64;
-            }
+            };
+            // What reached the disk whole is spooled (and replayed); the rest is shed.
+            st.counts.spooled += whole;
+            st.counts.pending_records += whole;
+            st.counts.pending_bytes += whole_bytes;
+            st.counts.shed_records += n - whole;
+            st.counts.shed_bytes += buf.len() as u64 - whole_bytes;
         }
         drop(st);
         self.changed.notify_all();
@@ -319,15 +374,35 @@ impl State {
         Ok(())
     }
 
-    fn write(&mut self, buf: &[u8]) -> io::Result<()> {
+    /// Appends `buf`, whose records end at `ends`. All-or-nothing per record: on an error the
+    /// segment is cut back to the end of the last record that reached the disk whole (or, if
+    /// that fails, left for a fresh segment, where nothing can merge with the torn frame, which
+    /// the reader skips and counts); returns the error with the records and bytes kept.
+    fn write(&mut self, buf: &[u8], ends: &[usize]) -> Result<(), (io::Error, u64, u64)> {
         if self.writer_len >= self.segment_max || self.writer.is_none() {
             let next = self.segments.last().map_or(1, |l| l + 1);
-            self.start_segment(next)?;
+            self.start_segment(next).map_err(|e| (e, 0, 0))?;
         }
-        let w = self.writer.as_mut().ok_or_else(|| io::Error::other("no segment"))?;
-        w.write_all(buf)?;
-        self.writer_len += buf.len() as u64;
-        Ok(())
+        let base = self.writer_len;
+        let w = self.writer.as_mut().ok_or_else(|| (io::Error::other("no segment"), 0, 0))?;
+        let Err(e) = w.write_all(buf) else {
+            self.writer_len += buf.len() as u64;
+            return Ok(());
+        };
+        let Ok(meta) = w.metadata() else {
+            // How far the disk got is unknown: a fresh segment for the next records.
+            self.writer = None;
+            return Err((e, 0, 0));
+        };
+        let on_disk = meta.len().saturating_sub(base);
+        let whole = ends.iter().take_while(|&&end| end as u64 <= on_disk).count();
+        let keep = if whole == 0 { 0 } else { ends[whole - 1] as u64 };
+        if on_disk != keep && w.set_len(base + keep).is_err() {
+            // The torn frame stays: never append after it.
+            self.writer = None;
+        }
+        self.writer_len = base + keep;
+        Err((e, whole as u64, keep))
     }
 
     fn advance_segment(&mut self) {
@@ -360,6 +435,14 @@ mod tests {
     fn dir(tag: &str) -> PathBuf {
         let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
         std::env::temp_dir().join(format!("watchbell-spool-unit-{tag}-{}-{n}", std::process::id()))
+    }
+
+    #[test]
+    fn a_cursor_is_valid_only_at_a_record_boundary() {
+        let data = b"{}\n{\"a\":1}\n";
+        assert!(cursor_is_valid(data, 0) && cursor_is_valid(data, 3) && cursor_is_valid(data, 11));
+        assert!(!cursor_is_valid(data, 1) && !cursor_is_valid(data, 5) && !cursor_is_valid(data, 12));
+        assert!(!cursor_is_valid(b"", 1) && !cursor_is_valid(data, u64::MAX));
     }
 
     #[test]
