@@ -342,3 +342,81 @@ impl Sink for NotifySink {
         }
     }
 }
+
+/// A builder from one apprise-style URL, the form `watchbell.toml`'s `notify = [...]` takes:
+///
+/// | URL | service |
+/// |---|---|
+/// | `ntfys://[TOKEN@]HOST[:PORT]/TOPIC` (`ntfy://` for plain HTTP) | ntfy on `https://HOST` |
+/// | `discord://ID/TOKEN`, or the webhook's own `https://…/api/webhooks/ID/TOKEN` | Discord |
+/// | `pagerduty://ROUTING_KEY[@HOST[:PORT]]` | PagerDuty's Events API (or the given host: `https://`, `http://` for loopback) |
+///
+/// `?level=warn` (any service) sets the least level. Errors never repeat the URL's secrets.
+///
+/// ```
+/// use watchbell_notify::from_url;
+/// assert!(from_url("ntfys://ntfy.example.com/alerts?level=warn").is_ok());
+/// assert!(from_url("discord://123/abcDEF").is_ok());
+/// assert!(from_url("pagerduty://0123456789abcdef0123456789abcdef").is_ok());
+/// let e = from_url("gopher://x/SECRET").unwrap_err();
+/// assert!(!e.to_string().contains("SECRET"));
+/// ```
+pub fn from_url(url: &str) -> Result<NotifyBuilder, BuildError> {
+    let bad = |msg: &str| BuildError::new(CRATE, "url", format!("{msg} ({})", redact_url(url)));
+    let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("not a URL"))?;
+    let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let mut level = None;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("level", v)) => {
+                level = Some(watchbell_core::filter::parse_level(v).ok_or_else(|| bad("an unknown level"))?);
+            }
+            _ => return Err(bad("an unknown option (only `level`)")),
+        }
+    }
+    let loopback_scheme = |host: &str, tls: bool| {
+        if tls || !watchbell_core::secret::is_loopback_host(host.rsplit_once(':').map_or(host, |(h, _)| h)) {
+            "https"
+        } else {
+            "http"
+        }
+    };
+    let builder = match scheme.to_ascii_lowercase().as_str() {
+        s @ ("ntfy" | "ntfys") => {
+            let (auth, hostpath) = match rest.rsplit_once('@') {
+                Some((a, h)) => (Some(a), h),
+                None => (None, rest),
+            };
+            let (host, topic) = hostpath.split_once('/').ok_or_else(|| bad("expected ntfys://HOST/TOPIC"))?;
+            let web = if s == "ntfys" { "https" } else { "http" };
+            let b = NotifyLayer::ntfy(format!("{web}://{host}"), topic.trim_end_matches('/'));
+            match auth {
+                Some(t) => b.token(t),
+                None => b,
+            }
+        }
+        "discord" => {
+            let (id, token) = rest.split_once('/').ok_or_else(|| bad("expected discord://ID/TOKEN"))?;
+            NotifyLayer::discord(format!("https://discord.com/api/webhooks/{id}/{}", token.trim_end_matches('/')))
+        }
+        "https" | "http" if rest.contains("/api/webhooks/") => {
+            NotifyLayer::discord(url.split('?').next().unwrap_or(url))
+        }
+        "pagerduty" => {
+            let (key, host) = match rest.trim_end_matches('/').split_once('@') {
+                Some((k, h)) => (k, Some(h)),
+                None => (rest.trim_end_matches('/'), None),
+            };
+            let b = NotifyLayer::pagerduty(key);
+            match host {
+                Some(h) => b.api_base(format!("{}://{h}", loopback_scheme(h, false))),
+                None => b,
+            }
+        }
+        _ => return Err(bad("an unknown service; expected ntfy://, ntfys://, discord:// or pagerduty://")),
+    };
+    Ok(match level {
+        Some(l) => builder.level(l),
+        None => builder,
+    })
+}
