@@ -1,9 +1,8 @@
 //! A full disk is an ordinary failure: records are written whole or not at all, retried after
 //! space returns, each in the file exactly once, in order, and counted exactly. These tests
-//! mount a real small tmpfs (see `common/tmpfs.rs`).
+//! mount a real small tmpfs (`watchbell_test::tmpfs`).
 
-#[path = "common/tmpfs.rs"]
-mod tmpfs;
+use watchbell_test::tmpfs;
 
 use std::time::{Duration, Instant};
 
@@ -31,7 +30,7 @@ fn log_records(n: usize) {
 
 #[test]
 fn layer_on_a_full_disk_leaves_no_torn_line_and_delivers_each_record_once_after_space_returns() {
-    let Some(fs) = tmpfs::mount("layer_full_disk", 256 << 10) else { return };
+    let fs = tmpfs::mount("layer_full_disk", 256 << 10);
     let filler = tmpfs::fill(&fs, 40 << 10);
     let path = fs.join("app.log");
     let (layer, guard) = FileLayer::builder(&path).build().unwrap();
@@ -62,7 +61,7 @@ fn layer_on_a_full_disk_leaves_no_torn_line_and_delivers_each_record_once_after_
 
 #[test]
 fn rolling_file_on_a_full_disk_is_cut_back_to_its_last_whole_record() {
-    let Some(fs) = tmpfs::mount("rolling_full_disk", 256 << 10) else { return };
+    let fs = tmpfs::mount("rolling_full_disk", 256 << 10);
     let filler = tmpfs::fill(&fs, 20 << 10);
     let path = fs.join("app.log");
     let mut file = RollingFile::builder(&path).build().unwrap();
@@ -99,7 +98,7 @@ fn rolling_file_on_a_full_disk_is_cut_back_to_its_last_whole_record() {
 
 #[test]
 fn writer_on_a_full_disk_writes_lines_whole_or_not_at_all_and_counts_the_rest() {
-    let Some(fs) = tmpfs::mount("writer_full_disk", 256 << 10) else { return };
+    let fs = tmpfs::mount("writer_full_disk", 256 << 10);
     let filler = tmpfs::fill(&fs, 40 << 10);
     let path = fs.join("app.log");
     let (writer, guard) = RollingFile::builder(&path).non_blocking().unwrap();

@@ -1,12 +1,11 @@
 //! The disk spool on a full disk and with a damaged cursor: what reached the disk is counted
 //! as spooled and replayed, the rest is shed and counted, no half line is left to swallow the
 //! next record, and a cursor is checked against its segment. These tests mount a real small
-//! tmpfs (see `common/tmpfs.rs`).
+//! tmpfs (`watchbell_test::tmpfs`).
 
 mod common;
 #[allow(dead_code)]
-#[path = "common/tmpfs.rs"]
-mod tmpfs;
+use watchbell_test::tmpfs;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -51,7 +50,7 @@ fn segments(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn a_full_disk_while_spooling_counts_exactly_and_leaves_no_half_line() {
-    let Some(fs) = tmpfs::mount("spool_full_disk", 256 << 10) else { return };
+    let fs = tmpfs::mount("spool_full_disk", 256 << 10);
     let dir = fs.join("spool");
     let fake = FakeNdjson::start();
     fake.set_refusing(true);

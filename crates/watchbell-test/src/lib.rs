@@ -44,6 +44,7 @@ pub mod stack;
 mod store;
 pub mod syslog;
 pub mod telegram;
+pub mod tmpfs;
 
 use std::fmt;
 use std::sync::Arc;

@@ -1,10 +1,19 @@
-//! A small tmpfs mounted for one test (the disk-full tests need a disk that really fills).
+//! A small tmpfs mounted for one test: a disk that really fills, for disk-full tests (root
+//! needed, as on CI). When it cannot be mounted the test fails and says why; it never passes
+//! without having run.
+//!
+//! ```no_run
+//! let fs = watchbell_test::tmpfs::mount("my_test", 256 << 10);
+//! let filler = watchbell_test::tmpfs::fill(&fs, 40 << 10); // full, but for 40 KiB
+//! std::fs::remove_file(filler).unwrap(); // space again
+//! ```
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// A tmpfs of a fixed size mounted on a fresh directory; unmounted and removed when dropped.
+#[derive(Debug)]
 pub struct Tmpfs(PathBuf);
 
 impl std::ops::Deref for Tmpfs {
@@ -21,14 +30,8 @@ impl Drop for Tmpfs {
     }
 }
 
-/// Mounts a tmpfs of `bytes` on a fresh directory. Returns `None` only when the environment
-/// variable `WATCHBELL_TEST_NO_TMPFS=1` is set (the caller prints that it is skipped); when the
-/// mount fails otherwise the test fails with the reason.
-pub fn mount(name: &str, bytes: u64) -> Option<Tmpfs> {
-    if std::env::var("WATCHBELL_TEST_NO_TMPFS").as_deref() == Ok("1") {
-        eprintln!("SKIPPED {name}: WATCHBELL_TEST_NO_TMPFS=1, no tmpfs mounted, nothing tested");
-        return None;
-    }
+/// Mounts a tmpfs of `bytes` on a fresh directory; panics with the reason when it cannot.
+pub fn mount(name: &str, bytes: u64) -> Tmpfs {
     static N: AtomicUsize = AtomicUsize::new(0);
     let dir = std::env::temp_dir().join(format!(
         "watchbell-tmpfs-{}-{name}-{}",
@@ -39,12 +42,12 @@ pub fn mount(name: &str, bytes: u64) -> Option<Tmpfs> {
     let out =
         Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={bytes}")]).arg("tmpfs").arg(&dir).output();
     match out {
-        Ok(o) if o.status.success() => Some(Tmpfs(dir)),
+        Ok(o) if o.status.success() => Tmpfs(dir),
         Ok(o) => {
             let _ = std::fs::remove_dir(&dir);
             panic!(
                 "{name} needs a small tmpfs to fill the disk for real, and `mount -t tmpfs` failed: {} \
-                 (run as root, or set WATCHBELL_TEST_NO_TMPFS=1 to skip this test knowingly)",
+                 (run the tests as root, as CI does)",
                 String::from_utf8_lossy(&o.stderr).trim()
             )
         }
@@ -52,7 +55,7 @@ pub fn mount(name: &str, bytes: u64) -> Option<Tmpfs> {
             let _ = std::fs::remove_dir(&dir);
             panic!(
                 "{name} needs a small tmpfs and cannot run `mount`: {e} \
-                 (run as root, or set WATCHBELL_TEST_NO_TMPFS=1 to skip this test knowingly)"
+                 (run the tests as root, as CI does)"
             )
         }
     }
