@@ -321,6 +321,8 @@ pub fn check_url(url: &str, allow_plain_http: bool) -> Result<(), String> {
                 ))
             }
         }
+        // Without `://` what parses as a scheme may be the user of `user:password@host`.
+        _ if !url.contains("://") => Err("not an absolute URL (no scheme://): expected https://…".to_owned()),
         other => Err(format!("unsupported URL scheme {other:?} in {}: expected https", redact_url(url))),
     }
 }
@@ -328,6 +330,39 @@ pub fn check_url(url: &str, allow_plain_http: bool) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_peer_echoing_the_request_gets_its_secrets_redacted_in_the_reason() {
+        let pad = "x".repeat(150);
+        let body = format!(
+            "unauthorized: POST /services/T0A/B0B/hookS3cret?api_key=K3y {pad} Authorization: Basic dXNlcjpwYXNz\n\
+             POST https://user:pa/ss@h.example/bot123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw4/sendMessage"
+        );
+        for status in [401, 503] {
+            let reason = match classify(status, None, "collector", &body) {
+                Outcome::Permanent { reason } | Outcome::Retry { reason, .. } => reason,
+                other => panic!("{other:?}"),
+            };
+            assert!(
+                reason.starts_with(&format!("collector answered {status}: unauthorized: POST /services/[redacted]"))
+            );
+            for secret in ["hookS3cret", "K3y", "dXNlcjpwYXNz", "pa/ss", "AAHdq", "123456789"] {
+                assert!(!reason.contains(secret), "{secret} in {reason}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_url_error_never_shows_credentials() {
+        for url in ["https://user:pa/ss@[::1/x", "user:Pa55word@logs.example/push", "ftp://user:Pa55word@h/x?token=T0k"]
+        {
+            let err = check_url(url, false).unwrap_err();
+            for secret in ["user", "pa/ss", "Pa55", "T0k"] {
+                assert!(!err.contains(secret), "{secret} in {err}");
+            }
+        }
+        assert!(check_url("ftp://h.example/x", false).unwrap_err().contains("\"ftp\""));
+    }
 
     #[test]
     fn retry_after_forms() {

@@ -118,8 +118,9 @@ pub fn redact_url(url: &str) -> String {
 ///   `@` inside the password included);
 /// - the value of every `name=value`, `name: value` and `"name": value` pair whose name is a
 ///   secret's ([`Redactor`]'s default names: `token`, `api_key`, `password`, `secret`, `auth`,
-///   `authorization`, `cookie`, …), so URL query parameters, form bodies, JSON and headers such
-///   as `Authorization: Bearer …` or `X-Api-Key: …`;
+///   `authorization`, `cookie`, …, and here also `key`, `sig` and `signature`), so URL query
+///   parameters, form bodies, JSON and headers such as `Authorization: Bearer …`,
+///   `Proxy-Authorization: Basic …` or `X-Api-Key: …`;
 /// - Telegram bot tokens (`123456789:AA…`, anywhere, in a path or not);
 /// - the secret path of Slack (`/services/T…/B…/…`) and Discord (`/api/webhooks/…`) webhooks.
 ///
@@ -130,18 +131,66 @@ pub fn redact_url(url: &str) -> String {
 /// use watchbell_core::secret::redact_text;
 /// assert_eq!(redact_text("POST https://ingest:s3/cr@t@logs.example/x failed"), "POST https://[redacted]@logs.example/x failed");
 /// assert_eq!(redact_text("GET /push?api_key=abc&page=2"), "GET /push?api_key=[redacted]&page=2");
+/// assert_eq!(redact_text("GET /map?key=abc&sig=def"), "GET /map?key=[redacted]&sig=[redacted]");
 /// assert_eq!(redact_text("Authorization: Basic dXNlcjpwYXNz"), "Authorization: [redacted]");
 /// assert_eq!(redact_text("POST /bot123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw4/sendMessage"), "POST /bot[redacted]/sendMessage");
 /// assert_eq!(redact_text("https://hooks.slack.com/services/T000/B000/XXXX 404"), "https://hooks.slack.com/services/[redacted] 404");
 /// assert_eq!(redact_text("connection refused"), "connection refused");
 /// ```
 pub fn redact_text(text: &str) -> Cow<'_, str> {
-    static NAMES: OnceLock<Redactor> = OnceLock::new();
     let shaped = redact_shapes(text);
-    match NAMES.get_or_init(Redactor::default).redact_text(&shaped) {
+    match names().redact_text(&shaped) {
         Cow::Borrowed(_) => shaped,
         Cow::Owned(o) => Cow::Owned(o),
     }
+}
+
+/// Like [`redact_text`], but secret-named `name=value` pairs are redacted only inside URLs
+/// (`scheme://…` up to whitespace or a quote): for the `Debug` of a structure whose own field
+/// names are secret names (`token: Some("***")`) and must stay readable, while a URL in one of
+/// its values may still carry userinfo or a `?token=`.
+///
+/// ```
+/// use watchbell_core::secret::redact_urls;
+/// let debug = r#"Cfg { token: Some("***"), api_base: Some("https://u:pw@proxy.example/?token=t0k&x=1") }"#;
+/// assert_eq!(redact_urls(debug), r#"Cfg { token: Some("***"), api_base: Some("https://[redacted]@proxy.example/?token=[redacted]&x=1") }"#);
+/// ```
+pub fn redact_urls(text: &str) -> Cow<'_, str> {
+    let shaped = redact_shapes(text);
+    let b = shaped.as_bytes();
+    let mut out: Option<String> = None;
+    let (mut last, mut i) = (0, 0);
+    while let Some(p) = find(b, i, b"://") {
+        let start = p + 3;
+        let end = token_end(b, start);
+        // Both ends are next to ASCII bytes (or the end): char boundaries.
+        if let Cow::Owned(redacted) = names().redact_text(&shaped[start..end]) {
+            let o = out.get_or_insert_with(|| String::with_capacity(shaped.len()));
+            o.push_str(&shaped[last..start]);
+            o.push_str(&redacted);
+            last = end;
+        }
+        i = end.max(start);
+    }
+    match out {
+        Some(mut o) => {
+            o.push_str(&shaped[last..]);
+            Cow::Owned(o)
+        }
+        None => shaped,
+    }
+}
+
+fn names() -> &'static Redactor {
+    static NAMES: OnceLock<Redactor> = OnceLock::new();
+    NAMES.get_or_init(text_redactor)
+}
+
+/// The names whose values [`redact_text`] hides: the redaction rule's ([`Redactor::default`]),
+/// and the names credentials take in URLs and headers (`key`, `sig`, `signature`: a signed URL,
+/// `?key=` of a Google API).
+fn text_redactor() -> Redactor {
+    Redactor::default().with_pattern("key").with_pattern("sig").with_pattern("signature")
 }
 
 /// Where a URL-ish token ends: whitespace, quotes, angle brackets, or the end.
@@ -238,4 +287,147 @@ fn redact_shapes(text: &str) -> Cow<'_, str> {
     }
     out.push_str(&text[last..]);
     Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(text: &str) -> String {
+        redact_text(text).into_owned()
+    }
+
+    #[test]
+    fn userinfo_is_hidden_whatever_the_password_holds() {
+        for (url, host) in [
+            ("https://user:pass@logs.example/push", "logs.example/push"),
+            ("https://user:pa/ss@logs.example/push", "logs.example/push"),
+            ("https://user:p@ss:w/rd@logs.example:8443/push?x=1", "logs.example:8443/push?x=1"),
+            ("https://ACc0ffee:twilioTok3n@api.twilio.com/2010-04-01", "api.twilio.com/2010-04-01"),
+            ("postgres://tickets:pgPa55@db.example:5432/t", "db.example:5432/t"),
+        ] {
+            let out = r(&format!("POST {url} failed: refused"));
+            assert_eq!(out, format!("POST {}://[redacted]@{host} failed: refused", url.split("://").next().unwrap()));
+        }
+    }
+
+    #[test]
+    fn secret_named_query_parameters_are_hidden() {
+        assert_eq!(r("GET /push?api_key=abc123&page=2"), "GET /push?api_key=[redacted]&page=2");
+        assert_eq!(
+            r("/x?token=t0k&sig=s1g&signature=s2g&password=pw"),
+            "/x?token=[redacted]&sig=[redacted]&signature=[redacted]&password=[redacted]"
+        );
+        assert_eq!(r("https://h.example/p?page=2&secret=s3"), "https://h.example/p?page=2&secret=[redacted]");
+        assert!(!r("https://h.example/p?key=K3yValue").contains("K3yValue"));
+    }
+
+    #[test]
+    fn authorization_like_headers_are_hidden_with_their_scheme() {
+        for header in [
+            "Authorization: Basic dXNlcjpwYXNz",
+            "authorization: Bearer eyJhbGciOi.payload.sig",
+            "Proxy-Authorization: Basic dXNlcjpwYXNz",
+            "X-Api-Key: k3y-Value",
+        ] {
+            let out = r(&format!("401 echo:\n{header}\ncontent-type: text/plain"));
+            let name = header.split(':').next().unwrap();
+            assert_eq!(out, format!("401 echo:\n{name}: [redacted]\ncontent-type: text/plain"), "{header}");
+        }
+    }
+
+    #[test]
+    fn telegram_bot_tokens_are_hidden_in_a_path_or_alone() {
+        let token = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw4";
+        assert_eq!(r(&format!("/bot{token}/sendMessage")), "/bot[redacted]/sendMessage");
+        assert_eq!(r(&format!("the token {token} was revoked")), "the token [redacted] was revoked");
+        // A time or a ratio is not a token.
+        assert_eq!(r("at 12:30:45, 3:2 and 2026-11-29T01:30:00Z"), "at 12:30:45, 3:2 and 2026-11-29T01:30:00Z");
+    }
+
+    #[test]
+    fn slack_and_discord_webhook_paths_are_hidden() {
+        assert_eq!(
+            r("POST https://hooks.slack.com/services/T0A1/B0B2/xYz123secret: 404"),
+            "POST https://hooks.slack.com/services/[redacted] 404"
+        );
+        assert_eq!(
+            r("https://discord.com/api/webhooks/1234/abcDEF?wait=true"),
+            "https://discord.com/api/webhooks/[redacted]?wait=true"
+        );
+    }
+
+    #[test]
+    fn text_without_a_secret_shape_is_borrowed_and_unchanged() {
+        for text in [
+            "",
+            "connection refused (os error 111)",
+            "collector answered 503: try again later",
+            "http://127.0.0.1:3100/loki/api/v1/push",
+            "caf\u{e9} \u{1f600} \u{65e5}\u{672c}: 42",
+        ] {
+            assert!(matches!(redact_text(text), Cow::Borrowed(t) if t == text), "{text}");
+        }
+    }
+
+    #[test]
+    fn never_panics_on_odd_or_huge_input() {
+        let pieces = [
+            "://",
+            "@",
+            ":",
+            "?",
+            "=",
+            "&",
+            "token",
+            "/services/",
+            "bot",
+            "12345",
+            "\u{1f600}",
+            "é",
+            "\"",
+            " ",
+            "\n",
+            "Authorization",
+            "a",
+        ];
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        for _ in 0..20_000 {
+            let mut text = String::new();
+            for _ in 0..(seed % 24) {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                text.push_str(pieces[(seed % pieces.len() as u64) as usize]);
+            }
+            let out = redact_text(&text);
+            assert!(out.len() <= text.len() + 64 * (text.len() + 1), "{text:?}");
+        }
+        let huge = "https://u:p@h/?token=".repeat(20_000) + &"\u{1f600}".repeat(100_000);
+        let out = redact_text(&huge);
+        assert!(!out.contains("u:p@"));
+        let huge_plain = "x".repeat(4 << 20);
+        assert!(matches!(redact_text(&huge_plain), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn redact_urls_keeps_field_names_readable_and_hides_url_secrets() {
+        let debug =
+            r#"X { password: Some("***"), url: "https://a:b@h.example/p?sig=S1g&page=2", token: { env = "T" } }"#;
+        assert_eq!(
+            redact_urls(debug),
+            r#"X { password: Some("***"), url: "https://[redacted]@h.example/p?sig=[redacted]&page=2", token: { env = "T" } }"#
+        );
+        assert!(matches!(redact_urls("token: abc, no url here"), Cow::Borrowed(_)));
+        let odd = "\u{1f600}://?token=\u{e9}://@".repeat(1000);
+        let _ = redact_urls(&odd);
+    }
+
+    #[test]
+    fn redact_url_keeps_scheme_host_and_port_only() {
+        assert_eq!(redact_url("https://user:pa/ss@logs.example/push?api_key=k"), "https://logs.example/…");
+        assert_eq!(redact_url("https://user:p@ss@logs.example:8443"), "https://logs.example:8443");
+        assert_eq!(redact_url("https://logs.example/x?token=t0k"), "https://logs.example/…");
+        assert_eq!(redact_url("not a url with token=t0k"), "[redacted url]");
+    }
 }

@@ -47,8 +47,17 @@ impl From<rusqlite::Error> for StoreError {
 #[cfg(feature = "postgres")]
 impl From<postgres::Error> for StoreError {
     fn from(e: postgres::Error) -> Self {
-        // postgres errors carry the server's message, never the connection password.
-        StoreError::new(format!("postgres: {e}"))
+        // The client's own text is terse ("db error"): the causes say what happened (the
+        // server's message, the I/O error). Neither carries the connection password; shapes
+        // that look secret are redacted all the same.
+        let mut message = format!("postgres: {e}");
+        let mut source = std::error::Error::source(&e);
+        while let Some(cause) = source {
+            message.push_str(": ");
+            message.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        StoreError::new(watchbell_core::secret::redact_text(&message).into_owned())
     }
 }
 

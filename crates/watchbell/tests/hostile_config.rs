@@ -62,6 +62,31 @@ chats = [-100123]
 }
 
 #[test]
+fn an_api_base_with_credentials_is_redacted_in_debug() {
+    let toml = r#"
+[telegram]
+token = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw4"
+chats = [-100123]
+api_base = "https://proxyuser:PrOxYpass@tg-proxy.example/?token=TgPrOxYtok"
+
+[sms]
+recipients = ["+14155550100"]
+
+[sms.twilio]
+sid = "AC0123456789abcdef0123456789abcdef"
+token = "TwToKen"
+from = "+14155550199"
+api_base = "https://u:TwPrOxYpass@twilio-proxy.example"
+"#;
+    let config = Config::from_toml_str(toml).expect("valid");
+    let debug = format!("{config:?} {config:#?}");
+    for secret in ["PrOxYpass", "TgPrOxYtok", "TwPrOxYpass", "proxyuser"] {
+        assert!(!debug.contains(secret), "{secret} in {debug}");
+    }
+    assert!(debug.contains("tg-proxy.example") && debug.contains("twilio-proxy.example"), "{debug}");
+}
+
+#[test]
 fn a_bad_collector_url_error_never_echoes_its_credentials() {
     for url in
         ["https://ingest:SeC/ret@[::1/push", "https://ingest:SeCret@/push?token=TKsecret", "ingest:SeCret@logs.example"]

@@ -41,7 +41,12 @@ macro_rules! sink_table {
 
 /// The whole configuration: every table is optional; a sink is set up when its table is there.
 /// See the [crate docs](crate#configuration) for the file format.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+///
+/// Its `Debug` shows secret slots as `***` (or where they come from: `{ env = "NAME" }`), and
+/// the URLs in other values with their secrets redacted
+/// ([`redact_urls`](watchbell_core::secret::redact_urls)): credentials in an `api_base`
+/// URL's userinfo, a `?token=` in its query.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// The application's name, shown in every message (`app = "billing"`).
@@ -351,5 +356,57 @@ sink_table! {
         expire_after: Option<String>,
         /// The least severe level (default `warn`).
         level: Option<String>,
+    }
+}
+
+/// A value's `Debug`, secrets redacted by shape.
+struct Shown<'a, T>(&'a T);
+
+impl<T: std::fmt::Debug> std::fmt::Debug for Shown<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = if f.alternate() { format!("{:#?}", self.0) } else { format!("{:?}", self.0) };
+        f.write_str(&watchbell_core::secret::redact_urls(&text))
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Destructured without `..`: a new table cannot be left out of `Debug`.
+        let Config {
+            app,
+            environment,
+            fmt,
+            rate_limit,
+            slack,
+            telegram,
+            sms,
+            mail,
+            http,
+            syslog,
+            file,
+            fingers_crossed,
+            ticketing,
+            command,
+            journald,
+            desktop,
+        } = self;
+        f.debug_struct("Config")
+            .field("app", &Shown(app))
+            .field("environment", &Shown(environment))
+            .field("fmt", &Shown(fmt))
+            .field("rate_limit", &Shown(rate_limit))
+            .field("slack", &Shown(slack))
+            .field("telegram", &Shown(telegram))
+            .field("sms", &Shown(sms))
+            .field("mail", &Shown(mail))
+            .field("http", &Shown(http))
+            .field("syslog", &Shown(syslog))
+            .field("file", &Shown(file))
+            .field("fingers_crossed", &Shown(fingers_crossed))
+            .field("ticketing", &Shown(ticketing))
+            .field("command", &Shown(command))
+            .field("journald", &Shown(journald))
+            .field("desktop", &Shown(desktop))
+            .finish()
     }
 }
