@@ -515,16 +515,18 @@ impl Shared {
     }
 
     /// Keeps `reason` as the last error, secrets redacted by shape
-    /// ([`redact_text`](crate::secret::redact_text)): whatever a sink or a peer put in it.
+    /// ([`redact_text`](crate::secret::redact_text)) and control characters escaped
+    /// ([`escape_controls`](crate::text::escape_controls)): whatever a sink or a peer put in it.
     fn set_error(&self, reason: &str) {
-        let reason = crate::secret::redact_text(reason).into_owned();
+        let reason = crate::text::escape_controls(&crate::secret::redact_text(reason)).into_owned();
         *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
     }
 
     /// Prints a failure on stderr once per kind (the first 48 characters of the reason),
     /// secrets redacted by shape.
     fn report_once(&self, what: &str, reason: &str) {
-        let reason = &*crate::secret::redact_text(reason);
+        let reason = crate::text::escape_controls(&crate::secret::redact_text(reason)).into_owned();
+        let reason = reason.as_str();
         let key: String = reason.chars().take(48).collect();
         let mut seen = self.reported.lock().unwrap_or_else(|e| e.into_inner());
         if seen.len() < 64 && seen.insert(key) {

@@ -66,7 +66,9 @@ pub fn classify(status: u16, retry_after: Option<Duration>, what: &str, body: &s
     // A peer may echo the request (its URL, its Authorization header) in its error body:
     // redacted by shape before it is cut, so a cut cannot split a secret out of its shape.
     let body = crate::secret::redact_text(body.trim());
+    // Control characters escaped: a body cannot forge stderr lines or send terminal escapes.
     let snippet: String = body.chars().take(200).collect();
+    let snippet = crate::text::escape_controls(&snippet);
     let reason = if snippet.is_empty() {
         format!("{what} answered {status}")
     } else {

@@ -14,7 +14,9 @@
 //!
 //! A receiver can be [`stop`](FakeSyslog::stop)ped (its listener and every open connection are
 //! closed; a unix socket file is removed) and [`restart`](FakeSyslog::restart)ed on the same port
-//! or path, to test reconnection.
+//! or path, to test reconnection. A TCP receiver can also [`reset_next`](FakeSyslog::reset_next)
+//! connections (a TCP RST as soon as each is accepted, nothing read), as a receiver that restarts
+//! or refuses its peer does.
 //!
 //! ```
 //! use std::io::Write;
@@ -410,6 +412,10 @@ pub fn temp_socket_path(name: &str) -> PathBuf {
 struct Store {
     frames: Recorded<Vec<Frame>>,
     connections: AtomicUsize,
+    /// TCP connections still to reset as soon as they are accepted.
+    to_reset: AtomicUsize,
+    /// TCP connections reset so far.
+    resets: AtomicUsize,
 }
 
 impl Store {
@@ -600,6 +606,18 @@ impl FakeSyslog {
         }
     }
 
+    /// Resets (a TCP RST, without reading a byte) each of the next `n` TCP connections as soon
+    /// as it is accepted, as a receiver that is restarting or refuses the peer does; later
+    /// connections are read as usual. No effect on other transports.
+    pub fn reset_next(&self, n: usize) {
+        self.store.to_reset.store(n, Ordering::SeqCst);
+    }
+
+    /// How many TCP connections were reset by [`reset_next`](Self::reset_next).
+    pub fn resets(&self) -> usize {
+        self.store.resets.load(Ordering::SeqCst)
+    }
+
     /// Listens again on the same port or path (after [`stop`](Self::stop)); does nothing if
     /// it is running.
     ///
@@ -653,8 +671,17 @@ impl FakeSyslog {
 
     fn run_tcp(&self, listener: TcpListener) {
         listener.set_nonblocking(true).expect("nonblocking");
+        let store = Arc::clone(&self.store);
         self.run_stream(move || {
             let (stream, _) = listener.accept()?;
+            let reset = store.to_reset.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+            if reset {
+                // SO_LINGER 0: closing sends a TCP RST, not a FIN.
+                let _ = rustix::net::sockopt::set_socket_linger(&stream, Some(Duration::ZERO));
+                drop(stream);
+                store.resets.fetch_add(1, Ordering::SeqCst);
+                return Err(ErrorKind::WouldBlock.into());
+            }
             let _ = stream.set_nonblocking(false);
             let _ = stream.set_read_timeout(Some(POLL));
             let conn = stream.try_clone().ok().map(Conn::Tcp);

@@ -342,6 +342,35 @@ impl Config {
         place!(cx, g, out, "journald", self.journald_builder(cx, g), |_: &str| None);
         #[cfg(feature = "desktop")]
         place!(cx, g, out, "desktop", self.desktop_builder(cx, g), |_: &str| None);
+        #[cfg(feature = "notify")]
+        use watchbell_core::SinkOptions as _;
+        #[cfg(feature = "notify")]
+        for (i, url) in self.notify.iter().enumerate() {
+            let key = format!("notify[{i}]");
+            let Some(text) = cx.secret(&key, Some(url), true) else { continue };
+            if !cx.resolve {
+                continue;
+            }
+            let built = watchbell_notify::from_url(&text).and_then(|mut b| {
+                b = match g.rate_limit {
+                    Some((0, _)) => b.no_rate_limit(),
+                    Some((n, d)) => b.rate_limit(n, d),
+                    None => b,
+                };
+                if let Some(app) = &self.app {
+                    b = b.app(app);
+                }
+                b.build::<S>()
+            });
+            match built {
+                Ok((l, gd)) => out("notify", Built::Layer(Box::new(l), gd)),
+                Err(e) => cx.build_error(&key, e, Some(url.redacted())),
+            }
+        }
+        #[cfg(not(feature = "notify"))]
+        if !self.notify.is_empty() {
+            cx.problem("notify", None, "the `notify` feature of the watchbell crate (or `full`)");
+        }
     }
 }
 

@@ -26,6 +26,7 @@
 //! | `command` | `watchbell-command` as `command` | run a program per record or batch (argv templates, no shell), killed with its process group at its timeout |
 //! | `journald` | `watchbell-journald` as `journald` | the systemd journal's native protocol, fields as journal fields |
 //! | `desktop` | `watchbell-desktop` as `desktop` | freedesktop notifications over D-Bus |
+//! | `notify` | `watchbell-notify` as `notify` | push and paging: ntfy, Discord webhooks, PagerDuty |
 //! | `full` | all of the above | |
 //!
 //! Every sink builder shares the common settings of [`SinkOptions`](prelude::SinkOptions)
@@ -155,6 +156,7 @@
 //! | `WATCHBELL_COMMAND_PROGRAM`, `_SHELL`, `_ARGS`, `_STDIN`, `_PER_BATCH`, `_CONCURRENCY`, `_LEVEL` | `command.program`, `.shell`, `.args`, … |
 //! | `WATCHBELL_JOURNALD_SOCKET`, `_SYSLOG_IDENTIFIER`, `_LEVEL` | `journald.socket`, `.syslog_identifier`, `.level` |
 //! | `WATCHBELL_DESKTOP_BUS_ADDRESS`, `_EXPIRE_AFTER`, `_LEVEL` | `desktop.bus_address`, `.expire_after`, `.level` |
+//! | `WATCHBELL_NOTIFY` (comma-separated URLs) | `notify` |
 //! | `WATCHBELL_<SINK>_PACE`, `_TIMEOUT`, `_QUEUE_RECORDS`, `_ALLOW_PLAIN_HTTP` (`<SINK>`: `SLACK`, `TELEGRAM`, `SMS`, `MAIL`, `HTTP`, `SYSLOG`, `FILE`, `TICKETING`, `COMMAND`, `JOURNALD`, `DESKTOP`) | the common settings of that table |
 //!
 //! ## coaster's keys
@@ -230,6 +232,8 @@ pub use watchbell_log as log;
 pub use watchbell_mail as mail;
 #[cfg(feature = "slack")]
 pub use watchbell_slack as slack;
+#[cfg(feature = "notify")]
+pub use watchbell_notify as notify;
 #[cfg(feature = "sms")]
 pub use watchbell_sms as sms;
 #[cfg(feature = "syslog")]

@@ -102,3 +102,38 @@ fn bad_new_sink_tables_are_clear_errors() {
         .unwrap_err();
     assert!(e.to_string().contains("desktop.bus_address"), "{e}");
 }
+
+#[test]
+fn notify_urls_from_a_toml_file_and_from_a_variable() {
+    use watchbell_test::notify::{FakeDiscord, FakeNtfy, FakePagerDuty};
+    let (ntfy, discord, pd) = (FakeNtfy::start(None), FakeDiscord::start(), FakePagerDuty::start());
+    let urls = [
+        format!("ntfy://{}/shop-alerts", ntfy.http().addr()),
+        discord.url(),
+        format!("pagerduty://R0UTINGkey0123456789abcdefABCDEF@{}?level=warn", pd.http().addr()),
+    ];
+    let toml = format!("app = \"billing\"\nnotify = [\"{}\", \"{}\", \"{}\"]\n", urls[0], urls[1], urls[2]);
+    let from_toml = Config::from_toml_str(&toml).unwrap();
+    assert!(!format!("{from_toml:?}").contains("R0UTINGkey"), "notify URLs are secrets in Debug");
+    let vars =
+        vec![("WATCHBELL_APP".to_owned(), "billing".to_owned()), ("WATCHBELL_NOTIFY".to_owned(), urls.join(", "))];
+    let from_vars = Config::default().with_vars(vars).unwrap();
+    for (round, config) in [from_toml, from_vars].into_iter().enumerate() {
+        let (layers, guard) = config.layers::<tracing_subscriber::Registry>().unwrap();
+        assert_eq!(layers.len(), 3);
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layers), || {
+            tracing::error!(order = 42, "payment failed");
+            tracing::warn!("disk almost full");
+        });
+        assert!(guard.flush(WAIT).is_complete(), "{:?}", guard.stats());
+        assert_eq!(ntfy.wait_for(round + 1, WAIT)[round]["title"], "[billing] ERROR new_sinks");
+        assert_eq!(discord.wait_for(round + 1, WAIT).len(), round + 1, "the warning is below Discord's default level");
+        let events = pd.wait_for(2 * (round + 1), WAIT);
+        assert_eq!(events.len(), 2 * (round + 1), "?level=warn: both went to PagerDuty");
+    }
+    assert!(ntfy.errors().is_empty() && discord.errors().is_empty() && pd.errors().is_empty());
+    let e = Config::from_toml_str("notify = [\"gopher://x/SECRET\"]\n")
+        .and_then(|c| c.layers::<tracing_subscriber::Registry>().map(|_| ()))
+        .unwrap_err();
+    assert!(e.to_string().contains("notify[0]") && !e.to_string().contains("SECRET"), "{e}");
+}

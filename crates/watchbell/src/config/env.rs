@@ -101,6 +101,7 @@ pub(crate) const VARS: &[(&str, &str, Kind)] = &[
     ("DESKTOP_BUS_ADDRESS", "desktop.bus_address", Kind::Str),
     ("DESKTOP_EXPIRE_AFTER", "desktop.expire_after", Kind::Str),
     ("DESKTOP_LEVEL", "desktop.level", Kind::Str),
+    ("NOTIFY", "notify", Kind::List),
 ];
 
 /// The sink tables that take the common settings, as variable prefixes.

@@ -81,6 +81,10 @@ pub struct Config {
     pub journald: Option<JournaldConfig>,
     /// Desktop notifications over D-Bus.
     pub desktop: Option<DesktopConfig>,
+    /// Push and paging destinations, one apprise-style URL each (secrets: a URL holds its
+    /// token): `ntfys://[TOKEN@]HOST/TOPIC`, `discord://ID/TOKEN`, `pagerduty://ROUTING_KEY`,
+    /// with `?level=` if not the default (`error`). See `watchbell_notify::from_url`.
+    pub notify: Vec<SecretValue>,
 }
 
 /// `[fmt]`: the console layer of [`init`](crate::init).
@@ -389,6 +393,7 @@ impl std::fmt::Debug for Config {
             command,
             journald,
             desktop,
+            notify,
         } = self;
         f.debug_struct("Config")
             .field("app", &Shown(app))
@@ -407,6 +412,7 @@ impl std::fmt::Debug for Config {
             .field("command", &Shown(command))
             .field("journald", &Shown(journald))
             .field("desktop", &Shown(desktop))
+            .field("notify", notify)
             .finish()
     }
 }
