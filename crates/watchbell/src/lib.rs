@@ -230,10 +230,10 @@ pub use watchbell_journald as journald;
 pub use watchbell_log as log;
 #[cfg(feature = "mail")]
 pub use watchbell_mail as mail;
-#[cfg(feature = "slack")]
-pub use watchbell_slack as slack;
 #[cfg(feature = "notify")]
 pub use watchbell_notify as notify;
+#[cfg(feature = "slack")]
+pub use watchbell_slack as slack;
 #[cfg(feature = "sms")]
 pub use watchbell_sms as sms;
 #[cfg(feature = "syslog")]
