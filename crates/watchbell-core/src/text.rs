@@ -305,6 +305,32 @@ pub fn form_urlencode<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> String 
     out
 }
 
+/// `s` with every control character (C0 including CR, LF, tab and NUL; DEL; C1) written in
+/// Rust's escape notation (`\n`, `\0`, `\u{1b}`): for text from outside — a peer's error body,
+/// a server's reason — that is printed on one line (stderr, `Stats::last_error`), so that it can
+/// neither forge lines nor send terminal escape sequences. Text without control characters is
+/// returned as it is.
+///
+/// ```
+/// use watchbell_core::text::escape_controls;
+/// assert_eq!(escape_controls("bad\r\nX-Injected: 1\u{1b}[2J"), "bad\\r\\nX-Injected: 1\\u{1b}[2J");
+/// assert_eq!(escape_controls("plain"), "plain");
+/// ```
+pub fn escape_controls(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -463,30 +489,4 @@ mod tests {
         assert!(c.iter().all(|p| p.len() <= 999));
         assert_eq!(c.concat(), s);
     }
-}
-
-/// `s` with every control character (C0 including CR, LF, tab and NUL; DEL; C1) written in
-/// Rust's escape notation (`\n`, `\0`, `\u{1b}`): for text from outside — a peer's error body,
-/// a server's reason — that is printed on one line (stderr, `Stats::last_error`), so that it can
-/// neither forge lines nor send terminal escape sequences. Text without control characters is
-/// returned as it is.
-///
-/// ```
-/// use watchbell_core::text::escape_controls;
-/// assert_eq!(escape_controls("bad\r\nX-Injected: 1\u{1b}[2J"), "bad\\r\\nX-Injected: 1\\u{1b}[2J");
-/// assert_eq!(escape_controls("plain"), "plain");
-/// ```
-pub fn escape_controls(s: &str) -> Cow<'_, str> {
-    if !s.chars().any(char::is_control) {
-        return Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        if c.is_control() {
-            out.extend(c.escape_debug());
-        } else {
-            out.push(c);
-        }
-    }
-    Cow::Owned(out)
 }
