@@ -313,7 +313,8 @@ impl TicketingBuilder {
             timeout: self.options.timeout,
             app_id: self.app_id,
             grouping: Grouping { salt: self.salt, fingerprint_field: self.fingerprint_field, keep: self.retention },
-            store: None,
+            writer: None,
+            hung: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
         };
         let delivery = self
             .options

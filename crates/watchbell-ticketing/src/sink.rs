@@ -3,6 +3,8 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use watchbell_core::{Batch, Fingerprint, Level, Origin, Outcome, Record, Sink};
@@ -87,13 +89,79 @@ impl Grouping {
 }
 
 /// Writes batches of occurrences; opens (and reopens after a failure) its own connection.
+///
+/// The database is spoken to from a thread of its own, and each write is waited for at most
+/// [`write_wait`]: a server that accepts connections and never answers (a hung PostgreSQL, a
+/// proxy in front of a dead one) would otherwise hold the delivery's worker for ever — the
+/// PostgreSQL client's timeout covers only the socket's connect. A write that overstays is
+/// retried on a fresh connection; the hung one is left to end on its own (at most
+/// [`MAX_HUNG`] at a time; past that, writes wait for one to end rather than open more).
 pub(crate) struct TicketSink {
     pub(crate) target: Target,
     pub(crate) prefix: String,
     pub(crate) timeout: Duration,
     pub(crate) app_id: String,
     pub(crate) grouping: Grouping,
-    pub(crate) store: Option<TicketStore>,
+    pub(crate) writer: Option<Writer>,
+    pub(crate) hung: Arc<AtomicUsize>,
+}
+
+/// The most abandoned writer threads (each blocked on a database that stopped answering)
+/// alive at once.
+pub(crate) const MAX_HUNG: usize = 4;
+
+/// How long one write may take before it is given up: six times the timeout, at least 3 s
+/// (a large transaction on a slow but working server must not be abandoned and written twice).
+pub(crate) fn write_wait(timeout: Duration) -> Duration {
+    timeout.saturating_mul(6).max(Duration::from_secs(3))
+}
+
+type Job = (String, Vec<Entry>, u32);
+
+/// A thread that owns the connection.
+pub(crate) struct Writer {
+    jobs: mpsc::Sender<Job>,
+    done: mpsc::Receiver<Result<(), String>>,
+    /// Set (before the writer is dropped) when the sink stopped waiting for this thread: it
+    /// counts itself out of the hung ones when it ends.
+    abandoned: Arc<AtomicBool>,
+}
+
+impl Writer {
+    fn spawn(target: Target, prefix: String, timeout: Duration, hung: Arc<AtomicUsize>) -> std::io::Result<Writer> {
+        let (jobs, job_rx) = mpsc::channel::<Job>();
+        let (done_tx, done) = mpsc::channel();
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let gone = Arc::clone(&abandoned);
+        std::thread::Builder::new().name("watchbell-ticketing-db".into()).spawn(move || {
+            watchbell_core::capture::mark_current_thread();
+            let mut store: Option<TicketStore> = None;
+            for (app_id, entries, keep) in job_rx {
+                let result = (|| {
+                    if store.is_none() {
+                        store = Some(
+                            TicketStore::connect(&target, &prefix, timeout)
+                                .map_err(|e| format!("cannot open the ticket database: {e}"))?,
+                        );
+                    }
+                    let s = store.as_mut().ok_or("no connection")?;
+                    s.write(&app_id, &entries, keep).map_err(|e| {
+                        // The transaction rolled back: nothing of the batch was counted.
+                        // Reconnect next time (the connection may be what failed).
+                        store = None;
+                        format!("writing tickets failed: {e}")
+                    })
+                })();
+                if done_tx.send(result).is_err() {
+                    break;
+                }
+            }
+            if gone.load(Ordering::Acquire) {
+                hung.fetch_sub(1, Ordering::Relaxed);
+            }
+        })?;
+        Ok(Writer { jobs, done, abandoned })
+    }
 }
 
 impl fmt::Debug for TicketSink {
@@ -108,20 +176,37 @@ impl Sink for TicketSink {
         if entries.is_empty() {
             return Outcome::Delivered;
         }
-        if self.store.is_none() {
-            match TicketStore::connect(&self.target, &self.prefix, self.timeout) {
-                Ok(s) => self.store = Some(s),
-                Err(e) => return Outcome::retry(format!("cannot open the ticket database: {e}")),
+        if self.writer.is_none() {
+            let hung = self.hung.load(Ordering::Relaxed);
+            if hung >= MAX_HUNG {
+                return Outcome::retry(format!(
+                    "the ticket database stopped answering ({hung} connections still hang)"
+                ));
+            }
+            match Writer::spawn(self.target.clone(), self.prefix.clone(), self.timeout, Arc::clone(&self.hung)) {
+                Ok(w) => self.writer = Some(w),
+                Err(e) => return Outcome::retry(format!("cannot start the database thread: {e}")),
             }
         }
-        let Some(store) = self.store.as_mut() else { return Outcome::retry("no connection") };
-        match store.write(&self.app_id, &entries, self.grouping.keep) {
-            Ok(()) => Outcome::Delivered,
-            Err(e) => {
-                // The transaction rolled back: nothing of the batch was counted. Reconnect on
-                // the next attempt (the connection may be what failed).
-                self.store = None;
-                Outcome::retry(format!("writing tickets failed: {e}"))
+        let Some(w) = self.writer.as_ref() else { return Outcome::retry("no database thread") };
+        if w.jobs.send((self.app_id.clone(), entries, self.grouping.keep)).is_err() {
+            self.writer = None;
+            return Outcome::retry("the database thread ended");
+        }
+        let wait = write_wait(self.timeout);
+        match w.done.recv_timeout(wait) {
+            Ok(Ok(())) => Outcome::Delivered,
+            Ok(Err(e)) => Outcome::retry(e),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                // Left to end on its own; a fresh connection next time.
+                self.hung.fetch_add(1, Ordering::Relaxed);
+                w.abandoned.store(true, Ordering::Release);
+                self.writer = None;
+                Outcome::retry(format!("the ticket database did not answer within {wait:?}"))
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                self.writer = None;
+                Outcome::retry("the database thread ended")
             }
         }
     }
