@@ -104,6 +104,15 @@
 //! RFC 6587 framing, may write a frame in part, and never reconnects (rust-syslog #21, #79), so
 //! TCP and unix stream connections are handled here.
 //!
+//! ## What TCP cannot promise
+//!
+//! Plain syslog over TCP (RFC 6587) has no acknowledgement: a frame counts as delivered once
+//! the kernel took it. A receiver that resets the connection afterwards loses what was still in
+//! flight (at most what the socket buffers held; the next write sees the reset, reconnects and
+//! nothing later is lost — `a_syslog_receiver_that_resets_never_holds_the_caller_and_the_next_record_arrives`
+//! measures it). Where every record matters, prefer a collector with acknowledgements
+//! (watchbell-http, which retries until the collector answers 2xx) or a local unix socket.
+//!
 //! ## Defaults
 //!
 //! | setting | default | builder method |
