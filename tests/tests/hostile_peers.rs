@@ -73,10 +73,33 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// A target from a built layer and its fake (kept alive with it).
+fn target<L, F: Send + Sync + 'static>(
+    name: &'static str,
+    (layer, guard): (L, Guard),
+    fake: F,
+    push: fn(&F, Reply),
+    received: fn(&F, &str) -> bool,
+) -> Target
+where
+    L: tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync + 'static,
+{
+    let fake = Arc::new(fake);
+    let (f1, f2) = (Arc::clone(&fake), Arc::clone(&fake));
+    Target {
+        name,
+        dispatch: Dispatch::new(tracing_subscriber::registry().with(layer)),
+        guard,
+        push: Box::new(move |r| push(&f1, r)),
+        received: Box::new(move |t| received(&f2, t)),
+        _keep: Box::new(fake),
+    }
+}
+
 fn slack() -> Target {
     use watchbell_slack::{SlackLayer, Webhook};
     let fake = watchbell_test::slack::FakeSlack::start();
-    let (layer, guard) = SlackLayer::builder()
+    let built = SlackLayer::builder()
         .webhook(Webhook::new(fake.url()))
         .pace(Duration::ZERO)
         .no_rate_limit()
@@ -84,21 +107,12 @@ fn slack() -> Target {
         .retry(retry())
         .build()
         .unwrap();
-    let fake = Arc::new(fake);
-    let (f1, f2) = (Arc::clone(&fake), Arc::clone(&fake));
-    Target {
-        name: "Slack",
-        dispatch: Dispatch::new(tracing_subscriber::registry().with(layer)),
-        guard,
-        push: Box::new(move |r| f1.http().push(r)),
-        received: Box::new(move |t| f2.messages().iter().any(|m| m.to_string().contains(t))),
-        _keep: Box::new(fake),
-    }
+    target("Slack", built, fake, |f, r| f.http().push(r), |f, t| f.messages().iter().any(|m| m.to_string().contains(t)))
 }
 
 fn telegram() -> Target {
     let fake = watchbell_test::telegram::FakeTelegram::start();
-    let (layer, guard) = watchbell_telegram::TelegramLayer::builder(fake.token())
+    let built = watchbell_telegram::TelegramLayer::builder(fake.token())
         .api_base(fake.api_base())
         .chat(-1001234567890i64)
         .pace(Duration::ZERO)
@@ -107,16 +121,22 @@ fn telegram() -> Target {
         .retry(retry())
         .build()
         .unwrap();
-    let fake = Arc::new(fake);
-    let (f1, f2) = (Arc::clone(&fake), Arc::clone(&fake));
-    Target {
-        name: "Telegram",
-        dispatch: Dispatch::new(tracing_subscriber::registry().with(layer)),
-        guard,
-        push: Box::new(move |r| f1.http().push(r)),
-        received: Box::new(move |t| f2.messages().iter().any(|m| m.text.contains(t))),
-        _keep: Box::new(fake),
-    }
+    target("Telegram", built, fake, |f, r| f.http().push(r), |f, t| f.messages().iter().any(|m| m.text.contains(t)))
+}
+
+/// The SMS layer with the test's settings, to `recipient` through the builder's provider.
+fn sms(
+    b: watchbell_sms::SmsBuilder,
+    recipient: &str,
+) -> (watchbell_core::SinkLayer<tracing_subscriber::Registry>, Guard) {
+    b.recipient(recipient)
+        .pace(Duration::ZERO)
+        .no_rate_limit()
+        .no_cap()
+        .timeout(Duration::from_millis(500))
+        .retry(retry())
+        .build()
+        .unwrap()
 }
 
 fn twilio() -> Target {
@@ -124,26 +144,8 @@ fn twilio() -> Target {
     let provider = watchbell_sms::Twilio::new(fake.account_sid(), fake.auth_token())
         .from("+15017122661")
         .api_base(fake.api_base());
-    let (layer, guard) = watchbell_sms::SmsLayer::builder()
-        .recipient("+15558675310")
-        .twilio(provider)
-        .pace(Duration::ZERO)
-        .no_rate_limit()
-        .no_cap()
-        .timeout(Duration::from_millis(500))
-        .retry(retry())
-        .build()
-        .unwrap();
-    let fake = Arc::new(fake);
-    let (f1, f2) = (Arc::clone(&fake), Arc::clone(&fake));
-    Target {
-        name: "Twilio",
-        dispatch: Dispatch::new(tracing_subscriber::registry().with(layer)),
-        guard,
-        push: Box::new(move |r| f1.http().push(r)),
-        received: Box::new(move |t| f2.messages().iter().any(|m| m.body.contains(t))),
-        _keep: Box::new(fake),
-    }
+    let built = sms(watchbell_sms::SmsLayer::builder().twilio(provider), "+15558675310");
+    target("Twilio", built, fake, |f, r| f.http().push(r), |f, t| f.messages().iter().any(|m| m.body.contains(t)))
 }
 
 fn exotel() -> Target {
@@ -151,49 +153,28 @@ fn exotel() -> Target {
     let provider = watchbell_sms::Exotel::new(fake.sid(), fake.api_key(), fake.api_token())
         .from("EXOTEL")
         .api_base(fake.api_base());
-    let (layer, guard) = watchbell_sms::SmsLayer::builder()
-        .recipient("+919876543210")
-        .exotel(provider)
-        .pace(Duration::ZERO)
-        .no_rate_limit()
-        .no_cap()
-        .timeout(Duration::from_millis(500))
-        .retry(retry())
-        .build()
-        .unwrap();
-    let fake = Arc::new(fake);
-    let (f1, f2) = (Arc::clone(&fake), Arc::clone(&fake));
-    Target {
-        name: "Exotel",
-        dispatch: Dispatch::new(tracing_subscriber::registry().with(layer)),
-        guard,
-        push: Box::new(move |r| f1.http().push(r)),
-        received: Box::new(move |t| f2.messages().iter().any(|m| m.body.contains(t))),
-        _keep: Box::new(fake),
-    }
+    let built = sms(watchbell_sms::SmsLayer::builder().exotel(provider), "+919876543210");
+    target("Exotel", built, fake, |f, r| f.http().push(r), |f, t| f.messages().iter().any(|m| m.body.contains(t)))
 }
 
 macro_rules! collector {
     ($fn:ident, $name:expr, $fake:ty, $encoding:expr) => {
         fn $fn() -> Target {
             let fake = <$fake>::start();
-            let (layer, guard) = watchbell_http::HttpLayer::builder(fake.url())
+            let built = watchbell_http::HttpLayer::builder(fake.url())
                 .encoding($encoding)
                 .batch_wait(Duration::ZERO)
                 .timeout(Duration::from_millis(500))
                 .retry(retry())
                 .build()
                 .unwrap();
-            let fake = Arc::new(fake);
-            let (f1, f2) = (Arc::clone(&fake), Arc::clone(&fake));
-            Target {
-                name: $name,
-                dispatch: Dispatch::new(tracing_subscriber::registry().with(layer)),
-                guard,
-                push: Box::new(move |r| f1.http().push(r)),
-                received: Box::new(move |t| f2.records().iter().any(|r| r.to_string().contains(t))),
-                _keep: Box::new(fake),
-            }
+            target(
+                $name,
+                built,
+                fake,
+                |f, r| f.http().push(r),
+                |f, t| f.records().iter().any(|r| r.to_string().contains(t)),
+            )
         }
     };
 }
