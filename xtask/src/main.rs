@@ -1,9 +1,14 @@
-//! `cargo xtask ci | demo | bench`
+//! `cargo xtask ci | demo | bench | fuzz`
 //!
 //! - `ci`: what CI runs (`.ci/run`): format check, clippy with `-D warnings`, the tests.
 //! - `demo`: `cargo run --example demo`.
 //! - `bench`: runs the criterion benches once and prints one table of medians, watchbell's
 //!   layers side by side with tracing-appender's non_blocking fmt layer.
+//! - `fuzz [--seconds N] [--target T] [--smoke]`: runs every fuzz target of `fuzz/` (or `T`) for
+//!   `N` seconds each (60 by default): with libFuzzer (`cargo +nightly fuzz run`, one process
+//!   on one core) when the nightly toolchain and cargo-fuzz are installed, else (and always with
+//!   `--smoke`) with the stable driver over the committed corpus and random mutations of it.
+//!   Builds go to `fuzz/target`, apart from the workspace's.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -118,14 +123,95 @@ fn bench() -> bool {
     true
 }
 
+/// The fuzz targets of `fuzz/`, from its `fuzz_targets` directory.
+fn fuzz_targets() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(root().join("fuzz/fuzz_targets"))
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter_map(|e| e.file_name().to_str()?.strip_suffix(".rs").map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+fn has_nightly_fuzz() -> bool {
+    Command::new("cargo")
+        .args(["+nightly", "fuzz", "--version"])
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+fn fuzz(args: &[String]) -> bool {
+    let mut seconds: u64 = 60;
+    let mut target: Option<String> = None;
+    let mut smoke = false;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--seconds" => match it.next().and_then(|s| s.parse().ok()) {
+                Some(n) => seconds = n,
+                None => {
+                    eprintln!("--seconds takes a whole number");
+                    return false;
+                }
+            },
+            "--target" => target = it.next().cloned(),
+            "--smoke" => smoke = true,
+            other => {
+                eprintln!("unknown argument {other}; usage: cargo xtask fuzz [--seconds N] [--target T] [--smoke]");
+                return false;
+            }
+        }
+    }
+    let targets = fuzz_targets();
+    if let Some(t) = &target {
+        if !targets.contains(t) {
+            eprintln!("no fuzz target {t}; targets: {}", targets.join(" "));
+            return false;
+        }
+    }
+    let manifest = root().join("fuzz/Cargo.toml");
+    if !smoke && has_nightly_fuzz() {
+        let mut ok = true;
+        for t in targets.iter().filter(|t| target.as_ref().is_none_or(|o| o == *t)) {
+            ok &= run(Command::new("cargo")
+                .env_remove("RUSTUP_TOOLCHAIN")
+                .env("CARGO_TARGET_DIR", root().join("fuzz/target"))
+                // No sanitizer: the code under test forbids `unsafe`; builds and runs are faster.
+                .args(["+nightly", "fuzz", "run", "--sanitizer", "none", "--features", "libfuzzer", t, "--"])
+                .arg(format!("-max_total_time={seconds}"))
+                // One process on one core (`-jobs` would fork and log to files instead).
+                .arg("-print_final_stats=1"));
+        }
+        return ok;
+    }
+    eprintln!("(the stable driver: {})", if smoke { "--smoke" } else { "no nightly toolchain with cargo-fuzz" });
+    let mut cmd = cargo();
+    cmd.env("CARGO_TARGET_DIR", root().join("fuzz/target"))
+        .arg("run")
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .args(["--release", "--features", "driver", "--bin", "smoke", "--", "--seconds"])
+        .arg(seconds.to_string());
+    if let Some(t) = &target {
+        cmd.args(["--target", t]);
+    }
+    run(&mut cmd)
+}
+
 fn main() -> ExitCode {
     let task = std::env::args().nth(1).unwrap_or_default();
     let ok = match task.as_str() {
         "ci" => run(Command::new("bash").arg(".ci/run")),
         "demo" => run(cargo().args(["run", "--example", "demo"])),
         "bench" => bench(),
+        "fuzz" => fuzz(&std::env::args().skip(2).collect::<Vec<_>>()),
         _ => {
-            eprintln!("usage: cargo xtask <ci|demo|bench>");
+            eprintln!("usage: cargo xtask <ci|demo|bench|fuzz>");
             false
         }
     };

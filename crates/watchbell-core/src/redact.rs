@@ -529,6 +529,17 @@ impl Scanner<'_, '_> {
         i
     }
 
+    /// Like [`skip_ws`](Self::skip_ws) but within the line: a value is never looked for on the
+    /// next line (`token=` then a newline has an empty value; what follows is a pair of its
+    /// own, `Authorization: Bearer …`, and is scanned as such).
+    fn skip_blanks(&self, mut i: usize, end: usize) -> usize {
+        let b = self.bytes();
+        while i < end && (b[i] == b' ' || b[i] == b'\t') {
+            i += 1;
+        }
+        i
+    }
+
     /// The length of a key-value separator at `i` (`=>`, `=`, or a `:` that is not `::`), or 0.
     fn separator_at(&self, i: usize, end: usize) -> usize {
         let b = self.bytes();
@@ -568,8 +579,11 @@ impl Scanner<'_, '_> {
                 while j < end && is_name_byte(b[j]) {
                     j += 1;
                 }
-                // A single-quoted key (`'password': ..`): step over the closing quote.
-                let after = if j < end && b[j] == b'\'' && i > start && b[i - 1] == b'\'' { j + 1 } else { j };
+                // A single-quoted key (`'password': ..`), or a double-quoted one met as a bare
+                // name because an unmatched quote earlier shifted how quotes pair up: step over
+                // the closing quote.
+                let closes = |q: u8| j < end && b[j] == q && i > start && b[i - 1] == q;
+                let after = if closes(b'\'') || closes(b'"') { j + 1 } else { j };
                 (i, j, after, false)
             } else {
                 i += 1;
@@ -589,7 +603,7 @@ impl Scanner<'_, '_> {
             }
             let key = &self.text[key_start..key_end];
             if key.len() <= MAX_KEY_LEN && self.redactor.is_sensitive(key) {
-                let v = self.skip_ws(j + sep, end);
+                let v = self.skip_blanks(j + sep, end);
                 let v_end = self.value_end(v, end, esc);
                 if v_end > v && &self.text[v..v_end] != REDACTED {
                     self.ranges.push((v, v_end));
@@ -610,6 +624,18 @@ mod tests {
 
     fn r() -> Redactor {
         Redactor::default()
+    }
+
+    #[test]
+    fn a_secret_after_an_unmatched_quote_or_an_empty_value_is_still_found() {
+        let r = r();
+        // (found by fuzzing) an unterminated string earlier hid a JSON pair.
+        let text = r#"…t"\u0xt {"api_key": "jklmnopqrstuvwxyz012345678wx"}"#;
+        assert!(!r.redact_text(text).contains("jklmnop"), "{}", r.redact_text(text));
+        // (found by fuzzing) an empty value took the next line's pair as its value.
+        let text = "?token=\nAuthorization: Bearer jk5mnopqrstuvwxyz012345678wd";
+        let out = r.redact_text(text);
+        assert!(!out.contains("jk5mnop") && out.contains("Authorization"), "{out}");
     }
 
     #[test]

@@ -66,11 +66,20 @@ pub fn escape_truncate(s: &str, max: usize) -> String {
     format!("{}{MARKER}", &cut[..keep])
 }
 
-/// Raw log text in a code block: `&<>` escaped, runs of three backticks broken with a zero-width
-/// space (so the text cannot close the block), cut to fit `max` UTF-16 units with the fences.
+/// Raw log text in a code block: `&<>` escaped, every run of backticks broken with zero-width
+/// spaces between them (so no three in a row can close the block, however long the run), cut
+/// to fit `max` UTF-16 units with the fences.
 pub fn code_block(s: &str, max: usize) -> String {
-    let s = s.replace("```", "`\u{200b}`\u{200b}`");
-    let s = s.trim_end_matches('\n');
+    let mut broken = String::with_capacity(s.len());
+    let mut after_tick = false;
+    for c in s.chars() {
+        if c == '`' && after_tick {
+            broken.push('\u{200b}');
+        }
+        after_tick = c == '`';
+        broken.push(c);
+    }
+    let s = broken.trim_end_matches('\n');
     format!("```\n{}\n```", escape_truncate(s, max.saturating_sub(8)))
 }
 

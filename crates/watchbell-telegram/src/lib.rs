@@ -482,3 +482,31 @@ impl TelegramBuilder {
         Ok((self.options.limited("telegram", fan), min))
     }
 }
+
+/// Entry points for fuzz targets and property tests: the HTML renderer, cutter and splitter as
+/// the sink uses them. Not a stable API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use watchbell_core::format::FormatContext;
+    use watchbell_core::Record;
+
+    /// The HTML block of `record` with the default layout.
+    pub fn render(record: &Record) -> String {
+        crate::html::Renderer { app: None, format: None, cx: FormatContext::new("app".to_owned()) }.record(record)
+    }
+
+    /// `html` cut to at most `limit` UTF-16 units with `marker` at the end, tags closed.
+    pub fn truncate_html(html: &str, limit: usize, marker: &str) -> String {
+        crate::html::truncate_html(html, limit, marker)
+    }
+
+    /// `html` split into pieces of at most `limit` UTF-16 units, each valid on its own.
+    pub fn split_html(html: &str, limit: usize) -> Vec<String> {
+        crate::html::split_html(html, limit)
+    }
+
+    /// The text Telegram shows for `html`: tags removed, entities decoded.
+    pub fn plain_text(html: &str) -> String {
+        crate::html::plain_text(html)
+    }
+}
