@@ -171,7 +171,7 @@ fn main() -> ExitCode {
         if corpus.is_empty() {
             corpus.push(Vec::new());
         }
-        let mut rng = Rng(seed ^ name.len() as u64 * 0x9e37_79b9_7f4a_7c15 | 1);
+        let mut rng = Rng(seed ^ (name.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
         let start = Instant::now();
         let mut execs = 0u64;
         let mut finding = None;
