@@ -182,8 +182,11 @@ pub fn pagerduty_body(r: &Record, cx: &FormatContext, routing_key: &str) -> Json
         details.insert("suppressed".into(), json!(r.suppressed));
     }
     let source = cx.host.clone().or_else(|| cx.app.clone()).unwrap_or_else(|| "watchbell".into());
+    // PagerDuty refuses an empty summary: a blank message is summarised by its level and target.
+    let line = single_line(&message(r)).into_owned();
+    let line = if line.is_empty() { format!("{} {}", r.level, r.target) } else { line };
     let mut payload = json!({
-        "summary": truncate_chars(&single_line(&message(r)), PAGERDUTY_MAX_SUMMARY, MARKER),
+        "summary": truncate_chars(&line, PAGERDUTY_MAX_SUMMARY, MARKER),
         "source": source,
         "severity": severity,
         "timestamp": watchbell_core::time::rfc3339(r.time),
