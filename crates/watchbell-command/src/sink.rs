@@ -81,6 +81,10 @@ impl CommandSink {
     }
 
     fn fail_for_good(&mut self, reason: &str) {
+        // The program's stderr is outside text: redacted and escaped like a peer's body, as
+        // the delivery does for its own errors.
+        let reason = watchbell_core::text::escape_controls(&watchbell_core::secret::redact_text(reason)).into_owned();
+        let reason = reason.as_str();
         self.counters.failed.fetch_add(1, Relaxed);
         *self.counters.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.to_owned());
         if !std::mem::replace(&mut self.reported, true) {
