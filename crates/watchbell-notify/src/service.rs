@@ -24,7 +24,7 @@ pub const DISCORD_MAX_TOTAL: usize = 6000;
 pub const PAGERDUTY_MAX_SUMMARY: usize = 1024;
 
 /// The record's message, with the suppressed count.
-fn message(r: &Record) -> String {
+pub(crate) fn message(r: &Record) -> String {
     if r.suppressed > 0 {
         format!("{} ({} similar suppressed)", r.message, r.suppressed)
     } else {
@@ -32,14 +32,14 @@ fn message(r: &Record) -> String {
     }
 }
 
-fn location(r: &Record) -> Option<String> {
+pub(crate) fn location(r: &Record) -> Option<String> {
     r.file.as_ref().map(|f| match r.line {
         Some(l) => format!("{f}:{l}"),
         None => f.to_string(),
     })
 }
 
-fn heading(r: &Record, cx: &FormatContext) -> String {
+pub(crate) fn heading(r: &Record, cx: &FormatContext) -> String {
     match &cx.app {
         Some(app) => format!("[{app}] {} {}", r.level, r.target),
         None => format!("{} {}", r.level, r.target),
@@ -91,6 +91,17 @@ pub fn ntfy_body(r: &Record, cx: &FormatContext, topic: &str, click: Option<&str
 /// assert_eq!(watchbell_notify::escape_discord("**bold** @everyone"), "\\*\\*bold\\*\\* @\u{200b}everyone");
 /// ```
 pub fn escape_discord(s: &str) -> String {
+    escape_markdown(s)
+}
+
+/// Escapes CommonMark (and its chat dialects: Discord, Mattermost, Rocket.Chat) with
+/// backslashes, and breaks every `@` with a zero-width space so that `@everyone`, `@channel`,
+/// `@all` and `@here` ping nobody.
+///
+/// ```
+/// assert_eq!(watchbell_notify::escape_markdown("_x_ @channel"), "\\_x\\_ @\u{200b}channel");
+/// ```
+pub fn escape_markdown(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
         match c {
@@ -184,7 +195,7 @@ pub fn pagerduty_body(r: &Record, cx: &FormatContext, routing_key: &str) -> Json
     let source = cx.host.clone().or_else(|| cx.app.clone()).unwrap_or_else(|| "watchbell".into());
     // PagerDuty refuses an empty summary: a blank message is summarised by its level and target.
     let line = single_line(&message(r)).into_owned();
-    let line = if line.is_empty() { format!("{} {}", r.level, r.target) } else { line };
+    let line = if line.is_empty() { single_line(&format!("{} {}", r.level, r.target)).into_owned() } else { line };
     let mut payload = json!({
         "summary": truncate_chars(&line, PAGERDUTY_MAX_SUMMARY, MARKER),
         "source": source,
@@ -206,15 +217,17 @@ pub fn pagerduty_body(r: &Record, cx: &FormatContext, routing_key: &str) -> Json
 }
 
 /// The field that turns a record into a `resolve` event (see [`crate::resolve_record`]).
-pub(crate) const RESOLVE_FIELD: &str = "pagerduty.resolve";
+pub(crate) const RESOLVE_FIELD: &str = "alert.resolve";
 /// The field that carries an explicit dedup key (see [`crate::resolve_record`]).
-pub(crate) const DEDUP_FIELD: &str = "pagerduty.dedup_key";
+pub(crate) const DEDUP_FIELD: &str = "alert.dedup_key";
 
-fn is_resolve(r: &Record) -> bool {
+/// Whether `r` is a [`crate::resolve_record`].
+pub(crate) fn is_resolve(r: &Record) -> bool {
     r.fields.get(RESOLVE_FIELD).is_some()
 }
 
-fn dedup_key(r: &Record) -> String {
+/// The incident key of `r`: its explicit key, else the callsite fingerprint in hex.
+pub(crate) fn dedup_key(r: &Record) -> String {
     r.fields.get(DEDUP_FIELD).and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_else(|| r.fingerprint.to_hex())
 }
 

@@ -8,7 +8,10 @@ use watchbell_core::{Guard, Level, Record, Retry, SinkOptions, Value};
 use watchbell_notify::{resolve_record, NotifyBuilder, NotifyLayer};
 use watchbell_test::hostile::Hostile;
 use watchbell_test::http::Reply;
-use watchbell_test::notify::{FakeDiscord, FakeNtfy, FakePagerDuty};
+use watchbell_test::notify::{
+    FakeDiscord, FakeGoogleChat, FakeMattermost, FakeNtfy, FakeOpsgenie, FakePagerDuty, FakePushover, FakeRocketChat,
+    FakeTeams,
+};
 
 const WAIT: Duration = Duration::from_secs(20);
 const KEY: &str = "R0UTINGkey0123456789abcdefABCDEF";
@@ -192,7 +195,7 @@ fn bad_configurations_are_build_errors() {
 }
 
 /// Every service against every hostile-peer mode: the worker survives, the outcome is
-/// counted, and the next record is delivered. The three run side by side.
+/// counted, and the next record is delivered. The services run side by side.
 #[test]
 fn every_service_survives_every_hostile_peer_mode() {
     fn run(name: &str, b: NotifyBuilder, http: &watchbell_test::http::FakeHttp, accepted: &dyn Fn() -> usize) {
@@ -229,6 +232,31 @@ fn every_service_survives_every_hostile_peer_mode() {
         scope.spawn(|| {
             let f = FakePagerDuty::start();
             run("pagerduty", NotifyLayer::pagerduty(KEY).api_base(f.url()), f.http(), &|| f.accepted().len());
+        });
+        scope.spawn(|| {
+            let (t, u) = ("a".repeat(30), "u".repeat(30));
+            let f = FakePushover::start(&t, &u);
+            run("pushover", NotifyLayer::pushover(t, u).api_base(f.url()), f.http(), &|| f.accepted().len());
+        });
+        scope.spawn(|| {
+            let f = FakeOpsgenie::start("og-key-1");
+            run("opsgenie", NotifyLayer::opsgenie("og-key-1").api_base(f.url()), f.http(), &|| f.accepted().len());
+        });
+        scope.spawn(|| {
+            let f = FakeTeams::start();
+            run("teams", NotifyLayer::teams(f.url()), f.http(), &|| f.accepted().len());
+        });
+        scope.spawn(|| {
+            let f = FakeGoogleChat::start();
+            run("google-chat", NotifyLayer::google_chat(f.url()), f.http(), &|| f.accepted().len());
+        });
+        scope.spawn(|| {
+            let f = FakeMattermost::start();
+            run("mattermost", NotifyLayer::mattermost(f.url()), f.http(), &|| f.accepted().len());
+        });
+        scope.spawn(|| {
+            let f = FakeRocketChat::start();
+            run("rocketchat", NotifyLayer::rocketchat(f.url()), f.http(), &|| f.accepted().len());
         });
     });
 }

@@ -285,3 +285,348 @@ impl FakePagerDuty {
         self.0.http.url()
     }
 }
+
+fn query_value(req: &Request, key: &str) -> Option<String> {
+    req.query_pairs().into_iter().find(|(k, _)| k == key).map(|(_, v)| v)
+}
+
+/// Decodes the `%XX` escapes of a path segment.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| char::from(c).to_digit(16);
+        match (b[i], b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Pushover's `POST /1/messages.json` (form fields): a 30-character `token` and `user` that must
+/// be the ones the fake was started with, a `message` of 1 to 1,024 characters, `title` ≤ 250,
+/// `url` ≤ 512, `priority` −2 to 2, and for priority 2 `retry` ≥ 30 and `expire` ≤ 10,800;
+/// answers `200` `{"status":1,"request":…}` with the `X-Limit-App-*` headers, or `400`
+/// `{"status":0,"errors":[…]}`. Accepted messages are recorded as JSON objects of their fields.
+pub struct FakePushover(Fake);
+accessors!(FakePushover);
+
+impl FakePushover {
+    /// Starts the fake for an app token and a user key.
+    pub fn start(token: &str, user: &str) -> FakePushover {
+        let (token, user) = (token.to_owned(), user.to_owned());
+        FakePushover(Fake::start(move |req| {
+            let invalid = |e: String| {
+                let body = json!({"status": 0, "errors": [e.clone()], "request": "fake-request"});
+                (e, Reply::json(400, &body.to_string()))
+            };
+            if req.method != "POST" || req.path != "/1/messages.json" {
+                return Err(("not found".into(), Reply::status(404)));
+            }
+            if !req.header("content-type").is_some_and(|c| c.starts_with("application/x-www-form-urlencoded")) {
+                return Err(invalid("the body is not a form".into()));
+            }
+            let form = req.form();
+            let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+            if get("token").as_deref() != Some(token.as_str()) {
+                return Err(invalid("application token is invalid".into()));
+            }
+            if get("user").as_deref() != Some(user.as_str()) {
+                return Err(invalid("user identifier is not a valid user, group, or subscribed user key".into()));
+            }
+            let len = |k: &str| get(k).map_or(0, |v| v.chars().count());
+            if len("message") == 0 || len("message") > 1024 {
+                return Err(invalid(format!("message of {} characters", len("message"))));
+            }
+            if len("title") > 250 || len("url") > 512 {
+                return Err(invalid(format!("title of {} or url of {} characters", len("title"), len("url"))));
+            }
+            let num = |k: &str| get(k).and_then(|v| v.parse::<i64>().ok());
+            let priority = match get("priority") {
+                None => 0,
+                Some(_) => num("priority")
+                    .filter(|p| (-2..=2).contains(p))
+                    .ok_or_else(|| invalid("priority is invalid".into()))?,
+            };
+            if priority == 2 {
+                if num("retry").is_none_or(|r| r < 30) {
+                    return Err(invalid("retry must be supplied with priority=2 and be at least 30".into()));
+                }
+                if num("expire").is_none_or(|e| !(1..=10_800).contains(&e)) {
+                    return Err(invalid("expire must be supplied with priority=2 and be at most 10800".into()));
+                }
+            }
+            let body: serde_json::Map<String, Value> = form.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+            let reply = Reply::json(200, r#"{"status":1,"request":"fake-request"}"#)
+                .header("X-Limit-App-Limit", "10000")
+                .header("X-Limit-App-Remaining", "9999")
+                .header("X-Limit-App-Reset", "4102444800");
+            Ok((Value::Object(body), reply))
+        }))
+    }
+
+    /// The API's base URL (what the layer's `api_base` is given).
+    pub fn url(&self) -> String {
+        self.0.http.url()
+    }
+}
+
+/// Opsgenie's Alert API: `POST /v2/alerts` with `Authorization: GenieKey <key>` (the key the fake
+/// was started with, else `401`), `message` of 1 to 130 characters, `alias` ≤ 512, `description`
+/// ≤ 15,000, `entity` ≤ 512, `source` ≤ 100, `priority` `P1`–`P5`, at most 20 `tags` of ≤ 50,
+/// `details` ≤ 8,000 characters in all — else `422` `{"message": …}`; answers `202`
+/// `{"result":"Request will be processed",…}`. `POST /v2/alerts/{alias}/close?identifierType=alias`
+/// closes (recorded as `{"action":"close","alias":…}`).
+pub struct FakeOpsgenie(Fake);
+accessors!(FakeOpsgenie);
+
+impl FakeOpsgenie {
+    /// Starts the fake for an API key.
+    pub fn start(key: &str) -> FakeOpsgenie {
+        let auth = format!("GenieKey {key}");
+        FakeOpsgenie(Fake::start(move |req| {
+            let invalid = |code: u16, e: String| {
+                let body = json!({"message": e.clone(), "took": 0.001, "requestId": "fake"});
+                (e, Reply::json(code, &body.to_string()))
+            };
+            if req.header("authorization") != Some(auth.as_str()) {
+                return Err(invalid(401, "Could not authenticate".into()));
+            }
+            let accepted =
+                Reply::json(202, r#"{"result":"Request will be processed","took":0.002,"requestId":"fake"}"#);
+            if req.method == "POST" && req.path.starts_with("/v2/alerts/") && req.path.ends_with("/close") {
+                if query_value(req, "identifierType").as_deref() != Some("alias") {
+                    return Err(invalid(422, "identifierType must be alias here".into()));
+                }
+                let alias = &req.path["/v2/alerts/".len()..req.path.len() - "/close".len()];
+                let alias = percent_decode(alias);
+                return Ok((json!({"action": "close", "alias": alias}), accepted));
+            }
+            if req.method != "POST" || req.path != "/v2/alerts" {
+                return Err(invalid(404, "not found".into()));
+            }
+            let body = json_body(req).map_err(|e| invalid(400, e))?;
+            let m = chars(&body, "message");
+            if m == 0 || m > 130 {
+                return Err(invalid(422, format!("message of {m} characters")));
+            }
+            for (k, max) in [("alias", 512), ("description", 15_000), ("entity", 512), ("source", 100)] {
+                if chars(&body, k) > max {
+                    return Err(invalid(422, format!("{k} of {} characters", chars(&body, k))));
+                }
+            }
+            if let Some(p) = body.get("priority") {
+                if !p.as_str().is_some_and(|p| matches!(p, "P1" | "P2" | "P3" | "P4" | "P5")) {
+                    return Err(invalid(422, format!("priority {p}")));
+                }
+            }
+            let tags = body.get("tags").and_then(Value::as_array).cloned().unwrap_or_default();
+            if tags.len() > 20 || tags.iter().any(|t| t.as_str().is_none_or(|t| t.chars().count() > 50)) {
+                return Err(invalid(422, "tags".into()));
+            }
+            let details = body.get("details").and_then(Value::as_object).cloned().unwrap_or_default();
+            let total: usize = details
+                .iter()
+                .map(|(k, v)| k.chars().count() + v.as_str().map_or(usize::MAX / 2, |v| v.chars().count()))
+                .sum();
+            if total > 8_000 {
+                return Err(invalid(422, format!("details of {total} characters, or not strings")));
+            }
+            Ok((body, accepted))
+        }))
+    }
+
+    /// The API's base URL (what the layer's `api_base` is given).
+    pub fn url(&self) -> String {
+        self.0.http.url()
+    }
+}
+
+/// The path and signature of [`FakeTeams::url`].
+pub const TEAMS_WORKFLOW: &str = "/workflows/0f1e2d3c/triggers/manual/paths/invoke";
+
+/// A Microsoft Teams workflow webhook: `POST` the workflow URL with its `sig`, a body
+/// `{"type":"message","attachments":[{"contentType":"application/vnd.microsoft.card.adaptive",
+/// "content":{"type":"AdaptiveCard","version":…,"body":[…]}}]}` of at most 28,000 bytes (else
+/// `413`); a wrong signature gets `401`; answers `202`.
+pub struct FakeTeams(Fake);
+accessors!(FakeTeams);
+
+/// The signature of [`FakeTeams::url`] (a secret).
+pub const TEAMS_SIG: &str = "fakeSig0123456789secret";
+
+impl FakeTeams {
+    /// Starts the fake.
+    pub fn start() -> FakeTeams {
+        FakeTeams(Fake::start(|req| {
+            let invalid = |code: u16, e: String| {
+                let body = json!({"error": {"code": "InvalidRequestContent", "message": e.clone()}});
+                (e, Reply::json(code, &body.to_string()))
+            };
+            if req.method != "POST" || req.path != TEAMS_WORKFLOW {
+                return Err(invalid(404, "workflow not found".into()));
+            }
+            if query_value(req, "sig").as_deref() != Some(TEAMS_SIG) {
+                return Err(invalid(401, "The provided signature is invalid".into()));
+            }
+            if req.body.len() > 28_000 {
+                return Err(invalid(413, format!("request entity too large: {} bytes", req.body.len())));
+            }
+            let body = json_body(req).map_err(|e| invalid(400, e))?;
+            let att = &body["attachments"][0];
+            if body["type"] != "message"
+                || att["contentType"] != "application/vnd.microsoft.card.adaptive"
+                || att["content"]["type"] != "AdaptiveCard"
+                || !att["content"]["version"].is_string()
+                || !att["content"]["body"].is_array()
+            {
+                return Err(invalid(400, "not a message with an Adaptive Card".into()));
+            }
+            Ok((body, Reply::status(202)))
+        }))
+    }
+
+    /// The workflow's URL (its signature is part of it).
+    pub fn url(&self) -> String {
+        format!(
+            "{}?api-version=2016-06-01&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0&sig={TEAMS_SIG}",
+            self.0.http.url_for(TEAMS_WORKFLOW)
+        )
+    }
+}
+
+/// The key and token of [`FakeGoogleChat::url`] (secrets).
+pub const GOOGLE_CHAT_TOKEN: &str = "fakeChatToken0123456789";
+
+/// A Google Chat space's incoming webhook: `POST /v1/spaces/SPACE/messages?key=…&token=…` with
+/// `text` and/or `cardsV2` (each card with sections of widgets), at most 32,000 bytes (else `400`
+/// `INVALID_ARGUMENT`); a wrong token gets `401`. The thread key (`threadKey`) of each accepted
+/// message is recorded in it as `"_threadKey"`. Answers `200` with the created message.
+pub struct FakeGoogleChat(Fake);
+accessors!(FakeGoogleChat);
+
+impl FakeGoogleChat {
+    /// Starts the fake.
+    pub fn start() -> FakeGoogleChat {
+        FakeGoogleChat(Fake::start(|req| {
+            let invalid = |code: u16, status: &str, e: String| {
+                let body = json!({"error": {"code": code, "message": e.clone(), "status": status}});
+                (e, Reply::json(code, &body.to_string()))
+            };
+            if req.method != "POST" || req.path != "/v1/spaces/AAAAfake/messages" {
+                return Err(invalid(404, "NOT_FOUND", "space not found".into()));
+            }
+            if query_value(req, "token").as_deref() != Some(GOOGLE_CHAT_TOKEN) {
+                return Err(invalid(401, "UNAUTHENTICATED", "invalid token".into()));
+            }
+            if req.body.len() > 32_000 {
+                return Err(invalid(400, "INVALID_ARGUMENT", format!("message of {} bytes", req.body.len())));
+            }
+            let mut body = json_body(req).map_err(|e| invalid(400, "INVALID_ARGUMENT", e))?;
+            let cards = body.get("cardsV2").and_then(Value::as_array).cloned().unwrap_or_default();
+            if chars(&body, "text") == 0 && cards.is_empty() {
+                return Err(invalid(400, "INVALID_ARGUMENT", "an empty message".into()));
+            }
+            for c in &cards {
+                let sections = c["card"]["sections"].as_array().cloned().unwrap_or_default();
+                if sections.is_empty() || sections.iter().any(|s| s["widgets"].as_array().is_none_or(Vec::is_empty)) {
+                    return Err(invalid(400, "INVALID_ARGUMENT", "a card without widgets".into()));
+                }
+            }
+            let thread = query_value(req, "threadKey");
+            body["_threadKey"] = thread.clone().map_or(Value::Null, Value::String);
+            let answer = json!({"name": "spaces/AAAAfake/messages/m1", "thread": {"name": format!("spaces/AAAAfake/threads/{}", thread.unwrap_or_default())}});
+            Ok((body, Reply::json(200, &answer.to_string())))
+        }))
+    }
+
+    /// The webhook's URL (its key and token are part of it).
+    pub fn url(&self) -> String {
+        format!("{}?key=AIzaFakeKey&token={GOOGLE_CHAT_TOKEN}", self.0.http.url_for("/v1/spaces/AAAAfake/messages"))
+    }
+}
+
+/// The hook path of [`FakeMattermost::url`] (its key is a secret).
+pub const MATTERMOST_HOOK: &str = "/hooks/xr3j5x3p4pfk7qz7fakekey";
+
+/// A Mattermost incoming webhook: `POST /hooks/KEY` with `text` (at most 16,383 characters)
+/// and/or Slack-style `attachments`; an unknown key gets `400` "Invalid webhook"; answers `200`
+/// `ok`.
+pub struct FakeMattermost(Fake);
+accessors!(FakeMattermost);
+
+impl FakeMattermost {
+    /// Starts the fake.
+    pub fn start() -> FakeMattermost {
+        FakeMattermost(Fake::start(|req| {
+            let invalid = |e: String| {
+                let body =
+                    json!({"id": "web.incoming_webhook.invalid.app_error", "message": e.clone(), "status_code": 400});
+                (e, Reply::json(400, &body.to_string()))
+            };
+            if req.method != "POST" || req.path != MATTERMOST_HOOK {
+                return Err(invalid("Invalid webhook".into()));
+            }
+            let body = json_body(req).map_err(invalid)?;
+            let atts = body.get("attachments").and_then(Value::as_array).map_or(0, Vec::len);
+            if chars(&body, "text") == 0 && atts == 0 {
+                return Err(invalid("Unable to parse incoming data: no text".into()));
+            }
+            if chars(&body, "text") > 16_383 {
+                return Err(invalid(format!("text of {} characters", chars(&body, "text"))));
+            }
+            Ok((body, Reply::text(200, "ok")))
+        }))
+    }
+
+    /// The webhook's URL.
+    pub fn url(&self) -> String {
+        self.0.http.url_for(MATTERMOST_HOOK)
+    }
+}
+
+/// The hook path of [`FakeRocketChat::url`] (its token is a secret).
+pub const ROCKETCHAT_HOOK: &str = "/hooks/6f1b2c3d4e5f/fakeRocketToken0123456789";
+
+/// A Rocket.Chat incoming webhook: `POST /hooks/ID/TOKEN` with `text` (at most 5,000
+/// characters) and/or Slack-style `attachments`; a wrong id or token gets `404`
+/// `{"success":false,…}`; answers `200` `{"success":true}`.
+pub struct FakeRocketChat(Fake);
+accessors!(FakeRocketChat);
+
+impl FakeRocketChat {
+    /// Starts the fake.
+    pub fn start() -> FakeRocketChat {
+        FakeRocketChat(Fake::start(|req| {
+            let refuse = |code: u16, e: String| {
+                let body = json!({"success": false, "error": e.clone()});
+                (e, Reply::json(code, &body.to_string()))
+            };
+            if req.method != "POST" || req.path != ROCKETCHAT_HOOK {
+                return Err(refuse(404, "Invalid integration id or token provided.".into()));
+            }
+            let body = json_body(req).map_err(|e| refuse(400, e))?;
+            let atts = body.get("attachments").and_then(Value::as_array).map_or(0, Vec::len);
+            if chars(&body, "text") == 0 && atts == 0 {
+                return Err(refuse(400, "an empty message".into()));
+            }
+            if chars(&body, "text") > 5_000 {
+                return Err(refuse(400, format!("text of {} characters", chars(&body, "text"))));
+            }
+            Ok((body, Reply::json(200, r#"{"success":true}"#)))
+        }))
+    }
+
+    /// The webhook's URL.
+    pub fn url(&self) -> String {
+        self.0.http.url_for(ROCKETCHAT_HOOK)
+    }
+}
