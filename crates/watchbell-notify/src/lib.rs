@@ -156,23 +156,42 @@ impl Service {
         }
     }
 
-    /// Every secret of the service: scrubbed from whatever a peer answers.
-    fn secrets(&self) -> Vec<&str> {
+    /// Every secret of the service: scrubbed from whatever a peer answers. For a webhook, the
+    /// whole URL, its path and query, and every path segment or query value long enough to be
+    /// a key (a peer may quote any of them alone).
+    fn secrets(&self) -> Vec<String> {
+        fn url_parts(url: &str) -> Vec<String> {
+            let mut v = vec![url.to_owned()];
+            let rest = url.split_once("://").map_or(url, |(_, r)| r);
+            if let Some(i) = rest.find('/') {
+                let tail = &rest[i..];
+                v.push(tail.to_owned());
+                let (path, query) = tail.split_once('?').unwrap_or((tail, ""));
+                v.extend(path.split('/').filter(|p| p.len() >= 10).map(str::to_owned));
+                for pair in query.split('&') {
+                    let value = pair.split_once('=').map_or(pair, |(_, v)| v);
+                    if value.len() >= 10 {
+                        v.push(value.to_owned());
+                    }
+                }
+            }
+            v
+        }
         match self {
             Service::Ntfy { topic, token, .. } => {
-                let mut v = vec![topic.as_str()];
+                let mut v = vec![topic.clone()];
                 if let Some(t) = token {
-                    v.push(t.expose().as_str());
+                    v.push(t.expose().clone());
                 }
                 v
             }
             Service::Discord { webhook }
             | Service::Teams { webhook }
             | Service::GoogleChat { webhook, .. }
-            | Service::SlackCompatible { webhook, .. } => vec![webhook.expose().as_str()],
-            Service::PagerDuty { routing_key, .. } => vec![routing_key.expose().as_str()],
-            Service::Pushover { token, user, .. } => vec![token.expose().as_str(), user.expose().as_str()],
-            Service::Opsgenie { key, .. } => vec![key.expose().as_str()],
+            | Service::SlackCompatible { webhook, .. } => url_parts(webhook.expose()),
+            Service::PagerDuty { routing_key, .. } => vec![routing_key.expose().clone()],
+            Service::Pushover { token, user, .. } => vec![token.expose().clone(), user.expose().clone()],
+            Service::Opsgenie { key, .. } => vec![key.expose().clone()],
         }
     }
 }
@@ -584,7 +603,8 @@ impl NotifySink {
             Service::Opsgenie { key, .. } => req = req.header("authorization", format!("GenieKey {}", key.expose())),
             _ => {}
         }
-        let secrets = self.service.secrets();
+        let owned = self.service.secrets();
+        let secrets: Vec<&str> = owned.iter().map(String::as_str).collect();
         let what = match &self.service {
             Service::Ntfy { .. } => "ntfy",
             Service::Discord { .. } => "Discord webhook",
@@ -597,15 +617,18 @@ impl NotifySink {
             Service::SlackCompatible { kind: SlackCompatible::RocketChat, .. } => "Rocket.Chat webhook",
         };
         let outcome = match self.client.send(req, &url) {
-            Ok(resp) => match &self.service {
-                // An Opsgenie alert closed already, or never opened: nothing left to resolve.
-                Service::Opsgenie { .. } if resolve && resp.status == 404 => Outcome::Delivered,
-                Service::Pushover { .. } if resp.status == 429 => {
-                    watchbell_core::http::classify(429, paging::pushover_retry_after(&resp), what, &resp.text())
+            Ok(resp) => {
+                let body = watchbell_core::secret::scrub(resp.text(), &secrets);
+                match &self.service {
+                    // An Opsgenie alert closed already, or never opened: nothing left to resolve.
+                    Service::Opsgenie { .. } if resolve && resp.status == 404 => Outcome::Delivered,
+                    Service::Pushover { .. } if resp.status == 429 => {
+                        watchbell_core::http::classify(429, paging::pushover_retry_after(&resp), what, &body)
+                    }
+                    Service::Discord { .. } => service::outcome(&resp, &body, what, true),
+                    _ => service::outcome(&resp, &body, what, false),
                 }
-                Service::Discord { .. } => service::outcome(&resp, what, true),
-                _ => service::outcome(&resp, what, false),
-            },
+            }
             Err(e) => e.outcome(),
         };
         // The peer may quote the request back: its keys, tokens and webhook paths go, whatever

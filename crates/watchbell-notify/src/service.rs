@@ -244,7 +244,10 @@ pub(crate) fn discord_retry_after(resp: &HttpResponse) -> Option<Duration> {
 
 /// Maps a service's answer: the general rule (2xx delivered; 429, 408, 5xx retried with the
 /// server's delay; other 4xx permanent), with Discord's `retry_after` read from its body.
-pub(crate) fn outcome(resp: &HttpResponse, what: &str, discord: bool) -> Outcome {
+///
+/// `body` is the answer's text as it may be quoted (secrets already scrubbed: before the quote
+/// is cut, so that no piece of a secret survives the cut).
+pub(crate) fn outcome(resp: &HttpResponse, body: &str, what: &str, discord: bool) -> Outcome {
     let after = if discord && resp.status == 429 { discord_retry_after(resp) } else { resp.retry_after() };
-    http::classify(resp.status, after, what, &resp.text())
+    http::classify(resp.status, after, what, body)
 }
