@@ -77,6 +77,18 @@ pub enum Outcome {
     /// [`Delivered`](Outcome::Delivered). More than 10,000 of these in a row count as a
     /// permanent failure of the batch (a sink that never finishes).
     Progress,
+    /// The first `refused` records (at least one) were refused for good — counted as failed
+    /// and reported like [`Permanent`](Outcome::Permanent) — and the others are still to send:
+    /// the delivery calls the sink again with the rest once the [pace](DeliveryBuilder::pace)
+    /// allows. For destinations that take one message per request, so that one record the
+    /// destination refuses (a payload it will never take) does not fail the records queued
+    /// with it.
+    Refused {
+        /// How many records from the start of the batch were refused.
+        refused: usize,
+        /// What went wrong, without secrets.
+        reason: String,
+    },
     /// The first `delivered` records went through; `rest` says what happened to the others
     /// (for sinks that send one batch as several messages).
     Partial {
@@ -994,6 +1006,25 @@ fn deliver_with_retry<K: Sink>(
                 pieces = 0;
                 k > 0
             }
+            Outcome::Refused { refused, ref reason } => {
+                let k = refused.min(batch.records.len());
+                batch.records.drain(..k);
+                c.failed.fetch_add(k as u64, Relaxed);
+                sh.set_error(reason);
+                sh.report_once("permanent delivery failure, not retried", reason);
+                {
+                    let mut st = sh.lock();
+                    sh.note_unreported(&mut st, 0, k as u64);
+                }
+                if batch.records.is_empty() {
+                    return any;
+                }
+                if k == 0 {
+                    outcome = Outcome::retry("the sink reported a refused record but named none");
+                }
+                pieces = 0;
+                k > 0
+            }
             Outcome::Progress => {
                 // A piece of the first record went.
                 pieces += 1;
@@ -1017,7 +1048,7 @@ fn deliver_with_retry<K: Sink>(
         }
         let n = batch.len() as u64;
         match outcome {
-            Outcome::Delivered | Outcome::Partial { .. } | Outcome::More { .. } => {
+            Outcome::Delivered | Outcome::Partial { .. } | Outcome::More { .. } | Outcome::Refused { .. } => {
                 c.delivered.fetch_add(n, Relaxed);
                 return true;
             }
@@ -1299,6 +1330,53 @@ mod tests {
         d.handle(rec("next"));
         assert!(done(&d).is_complete());
         assert_eq!(*got.lock().unwrap(), ["next"], "the worker went on with the next batch");
+    }
+
+    #[test]
+    fn a_refused_record_fails_alone_and_the_records_queued_with_it_go_on() {
+        use std::sync::Condvar;
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let gate = Arc::new((Mutex::new(false), Condvar::new()));
+        let (g, sink_gate) = (got.clone(), gate.clone());
+        // One record per call, as a chat sink sends them; the first call waits until the next
+        // three are queued, so that they reach the sink as one batch.
+        let sink = move |b: &Batch| {
+            let one_more = |o: Outcome| if b.records.len() > 1 { o } else { Outcome::Delivered };
+            let first = &b.records[0].message;
+            if first == "warm" {
+                let (open, cv) = &*sink_gate;
+                let mut open = open.lock().unwrap();
+                while !*open {
+                    open = cv.wait(open).unwrap();
+                }
+                return one_more(Outcome::More { delivered: 1 });
+            }
+            if first.starts_with("bad") {
+                return if b.records.len() > 1 {
+                    Outcome::Refused { refused: 1, reason: "400 invalid payload".into() }
+                } else {
+                    Outcome::permanent("400 invalid payload")
+                };
+            }
+            g.lock().unwrap().push(first.clone());
+            one_more(Outcome::More { delivered: 1 })
+        };
+        let d = Delivery::builder("refused", sink).retry(fast()).spawn().unwrap();
+        d.handle(rec("warm"));
+        std::thread::sleep(Duration::from_millis(50));
+        for m in ["bad-1", "ok-2", "ok-3"] {
+            d.handle(rec(m));
+        }
+        *gate.0.lock().unwrap() = true;
+        gate.1.notify_all();
+        assert!(done(&d).is_complete());
+        let got = got.lock().unwrap().clone();
+        // The records, then the delivery's own notice of the one it could not deliver.
+        assert_eq!(got[..2], ["ok-2", "ok-3"]);
+        assert!(got[2..].iter().all(|m| m.contains("1 records could not be delivered")), "{got:?}");
+        let s = d.snapshot();
+        assert_eq!((s.failed, s.retried), (1, 0), "{s}");
+        assert!(s.last_error.as_deref().is_some_and(|e| e.contains("invalid payload")));
     }
 
     #[test]

@@ -644,11 +644,15 @@ impl NotifySink {
 }
 
 impl Sink for NotifySink {
-    /// One request per record; the delivery paces the rest of a batch.
+    /// One request per record; the delivery paces the rest of a batch. A record refused for
+    /// good fails alone.
     fn deliver(&mut self, batch: &Batch) -> Outcome {
         let Some(first) = batch.records.first() else { return Outcome::Delivered };
+        let more = batch.records.len() > 1;
         match self.send(first) {
-            Outcome::Delivered if batch.records.len() > 1 => Outcome::More { delivered: 1 },
+            Outcome::Delivered if more => Outcome::More { delivered: 1 },
+            // A record the service will never take fails alone; the others go on.
+            Outcome::Permanent { reason } if more => Outcome::Refused { refused: 1, reason },
             o => o,
         }
     }

@@ -43,6 +43,15 @@ proptest! {
     }
 
     #[test]
+    fn a_blank_message_gives_a_one_line_pagerduty_summary(target in "(\\PC|[\r\n\x00-\x1f\u{85}\u{2028}]){0,40}", blank in "[ \t\r\n]{0,4}") {
+        let r = Record::new(Level::ERROR, target, blank);
+        let p = pagerduty_body(&r, &FormatContext::default(), "k");
+        let summary = p["payload"]["summary"].as_str().unwrap();
+        prop_assert!(!summary.trim().is_empty());
+        prop_assert!(!summary.chars().any(|c| c.is_control() || c == '\u{2028}' || c == '\u{2029}'), "{summary:?}");
+    }
+
+    #[test]
     fn discord_escaping_leaves_no_markup_or_mention(s in any::<String>()) {
         let e = escape_discord(&s);
         let b = e.as_bytes();

@@ -377,3 +377,24 @@ fn every_new_url_form_builds_the_service_it_names_and_keeps_secrets_out_of_error
         assert!(!e.contains(USER) && !e.contains(GENIE), "{e}");
     }
 }
+
+#[test]
+fn a_record_the_service_refuses_fails_alone_and_the_records_queued_with_it_are_sent() {
+    let fake = FakeMattermost::start();
+    // The first request is answered at once; the next three queue behind the pace as one
+    // batch, whose first record the service refuses for good.
+    fake.http().push(Reply::text(200, "ok"));
+    fake.http().push(Reply::json(400, r#"{"id":"api.post.create_post.invalid","status_code":400}"#));
+    let b = quick(NotifyLayer::mattermost(fake.url())).pace(Duration::from_millis(300));
+    let (h, guard) = b.build_handler().unwrap();
+    for m in ["first", "refused", "second", "third"] {
+        h.handle(rec(Level::ERROR, m));
+    }
+    assert!(guard.flush(WAIT).is_complete());
+    let got = fake.wait_for(3, WAIT);
+    let texts: Vec<&str> = got.iter().map(|j| j["attachments"][0]["text"].as_str().unwrap()).collect();
+    assert_eq!(texts[..2], ["second", "third"]);
+    assert!(texts[2].contains("1 records could not be delivered by mattermost"), "the notice: {texts:?}");
+    let s = stats(&guard);
+    assert_eq!((s.failed, s.retried), (1, 0), "{s}");
+}
