@@ -32,8 +32,11 @@
 //! | Opsgenie | `POST {api}/v2/alerts` with `Authorization: GenieKey`: `alias` = the callsite fingerprint (a storm is one alert), `message`, `description`, `details`, `entity` (target), `source`, `priority` P2/P3/P4/P5 by level, `tags` | message 130 chars, one line; alias 512; description 15,000; details 8,000 in all; source 100 | 202 delivered; 429 and 5xx retried; other 4xx permanent |
 //!
 //! A PagerDuty incident or an Opsgenie alert is resolved (closed) by handing the layer's handler
-//! a [`resolve_record`]`(dedup_key)` (for example when the matching ticket is solved); the
-//! other services ignore such a record. Opsgenie closes through
+//! a [`resolve_record`]`(dedup_key)`; the other services ignore such a record. The key is the
+//! callsite fingerprint, which is also the fingerprint of the callsite's error ticket
+//! (watchbell-ticketing, without a hash salt): `watchbell-tickets solve ID --resolve
+//! pagerduty://ROUTING_KEY` solves the ticket and resolves its incident (the `notify` feature of
+//! watchbell-ticketing, on in the umbrella's `full`). Opsgenie closes through
 //! `POST /v2/alerts/{alias}/close?identifierType=alias`; an alias it does not know (closed
 //! already) counts as done.
 //!
@@ -440,6 +443,17 @@ impl NotifyBuilder {
             *username = Some(name.into());
         }
         self
+    }
+
+    /// The service's name (`ntfy`, `pushover`, `discord`, `teams`, `google-chat`,
+    /// `mattermost`, `rocketchat`, `pagerduty`, `opsgenie`): also the name of its stats.
+    pub fn service(&self) -> &'static str {
+        self.service.name()
+    }
+
+    /// Whether the service resolves incidents ([`resolve_record`]s): PagerDuty and Opsgenie.
+    pub fn resolves(&self) -> bool {
+        matches!(self.service, Service::PagerDuty { .. } | Service::Opsgenie { .. })
     }
 
     /// The least level sent (default `ERROR`).

@@ -19,7 +19,8 @@ USAGE:
 COMMANDS:
     list                 tickets, most recently seen first
     show ID              one ticket and its newest occurrences
-    solve ID             mark a ticket solved (a new occurrence reopens it)
+    solve ID             mark a ticket solved (a new occurrence reopens it); with --resolve,
+                         resolve its incident too
     reopen ID            mark a ticket open
     delete ID            delete a ticket and its occurrences
     stats                totals per level and per app
@@ -35,6 +36,11 @@ OPTIONS:
     --limit N            tickets (list, default 50) or occurrences (show, default 10)
     --offset N           skip N tickets (list)
     --json               print JSON instead of tables
+    --resolve URL        solve: also resolve the ticket's PagerDuty incident or Opsgenie alert
+                         (pagerduty://ROUTING_KEY, opsgenie://API_KEY: the URLs the alerts were
+                         sent with; repeatable; default: the comma-separated URLs of the
+                         WATCHBELL_TICKETS_RESOLVE environment variable). Needs the `notify`
+                         feature of watchbell-ticketing.
     -h, --help           this text
 ";
 
@@ -48,6 +54,7 @@ struct Args {
     limit: Option<u32>,
     offset: u64,
     json: bool,
+    resolve: Vec<String>,
     command: Vec<String>,
 }
 
@@ -62,6 +69,7 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
         limit: None,
         offset: 0,
         json: false,
+        resolve: Vec::new(),
         command: Vec::new(),
     };
     while let Some(arg) = it.next() {
@@ -94,6 +102,7 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
             "--limit" => a.limit = Some(value("a number")?.parse().map_err(|_| "--limit needs a number")?),
             "--offset" => a.offset = value("a number")?.parse().map_err(|_| "--offset needs a number")?,
             "--json" => a.json = true,
+            "--resolve" => a.resolve.push(value("a pagerduty:// or opsgenie:// URL")?),
             s if s.starts_with('-') && s.len() > 1 && s.parse::<i64>().is_err() => {
                 return Err(format!("unknown option {s}"))
             }
@@ -239,6 +248,24 @@ fn run(args: Args) -> Result<ExitCode, String> {
                 eprintln!("watchbell-tickets: no ticket {id}");
                 return Ok(ExitCode::FAILURE);
             }
+            if command == "solve" {
+                let mut urls = args.resolve.clone();
+                if urls.is_empty() {
+                    if let Ok(v) = std::env::var("WATCHBELL_TICKETS_RESOLVE") {
+                        urls = v.split(',').map(str::trim).filter(|u| !u.is_empty()).map(str::to_owned).collect();
+                    }
+                }
+                if !urls.is_empty() {
+                    let fingerprint = match store.get_ticket(id).map_err(|e| e.to_string())? {
+                        Some(t) => t.fingerprint,
+                        None => return Err(format!("ticket {id} vanished before it could be resolved")),
+                    };
+                    for url in &urls {
+                        let what = resolve(url, &fingerprint)?;
+                        w(&mut out, format!("ticket {id}: {what}\n"));
+                    }
+                }
+            }
         }
         "stats" => {
             if args.command.len() > 1 {
@@ -330,4 +357,32 @@ fn tail(s: &str, max: usize) -> String {
     }
     let rest: String = s.chars().skip(n - (max - 1)).collect();
     format!("…{rest}")
+}
+
+/// Resolves the incident of `fingerprint` at the service of `url`; what happened, or why not.
+#[cfg(feature = "notify")]
+fn resolve(url: &str, fingerprint: &str) -> Result<String, String> {
+    use watchbell_core::SinkOptions;
+    let b = watchbell_notify::from_url(url).map_err(|e| e.to_string())?;
+    if !b.resolves() {
+        return Err(format!("--resolve: {} has no incidents to resolve (pagerduty:// or opsgenie://)", b.service()));
+    }
+    let service = b.service();
+    let (handler, guard) = b.no_rate_limit().pace(Duration::ZERO).build_handler().map_err(|e| e.to_string())?;
+    handler.handle(watchbell_notify::resolve_record(fingerprint));
+    let _ = guard.shutdown(Duration::from_secs(30));
+    let stats = guard.stats().into_iter().find(|s| s.name == service);
+    match stats {
+        Some(s) if s.delivered > 0 => Ok(format!("{service} incident {fingerprint} resolved")),
+        Some(s) => Err(format!(
+            "{service} did not take the resolve of {fingerprint}: {}",
+            s.last_error.as_deref().unwrap_or("not delivered")
+        )),
+        None => Err(format!("{service}: no delivery")),
+    }
+}
+
+#[cfg(not(feature = "notify"))]
+fn resolve(_url: &str, _fingerprint: &str) -> Result<String, String> {
+    Err("--resolve needs watchbell-tickets built with the `notify` feature of watchbell-ticketing".into())
 }
