@@ -43,6 +43,30 @@ fn size_rotation_is_exact_in_bytes() {
     assert_eq!(file.stats().bytes, all.len() as u64);
 }
 
+/// logging.handlers' `RotatingFileHandler` (before Python 3.13) rolled an empty file over when
+/// the first record was larger than `maxBytes`, leaving an empty backup; size rotation here never
+/// makes one, whatever the record sizes.
+#[test]
+fn size_rotation_never_makes_an_empty_backup_even_for_records_larger_than_max_bytes() {
+    let dir = tmp("oversized-first");
+    let mut file = RollingFile::builder(dir.join("app.log")).max_bytes(10).backup_count(5).build().unwrap();
+    let (big1, big2) = (format!("{}\n", "a".repeat(30)), format!("{}\n", "b".repeat(40)));
+    file.write_record(big1.as_bytes()).unwrap();
+    file.flush().unwrap();
+    assert_eq!(names(&dir), ["app.log"], "an empty file is not rolled over for an oversized first record");
+    file.write_record(big2.as_bytes()).unwrap();
+    file.write_record(b"c\n").unwrap();
+    file.flush().unwrap();
+    assert_eq!(names(&dir), ["app.log", "app.log.1", "app.log.2"]);
+    assert_eq!(
+        (read(dir.join("app.log.2")), read(dir.join("app.log.1")), read(dir.join("app.log"))),
+        (big1, big2, "c\n".to_owned())
+    );
+    for n in names(&dir) {
+        assert!(!read(dir.join(&n)).is_empty(), "{n} is empty");
+    }
+}
+
 #[test]
 fn a_record_larger_than_max_bytes_is_written_alone_and_never_split() {
     let dir = tmp("oversized");
