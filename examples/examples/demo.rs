@@ -1,7 +1,7 @@
 //! watchbell's main job, on loopback stand-ins: one configuration, every destination.
 //!
 //! `cargo run --example demo` starts real-protocol fakes of Slack, Telegram, Twilio, Exotel, an
-//! SMTP server, an NDJSON log collector and a syslog receiver (all from `watchbell-test`, on
+//! SMTP server, an NDJSON log collector, a syslog receiver, a journal and PagerDuty (all from `watchbell-test`, on
 //! 127.0.0.1), a SQLite ticket database and a rotating log file in a temp dir. It builds the
 //! whole alerting stack from the TOML configuration embedded below (the fakes' addresses
 //! filled in), then runs a small simulated service: 30 requests in `request` spans on three
@@ -113,6 +113,11 @@ level = "warn"
 [journald]
 socket = "{journald}"
 level = "warn"
+
+[pagerduty]
+routing_key = "demo0routing0key0000000000000000"
+api_base = "{pagerduty}"
+pace = "100ms"
 
 [command]
 shell = "printf '%s %s\\n' \"$1\" \"$2\" >> {dir}/oncall-hook.log"
@@ -356,6 +361,16 @@ fn report(fakes: &Fakes) -> Result<(), Box<dyn std::error::Error>> {
         for (k, v) in e.fields.iter().take(8) {
             println!("    {k}={}", String::from_utf8_lossy(v));
         }
+    }
+
+    section("PagerDuty (Events API v2: one incident per callsite)");
+    let events = fakes.pagerduty.accepted();
+    let mut incidents: Vec<&str> = events.iter().filter_map(|e| e["dedup_key"].as_str()).collect();
+    incidents.sort_unstable();
+    incidents.dedup();
+    println!("{} event(s), {} incident(s)", events.len(), incidents.len());
+    for e in events.iter().take(3) {
+        println!("    {} [{}] {}", e["dedup_key"], e["payload"]["severity"], e["payload"]["summary"]);
     }
 
     section("program (a shell hook, one run per alert)");

@@ -26,6 +26,10 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("es_bulk", es_bulk),
     ("encoders", encoders),
     ("redact", redact),
+    ("command", command),
+    ("journald", journald),
+    ("desktop", desktop),
+    ("notify", notify),
 ];
 
 /// A reader of structured values from fuzz bytes: once the bytes run out, zeros.
@@ -623,6 +627,618 @@ pub fn redact(data: &[u8]) {
     }
     let out = redact_text(&text);
     assert!(!out.contains(&secret), "the secret survived: {out:?}");
+}
+
+/// A record with the extras the new sinks read: a suppressed count, a module, a thread name,
+/// up to two spans with fields, and, when asked, a message repeated past every sink's limit.
+fn rich_record(u: &mut Bytes<'_>, names: &[&str]) -> Record {
+    use std::sync::Arc;
+    use watchbell_core::record::{Fields, SpanRecord};
+    let mut r = record(u);
+    let sel = u.u8();
+    if sel & 1 == 1 {
+        r.suppressed = u64::from(u.u16());
+    }
+    if sel & 2 == 2 {
+        r.module = Some(u.text(30).into());
+    }
+    if sel & 4 == 4 {
+        r.thread_name = Some(u.text(20).into());
+    }
+    if sel & 8 == 8 {
+        // Past 16 KiB (the program's argument limit) and 6,000 chars (Discord's).
+        r.message = r.message.repeat(1 + usize::from(u.u8()));
+    }
+    for _ in 0..(sel >> 4) % 3 {
+        let mut fields = Fields::new();
+        for _ in 0..u.u8() % 4 {
+            let k = u.u8();
+            let name = if k & 1 == 0 { names[usize::from(k >> 1) % names.len()].to_owned() } else { u.text(12) };
+            fields.push_unique(name, Value::Str(u.text(40)));
+        }
+        r.spans.push(Arc::new(SpanRecord { name: u.text(16).into(), target: "app".into(), fields }));
+    }
+    for _ in 0..u.u8() % 4 {
+        let k = u.u8();
+        r.fields.push_unique(names[usize::from(k) % names.len()].to_owned(), Value::Str(u.text(60)));
+    }
+    r
+}
+
+/// A format context from fuzz bytes: with or without an app (any text) and a host.
+fn context(u: &mut Bytes<'_>) -> watchbell_core::format::FormatContext {
+    use watchbell_core::format::FormatContext;
+    let sel = u.u8();
+    // A name that is blank on one line is a configuration mistake, not log text.
+    let nonblank = |s: String, or: &str| {
+        if watchbell_core::text::single_line(&s).is_empty() {
+            or.to_owned()
+        } else {
+            s
+        }
+    };
+    let mut cx = if sel & 1 == 1 { FormatContext::new(nonblank(u.text(40), "app")) } else { FormatContext::default() };
+    if sel & 2 == 2 {
+        cx = cx.with_host(nonblank(u.text(30), "host"));
+    }
+    cx
+}
+
+/// Whether `s` is a portable environment variable name: `[A-Z_][A-Z0-9_]*`.
+fn portable_env_name(s: &str) -> bool {
+    let mut b = s.bytes();
+    b.next().is_some_and(|c| c.is_ascii_uppercase() || c == b'_')
+        && b.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'_')
+}
+
+/// `s` cut by a truncation with `marker`: either `s` itself, or a prefix of `s` followed by the
+/// marker (or a prefix of the marker, when not even the marker fits).
+fn is_cut_of(out: &str, s: &str, marker: &str) -> bool {
+    out == s || out.strip_suffix(marker).is_some_and(|kept| s.starts_with(kept)) || marker.starts_with(out)
+}
+
+/// The program sink's arguments and environment: a template argument (any placeholder, any
+/// literal) rendered for any record is one argument holding no NUL and at most 16 KiB, equal to
+/// the rendered text (NUL shown as `␀`) or a char-boundary cut of it with the marker; every
+/// environment entry has a `[A-Z_][A-Z0-9_]*` name (for a prefix of that form) and a value
+/// with no NUL within 16 KiB; every field (up to 64) has its `<PREFIX>FIELD_<NAME>` entry with
+/// its value; the record's own entries appear once each.
+pub fn command(data: &[u8]) {
+    use watchbell_command::{env_name, environment, safe_value};
+    use watchbell_core::format::{Format, Template};
+    use watchbell_core::text::MARKER;
+    const MAX: usize = 16 * 1024;
+    const NAMES: [&str; 8] = ["user.id", "user_id", "2fa", "é", "", "a-b c", "PATH", "x\0y"];
+    const PREFIXES: [&str; 4] = ["WATCHBELL_", "APP_", "_", "X"];
+    const TEMPLATES: [&str; 6] =
+        ["{message}", "--level={level}", "{field.user}", "{target} {location}", "{fields}", "{{{spans}}}{suppressed}"];
+    let mut u = Bytes::new(data);
+    let sel = u.u8();
+    let template =
+        if sel & 1 == 0 { TEMPLATES[usize::from(sel >> 1) % TEMPLATES.len()].to_owned() } else { u.text(40) };
+    let prefix = PREFIXES[usize::from(sel >> 4) % PREFIXES.len()];
+    let cx = context(&mut u);
+    let r = rich_record(&mut u, &NAMES);
+
+    let nuls = if sel & 8 == 8 { "\0".repeat(MAX / 2 + usize::from(u.u8())) } else { "\0".to_owned() };
+    for s in [r.message.as_str(), &r.target, "", &nuls] {
+        let v = safe_value(s);
+        assert!(!v.contains('\0'), "a NUL in a value: {v:?}");
+        assert!(v.len() <= MAX, "a value of {} bytes", v.len());
+        assert!(is_cut_of(&v, &s.replace('\0', "\u{2400}"), MARKER), "the value is not the text or a cut of it");
+    }
+    if let Ok(t) = Template::parse(&template) {
+        let rendered = t.format_to_string(&r, &cx);
+        let arg = safe_value(&rendered);
+        assert!(!arg.contains('\0') && arg.len() <= MAX, "an argument with a NUL or over 16 KiB");
+        assert!(is_cut_of(&arg, &rendered.replace('\0', "\u{2400}"), MARKER), "the argument is not its rendered text");
+        if template == "{message}" && !r.message.contains('\0') && r.message.len() <= MAX {
+            assert_eq!(arg, r.message, "the message placeholder was changed");
+        }
+    }
+
+    let env = environment(prefix, &r, 1, &cx);
+    for (k, v) in &env {
+        assert!(portable_env_name(k), "an environment name outside [A-Z_][A-Z0-9_]*: {k:?}");
+        assert!(!v.contains('\0'), "a NUL in the value of {k}");
+        assert!(v.len() <= MAX, "{k} has {} bytes", v.len());
+    }
+    let field_prefix = format!("{prefix}FIELD_");
+    let (fields, own): (Vec<_>, Vec<_>) = env.iter().partition(|(k, _)| k.starts_with(&field_prefix));
+    let mut own_names: Vec<&str> = own.iter().map(|(k, _)| k.as_str()).collect();
+    own_names.sort_unstable();
+    let n = own_names.len();
+    own_names.dedup();
+    assert_eq!(own_names.len(), n, "an entry of the record's own twice: {own_names:?}");
+    let message = &own.iter().find(|(k, _)| *k == format!("{prefix}MESSAGE")).expect("the message").1;
+    assert!(is_cut_of(message, &r.message.replace('\0', "\u{2400}"), MARKER), "the message entry is not the message");
+    let want: Vec<(String, String)> =
+        r.fields.iter().take(64).map(|(k, v)| (env_name(&field_prefix, k), safe_value(&v.to_string()))).collect();
+    let got: Vec<(String, String)> = fields.into_iter().cloned().collect();
+    assert_eq!(got, want, "the fields' entries");
+}
+
+/// Parses journald's native protocol: `NAME=value\n`, or `NAME\n`, the value's length as 64-bit
+/// little endian, the value and `\n`. Fails on anything else (a truncated entry, a missing
+/// newline, a name with a character journald refuses).
+pub fn parse_journal(mut b: &[u8]) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let mut out = Vec::new();
+    while !b.is_empty() {
+        let end = b.iter().position(|&c| c == b'=' || c == b'\n').ok_or("a name without = or newline")?;
+        let name = std::str::from_utf8(&b[..end]).map_err(|_| "a name that is not UTF-8")?.to_owned();
+        if !journal_name_valid(&name) {
+            return Err(format!("an invalid field name {name:?}"));
+        }
+        let value;
+        if b[end] == b'=' {
+            let rest = &b[end + 1..];
+            let nl = rest.iter().position(|&c| c == b'\n').ok_or("a value without its newline")?;
+            value = rest[..nl].to_vec();
+            b = &rest[nl + 1..];
+        } else {
+            let rest = &b[end + 1..];
+            let len: [u8; 8] = rest.get(..8).ok_or("a short length")?.try_into().unwrap();
+            let len = usize::try_from(u64::from_le_bytes(len)).map_err(|_| "a huge length")?;
+            let data = rest.get(8..8usize.saturating_add(len)).ok_or("a value shorter than its length")?;
+            if rest.get(8 + len) != Some(&b'\n') {
+                return Err("a binary value without its newline".into());
+            }
+            value = data.to_vec();
+            b = &rest[8 + len + 1..];
+        }
+        out.push((name, value));
+    }
+    Ok(out)
+}
+
+/// journald's rule for a field a client may set: 1 to 64 of `[A-Z0-9_]`, not starting with a
+/// digit, and not with `_` (trusted fields, set by journald alone).
+pub fn journal_name_valid(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name.bytes().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'_')
+        && !name.starts_with(|c: char| c.is_ascii_digit() || c == '_')
+}
+
+/// The fields the journald sink sets itself (an event field of one of these names is renamed).
+const JOURNAL_OWN: [&str; 11] = [
+    "MESSAGE",
+    "PRIORITY",
+    "SYSLOG_IDENTIFIER",
+    "TARGET",
+    "CODE_FILE",
+    "CODE_LINE",
+    "CODE_MODULE",
+    "THREAD_NAME",
+    "THREAD_ID",
+    "FINGERPRINT",
+    "WATCHBELL_TIME",
+];
+
+/// journald's native encoder and its field-name sanitiser: any name sanitises to a valid
+/// journal name (or `None` for the empty name); the entry of any record (hostile field and span
+/// names, values with newlines, NUL and invalid UTF-8 replaced) parses back with every field
+/// name valid; the sink's own fields appear exactly once each, with the record's values (an
+/// event field cannot forge them); every event field, span name, span field and extra field is
+/// there once with its value, and nothing else is.
+pub fn journald(data: &[u8]) {
+    use watchbell_journald::{encode_entry, field_name};
+    const NAMES: [&str; 12] = [
+        "message",
+        "priority",
+        "code.file",
+        "_PID",
+        "_",
+        "2fa",
+        "é",
+        "F_MESSAGE",
+        "S0_NAME",
+        "name",
+        "a_name_of_seventy_characters_a_name_of_seventy_characters_a_name_of_s",
+        "_a_name_of_sixty_four_characters_that_starts_with_an_underscore_",
+    ];
+    let mut u = Bytes::new(data);
+    let sel = u.u8();
+    let identifier = if sel & 1 == 0 { "billing".to_owned() } else { u.text(20).replace('\n', " ") };
+    let raw = u.text(80);
+    match field_name(&raw) {
+        Some(n) => assert!(journal_name_valid(&n), "field_name({raw:?}) = {n:?} is not a valid journal name"),
+        None => assert!(raw.is_empty(), "field_name({raw:?}) refused a non-empty name"),
+    }
+    let extra: Vec<(String, String)> = (0..(sel >> 1) % 3)
+        .filter_map(|_| {
+            let k = u.text(20);
+            let v = u.text(30);
+            // The builder takes an extra field's name as given: one named like a field the
+            // sink sets would be a second value of it.
+            field_name(&k).filter(|k| !JOURNAL_OWN.contains(&k.as_str())).map(|k| (k, v))
+        })
+        .collect();
+    let r = rich_record(&mut u, &NAMES);
+    let entry = encode_entry(&r, &identifier, &extra);
+    let mut got = parse_journal(&entry).unwrap_or_else(|e| panic!("the entry does not parse ({e}): {entry:?}"));
+
+    let message = if r.suppressed > 0 {
+        format!("{} ({} similar suppressed)", r.message, r.suppressed)
+    } else {
+        r.message.clone()
+    };
+    let priority = match r.level {
+        Level::ERROR => "3",
+        Level::WARN => "4",
+        Level::INFO => "6",
+        _ => "7",
+    };
+    let mut own: Vec<(&str, String)> = vec![
+        ("MESSAGE", message),
+        ("PRIORITY", priority.to_owned()),
+        ("SYSLOG_IDENTIFIER", identifier.clone()),
+        ("TARGET", r.target.to_string()),
+        ("THREAD_ID", r.thread_id.to_string()),
+    ];
+    if let Some(f) = &r.file {
+        own.push(("CODE_FILE", f.to_string()));
+    }
+    if let Some(l) = r.line {
+        own.push(("CODE_LINE", l.to_string()));
+    }
+    if let Some(m) = &r.module {
+        own.push(("CODE_MODULE", m.to_string()));
+    }
+    if let Some(t) = &r.thread_name {
+        own.push(("THREAD_NAME", t.to_string()));
+    }
+    for (name, value) in own {
+        let n = got.iter().filter(|(k, _)| k == name).count();
+        assert_eq!(n, 1, "{name} appears {n} times in {:?}", String::from_utf8_lossy(&entry));
+        let at = got.iter().position(|(k, _)| k == name).unwrap();
+        assert_eq!(got.remove(at).1, value.into_bytes(), "{name} does not hold the record's value");
+    }
+    for name in ["FINGERPRINT", "WATCHBELL_TIME"] {
+        let at = got.iter().position(|(k, _)| k == name).unwrap_or_else(|| panic!("no {name}"));
+        got.remove(at);
+        assert!(!got.iter().any(|(k, _)| k == name), "{name} twice");
+    }
+    // What is left: one entry per event field, span name, span field and extra field.
+    let mut want: Vec<(String, Vec<u8>)> = Vec::new();
+    for (name, value) in r.fields.iter() {
+        if let Some(n) = field_name(name) {
+            let n = if JOURNAL_OWN.contains(&n.as_str()) {
+                let mut p = format!("F_{n}");
+                p.truncate(64);
+                p
+            } else {
+                n
+            };
+            want.push((n, value.to_string().into_bytes()));
+        }
+    }
+    for (depth, span) in r.spans.iter().enumerate() {
+        want.push((format!("S{depth}_NAME"), span.name.as_bytes().to_vec()));
+        for (name, value) in span.fields.iter() {
+            if let Some(n) = field_name(name) {
+                let mut full = format!("S{depth}_{n}");
+                full.truncate(64);
+                want.push((full, value.to_string().into_bytes()));
+            }
+        }
+    }
+    want.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone().into_bytes())));
+    got.sort();
+    want.sort();
+    assert_eq!(got, want, "the fields of the entry are not the record's");
+}
+
+/// Reverses freedesktop body-markup escaping, checking that `<` and `>` appear only escaped
+/// and every `&` starts one of the entities the escaper writes.
+fn markup_unescape(s: &str) -> String {
+    assert!(!s.contains(['<', '>']), "a raw < or > in the body: {s:?}");
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('&') {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        let (c, n) = [("&amp;", '&'), ("&lt;", '<'), ("&gt;", '>'), ("&quot;", '"'), ("&#39;", '\'')]
+            .iter()
+            .find(|(e, _)| tail.starts_with(e))
+            .map(|(e, c)| (*c, e.len()))
+            .unwrap_or_else(|| panic!("a & that is not an entity in the body: {s:?}"));
+        out.push(c);
+        rest = &tail[n..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The desktop notification's texts: the summary is one line without control characters, at
+/// most 100 chars; the body, with markup, holds no raw `<`/`>` and only the escaper's entities,
+/// and reads back to the plain body; the plain body holds no control character but newline and
+/// tab (a NUL cannot even cross D-Bus), is at most 1,000 chars, and when the text has none to
+/// replace, is the text itself or a char-boundary cut of it with the marker.
+pub fn desktop(data: &[u8]) {
+    use watchbell_core::text::MARKER;
+    use watchbell_desktop::{body_text, summary};
+    const NAMES: [&str; 4] = ["<b>", "a&b", "user", "\u{1b}[31m"];
+    let mut u = Bytes::new(data);
+    let app = u.text(40);
+    let r = rich_record(&mut u, &NAMES);
+    let s = summary(&r, &app);
+    assert!(!s.chars().any(char::is_control), "a control character in the summary: {s:?}");
+    assert!(s.chars().count() <= 100, "a summary of {} chars", s.chars().count());
+
+    let plain = body_text(&r, false);
+    let marked = body_text(&r, true);
+    assert_eq!(markup_unescape(&marked), plain, "the markup body does not read back to the plain body");
+    assert!(
+        !plain.chars().any(|c| c.is_control() && c != '\n' && c != '\t'),
+        "a control character in the body: {plain:?}"
+    );
+    assert!(plain.chars().count() <= 1000, "a body of {} chars", plain.chars().count());
+    let mut text = r.message.clone();
+    for (name, value) in r.fields.iter() {
+        text.push_str(&format!("\n{name} = {value}"));
+    }
+    if r.suppressed > 0 {
+        text.push_str(&format!("\n({} similar suppressed)", r.suppressed));
+    }
+    if !text.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        assert!(is_cut_of(&plain, &text, MARKER), "the body is not the text or a cut of it: {plain:?}");
+    }
+}
+
+/// The chars Discord's markdown gives a meaning to, which [`watchbell_notify::escape_discord`]
+/// escapes with a backslash.
+const DISCORD_MARKDOWN: [char; 11] = ['\\', '*', '_', '~', '`', '|', '>', '#', '-', '[', ']'];
+
+/// Reverses Discord escaping, checking that every markdown char is escaped, every backslash
+/// escapes one, and every `@` is followed by a zero-width space (so no `@everyone`/`@here`).
+fn discord_unescape(s: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(s.len());
+    let mut it = s.chars();
+    while let Some(c) = it.next() {
+        match c {
+            '\\' => match it.next() {
+                Some(e) if DISCORD_MARKDOWN.contains(&e) => out.push(e),
+                other => return Err(format!("a backslash before {other:?} in {s:?}")),
+            },
+            '@' => match it.next() {
+                Some('\u{200b}') => out.push('@'),
+                other => return Err(format!("an @ followed by {other:?} (a possible mention) in {s:?}")),
+            },
+            c if DISCORD_MARKDOWN.contains(&c) => return Err(format!("an unescaped {c:?} in {s:?}")),
+            c => out.push(c),
+        }
+    }
+    Ok(out)
+}
+
+/// Checks Discord text cut with the marker: what is kept is escaped text, whole (no escape
+/// split by the cut; an `@` whose zero-width space was cut off is followed by the marker, which
+/// makes no mention), reading back to a prefix of `original` (all of it when not cut).
+fn check_discord_text(out: &str, original: &str, max: usize, what: &str) {
+    use watchbell_core::text::MARKER;
+    let n = out.chars().count();
+    assert!(n <= max, "{what} of {n} chars > {max}");
+    match out.strip_suffix(MARKER) {
+        Some(kept) if discord_unescape(out).ok().as_deref() != Some(original) => {
+            let kept = kept.strip_suffix('@').unwrap_or(kept);
+            let back = discord_unescape(kept).unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert!(original.starts_with(&back), "{what} cut is not a prefix of the text: {out:?}");
+        }
+        _ => assert_eq!(
+            discord_unescape(out).unwrap_or_else(|e| panic!("{what}: {e}")),
+            original,
+            "{what} does not read back"
+        ),
+    }
+}
+
+/// Whether `s` holds no line break: no control char, no U+2028/U+2029.
+fn one_line(s: &str) -> bool {
+    !s.chars().any(|c| c.is_control() || c == '\u{2028}' || c == '\u{2029}')
+}
+
+/// The push and paging bodies. `escape_discord`: every markdown char escaped, every backslash
+/// an escape, every `@` broken (no `@everyone`/`@here`), reading back to the text. The
+/// Discord message: every embed limit (title, description, field name and value, footer, at
+/// most 25 fields), the 6,000 chars across the embed, mentions disabled, escaped texts whose
+/// cuts split no escape. ntfy: a one-line title of at most 250 chars, a message of at most
+/// 4,000 bytes that is the text or a cut of it. PagerDuty: a non-empty one-line summary of at
+/// most 1,024 chars, a dedup key. Pushover: a one-line title of at most 250 chars, a non-empty
+/// message of at most 1,024, emergency `retry` ≥ 30 s and `expire` ≤ 3 h. Opsgenie: a
+/// non-empty one-line message of at most 130 chars, alias, description, entity, source, tag
+/// and details limits. Teams: log text only in `TextRun`s, at most 27,000 bytes. Google Chat:
+/// a one-line text with every `<` broken, escaped card HTML, at most 32,000 bytes. Mattermost
+/// and Rocket.Chat: every piece of log text escaped, within the text limit. Every body is JSON
+/// that round-trips.
+pub fn notify(data: &[u8]) {
+    use watchbell_core::text::MARKER;
+    use watchbell_notify::{
+        discord_body, escape_discord, google_chat_body, ntfy_body, opsgenie_body, pagerduty_body, pushover_form,
+        slack_compatible_body, teams_body, Emergency, SlackCompatible, DISCORD_LIMITS, DISCORD_MAX_FIELDS,
+        DISCORD_MAX_TOTAL, GOOGLE_CHAT_MAX_BODY, MATTERMOST_MAX_TEXT, NTFY_MAX_MESSAGE, NTFY_MAX_TITLE,
+        OPSGENIE_MAX_ALIAS, OPSGENIE_MAX_DESCRIPTION, OPSGENIE_MAX_DETAILS, OPSGENIE_MAX_ENTITY, OPSGENIE_MAX_MESSAGE,
+        OPSGENIE_MAX_SOURCE, PAGERDUTY_MAX_SUMMARY, PUSHOVER_MAX_EXPIRE, PUSHOVER_MAX_MESSAGE, PUSHOVER_MAX_TITLE,
+        PUSHOVER_MIN_RETRY, ROCKETCHAT_MAX_TEXT, TEAMS_MAX_BODY,
+    };
+    const NAMES: [&str; 8] = ["@everyone", "**b**", "location", "suppressed", "user", "a\\b", "", "x\ny"];
+    let mut u = Bytes::new(data);
+    let raw = u.text(200);
+    let escaped = escape_discord(&raw);
+    assert_eq!(discord_unescape(&escaped).unwrap_or_else(|e| panic!("escape_discord: {e}")), raw);
+    let cx = context(&mut u);
+    let r = rich_record(&mut u, &NAMES);
+    let text = |j: &serde_json::Value| j.as_str().expect("a string").to_owned();
+    let message = if r.suppressed > 0 {
+        format!("{} ({} similar suppressed)", r.message, r.suppressed)
+    } else {
+        r.message.clone()
+    };
+
+    // Discord.
+    let body = discord_body(&r, &cx);
+    let v = json(&serde_json::to_vec(&body).unwrap(), "the Discord body");
+    assert_eq!(v["allowed_mentions"]["parse"], serde_json::json!([]), "mentions not disabled");
+    let (tmax, dmax, nmax, vmax, fmax) = DISCORD_LIMITS;
+    let embeds = v["embeds"].as_array().expect("embeds");
+    assert_eq!(embeds.len(), 1);
+    let e = &embeds[0];
+    let title = text(&e["title"]);
+    assert!(title.chars().count() <= tmax && one_line(&title), "the title {title:?}");
+    let description = text(&e["description"]);
+    check_discord_text(&description, &message, dmax, "the description");
+    let mut total = title.chars().count() + description.chars().count();
+    let fields = e["fields"].as_array().cloned().unwrap_or_default();
+    assert!(fields.len() <= DISCORD_MAX_FIELDS, "{} fields", fields.len());
+    for (f, (k, val)) in fields.iter().zip(r.fields.iter()) {
+        let name = text(&f["name"]);
+        let value = text(&f["value"]);
+        assert!(!name.is_empty() && !value.is_empty(), "an empty field name or value");
+        if name != "\u{200b}" {
+            check_discord_text(&name, k, nmax, "a field name");
+        }
+        if value != "\u{200b}" {
+            check_discord_text(&value, &val.to_string(), vmax, "a field value");
+        }
+        total += name.chars().count() + value.chars().count();
+    }
+    if let Some(footer) = e["footer"]["text"].as_str() {
+        check_discord_text(footer, &r.location().unwrap_or_default(), fmax, "the footer");
+        total += footer.chars().count();
+    }
+    assert!(total <= DISCORD_MAX_TOTAL, "{total} chars across the embed > {DISCORD_MAX_TOTAL}");
+    if let Some(name) = v["username"].as_str() {
+        assert!((1..=80).contains(&name.chars().count()), "a username of {name:?}");
+    }
+
+    // ntfy.
+    let topic = "alerts";
+    let v =
+        json(&serde_json::to_vec(&ntfy_body(&r, &cx, topic, Some("https://example.com/x"))).unwrap(), "the ntfy body");
+    assert_eq!(v["topic"], topic);
+    let title = text(&v["title"]);
+    assert!(one_line(&title), "a title of more than one line: {title:?}");
+    assert!(title.chars().count() <= NTFY_MAX_TITLE, "a title of {} chars", title.chars().count());
+    let msg = text(&v["message"]);
+    assert!(msg.len() <= NTFY_MAX_MESSAGE, "a message of {} bytes", msg.len());
+    let mut full = message.clone();
+    for (k, val) in r.fields.iter() {
+        full.push_str(&format!("\n{k} = {val}"));
+    }
+    if let Some(loc) = r.location() {
+        full.push_str(&format!("\nat {loc}"));
+    }
+    assert!(is_cut_of(&msg, &full, MARKER), "the message is not the text or a cut of it");
+    assert!((1..=5).contains(&v["priority"].as_u64().expect("a priority")));
+
+    // PagerDuty.
+    let v = json(&serde_json::to_vec(&pagerduty_body(&r, &cx, "R0UTINGKEY")).unwrap(), "the PagerDuty body");
+    let summary = text(&v["payload"]["summary"]);
+    assert!(!summary.trim().is_empty(), "an empty summary");
+    assert!(one_line(&summary), "a summary of more than one line: {summary:?}");
+    assert!(summary.chars().count() <= PAGERDUTY_MAX_SUMMARY, "a summary of {} chars", summary.chars().count());
+    assert!(["critical", "error", "warning", "info"].contains(&v["payload"]["severity"].as_str().unwrap_or("")));
+    let key = text(&v["dedup_key"]);
+    assert!((1..=255).contains(&key.chars().count()), "a dedup key of {} chars", key.chars().count());
+    assert!(!text(&v["payload"]["source"]).is_empty(), "an empty source");
+    // Pushover.
+    let form = pushover_form(&r, &cx, "T0KEN", "US3R", Some(Emergency { retry: 1, expire: u32::MAX }), None);
+    let get = |k: &str| form.iter().find(|(n, _)| *n == k).map(|(_, v)| v.as_str());
+    let title = get("title").expect("a title");
+    assert!(one_line(title) && title.chars().count() <= PUSHOVER_MAX_TITLE, "the Pushover title {title:?}");
+    let msg = get("message").expect("a message");
+    assert!(!msg.trim().is_empty(), "an empty Pushover message");
+    assert!(msg.chars().count() <= PUSHOVER_MAX_MESSAGE, "a Pushover message of {} chars", msg.chars().count());
+    if r.level == Level::ERROR {
+        assert_eq!(get("priority"), Some("2"));
+        let retry: u32 = get("retry").expect("retry").parse().unwrap();
+        let expire: u32 = get("expire").expect("expire").parse().unwrap();
+        assert!(retry >= PUSHOVER_MIN_RETRY && expire <= PUSHOVER_MAX_EXPIRE, "retry {retry}, expire {expire}");
+    }
+
+    // Opsgenie.
+    let v = json(&serde_json::to_vec(&opsgenie_body(&r, &cx)).unwrap(), "the Opsgenie body");
+    let m = text(&v["message"]);
+    assert!(!m.trim().is_empty() && one_line(&m), "the Opsgenie message {m:?}");
+    assert!(m.chars().count() <= OPSGENIE_MAX_MESSAGE, "an Opsgenie message of {} chars", m.chars().count());
+    let alias = text(&v["alias"]);
+    assert!((1..=OPSGENIE_MAX_ALIAS).contains(&alias.chars().count()), "an alias of {} chars", alias.chars().count());
+    assert!(text(&v["description"]).chars().count() <= OPSGENIE_MAX_DESCRIPTION);
+    assert!(text(&v["entity"]).chars().count() <= OPSGENIE_MAX_ENTITY);
+    let source = text(&v["source"]);
+    assert!(!source.is_empty() && source.chars().count() <= OPSGENIE_MAX_SOURCE, "the source {source:?}");
+    let details = v["details"].as_object().expect("details");
+    let size: usize =
+        details.iter().map(|(k, d)| k.chars().count() + d.as_str().expect("a string").chars().count()).sum();
+    assert!(size <= OPSGENIE_MAX_DETAILS, "details of {size} chars");
+    for t in v["tags"].as_array().expect("tags") {
+        let t = t.as_str().expect("a string tag");
+        assert!((1..=50).contains(&t.chars().count()), "a tag {t:?}");
+    }
+
+    // Teams: log text only in text runs (shown as typed), within the body limit.
+    let body = teams_body(&r, &cx);
+    let bytes = serde_json::to_vec(&body).unwrap();
+    assert!(bytes.len() <= TEAMS_MAX_BODY, "a Teams body of {} bytes", bytes.len());
+    let v = json(&bytes, "the Teams body");
+    let card = &v["attachments"][0]["content"];
+    assert_eq!(card["type"], "AdaptiveCard");
+    for block in card["body"].as_array().expect("a card body") {
+        assert_eq!(block["type"], "RichTextBlock", "log text outside a RichTextBlock");
+        for run in block["inlines"].as_array().expect("inlines") {
+            assert_eq!(run["type"], "TextRun");
+        }
+    }
+
+    // Google Chat: the one-line text mentions nobody; card texts hold no markup but `<br>`.
+    let bytes = serde_json::to_vec(&google_chat_body(&r, &cx)).unwrap();
+    assert!(bytes.len() <= GOOGLE_CHAT_MAX_BODY, "a Google Chat body of {} bytes", bytes.len());
+    let v = json(&bytes, "the Google Chat body");
+    let t = text(&v["text"]);
+    assert!(one_line(&t), "the Google Chat text {t:?}");
+    for (i, _) in t.match_indices('<') {
+        assert!(t[i + 1..].starts_with('\u{200b}'), "a `<` that can open a mention or link: {t:?}");
+    }
+    let card = &v["cardsV2"][0]["card"];
+    let mut html = vec![text(&card["header"]["title"]), text(&card["header"]["subtitle"])];
+    for w in card["sections"][0]["widgets"].as_array().expect("widgets") {
+        if let Some(p) = w["textParagraph"]["text"].as_str() {
+            html.push(p.to_owned());
+        } else {
+            html.push(text(&w["decoratedText"]["topLabel"]));
+            html.push(text(&w["decoratedText"]["text"]));
+        }
+    }
+    for h in &html {
+        markup_unescape(&h.replace("<br>", "\n"));
+    }
+
+    // Mattermost and Rocket.Chat: every piece of log text escaped, within the text limit.
+    for (service, max) in
+        [(SlackCompatible::Mattermost, MATTERMOST_MAX_TEXT), (SlackCompatible::RocketChat, ROCKETCHAT_MAX_TEXT)]
+    {
+        let v = json(&serde_json::to_vec(&slack_compatible_body(&r, &cx, service)).unwrap(), "a Slack-compatible body");
+        let att = &v["attachments"][0];
+        let head = text(&v["text"]);
+        let foot = text(&att["footer"]);
+        let body = text(&att["text"]);
+        check_discord_text(&body, &message, max, "the attachment text");
+        for (piece, what) in [(&head, "the heading"), (&foot, "the footer"), (&text(&att["fallback"]), "the fallback")]
+        {
+            assert!(one_line(piece), "{what} is not one line: {piece:?}");
+            let kept = piece.strip_suffix(MARKER).map_or(piece.as_str(), |k| k.strip_suffix('@').unwrap_or(k));
+            discord_unescape(kept).unwrap_or_else(|e| panic!("{what}: {e}"));
+        }
+        let mut total = head.chars().count() + foot.chars().count() + body.chars().count();
+        for f in att["fields"].as_array().into_iter().flatten() {
+            for k in ["title", "value"] {
+                let s = text(&f[k]);
+                let kept = s.strip_suffix(MARKER).map_or(s.as_str(), |k| k.strip_suffix('@').unwrap_or(k));
+                discord_unescape(kept).unwrap_or_else(|e| panic!("a field {k}: {e}"));
+                total += s.chars().count();
+            }
+        }
+        assert!(total <= max, "{total} chars > {max} ({service:?})");
+    }
 }
 
 /// Runs `f` over `input`, returning the panic message if it panicked.

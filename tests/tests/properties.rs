@@ -6,7 +6,10 @@
 //! Telegram HTML within the limit, no raw `<`/`>` in Slack text, no CR/LF in a mail header,
 //! escaped syslog SD values and exact octet counts, `Retry-After` values and HTTP dates that
 //! round-trip, a spool that replays damaged segments to the end, one `_bulk` result per record,
-//! valid JSON with sorted Loki streams and unique OTLP keys, and secrets gone after redaction.
+//! valid JSON with sorted Loki streams and unique OTLP keys, secrets gone after redaction, a
+//! program's arguments and environment without NUL and bounded, journald entries that parse
+//! back field for field, inert control-free desktop texts, and push and paging bodies within
+//! every documented limit with Discord markdown and mentions escaped.
 
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -88,6 +91,46 @@ proptest! {
         data.extend_from_slice(suffix.as_bytes());
         fuzz::redact(&data);
     }
+
+    #[test]
+    fn program_arguments_and_environment_are_safe_and_bounded(
+        data in vec(any::<u8>(), 0..1500),
+        head in vec(any::<u8>(), 0..12),
+        text in "(\\PC|[\\x00-\\x1f{}=]|\\{message\\}|\\{field\\.user\\}|\\$\\(rm -rf ~\\)){0,200}",
+    ) {
+        fuzz::command(&data);
+        fuzz::command(&bytes(&head, &text));
+    }
+
+    #[test]
+    fn journald_entries_parse_back_with_valid_names(
+        data in vec(any::<u8>(), 0..1500),
+        head in vec(any::<u8>(), 0..12),
+        text in "(\\PC|[\\x00-\\x1f=_.]|MESSAGE|_PID|PRIORITY){0,200}",
+    ) {
+        fuzz::journald(&data);
+        fuzz::journald(&bytes(&head, &text));
+    }
+
+    #[test]
+    fn desktop_texts_are_inert_bounded_and_control_free(
+        data in vec(any::<u8>(), 0..1500),
+        head in vec(any::<u8>(), 0..12),
+        text in "(\\PC|[\\x00-\\x1f\\x7f\\u{85}<>&]|<b>|&amp;){0,300}",
+    ) {
+        fuzz::desktop(&data);
+        fuzz::desktop(&bytes(&head, &text));
+    }
+
+    #[test]
+    fn push_and_paging_bodies_keep_every_limit_and_escape(
+        data in vec(any::<u8>(), 0..2000),
+        head in vec(any::<u8>(), 0..12),
+        text in "(\\PC|[\\x00-\\x1f*_~`|>#\\[\\]\\\\@-]|@everyone|@here){0,300}",
+    ) {
+        fuzz::notify(&data);
+        fuzz::notify(&bytes(&head, &text));
+    }
 }
 
 /// A run of five backticks in logged text: replacing each `` ``` `` left two of them next to
@@ -108,4 +151,25 @@ fn redaction_removes_each_planted_shape() {
         data.extend_from_slice(b"\x05before and after");
         fuzz::redact(&data);
     }
+}
+
+/// A record whose target held control characters and whose message was blank: PagerDuty's
+/// summary fell back to `LEVEL target` without making it one line (found by the fuzz target).
+#[test]
+fn pagerduty_summary_of_a_blank_message_is_one_line() {
+    fuzz::notify(include_bytes!("../../fuzz/corpus/notify/pagerduty-blank-message-multiline-target"));
+}
+
+/// Control characters (here BEL, DC4, SOH) in a desktop notification's body: they reached the
+/// D-Bus call as they were (found by the fuzz target).
+#[test]
+fn desktop_body_holds_no_control_characters() {
+    fuzz::desktop(include_bytes!("../../fuzz/corpus/desktop/control-characters-in-body"));
+}
+
+/// A long message full of markdown chars, cut to Mattermost's limit: the cut fell between a
+/// backslash and the char it escaped (found by the fuzz target).
+#[test]
+fn markdown_cut_keeps_escapes_whole() {
+    fuzz::notify(include_bytes!("../../fuzz/corpus/notify/markdown-escape-split-by-cut"));
 }

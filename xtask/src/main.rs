@@ -75,6 +75,12 @@ fn bench() -> bool {
         ("error!, same shape, into CommandLayer (defaults, program hung)", "sinks", "command"),
         ("error!, same shape, into JournaldLayer (defaults, local receiver)", "sinks", "journald"),
         ("error!, same shape, into DesktopLayer (defaults, notification server on a private bus)", "sinks", "desktop"),
+        ("error!, same shape, into NotifyLayer (ntfy, defaults, peer stalled)", "sinks", "notify"),
+        (
+            "(b) the same event with a processor adding 2 fields (deploy id, thread-local request id)",
+            "processors",
+            "two_fields",
+        ),
     ];
     let values: Vec<Option<f64>> = rows.iter().map(|(_, g, id)| median_ns(g, id)).collect();
     println!("\n| case | median ns/event |\n|---|---:|");
@@ -98,9 +104,10 @@ fn bench() -> bool {
         println!("{name} / capture+enqueue (b): {}×  (target ≤ 1.2×)", ratio(i, 2));
     }
     println!("fingers-crossed buffering / non_blocking+fmt (b): {}×  (target ≤ 0.5×)", ratio(14, 3));
-    for (i, name) in [(16, "command"), (17, "journald"), (18, "desktop")] {
+    for (i, name) in [(16, "command"), (17, "journald"), (18, "desktop"), (19, "notify")] {
         println!("{name} / capture+enqueue (b): {}×  (target ≤ 1.0×)", ratio(i, 2));
     }
+    println!("processor adding 2 fields / capture+enqueue (b): {}×", ratio(20, 2));
     let per_record = |group: &str, id: &str, n: f64| median_ns(group, id).map(|ns| ns / n);
     println!("\n| throughput (end to end, until the last record is written/accepted) | ns/record | records/s |\n|---|---:|---:|");
     for (label, group, id, n) in [

@@ -11,6 +11,8 @@
 //! - `two_threads/*`: the same, two threads logging at once (time per event per thread).
 //! - `sinks/*`: an `error!` of the same shape into each sink layer with its default settings
 //!   (rate limit included), its destination a loopback peer that never answers.
+//! - `processors/two_fields`: the `enabled/watchbell_stalled_sink` event with a processor that
+//!   adds 2 fields (run last: processors are process-wide).
 
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -279,6 +281,11 @@ fn sinks(c: &mut Criterion) {
             watchbell_desktop::DesktopLayer::builder().bus_address(desktop.address()).build().expect("desktop layer");
         run_sink(&mut g, "desktop", layer, guard);
     }
+    {
+        // The push, chat and paging services share one sink: ntfy stands for all of them.
+        let (layer, guard) = watchbell_notify::NotifyLayer::ntfy(peer.url(), "bench").build().expect("notify layer");
+        run_sink(&mut g, "notify", layer, guard);
+    }
     g.finish();
 }
 
@@ -456,9 +463,28 @@ fn file_throughput(c: &mut Criterion) {
     g.finish();
 }
 
+/// The `enabled/watchbell_stalled_sink` event with a processor that adds 2 fields (a deploy id
+/// and a request id from a thread local). Processors are process-wide, so this group runs last.
+fn processors(c: &mut Criterion) {
+    thread_local! {
+        static REQUEST_ID: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    }
+    watchbell_core::processor(|r: &mut watchbell_core::Record| {
+        r.fields.set("deploy", watchbell_core::Value::Str("2026-11-29.1".to_owned()));
+        r.fields.set("request_id", watchbell_core::Value::U64(REQUEST_ID.with(std::cell::Cell::get)));
+    });
+    let mut g = c.benchmark_group("processors");
+    let (d, _release) = watchbell_dispatch();
+    tracing::dispatcher::with_default(&d, || {
+        REQUEST_ID.with(|c| c.set(42));
+        in_spans(|| g.bench_function("two_fields", |b| b.iter(|| info_event(3))));
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
-    targets = disabled, enabled, two_threads, sinks, file_throughput, http_throughput, tickets_throughput
+    targets = disabled, enabled, two_threads, sinks, file_throughput, http_throughput, tickets_throughput, processors
 }
 criterion_main!(benches);

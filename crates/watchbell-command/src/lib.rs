@@ -107,6 +107,8 @@ use watchbell_core::handler::{Flushed, Handler, Stats};
 use watchbell_core::options::Options;
 use watchbell_core::{Batch, BuildError, Guard, Level, Record, SinkLayer, SinkOptions};
 
+#[doc(hidden)]
+pub use sink::environment;
 pub use sink::{env_name, safe_value};
 use sink::{CommandSink, RunCounters, Spec};
 

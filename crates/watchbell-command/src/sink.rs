@@ -88,8 +88,11 @@ impl CommandSink {
         self.counters.failed.fetch_add(1, Relaxed);
         *self.counters.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.to_owned());
         if !std::mem::replace(&mut self.reported, true) {
-            eprintln!(
-                "watchbell[command]: a run failed for good, not retried: {reason} (further failures are counted in stats, not printed)"
+            watchbell_core::report::report(
+                "command",
+                &format!(
+                    "a run failed for good, not retried: {reason} (further failures are counted in stats, not printed)"
+                ),
             );
         }
     }
@@ -404,7 +407,9 @@ pub fn env_name(prefix: &str, name: &str) -> String {
 
 /// The environment of a run: the record's level, target, message, location, time,
 /// fingerprint, app, the number of records on stdin, and its fields (`<PREFIX>FIELD_<NAME>`).
-pub(crate) fn environment(prefix: &str, r: &Record, count: usize, cx: &FormatContext) -> Vec<(String, String)> {
+/// Public for the fuzz targets and property tests.
+#[doc(hidden)]
+pub fn environment(prefix: &str, r: &Record, count: usize, cx: &FormatContext) -> Vec<(String, String)> {
     let mut env = vec![
         (env_name(prefix, "LEVEL"), r.level.as_str().to_owned()),
         (env_name(prefix, "TARGET"), safe_value(&r.target)),

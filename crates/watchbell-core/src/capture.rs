@@ -273,6 +273,8 @@ where
             Origin::Tracing,
         ),
     };
+    #[cfg(feature = "opentelemetry")]
+    crate::otel::add_ids(&mut fields);
     let level = *meta.level();
     let spans = match ctx.event_scope(event) {
         Some(scope) => {
@@ -285,7 +287,7 @@ where
         None => callsite_fingerprint(meta, salt),
         Some(_) => Fingerprint::compute(level, &target, file.as_deref(), line, salt),
     };
-    Record {
+    let mut record = Record {
         time,
         fingerprint,
         level,
@@ -298,9 +300,12 @@ where
         spans,
         thread_name,
         thread_id,
+        pid: crate::record::pid(),
         suppressed: 0,
         origin,
-    }
+    };
+    crate::processor::apply(&mut record);
+    record
 }
 
 /// Records a new span's fields into its extensions (once, whichever watchbell layer sees it first).

@@ -542,9 +542,9 @@ impl Shared {
         let key: String = reason.chars().take(48).collect();
         let mut seen = self.reported.lock().unwrap_or_else(|e| e.into_inner());
         if seen.len() < 64 && seen.insert(key) {
-            eprintln!(
-                "watchbell[{}]: {what}: {reason} (further failures of this kind are counted in stats, not printed)",
-                self.config.name
+            crate::report::report(
+                &self.config.name,
+                &format!("{what}: {reason} (further failures of this kind are counted in stats, not reported)"),
             );
         }
     }
@@ -633,10 +633,10 @@ impl DeliveryHandle {
             sh.counters.dropped.fetch_add(n as u64, Relaxed);
             if !std::mem::replace(&mut st.warned_after_shutdown, true) {
                 drop(st);
-                eprintln!(
-                    "watchbell[{}]: a record arrived after shutdown and was dropped (was the Guard bound to `_`? \
+                crate::report::report(
+                    &cfg.name,
+                    "a record arrived after shutdown and was dropped (was the Guard bound to `_`? \
                      keep it alive until the end of main)",
-                    cfg.name
                 );
             }
             return;

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use crate::handler::{Flushed, Handler, Stats};
@@ -67,6 +67,7 @@ impl Guard {
     /// A guard over the handler chain that starts at `handler` (flushing it flushes every
     /// wrapper and delivery below it).
     pub fn new(handler: Arc<dyn Handler>) -> Self {
+        register(&handler);
         Guard { handlers: vec![handler], drop_timeout: Duration::from_secs(5), done: AtomicBool::new(false) }
     }
 
@@ -116,4 +117,34 @@ impl Drop for Guard {
             let _ = self.shutdown(self.drop_timeout);
         }
     }
+}
+
+/// The most handler chains [`flush_all`] knows at once.
+const MAX_LIVE: usize = 256;
+
+/// Every guard's handler chain, weakly: what [`flush_all`] flushes.
+static LIVE: Mutex<Vec<Weak<dyn Handler>>> = Mutex::new(Vec::new());
+
+fn register(handler: &Arc<dyn Handler>) {
+    let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
+    live.retain(|w| w.strong_count() > 0);
+    if live.len() < MAX_LIVE {
+        live.push(Arc::downgrade(handler));
+    }
+}
+
+/// Flushes every handler chain a live [`Guard`] was made for, in the whole process, waiting at
+/// most `timeout` in all: for code that must get pending records out but holds no guard, such
+/// as a panic hook about to see the process end (watchbell's `capture_panics`).
+///
+/// Chains whose guard and layers are gone are skipped; at most 256 chains are known at once
+/// (the oldest live ones). Must not be called from a watchbell worker thread (a delivery's own
+/// worker would wait for itself until the deadline).
+pub fn flush_all(timeout: Duration) -> Flushed {
+    let deadline = crate::time::deadline(timeout);
+    let live: Vec<Arc<dyn Handler>> = {
+        let live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
+        live.iter().filter_map(Weak::upgrade).collect()
+    };
+    live.iter().fold(Flushed::COMPLETE, |acc, h| acc.and(h.flush(deadline)))
 }

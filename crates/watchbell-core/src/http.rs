@@ -8,9 +8,42 @@
 //! - Other 4xx → permanent: retrying an invalid payload or a revoked token cannot help.
 //! - Timeouts and connection errors → retry.
 //!
+//! - TLS failures (a certificate the client does not trust, a server refusing the client's
+//!   certificate or the lack of one, no common protocol) → permanent: the reason starts with
+//!   `TLS:`. Retrying cannot fix a trust problem, and the records are not held for hours
+//!   against a peer that will never be accepted.
+//!
 //! Plain `http://` is refused unless the host is loopback or the sink's user opted in: a
 //! webhook token must not cross a network in clear text by accident. Error messages never
 //! contain the URL (where tokens live), only [`redact_url`]'s form of it.
+//!
+//! # TLS and proxies
+//!
+//! The transport is reqwest on rustls (aws-lc-rs); no OpenSSL, no native-tls (client
+//! certificates go through reqwest's `Identity::from_pem`, which its `rustls` feature provides:
+//! PKCS#8, PKCS#1 RSA and SEC1 EC keys, unencrypted). What every HTTP
+//! sink accepts through its builder ([`SinkOptions`](crate::SinkOptions)) and the umbrella's
+//! `[http_client]` table, gathered in [`HttpSettings`]:
+//!
+//! | setter | default | meaning |
+//! |---|---|---|
+//! | `root_certificate(pem)` / `ca_file(path)` | none | extra trusted CAs, **added** to the system's trust store |
+//! | `tls_built_in_roots(false)` | `true` | trust **only** the added CAs (a build error if none) |
+//! | `client_identity(cert_pem, key_pem)` / `client_identity_files(cert, key)` | none | the client certificate for mTLS |
+//! | `proxy(url)` | none | `http://` or `https://` proxy, credentials in the URL (redacted everywhere) |
+//! | `no_proxy(list)` | `NO_PROXY` | hosts reached directly |
+//! | `proxy_from_env(false)` | `true` | ignore `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY` |
+//!
+//! Trust by default: the operating system's roots, through rustls-platform-verifier (on Linux
+//! the distribution's CA bundle). **Proxies by default:** like curl, the environment variables
+//! `HTTPS_PROXY`/`https_proxy` (for `https://` destinations), `HTTP_PROXY`/`http_proxy` (for
+//! `http://`; ignored in CGI programs, where `REQUEST_METHOD` is set), `ALL_PROXY`/`all_proxy`
+//! and `NO_PROXY`/`no_proxy` are honoured; the macOS and Windows system proxy settings are not
+//! read. An explicit `proxy` replaces the variables (but `NO_PROXY` still applies unless
+//! `no_proxy` is given); `proxy_from_env(false)` turns them off. Through an `http://` proxy,
+//! HTTPS destinations are tunnelled with `CONNECT`: the proxy sees the host name, never the
+//! request. Files, PEM and the proxy URL are checked when the sink is built: a problem is a
+//! build error naming the setting, never a panic, and never shows key material or credentials.
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -18,6 +51,7 @@ use std::thread::ThreadId;
 use std::time::{Duration, SystemTime};
 
 use crate::delivery::Outcome;
+pub use crate::options::{ClientIdentity, HttpSettings, PemSource};
 use crate::secret::redact_url;
 
 pub use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -131,6 +165,9 @@ pub struct HttpError {
     pub reason: String,
     /// Whether it was a timeout.
     pub timeout: bool,
+    /// Whether the TLS handshake failed (the certificate is not trusted, the peer refused ours
+    /// or the lack of one, no common protocol): retrying cannot help.
+    pub tls: bool,
 }
 
 impl fmt::Display for HttpError {
@@ -141,8 +178,12 @@ impl fmt::Display for HttpError {
 
 impl std::error::Error for HttpError {}
 
+/// What rustls says (in an error chain) when a handshake fails for a reason a retry cannot fix.
+const TLS_FAILURES: [&str; 4] =
+    ["invalid peer certificate", "received fatal alert", "peer sent no certificates", "peer is incompatible"];
+
 impl HttpError {
-    fn from_reqwest(e: reqwest::Error, url: &str) -> Self {
+    fn from_reqwest(e: reqwest::Error, url: &str, secrets: &[&str]) -> Self {
         let timeout = e.is_timeout();
         let e = e.without_url();
         let mut reason = format!("request to {} failed: {e}", redact_url(url));
@@ -159,13 +200,28 @@ impl HttpError {
                 reason = reason.replace(tail, "…");
             }
         }
+        let reason = crate::secret::scrub(reason, secrets);
         let reason = crate::secret::redact_text(&reason).into_owned();
-        HttpError { reason, timeout }
+        let lower = reason.to_ascii_lowercase();
+        let tls = !timeout && TLS_FAILURES.iter().any(|t| lower.contains(t));
+        let hint = if lower.contains("unknownissuer") {
+            " (the server's certificate is not issued by a trusted CA: add its CA with root_certificate or ca_file)"
+        } else if lower.contains("certificaterequired") {
+            " (the server requires a client certificate: set client_identity)"
+        } else {
+            ""
+        };
+        let reason = if tls { format!("TLS: {reason}{hint}") } else { reason };
+        HttpError { reason, timeout, tls }
     }
 
-    /// A connection error or timeout is always worth retrying.
+    /// A TLS failure is permanent; a connection error or timeout is worth retrying.
     pub fn outcome(&self) -> Outcome {
-        Outcome::retry(self.reason.clone())
+        if self.tls {
+            Outcome::permanent(self.reason.clone())
+        } else {
+            Outcome::retry(self.reason.clone())
+        }
     }
 }
 
@@ -176,6 +232,7 @@ pub struct HttpClientBuilder {
     connect_timeout: Duration,
     allow_plain_http: bool,
     user_agent: String,
+    settings: HttpSettings,
 }
 
 impl HttpClientBuilder {
@@ -203,21 +260,200 @@ impl HttpClientBuilder {
         self
     }
 
-    fn client(&self) -> Result<reqwest::Client, String> {
-        reqwest::Client::builder()
+    /// The trusted roots, client certificate and proxy (see the [module docs](self)).
+    pub fn settings(mut self, settings: HttpSettings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    fn client(&self, tls: &Prepared) -> Result<reqwest::Client, String> {
+        let mut b = reqwest::Client::builder()
             .timeout(self.timeout)
             .connect_timeout(self.connect_timeout)
             .user_agent(self.user_agent.clone())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {}", e.without_url()))
+            .pool_idle_timeout(Duration::from_secs(60));
+        if !tls.roots.is_empty() || !self.settings.built_in_roots {
+            b = if self.settings.built_in_roots {
+                b.tls_certs_merge(tls.roots.iter().cloned())
+            } else {
+                b.tls_certs_only(tls.roots.iter().cloned())
+            };
+        }
+        if let Some(identity) = &tls.identity {
+            b = b.identity(identity.clone());
+        }
+        b = match &tls.proxy {
+            Some(proxy) => b.proxy(proxy.clone()),
+            None if !self.settings.proxy_from_env => b.no_proxy(),
+            None => b,
+        };
+        b.build().map_err(|e| {
+            let text = crate::secret::scrub(e.without_url().to_string(), &tls.secrets());
+            format!("cannot build the HTTP client: {}", crate::secret::redact_text(&text))
+        })
+    }
+
+    /// Reads and checks the settings' files, PEM and proxy URL.
+    fn prepare(&self) -> Result<Prepared, String> {
+        let s = &self.settings;
+        let mut roots = Vec::new();
+        for (i, source) in s.roots.iter().enumerate() {
+            let name = match source {
+                PemSource::File(_) => "ca_file",
+                PemSource::Pem(_) => "root_certificate",
+            };
+            let at = if s.roots.len() > 1 { format!("{name} (root {})", i + 1) } else { name.to_owned() };
+            let pem = source.load().map_err(|e| format!("{at}: {e}"))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|_| format!("{at}: not a PEM certificate bundle"))?;
+            if certs.is_empty() || !contains(&pem, b"-----BEGIN CERTIFICATE-----") {
+                return Err(format!("{at}: no PEM certificate found (expected -----BEGIN CERTIFICATE-----)"));
+            }
+            roots.extend(certs);
+        }
+        if roots.is_empty() && !s.built_in_roots {
+            return Err(
+                "tls_built_in_roots: false without a root_certificate or ca_file would trust no server".to_owned()
+            );
+        }
+        let identity = match &s.identity {
+            None => None,
+            Some(id) => Some(identity(id)?),
+        };
+        let (proxy, proxy_secrets) = match &s.proxy {
+            None => (None, Vec::new()),
+            Some(url) => {
+                let (proxy, secrets) = proxy(url.expose(), s.no_proxy.as_deref())?;
+                (Some(proxy), secrets)
+            }
+        };
+        Ok(Prepared { roots, identity, proxy, proxy_secrets })
     }
 
     /// Builds the client (it connects lazily, on watchbell's runtime).
+    ///
+    /// # Errors
+    /// A setting that cannot be used (see [`Options::http_client`](crate::Options::http_client)).
     pub fn build(self) -> Result<HttpClient, String> {
+        let tls = Arc::new(self.prepare()?);
         // Fail at build time if the client cannot be made at all (a TLS set-up problem).
-        let first = self.client()?;
-        Ok(HttpClient { clients: Arc::new(Mutex::new(vec![(None, first)])), config: self })
+        let first = match self.client(&tls) {
+            Ok(c) => c,
+            Err(e) => {
+                // rustls checks the key against the certificate only here: name the setting.
+                let mut without = Prepared::clone(&tls);
+                if without.identity.take().is_some() && self.client(&without).is_ok() {
+                    let which = match self.settings.identity.as_ref().map(|i| &i.cert) {
+                        Some(PemSource::File(_)) => "client_identity_files",
+                        _ => "client_identity",
+                    };
+                    return Err(format!(
+                        "{which}: the private key does not parse or does not belong to the certificate"
+                    ));
+                }
+                return Err(e);
+            }
+        };
+        Ok(HttpClient { clients: Arc::new(Mutex::new(vec![(None, first)])), config: self, tls })
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The client identity from its PEM parts; errors never quote the key.
+fn identity(id: &ClientIdentity) -> Result<reqwest::Identity, String> {
+    let which = match id.cert {
+        PemSource::File(_) => "client_identity_files",
+        PemSource::Pem(_) => "client_identity",
+    };
+    let cert = id.cert.load().map_err(|e| format!("{which}: certificate: {e}"))?;
+    let key = id.key.load().map_err(|e| format!("{which}: key: {e}"))?;
+    if !contains(&cert, b"-----BEGIN CERTIFICATE-----") {
+        return Err(format!("{which}: certificate: no PEM certificate found (expected -----BEGIN CERTIFICATE-----)"));
+    }
+    if contains(&key, b"ENCRYPTED PRIVATE KEY") {
+        return Err(format!(
+            "{which}: key: an encrypted private key; give it unencrypted (PKCS#8, PKCS#1 or SEC1 PEM)"
+        ));
+    }
+    if !contains(&key, b"PRIVATE KEY-----") {
+        return Err(format!("{which}: key: no PEM private key found (expected -----BEGIN PRIVATE KEY-----)"));
+    }
+    let mut both = cert;
+    both.push(b'\n');
+    both.extend_from_slice(&key);
+    reqwest::Identity::from_pem(&both).map_err(|_| {
+        format!("{which}: the certificate or the key does not parse (PKCS#8, PKCS#1 or SEC1 PEM expected)")
+    })
+}
+
+/// The proxy from its URL, and the credentials in it (to scrub from errors).
+fn proxy(url: &str, no_proxy: Option<&str>) -> Result<(reqwest::Proxy, Vec<String>), String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("proxy: invalid URL {}: {e}", redact_url(url)))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty) {
+        return Err(format!("proxy: {}: expected http://host:port or https://host:port", redact_url(url)));
+    }
+    let mut secrets = Vec::new();
+    if let Some(p) = parsed.password() {
+        secrets.push(p.to_owned());
+        if let Ok(decoded) = std::str::from_utf8(&percent_decode(p)) {
+            secrets.push(decoded.to_owned());
+        }
+    }
+    let proxy = reqwest::Proxy::all(parsed.as_str())
+        .map_err(|_| format!("proxy: {}: not a usable proxy URL", redact_url(url)))?;
+    let exceptions = match no_proxy {
+        Some(list) => reqwest::NoProxy::from_string(list),
+        None => reqwest::NoProxy::from_env(),
+    };
+    Ok((proxy.no_proxy(exceptions), secrets))
+}
+
+fn percent_decode(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (b[i], b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, ..) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// The settings parsed once, at build time: every sending thread's client uses them.
+#[derive(Clone)]
+struct Prepared {
+    roots: Vec<reqwest::Certificate>,
+    identity: Option<reqwest::Identity>,
+    proxy: Option<reqwest::Proxy>,
+    /// The proxy password, as written and decoded.
+    proxy_secrets: Vec<String>,
+}
+
+impl Prepared {
+    fn secrets(&self) -> Vec<&str> {
+        self.proxy_secrets.iter().map(String::as_str).collect()
+    }
+}
+
+impl fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Prepared")
+            .field("roots", &self.roots.len())
+            .field("identity", &self.identity.is_some())
+            .field("proxy", &self.proxy.is_some())
+            .finish_non_exhaustive()
     }
 }
 
@@ -237,6 +473,7 @@ pub struct HttpClient {
     /// first thread that sends.
     clients: Arc<Mutex<Vec<ThreadClient>>>,
     config: HttpClientBuilder,
+    tls: Arc<Prepared>,
 }
 
 impl HttpClient {
@@ -247,6 +484,7 @@ impl HttpClient {
             connect_timeout: Duration::from_secs(5),
             allow_plain_http: false,
             user_agent: concat!("watchbell/", env!("CARGO_PKG_VERSION")).to_owned(),
+            settings: HttpSettings::default(),
         }
     }
 
@@ -269,7 +507,7 @@ impl HttpClient {
         }
         // The configuration built once already; building again the same way does not fail in
         // practice, and if it did, the first client is still a working (shared) fallback.
-        let c = self.config.client().unwrap_or_else(|_| clients[0].1.clone());
+        let c = self.config.client(&self.tls).unwrap_or_else(|_| clients[0].1.clone());
         clients.push((Some(me), c.clone()));
         c
     }
@@ -283,14 +521,15 @@ impl HttpClient {
     /// (its body up to [`MAX_RESPONSE_BYTES`]). `url` is only used for error messages, redacted.
     pub fn send(&self, request: RequestBuilder, url: &str) -> Result<HttpResponse, HttpError> {
         if let Err(reason) = self.check_url(url) {
-            return Err(HttpError { reason, timeout: false });
+            return Err(HttpError { reason, timeout: false, tls: false });
         }
+        let secrets = self.tls.secrets();
         crate::runtime::block_on(async {
-            let mut resp = request.send().await.map_err(|e| HttpError::from_reqwest(e, url))?;
+            let mut resp = request.send().await.map_err(|e| HttpError::from_reqwest(e, url, &secrets))?;
             let status = resp.status().as_u16();
             let headers = std::mem::take(resp.headers_mut());
             let mut body = Vec::new();
-            while let Some(chunk) = resp.chunk().await.map_err(|e| HttpError::from_reqwest(e, url))? {
+            while let Some(chunk) = resp.chunk().await.map_err(|e| HttpError::from_reqwest(e, url, &secrets))? {
                 let room = MAX_RESPONSE_BYTES - body.len();
                 body.extend_from_slice(&chunk[..chunk.len().min(room)]);
                 if body.len() >= MAX_RESPONSE_BYTES {

@@ -58,6 +58,22 @@
 //! watchbell's own threads are never captured ([`capture::mark_current_thread`]); every queue,
 //! buffer and cache is bounded and counts what it sheds; secrets in fields are redacted before
 //! any sink sees them ([`redact::Redactor`]).
+//!
+//! Process-wide hooks:
+//!
+//! - [`processor()`] registers a function that adds or changes fields of every record, run on
+//!   the caller's thread before any handler sees the record (for what only the caller knows:
+//!   thread locals, request context); see [`processor`](mod@processor).
+//! - [`set_error_reporter`] chooses where watchbell's own failures go: stderr (default),
+//!   nowhere, or a callback; see [`report`].
+//! - [`panic::record_panic`] makes a record of a panic (the umbrella crate's
+//!   `capture_panics` installs the hook), and [`guard::flush_all`] flushes every live guard's
+//!   deliveries, for a process about to end.
+//!
+//! Every record carries the process id ([`Record::pid`], read once per process). It is in the
+//! JSON and OTLP shapes and in [`Record`]'s serde form; the default one-line text formats do not
+//! show it (as Logbook's default format string does not show the process): a
+//! [`Format`](format::Format) closure can.
 #![deny(missing_docs)]
 
 pub mod cap;
@@ -70,14 +86,21 @@ pub mod handler;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod options;
+#[cfg(feature = "opentelemetry")]
+pub mod otel;
+pub mod panic;
+pub mod processor;
 pub mod ratelimit;
 pub mod record;
 pub mod redact;
+pub mod report;
 #[cfg(feature = "runtime")]
 pub mod runtime;
 pub mod secret;
 pub mod text;
 pub mod time;
+#[cfg(feature = "zone")]
+pub mod zone;
 
 pub use cap::Cap;
 pub use capture::CaptureLayer;
@@ -86,8 +109,10 @@ pub use filter::LayerFilter;
 pub use guard::Guard;
 pub use handler::{FanOut, Flushed, Handler, Stats};
 pub use options::{BuildError, Options, SinkLayer, SinkOptions};
+pub use processor::processor;
 pub use ratelimit::RateLimit;
 pub use record::{Batch, BatchReason, Fields, Fingerprint, Origin, Record, SpanRecord, Value};
+pub use report::{set_error_reporter, ErrorReporter};
 
 /// Re-exported so that sink crates and users name one version.
 pub use tracing_core::{Level, LevelFilter};

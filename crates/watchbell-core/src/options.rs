@@ -3,8 +3,10 @@
 //! A sink crate's builder holds an [`Options`] and implements [`SinkOptions`] (one method,
 //! [`SinkOptions::options_mut`]); the trait then gives it the common setters — `rate_limit`,
 //! `no_rate_limit`, `cap`, `hourly_cap`, `no_cap`, `pace`, `timeout`, `retry`, `queue_records`,
-//! `queue_bytes`, `overflow`, `allow_plain_http` — with the same names, meanings and docs in
-//! every crate. Bring the trait into scope with
+//! `queue_bytes`, `overflow`, `allow_plain_http`, and for the sinks that speak HTTP the TLS and
+//! proxy settings `root_certificate`, `ca_file`, `tls_built_in_roots`, `client_identity`,
+//! `client_identity_files`, `proxy`, `no_proxy`, `proxy_from_env` ([`HttpSettings`]) — with the
+//! same names, meanings and docs in every crate. Bring the trait into scope with
 //! `use watchbell_core::SinkOptions;` (or the umbrella crate's prelude).
 //!
 //! At build time the crate turns the options into parts with [`Options::delivery`] (a
@@ -34,6 +36,7 @@
 //! assert_eq!(builder.options.pace, Duration::from_secs(1));
 //! ```
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -66,6 +69,8 @@ pub struct Options {
     pub overflow: Overflow,
     /// Whether `http://` URLs to hosts other than loopback are accepted.
     pub allow_plain_http: bool,
+    /// The TLS trust, client certificate and proxy of the HTTP client (HTTP sinks only).
+    pub http: HttpSettings,
 }
 
 impl Default for Options {
@@ -88,6 +93,7 @@ impl Options {
             queue_bytes: None,
             overflow: Overflow::DropNewest,
             allow_plain_http: false,
+            http: HttpSettings::default(),
         }
     }
 
@@ -162,14 +168,22 @@ impl Options {
         }
     }
 
-    /// An HTTP client with this timeout (connect timeout: the smaller of it and 5 s) and the
-    /// plain-HTTP policy. Build one per destination: each delivery worker has its own runtime.
+    /// An HTTP client with this timeout (connect timeout: the smaller of it and 5 s), the
+    /// plain-HTTP policy and the [`HttpSettings`] (roots, client certificate, proxy). Build one
+    /// per destination: each delivery worker has its own runtime.
+    ///
+    /// # Errors
+    /// A setting that cannot be used — a file that cannot be read, PEM without a certificate, a
+    /// key that does not parse, a proxy URL that is not `http://` or `https://` — is an error
+    /// whose text starts with the setting's name (`ca_file: …`, `client_identity: …`,
+    /// `proxy: …`) and never contains key material or proxy credentials.
     #[cfg(feature = "http")]
     pub fn http_client(&self) -> Result<crate::http::HttpClient, String> {
         crate::http::HttpClient::builder()
             .timeout(self.timeout)
             .connect_timeout(self.timeout.min(Duration::from_secs(5)))
             .allow_plain_http(self.allow_plain_http)
+            .settings(self.http.clone())
             .build()
     }
 }
@@ -263,6 +277,168 @@ pub trait SinkOptions: Sized {
         self.options_mut().allow_plain_http = allow;
         self
     }
+
+    /// Trusts the CA certificate(s) in `pem` (one or more `-----BEGIN CERTIFICATE-----` blocks)
+    /// for HTTPS, **in addition to** the system's trust store — or instead of it with
+    /// [`tls_built_in_roots(false)`](Self::tls_built_in_roots). For a collector on a private
+    /// CA, or a proxy that re-signs traffic. Checked when the sink is built (PEM without a
+    /// certificate is a build error). May be called more than once.
+    fn root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.options_mut().http.roots.push(PemSource::Pem(pem.into()));
+        self
+    }
+
+    /// [`root_certificate`](Self::root_certificate) read from a PEM file when the sink is built
+    /// (a missing or unreadable file is a build error naming it).
+    fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.options_mut().http.roots.push(PemSource::File(path.into()));
+        self
+    }
+
+    /// Whether the system's trust store is used next to the added root certificates (default
+    /// `true`). `false` trusts only [`root_certificate`](Self::root_certificate) /
+    /// [`ca_file`](Self::ca_file) (pinning a private CA); with none given, the build fails.
+    fn tls_built_in_roots(mut self, enabled: bool) -> Self {
+        self.options_mut().http.built_in_roots = enabled;
+        self
+    }
+
+    /// The client certificate (mTLS) presented to servers that ask for one: `cert_pem` is the
+    /// certificate chain (leaf first), `key_pem` its private key (PKCS#8, PKCS#1 RSA or SEC1
+    /// EC, unencrypted). The key is kept out of `Debug` and every error message.
+    fn client_identity(mut self, cert_pem: impl Into<Vec<u8>>, key_pem: impl Into<Vec<u8>>) -> Self {
+        self.options_mut().http.identity =
+            Some(ClientIdentity { cert: PemSource::Pem(cert_pem.into()), key: PemSource::Pem(key_pem.into()) });
+        self
+    }
+
+    /// [`client_identity`](Self::client_identity) read from two PEM files when the sink is built.
+    fn client_identity_files(mut self, cert_path: impl Into<PathBuf>, key_path: impl Into<PathBuf>) -> Self {
+        self.options_mut().http.identity =
+            Some(ClientIdentity { cert: PemSource::File(cert_path.into()), key: PemSource::File(key_path.into()) });
+        self
+    }
+
+    /// Sends every request through this proxy: `http://host:port` (HTTPS destinations are
+    /// reached through a `CONNECT` tunnel, so the proxy never sees their content) or
+    /// `https://host:port` (TLS to the proxy too, verified with the same roots). Credentials
+    /// go in the URL (`http://user:password@proxy:3128`, percent-encoded) and are sent as
+    /// `Proxy-Authorization: Basic`; they are redacted in `Debug` and in every error.
+    ///
+    /// Hosts listed in [`no_proxy`](Self::no_proxy) (or, without it, in the `NO_PROXY`
+    /// environment variable) are reached directly. Setting a proxy replaces the
+    /// `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY` environment variables.
+    fn proxy(mut self, url: impl Into<String>) -> Self {
+        self.options_mut().http.proxy = Some(crate::secret::Secret::new(url.into()));
+        self
+    }
+
+    /// The hosts reached without the proxy, `NO_PROXY` style: comma-separated domains (each
+    /// matching its subdomains too), IP addresses or CIDR ranges, `*` for all. Given, it
+    /// replaces the `NO_PROXY` environment variable for this sink.
+    fn no_proxy(mut self, hosts: impl Into<String>) -> Self {
+        self.options_mut().http.no_proxy = Some(hosts.into());
+        self
+    }
+
+    /// Whether the proxy environment variables are honoured when no [`proxy`](Self::proxy) is
+    /// set (default `true`, as curl does): `HTTPS_PROXY`/`https_proxy` for `https://`
+    /// destinations, `HTTP_PROXY`/`http_proxy` for `http://` ones, `ALL_PROXY`/`all_proxy` for
+    /// both, and `NO_PROXY`/`no_proxy` for the exceptions. (`HTTP_PROXY` is ignored when
+    /// `REQUEST_METHOD` is set, as in a CGI program.) The operating system's own proxy settings
+    /// (macOS, Windows) are not read. `false`: direct connections unless `proxy` is set.
+    fn proxy_from_env(mut self, enabled: bool) -> Self {
+        self.options_mut().http.proxy_from_env = enabled;
+        self
+    }
+}
+
+/// Where a PEM document comes from: given in memory, or a file read when the sink is built.
+#[derive(Clone, PartialEq, Eq)]
+pub enum PemSource {
+    /// The PEM text itself.
+    Pem(Vec<u8>),
+    /// A PEM file, read at build time.
+    File(PathBuf),
+}
+
+impl fmt::Debug for PemSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            // Never the content: it may be a private key.
+            PemSource::Pem(bytes) => write!(f, "Pem({} bytes)", bytes.len()),
+            PemSource::File(path) => f.debug_tuple("File").field(path).finish(),
+        }
+    }
+}
+
+impl PemSource {
+    /// The PEM bytes (reading the file); the error names the file, never its content.
+    pub fn load(&self) -> Result<Vec<u8>, String> {
+        match self {
+            PemSource::Pem(bytes) => Ok(bytes.clone()),
+            PemSource::File(path) => std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display())),
+        }
+    }
+}
+
+/// A client certificate chain and its private key (mTLS).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct ClientIdentity {
+    /// The certificate chain, leaf first.
+    pub cert: PemSource,
+    /// The private key (its content never shows in `Debug`).
+    pub key: PemSource,
+}
+
+/// The TLS trust, client certificate and proxy of a sink's HTTP client; set through the
+/// [`SinkOptions`] setters of the same names.
+///
+/// The defaults: certificates verified against the system's trust store (through
+/// rustls-platform-verifier: the operating system's roots; no OpenSSL, no native-tls), no
+/// client certificate, and the proxy environment variables honoured (see
+/// [`SinkOptions::proxy_from_env`]).
+#[derive(Clone, PartialEq, Eq)]
+pub struct HttpSettings {
+    /// Extra trusted CA certificates.
+    pub roots: Vec<PemSource>,
+    /// Whether the system's trust store is used too (default `true`).
+    pub built_in_roots: bool,
+    /// The client certificate, if any.
+    pub identity: Option<ClientIdentity>,
+    /// The proxy URL (it may hold credentials).
+    pub proxy: Option<crate::secret::Secret<String>>,
+    /// The hosts reached without the proxy (replaces `NO_PROXY`).
+    pub no_proxy: Option<String>,
+    /// Whether `HTTPS_PROXY` and the like are honoured when `proxy` is not set (default `true`).
+    pub proxy_from_env: bool,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            roots: Vec::new(),
+            built_in_roots: true,
+            identity: None,
+            proxy: None,
+            no_proxy: None,
+            proxy_from_env: true,
+        }
+    }
+}
+
+impl fmt::Debug for HttpSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let proxy = self.proxy.as_ref().map(|p| crate::secret::redact_url(p.expose()));
+        f.debug_struct("HttpSettings")
+            .field("roots", &self.roots)
+            .field("built_in_roots", &self.built_in_roots)
+            .field("identity", &self.identity)
+            .field("proxy", &proxy)
+            .field("no_proxy", &self.no_proxy)
+            .field("proxy_from_env", &self.proxy_from_env)
+            .finish()
+    }
 }
 
 /// A configuration error found at build time: the crate, the setting at fault and what is
@@ -341,6 +517,31 @@ mod tests {
         assert!(b.options.allow_plain_http);
         let b = b.rate_limit(0, Duration::from_secs(3));
         assert_eq!(b.options.rate_limit, Some((1, Duration::from_secs(3))), "a limit of 0 becomes 1");
+    }
+
+    #[test]
+    fn tls_and_proxy_setters_and_a_debug_without_keys_or_credentials() {
+        let b = B { options: Options::new() }
+            .root_certificate("-----BEGIN CERTIFICATE-----\nQ0VSVA==\n-----END CERTIFICATE-----\n")
+            .ca_file("/etc/ssl/private-ca.pem")
+            .tls_built_in_roots(false)
+            .client_identity("cert", "-----BEGIN PRIVATE KEY-----\nS3CR3TK3Y\n-----END PRIVATE KEY-----\n")
+            .proxy("http://ops:Pr0xyPw@proxy.example:3128/")
+            .no_proxy("localhost,.internal")
+            .proxy_from_env(false);
+        let h = &b.options.http;
+        assert_eq!(h.roots.len(), 2);
+        assert_eq!(h.roots[1], PemSource::File("/etc/ssl/private-ca.pem".into()));
+        assert!(!h.built_in_roots && !h.proxy_from_env);
+        assert_eq!(h.no_proxy.as_deref(), Some("localhost,.internal"));
+        assert_eq!(h.proxy.as_ref().map(|p| p.expose().as_str()), Some("http://ops:Pr0xyPw@proxy.example:3128/"));
+        let shown = format!("{:?}", b.options);
+        for secret in ["S3CR3TK3Y", "Q0VSVA", "Pr0xyPw", "ops:"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("proxy.example:3128") && shown.contains("private-ca.pem"), "{shown}");
+        let defaults = HttpSettings::default();
+        assert!(defaults.built_in_roots && defaults.proxy_from_env && defaults.proxy.is_none());
     }
 
     #[test]

@@ -410,6 +410,10 @@ pub struct Record {
     pub thread_name: Option<Arc<str>>,
     /// A process-unique number of the thread that logged (1 is the first thread that logged).
     pub thread_id: u64,
+    /// The id of the process that logged ([`std::process::id`], read once per process, see
+    /// [`pid`]). Serialized as `"pid"`; a record read without one gets 0.
+    #[serde(default)]
+    pub pid: u32,
     /// The callsite fingerprint (level, target, file, line and the layer's salt).
     pub fingerprint: Fingerprint,
     /// How many records of the same fingerprint a rate limiter suppressed before this one.
@@ -418,6 +422,16 @@ pub struct Record {
     /// Where the record came from.
     #[serde(default)]
     pub origin: Origin,
+}
+
+/// The id of this process ([`std::process::id`]), read once and then served from a static:
+/// every record carries it in [`Record::pid`] at the cost of one atomic load.
+///
+/// A child made by `fork` without `exec` keeps its parent's cached id: such a child should
+/// not log through layers its parent set up (their worker threads do not survive a fork).
+pub fn pid() -> u32 {
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *PID.get_or_init(std::process::id)
 }
 
 fn is_zero(v: &u64) -> bool {
@@ -443,6 +457,7 @@ impl Record {
             spans: Vec::new(),
             thread_name,
             thread_id,
+            pid: pid(),
             suppressed: 0,
             origin: Origin::Tracing,
         }

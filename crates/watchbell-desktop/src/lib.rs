@@ -22,7 +22,9 @@
 //! - **Summary**: `LEVEL target` (with the app's name in front when set), one line, at most
 //!   100 characters.
 //! - **Body**: the message, then `name = value` lines for the fields and `(N similar
-//!   suppressed)`, cut to 1,000 characters with the marker `…[truncated]`. When the server
+//!   suppressed)`, cut to 1,000 characters with the marker `…[truncated]`. Control
+//!   characters other than newline and tab are written as escapes (`\0`, `\u{1b}`): a NUL
+//!   cannot cross D-Bus, and the others would show as boxes. When the server
 //!   announces `body-markup`, `&`, `<` and `>` are escaped so that text cannot become markup
 //!   (a message `<a href=…>` is shown as typed); otherwise the text is sent as it is.
 //! - **One notification per callsite**: the next alert of the same fingerprint replaces the

@@ -43,7 +43,8 @@ pub fn summary(record: &Record, app: &str) -> String {
 }
 
 /// The body: the message, the fields as `name = value` lines and the suppressed count, cut to
-/// 1,000 characters; `&`, `<`, `>` escaped when the server takes markup.
+/// 1,000 characters; control characters other than newline and tab written as escapes (`\0`,
+/// `\u{1b}`); `&`, `<`, `>` escaped when the server takes markup.
 ///
 /// ```
 /// use watchbell_core::{Level, Record};
@@ -62,12 +63,28 @@ pub fn body_text(record: &Record, markup: bool) -> String {
     if record.suppressed > 0 {
         text.push_str(&format!("\n({} similar suppressed)", record.suppressed));
     }
+    let text = visible_controls(&text);
     let text = truncate_chars(&text, MAX_BODY, MARKER);
     if markup {
         escape_html(&text).into_owned()
     } else {
         text.into_owned()
     }
+}
+
+/// `s` with every control character but newline and tab written in Rust's escape notation
+/// (`\0`, `\r`, `\u{1b}`): a NUL cannot cross D-Bus at all (its strings exclude it), and the
+/// others are shown as typed instead of as boxes or terminal escapes.
+fn visible_controls(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() && c != '\n' && c != '\t' {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 pub(crate) struct Settings {

@@ -18,7 +18,21 @@ proptest! {
         }
         let plain = body_text(&r, false);
         prop_assert!(plain.chars().count() <= 1000);
-        prop_assert!(plain.starts_with(&message) || plain.ends_with("…[truncated]"));
+        // Control characters are written as escapes: the text without them is kept as it is.
+        prop_assert!(message.chars().any(char::is_control) || plain.starts_with(&message) || plain.ends_with("…[truncated]"));
+    }
+
+    #[test]
+    fn a_body_holds_no_control_character_but_newline_and_tab(message in "(\\PC|[\\x00-\\x1f\\x7f\\u{85}]){0,60}", field in any::<String>()) {
+        let mut r = Record::new(Level::ERROR, "app", message.clone());
+        r.fields.set("f\u{1b}[2J", Value::Str(field));
+        for markup in [false, true] {
+            let body = body_text(&r, markup);
+            prop_assert!(!body.chars().any(|c| c.is_control() && c != '\n' && c != '\t'), "{body:?}");
+        }
+        if !message.chars().any(char::is_control) {
+            prop_assert!(body_text(&r, false).starts_with(&message));
+        }
     }
 
     #[test]

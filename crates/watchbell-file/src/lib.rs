@@ -64,20 +64,34 @@
 //! | configured | rotated when | backups |
 //! |---|---|---|
 //! | [`max_bytes`](RollingFileBuilder::max_bytes) only | the next record would make the file larger than `max_bytes` bytes | `app.log.1` (newest) … `app.log.N`; the oldest is deleted |
-//! | [`rotate_every`](RollingFileBuilder::rotate_every) only | the first record whose time is in a later period than the file's | `app.log.2026-11-21` (daily), `app.log.2026-11-21_14` (hourly), `app.log.2026-11-21_14-05` (minutely), named after the period of their contents; the newest N kept |
+//! | [`when`](RollingFileBuilder::when) or [`rotate_every`](RollingFileBuilder::rotate_every) only | the first record whose time is in a later period than the file's | `app.log.2026-11-21` (`D`, `MIDNIGHT`, `W0`–`W6`, daily), `app.log.2026-11-21_14` (`H`, hourly), `app.log.2026-11-21_14-05` (`M`, minutely), `app.log.2026-11-21_14-05-09` (`S`), named after the start of the period of their contents, as Python's `TimedRotatingFileHandler`; the newest N kept |
 //! | both | whichever comes first | `app.log.2026-11-21_14`, then `app.log.2026-11-21_14.1`, `.2`, … within one period; the newest N kept |
+//! | a [`date_format`](RollingFileBuilder::date_format) with time rotation | as above | Logbook's names: `app-2026-11-21.log` (`{stem}-{date}{ext}`, the date written with the format), `app-2026-11-21.1.log` within one period |
+//! | a [`namer`](RollingFileBuilder::namer) | — | the name above, mapped by the closure (`app.log.2026-11-21.gz`); backups are still recognised, counted and deleted by that name |
 //!
 //! - Size is measured in bytes and is exact: a file never grows past `max_bytes`, except by a
 //!   single record that is larger than `max_bytes` on its own. Records are never split: such a
 //!   record is written alone into a fresh file (which then exceeds the limit) and the next record
 //!   rotates it.
-//! - [`backup_count(0)`](RollingFileBuilder::backup_count) means "truncate the file and start
-//!   again" at each rotation, never "grow forever" (Python's `backupCount=0` mistake).
-//! - No empty backups: an empty file is never rotated (a period with no records leaves no file).
-//! - Periods are UTC (no time zone database). Rotation happens when a record arrives, with the
-//!   time read from the [`Clock`] when it is written (default [`SystemClock`]; tests use
-//!   [`ManualClock`]). A file left by an earlier run belongs to the period of its modification time,
-//!   so a restart on the next day rotates yesterday's file first.
+//! - [`backup_count(0)`](RollingFileBuilder::backup_count) keeps no backup: the file is
+//!   truncated and starts again at each rotation (see [below](#backup_count0)).
+//! - No empty backups: an empty file is never rotated (a period with no records leaves no file,
+//!   and [`roll_over`](RollingFile::roll_over) of an empty file does nothing).
+//! - Rotation happens when a record arrives, with the time read from the [`Clock`] when it is
+//!   written (default [`SystemClock`]; tests use [`ManualClock`]), or when asked
+//!   ([`RollingFile::roll_over`], [`WriterGuard::roll_over`], [`FileWriter::roll_over`]: on the
+//!   writer's thread, after the lines queued before). A file left by an earlier run belongs to
+//!   the period of its modification time, so a restart on the next day rotates yesterday's file
+//!   first.
+//! - **Hooks**: the [`namer`](RollingFileBuilder::namer) maps the default name of a rotated file
+//!   to its final one, and the [`rotator`](RollingFileBuilder::rotator) moves the file there
+//!   (default: a rename), as the standard library's hooks; both run on the writer's thread,
+//!   never the application's. [`gzip`](RollingFileBuilder::gzip) sets both to compress backups
+//!   (`app.log.2026-11-21.gz`, with [`gzip()`](crate::gzip) as the rotator). When the rotator
+//!   fails, the file is not rotated: the error is counted and records go on into the same file.
+//! - **Open mode**: records are appended to what the file holds (default);
+//!   [`truncate(true)`](RollingFileBuilder::truncate) empties it when the writer first opens it
+//!   (Python's `mode='w'`).
 //! - Numbered backups are shifted up to the first free number only, so a rotation renames as many
 //!   files as there are backups; with hundreds of backups prefer the dated names of time or
 //!   combined rotation, which never rename a backup.
@@ -106,10 +120,71 @@
 //!   exactly once); the writer counts the lines removed that way, and a line that failed, in
 //!   [`FileStats::dropped`] (and the failure in [`FileStats::errors`]).
 //!
+//! ## Time rotation
+//!
+//! [`when`](RollingFileBuilder::when) takes the units of Python's `TimedRotatingFileHandler`
+//! ([`When`]: `S`, `M`, `H`, `D`, `MIDNIGHT`, `W0`–`W6` with `W0` = Monday), with an
+//! [`interval`](RollingFileBuilder::interval) of N units and an
+//! [`at_time`](RollingFileBuilder::at_time) for midnight and weekly rollovers, on the clock of
+//! a [`zone`](RollingFileBuilder::zone): UTC (default), the system's local time
+//! ([`Zone::local`], `TZ` honoured; [`local_time(true)`](RollingFileBuilder::local_time)), or a
+//! named IANA zone. [`rotate_every`](RollingFileBuilder::rotate_every) with an [`Interval`] is
+//! the same as `when` with an interval of 1.
+//!
+//! ```
+//! use watchbell_file::{RollingFile, When, Zone};
+//!
+//! # let dir = std::env::temp_dir().join(format!("watchbell-file-when-{}", std::process::id()));
+//! // A new file every Monday at 06:00 Berlin time, named app-2026-11-23.log, 8 kept, gzipped.
+//! let file = RollingFile::builder(dir.join("app.log"))
+//!     .when(When::Weekday(0))
+//!     .at_time(6, 0, 0)
+//!     .zone(Zone::posix("CET-1CEST,M3.5.0,M10.5.0/3").unwrap()) // or Zone::named("Europe/Berlin")
+//!     .date_format("%Y-%m-%d")
+//!     .backup_count(8)
+//!     .gzip()
+//!     .build()
+//!     .unwrap();
+//! # drop(file);
+//! ```
+//!
+//! - Periods are aligned to the zone's clock, as tracing-appender aligns its own: an hourly
+//!   file covers 14:00–14:59, `H` with an interval of 6 makes files for 00–05, 06–11, 12–17 and
+//!   18–23, `D` and `MIDNIGHT` start at midnight (or the `at_time`), N days or weeks counted
+//!   from 1970-01-01. Python counts `S`, `M`, `H` and `D` from the moment the handler starts
+//!   (its files start at 14:23:17 if that is when the program started); aligned periods give
+//!   the same names whenever a program restarts, and Python's `D` and `MIDNIGHT` then differ
+//!   only in that `at_time` applies to `MIDNIGHT` (and `W0`–`W6`) alone, as in Python.
+//! - **Daylight saving time**: the period boundaries are times on the zone's clock, so a
+//!   midnight rollover stays at local midnight on both sides of a change (the day the clocks go
+//!   forward lasts 23 hours, the day they go back 25), as Python's DST adjustment does. A time
+//!   that does not exist (02:30 when clocks jump from 02:00 to 03:00) starts its period when the
+//!   clock passes it; a time that happens twice (02:00–02:59 when clocks go back from 03:00 to
+//!   02:00) belongs to its first occurrence: an hourly rotation writes both 02:00 hours into one
+//!   file, `app.log.2026-10-25_02`, and rolls at 03:00 — never twice into the same name (Python
+//!   rolls at the repeated 02:00 into the name it has just used, and older versions deleted the
+//!   first file), and never skipping an hour that exists. With `S` or `M`, likewise, the file of
+//!   the last period before the change goes on through the repeated hour (one longer file, no
+//!   second file of the same name).
+//! - Backups are recognised by their exact name (after the namer) and the newest N are kept,
+//!   ordered by the date text and then the number, as Python and Logbook order names: choose a
+//!   `date_format` that sorts as text in time order (year first).
+//!
+//! ## `backup_count(0)`
+//!
+//! `0` keeps **no** backup: at each rotation (size or time) the file is truncated and starts
+//! again. The standard library gives `backupCount=0` two other meanings — `RotatingFileHandler`
+//! never rotates (the file grows past `maxBytes` forever), `TimedRotatingFileHandler` keeps every
+//! file forever — and Logbook's timed handler keeps all too. A setting named "backup count"
+//! that, set to zero, keeps an unbounded number of backups or lets a size-limited file grow
+//! without limit breaks the one promise a rotated file makes, a bounded disk; so `0` means what
+//! it says, for `backup_count(0)` and `file.backup_count = 0` in `watchbell.toml` alike. To keep
+//! many backups, give a large count.
+//!
 //! Why not tracing-appender's `rolling`: it writes straight into the date-suffixed files (no
 //! stable active name), has no size trigger (tracing #858), no injectable clock for tests, no
 //! reopen after logrotate, and rotates inside `write` on whatever thread writes. This crate keeps
-//! its idea (UTC periods, keep the newest N) and its `non_blocking` shape (a bounded queue, a
+//! its idea (aligned periods, keep the newest N) and its `non_blocking` shape (a bounded queue, a
 //! worker thread, a guard that flushes), and writes both itself: a line is queued as one message
 //! (never split or interleaved), and the bytes bound and drop notice are ours.
 //!
@@ -118,8 +193,14 @@
 //! | setting | default | method |
 //! |---|---|---|
 //! | size limit | none (set one with `max_bytes`) | [`max_bytes`](RollingFileBuilder::max_bytes) |
-//! | time rotation | none | [`rotate_every`](RollingFileBuilder::rotate_every) |
-//! | backups kept | 5 | [`backup_count`](RollingFileBuilder::backup_count) |
+//! | time rotation | none | [`when`](RollingFileBuilder::when) (or [`rotate_every`](RollingFileBuilder::rotate_every)) |
+//! | units per period | 1 | [`interval`](RollingFileBuilder::interval) |
+//! | time of a midnight or weekly rollover | 00:00:00 | [`at_time`](RollingFileBuilder::at_time) |
+//! | zone of the rotation clock and the backup dates | UTC | [`zone`](RollingFileBuilder::zone), [`local_time`](RollingFileBuilder::local_time) |
+//! | backup names | `app.log.2026-11-21` (time), `app.log.1` (size) | [`date_format`](RollingFileBuilder::date_format) (`app-2026-11-21.log`), [`namer`](RollingFileBuilder::namer) |
+//! | moving a rotated file | a rename | [`rotator`](RollingFileBuilder::rotator), [`gzip`](RollingFileBuilder::gzip) |
+//! | backups kept | 5 (`0`: none, the file is truncated) | [`backup_count`](RollingFileBuilder::backup_count) |
+//! | open mode | append | [`truncate`](RollingFileBuilder::truncate) |
 //! | reopen check | at most once per second, before a record | [`reopen`](RollingFileBuilder::reopen) |
 //! | clock | [`SystemClock`] | [`clock`](RollingFileBuilder::clock) |
 //! | file mode | `0o640` (unix, minus umask) | [`mode`](RollingFileBuilder::mode) |
@@ -155,6 +236,7 @@
 #![deny(missing_docs)]
 
 mod rolling;
+mod schedule;
 mod writer;
 
 use std::fmt;
@@ -168,7 +250,49 @@ use watchbell_core::format::{DefaultFormat, Format, FormatContext};
 use watchbell_core::{Batch, BuildError, Guard, Handler, Level, Options, Outcome, Retry, Sink, SinkLayer, SinkOptions};
 
 pub use rolling::{Clock, FileStats, Interval, ManualClock, Reopen, RollingFile, RollingFileBuilder, SystemClock};
+pub use schedule::{ParseWhenError, When};
+pub use watchbell_core::zone::Zone;
 pub use writer::{FileWriter, LineWriter, WriterGuard};
+
+/// A [`rotator`](RollingFileBuilder::rotator) that compresses: writes `source` gzip-compressed
+/// to `dest` (with `source`'s permissions), then deletes `source`. On an error the partial
+/// `dest` is removed and `source` is left as it was. Usually set with
+/// [`gzip()`](RollingFileBuilder::gzip), which also adds `.gz` to the rotated names.
+///
+/// ```
+/// use std::io::Read;
+///
+/// let dir = std::env::temp_dir().join(format!("watchbell-file-gzip-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// std::fs::write(dir.join("app.log.1"), b"one\ntwo\n").unwrap();
+/// watchbell_file::gzip(&dir.join("app.log.1"), &dir.join("app.log.1.gz")).unwrap();
+/// let mut text = String::new();
+/// flate2::read::GzDecoder::new(std::fs::File::open(dir.join("app.log.1.gz")).unwrap())
+///     .read_to_string(&mut text)
+///     .unwrap();
+/// assert_eq!(text, "one\ntwo\n");
+/// assert!(!dir.join("app.log.1").exists());
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// ```
+pub fn gzip(source: &std::path::Path, dest: &std::path::Path) -> std::io::Result<()> {
+    let compress = || -> std::io::Result<()> {
+        let mut input = std::fs::File::open(source)?;
+        let permissions = input.metadata()?.permissions();
+        let out = std::fs::OpenOptions::new().write(true).create_new(true).open(dest)?;
+        out.set_permissions(permissions)?;
+        let mut encoder = flate2::write::GzEncoder::new(std::io::BufWriter::new(out), flate2::Compression::default());
+        std::io::copy(&mut input, &mut encoder)?;
+        encoder.finish()?.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        Ok(())
+    };
+    if let Err(e) = compress() {
+        if e.kind() != std::io::ErrorKind::AlreadyExists {
+            let _ = std::fs::remove_file(dest);
+        }
+        return Err(e);
+    }
+    std::fs::remove_file(source)
+}
 
 /// What the layer does with line breaks inside one record's text (a message with a newline,
 /// a multi-line error): a line-oriented file must not let a message forge a record of its own.
@@ -253,6 +377,69 @@ impl FileLayerBuilder {
     /// See [`RollingFileBuilder::rotate_every`].
     pub fn rotate_every(mut self, interval: Interval) -> Self {
         self.file = self.file.rotate_every(interval);
+        self
+    }
+
+    /// See [`RollingFileBuilder::when`].
+    pub fn when(mut self, when: When) -> Self {
+        self.file = self.file.when(when);
+        self
+    }
+
+    /// See [`RollingFileBuilder::interval`].
+    pub fn interval(mut self, n: u32) -> Self {
+        self.file = self.file.interval(n);
+        self
+    }
+
+    /// See [`RollingFileBuilder::at_time`].
+    pub fn at_time(mut self, hour: u8, minute: u8, second: u8) -> Self {
+        self.file = self.file.at_time(hour, minute, second);
+        self
+    }
+
+    /// See [`RollingFileBuilder::zone`].
+    pub fn zone(mut self, zone: Zone) -> Self {
+        self.file = self.file.zone(zone);
+        self
+    }
+
+    /// See [`RollingFileBuilder::local_time`].
+    pub fn local_time(mut self, local: bool) -> Self {
+        self.file = self.file.local_time(local);
+        self
+    }
+
+    /// See [`RollingFileBuilder::date_format`].
+    pub fn date_format(mut self, format: impl Into<String>) -> Self {
+        self.file = self.file.date_format(format);
+        self
+    }
+
+    /// See [`RollingFileBuilder::namer`].
+    pub fn namer(mut self, namer: impl Fn(&std::path::Path) -> PathBuf + Send + Sync + 'static) -> Self {
+        self.file = self.file.namer(namer);
+        self
+    }
+
+    /// See [`RollingFileBuilder::rotator`].
+    pub fn rotator(
+        mut self,
+        rotator: impl Fn(&std::path::Path, &std::path::Path) -> std::io::Result<()> + Send + Sync + 'static,
+    ) -> Self {
+        self.file = self.file.rotator(rotator);
+        self
+    }
+
+    /// See [`RollingFileBuilder::gzip`].
+    pub fn gzip(mut self) -> Self {
+        self.file = self.file.gzip();
+        self
+    }
+
+    /// See [`RollingFileBuilder::truncate`].
+    pub fn truncate(mut self, truncate: bool) -> Self {
+        self.file = self.file.truncate(truncate);
         self
     }
 

@@ -8,8 +8,16 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use watchbell_core::time::UtcTime;
+use watchbell_core::zone::Zone;
 use watchbell_core::BuildError;
+
+use crate::schedule::{Schedule, When};
+
+/// Maps the default name of a rotated file to the name it gets (see
+/// [`RollingFileBuilder::namer`]).
+pub(crate) type Namer = Arc<dyn Fn(&Path) -> PathBuf + Send + Sync>;
+/// Moves the active file to its rotated name (see [`RollingFileBuilder::rotator`]).
+pub(crate) type Rotator = Arc<dyn Fn(&Path, &Path) -> io::Result<()> + Send + Sync>;
 
 /// Where the writers read the time from when they decide on time-based rotation.
 ///
@@ -74,8 +82,9 @@ impl Clock for ManualClock {
     }
 }
 
-/// The period of time-based rotation. Periods are aligned to UTC: an hourly file covers
-/// `14:00:00`–`14:59:59` UTC, a daily file one UTC day.
+/// The period of time-based rotation, the first form of [`When`]. Periods are aligned to the
+/// [`zone`](RollingFileBuilder::zone)'s clock (UTC unless set): an hourly file covers
+/// `14:00:00`–`14:59:59`, a daily file one day from midnight.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Interval {
     /// A new file every minute; backups are named `app.log.2026-11-21_14-05`.
@@ -87,40 +96,13 @@ pub enum Interval {
 }
 
 impl Interval {
-    fn secs(self) -> u64 {
+    /// The same period as a [`When`] (an interval of one unit).
+    pub fn when(self) -> When {
         match self {
-            Interval::Minutely => 60,
-            Interval::Hourly => 3600,
-            Interval::Daily => 86_400,
+            Interval::Minutely => When::Minute,
+            Interval::Hourly => When::Hour,
+            Interval::Daily => When::Day,
         }
-    }
-
-    /// The start of the period that holds `t`.
-    fn floor(self, t: SystemTime) -> SystemTime {
-        let s = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        UNIX_EPOCH + Duration::from_secs(s - s % self.secs())
-    }
-
-    /// The date suffix of the period that starts at `t`.
-    fn suffix(self, t: SystemTime) -> String {
-        let u = UtcTime::from_system_time(t);
-        let day = format!("{:04}-{:02}-{:02}", u.year, u.month, u.day);
-        match self {
-            Interval::Daily => day,
-            Interval::Hourly => format!("{day}_{:02}", u.hour),
-            Interval::Minutely => format!("{day}_{:02}-{:02}", u.hour, u.minute),
-        }
-    }
-
-    /// Whether `s` is a suffix this interval makes (`YYYY-MM-DD[_HH[-MM]]`).
-    fn matches(self, s: &str) -> bool {
-        let pattern = match self {
-            Interval::Daily => "dddd-dd-dd",
-            Interval::Hourly => "dddd-dd-dd_dd",
-            Interval::Minutely => "dddd-dd-dd_dd-dd",
-        };
-        s.len() == pattern.len()
-            && s.bytes().zip(pattern.bytes()).all(|(c, p)| if p == b'd' { c.is_ascii_digit() } else { c == p })
     }
 }
 
@@ -203,7 +185,14 @@ pub struct RollingFileBuilder {
     pub(crate) path: PathBuf,
     max_bytes: Option<u64>,
     backup_count: usize,
-    interval: Option<Interval>,
+    when: Option<When>,
+    interval: u32,
+    at_time: Option<(u8, u8, u8)>,
+    zone: Zone,
+    date_format: Option<String>,
+    namer: Option<Namer>,
+    rotator: Option<Rotator>,
+    truncate: bool,
     reopen: Reopen,
     clock: Arc<dyn Clock>,
     #[cfg_attr(not(unix), allow(dead_code))]
@@ -220,7 +209,14 @@ impl fmt::Debug for RollingFileBuilder {
             .field("path", &self.path)
             .field("max_bytes", &self.max_bytes)
             .field("backup_count", &self.backup_count)
+            .field("when", &self.when)
             .field("interval", &self.interval)
+            .field("at_time", &self.at_time)
+            .field("zone", &self.zone)
+            .field("date_format", &self.date_format)
+            .field("namer", &self.namer.is_some())
+            .field("rotator", &self.rotator.is_some())
+            .field("truncate", &self.truncate)
             .field("reopen", &self.reopen)
             .field("mode", &format_args!("{:o}", self.mode))
             .field("create_dirs", &self.create_dirs)
@@ -239,7 +235,14 @@ impl RollingFileBuilder {
             path: path.into(),
             max_bytes: None,
             backup_count: 5,
-            interval: None,
+            when: None,
+            interval: 1,
+            at_time: None,
+            zone: Zone::utc(),
+            date_format: None,
+            namer: None,
+            rotator: None,
+            truncate: false,
             reopen: Reopen::default(),
             clock: Arc::new(SystemClock),
             mode: 0o640,
@@ -258,16 +261,112 @@ impl RollingFileBuilder {
         self
     }
 
-    /// How many rotated files to keep (default 5); older ones are deleted. `0` means
-    /// "truncate the file and start again" at each rotation — never "grow forever".
+    /// How many rotated files to keep (default 5); older ones are deleted. `0` keeps none:
+    /// the file is truncated and starts again at each rotation, for size and time rotation
+    /// alike — never "grow forever" (see the [crate docs](crate#backup_count0) for why this
+    /// differs from Python's `backupCount=0`).
     pub fn backup_count(mut self, n: usize) -> Self {
         self.backup_count = n;
         self
     }
 
-    /// Rotates when a record arrives in a later [`Interval`] than the file's first.
+    /// Rotates when a record arrives in a later [`Interval`] than the file's first: the same
+    /// as [`when`](Self::when) with the interval's unit and an [`interval`](Self::interval)
+    /// of 1.
     pub fn rotate_every(mut self, interval: Interval) -> Self {
-        self.interval = Some(interval);
+        self.when = Some(interval.when());
+        self.interval = 1;
+        self
+    }
+
+    /// Time rotation by [`When`] (`S`, `M`, `H`, `D`, `MIDNIGHT`, `W0`–`W6`), as Python's
+    /// `TimedRotatingFileHandler(when=…)`: a record in a later period than the file's first
+    /// rotates it first. Periods are aligned to the [`zone`](Self::zone)'s clock (UTC unless
+    /// set): see the [crate docs](crate#time-rotation).
+    pub fn when(mut self, when: When) -> Self {
+        self.when = Some(when);
+        self
+    }
+
+    /// How many units of [`when`](Self::when) one period lasts (default 1, at least 1):
+    /// `when(When::Hour).interval(6)` makes files for 00–05, 06–11, 12–17 and 18–23 h.
+    pub fn interval(mut self, n: u32) -> Self {
+        self.interval = n;
+        self
+    }
+
+    /// The time of day of a [`When::Midnight`] or [`When::Weekday`] rollover (default
+    /// 00:00:00), on the [`zone`](Self::zone)'s clock. Any other `when` makes it a build
+    /// error.
+    pub fn at_time(mut self, hour: u8, minute: u8, second: u8) -> Self {
+        self.at_time = Some((hour, minute, second));
+        self
+    }
+
+    /// The zone whose clock the periods and the dates in backup names follow (default
+    /// UTC). [`Zone::local`] for the system's local time, as Python's `utc=False`.
+    pub fn zone(mut self, zone: Zone) -> Self {
+        self.zone = zone;
+        self
+    }
+
+    /// `true`: [`zone`](Self::zone)`(Zone::local())`; `false`: UTC.
+    pub fn local_time(self, local: bool) -> Self {
+        self.zone(if local { Zone::local() } else { Zone::utc() })
+    }
+
+    /// Logbook's naming: rotated files are named `{stem}-{date}{ext}` with the period's start
+    /// written with this `strftime` format (`app.log` with `"%Y-%m-%d"` →
+    /// `app-2026-11-28.log`), instead of `app.log.2026-11-28`. The active file keeps its
+    /// name. The format should sort as text in time order (year first), since the newest
+    /// backups are the last by name. Needs time rotation.
+    pub fn date_format(mut self, format: impl Into<String>) -> Self {
+        self.date_format = Some(format.into());
+        self
+    }
+
+    /// Maps the default name of a rotated file to the name it gets, as the standard library's
+    /// `namer` (`app.log.2026-11-28` → `app.log.2026-11-28.gz`). The name must keep the
+    /// default name's text in it (prefixes and suffixes may be added), so that old backups
+    /// are recognised and deleted; it runs on the writer's thread.
+    pub fn namer(mut self, namer: impl Fn(&Path) -> PathBuf + Send + Sync + 'static) -> Self {
+        self.namer = Some(Arc::new(namer));
+        self
+    }
+
+    /// Moves the file being rotated (`source`, the active path) to its rotated name
+    /// (`dest`, after the [`namer`](Self::namer)), as the standard library's `rotator`
+    /// (default: a rename). It runs on the writer's thread and must leave `source` gone on
+    /// success; on an error the file is not rotated and writing goes on in it. See
+    /// [`gzip`](crate::gzip) and [`gzip`](Self::gzip).
+    pub fn rotator(mut self, rotator: impl Fn(&Path, &Path) -> io::Result<()> + Send + Sync + 'static) -> Self {
+        self.rotator = Some(Arc::new(rotator));
+        self
+    }
+
+    /// Compresses rotated files: `.gz` is added to their names and [`gzip`](crate::gzip) is
+    /// the [`rotator`](Self::rotator) (after a [`namer`](Self::namer) set before, if any).
+    pub fn gzip(mut self) -> Self {
+        let inner = self.namer.take();
+        self.namer = Some(Arc::new(move |default: &Path| {
+            let mut name = match &inner {
+                Some(n) => n(default),
+                None => default.to_path_buf(),
+            }
+            .into_os_string();
+            name.push(".gz");
+            PathBuf::from(name)
+        }));
+        self.rotator = Some(Arc::new(crate::gzip));
+        self
+    }
+
+    /// `true`: the file is emptied when it is first opened (Python's `mode='w'`); `false`
+    /// (default): records are appended to what it holds. Only the first open of this writer
+    /// truncates; files opened after a rotation or a reopen start empty anyway or are
+    /// appended to.
+    pub fn truncate(mut self, truncate: bool) -> Self {
+        self.truncate = truncate;
         self
     }
 
@@ -333,7 +432,43 @@ impl RollingFileBuilder {
         if self.max_bytes == Some(0) {
             return Err(BuildError::new(source, "max_bytes", "must be at least 1 byte"));
         }
+        if self.interval == 0 {
+            return Err(BuildError::new(source, "interval", "must be at least 1"));
+        }
+        if let Some(When::Weekday(d @ 7..)) = self.when {
+            return Err(BuildError::new(source, "when", format!("W{d}: weekdays are W0 (Monday) to W6 (Sunday)")));
+        }
+        if let Some((h, m, s)) = self.at_time {
+            if !matches!(self.when, Some(When::Midnight | When::Weekday(_))) {
+                return Err(BuildError::new(source, "at_time", "applies to midnight and weekly (W0-W6) rotation only"));
+            }
+            if h > 23 || m > 59 || s > 59 {
+                return Err(BuildError::new(source, "at_time", format!("{h:02}:{m:02}:{s:02} is not a time of day")));
+            }
+        }
+        if let Some(f) = &self.date_format {
+            if self.when.is_none() {
+                return Err(BuildError::new(source, "date_format", "needs time rotation (when or rotate_every)"));
+            }
+            match self.zone.strftime(UNIX_EPOCH, f) {
+                Ok(s) if !s.is_empty() && !s.contains(['/', '\\', '\0']) => {}
+                Ok(s) => {
+                    return Err(BuildError::new(
+                        source,
+                        "date_format",
+                        format!("{f:?} gives {s:?}, not a file name part"),
+                    ))
+                }
+                Err(e) => return Err(BuildError::new(source, "date_format", e.to_string())),
+            }
+        }
         Ok(())
+    }
+
+    fn schedule(&self) -> Option<Schedule> {
+        let when = self.when?;
+        let at = self.at_time.map_or(0, |(h, m, s)| u32::from(h) * 3600 + u32::from(m) * 60 + u32::from(s));
+        Some(Schedule { when, interval: self.interval.max(1), at, zone: self.zone.clone() })
     }
 
     /// The synchronous writer. Nothing is opened yet: the file (and its directories) are
@@ -380,8 +515,14 @@ struct OpenFile {
 pub struct RollingFile {
     cfg: RollingFileBuilder,
     file: Option<OpenFile>,
+    /// Time rotation, if any.
+    schedule: Option<Schedule>,
     /// The start of the period the current file's records belong to (time rotation only).
     period: Option<SystemTime>,
+    /// The start of the next period: a record at or after it rotates.
+    next: Option<SystemTime>,
+    /// Whether the file was opened once (the truncation of `truncate(true)` is done).
+    opened: bool,
     last_check: Option<Instant>,
     failing: bool,
     counters: Arc<Counters>,
@@ -410,9 +551,12 @@ impl RollingFile {
 
     pub(crate) fn new(cfg: RollingFileBuilder, counters: Arc<Counters>) -> Self {
         RollingFile {
+            schedule: cfg.schedule(),
             cfg,
             file: None,
             period: None,
+            next: None,
+            opened: false,
             last_check: None,
             failing: false,
             counters,
@@ -488,7 +632,10 @@ impl RollingFile {
         self.counters.errors.fetch_add(1, Relaxed);
         let msg = format!("{}: {e}", self.cfg.path.display());
         if !self.failing {
-            eprintln!("watchbell-file: cannot write {msg} (counted; tried again with the next record)");
+            watchbell_core::report::report(
+                "file",
+                &format!("cannot write {msg} (counted; tried again with the next record)"),
+            );
         }
         *self.counters.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(msg);
         self.failing = true;
@@ -508,7 +655,10 @@ impl RollingFile {
         let keep = if whole == 0 { durable } else { ends[whole - 1] };
         if on_disk > keep {
             if let Err(e) = file.set_len(keep) {
-                eprintln!("watchbell-file: cannot cut {} back to its last whole record: {e}", self.cfg.path.display());
+                watchbell_core::report::report(
+                    "file",
+                    &format!("cannot cut {} back to its last whole record: {e}", self.cfg.path.display()),
+                );
             }
         }
         let lost = (ends.len() - whole) as u64;
@@ -541,9 +691,15 @@ impl RollingFile {
             self.open(now)?;
         }
         let len = record.len() as u64;
-        if let (Some(interval), Some(period)) = (self.cfg.interval, self.period) {
-            if now >= period + Duration::from_secs(interval.secs()) {
-                self.rotate(now)?;
+        if self.next.is_some_and(|next| now >= next) {
+            if let (Some(schedule), Some(period)) = (&self.schedule, self.period) {
+                let start = schedule.start(now);
+                if start > period {
+                    self.rotate(now)?;
+                } else {
+                    // A repeated civil time belongs to the period it first began.
+                    self.next = Some(schedule.next(start).max(now + Duration::from_secs(1)));
+                }
             }
         }
         if let Some(max) = self.cfg.max_bytes {
@@ -627,12 +783,20 @@ impl RollingFile {
             use std::os::unix::fs::OpenOptionsExt;
             options.mode(self.cfg.mode);
         }
+        if self.cfg.truncate && !self.opened {
+            let mut first = options.clone();
+            first.append(false).write(true).truncate(true);
+            first.open(path)?;
+        }
         let file = options.open(path)?;
+        self.opened = true;
         let meta = file.metadata()?;
-        if let (Some(interval), None) = (self.cfg.interval, self.period) {
+        if let (Some(schedule), None) = (&self.schedule, self.period) {
             // A file left by an earlier run belongs to the period it was last written in.
             let since = if meta.len() > 0 { meta.modified().map_or(now, |m| m.min(now)) } else { now };
-            self.period = Some(interval.floor(since));
+            let start = schedule.start(since);
+            self.period = Some(start);
+            self.next = Some(schedule.next(start));
         }
         self.last_check = Some(Instant::now());
         self.file = Some(OpenFile {
@@ -649,32 +813,72 @@ impl RollingFile {
         Ok(())
     }
 
+    /// Rotates now, whatever the size and the time (an empty file is left as it is: no empty
+    /// backups). The rotated file is named as a rotation by time or size would name it (with
+    /// time rotation, the current period's name, numbered when a file of that name exists).
+    pub fn roll_over(&mut self) -> io::Result<()> {
+        let now = self.cfg.clock.now();
+        let result = (|| {
+            if self.file.is_none() {
+                self.open(now)?;
+            }
+            self.rotate(now)
+        })();
+        if let Err(e) = &result {
+            self.failed(e);
+        }
+        result
+    }
+
     /// Moves the current file aside (or truncates it) and opens a fresh one.
     fn rotate(&mut self, now: SystemTime) -> io::Result<()> {
         let Some(f) = self.file.take() else { return Ok(()) };
         let size = f.size;
         self.close(f)?;
         let period = self.period;
-        if let Some(interval) = self.cfg.interval {
-            self.period = Some(interval.floor(now));
+        if let Some(schedule) = &self.schedule {
+            let start = schedule.start(now).max(period.unwrap_or(UNIX_EPOCH));
+            self.period = Some(start);
+            self.next = Some(schedule.next(start).max(now + Duration::from_secs(1)));
         }
         if size == 0 {
             // No empty backups: the empty file simply goes on in the new period.
             return self.open(now);
         }
+        let moved = self.move_aside(period);
+        if moved.is_err() {
+            // Not rotated: the records go on in the same file and period.
+            self.period = period;
+            if let (Some(schedule), Some(p)) = (&self.schedule, period) {
+                self.next = Some(schedule.next(p).max(now + Duration::from_secs(1)));
+            }
+        }
+        let opened = self.open(now);
+        moved?;
+        self.counters.rotations.fetch_add(1, Relaxed);
+        opened
+    }
+
+    /// Renames (or rotates, or truncates) the active file out of the way and deletes what is
+    /// beyond `backup_count`.
+    fn move_aside(&self, period: Option<SystemTime>) -> io::Result<()> {
         let path = self.cfg.path.clone();
         if self.cfg.backup_count == 0 {
             OpenOptions::new().write(true).truncate(true).open(&path)?;
-        } else if let (Some(interval), Some(period)) = (self.cfg.interval, period) {
-            let suffix = interval.suffix(period);
-            let backups = self.backups(interval)?;
-            let next = backups.iter().filter(|b| b.0 == suffix).map(|b| b.1 + 1).max();
-            let target = match next {
-                None => self.sibling(&suffix),
-                Some(n) => self.sibling(&format!("{suffix}.{n}")),
-            };
-            fs::rename(&path, target)?;
-            let mut backups = self.backups(interval)?;
+        } else if let (Some(names), Some(period)) = (self.names(), period) {
+            let date = names.date(period);
+            let backups = names.list()?;
+            let next = backups.iter().filter(|b| b.0 == date).map(|b| b.1 + 1).max().unwrap_or(0);
+            // A name taken by a file that is not a backup of ours (or one the namer maps
+            // elsewhere) is never overwritten: take the next number.
+            let mut n = next;
+            let mut target = names.final_name(&date, n);
+            while target.exists() {
+                n += 1;
+                target = names.final_name(&date, n);
+            }
+            self.move_to(&path, &target)?;
+            let mut backups = names.list()?;
             let excess = backups.len().saturating_sub(self.cfg.backup_count);
             for (_, _, old) in backups.drain(..excess) {
                 let _ = fs::remove_file(old);
@@ -684,31 +888,111 @@ impl RollingFile {
             // absorbs the shift, so a rotation costs as many renames as there are backups
             // below it, not N.
             let n = self.cfg.backup_count;
-            let free = (1..n).find(|i| !self.sibling(&i.to_string()).exists()).unwrap_or(n);
+            let free = (1..n).find(|&i| !self.numbered(i).exists()).unwrap_or(n);
             if free == n {
-                let _ = fs::remove_file(self.sibling(&n.to_string()));
+                let _ = fs::remove_file(self.numbered(n));
             }
             for i in (1..free).rev() {
-                fs::rename(self.sibling(&i.to_string()), self.sibling(&(i + 1).to_string()))?;
+                fs::rename(self.numbered(i), self.numbered(i + 1))?;
             }
-            fs::rename(&path, self.sibling("1"))?;
+            let first = self.numbered(1);
+            self.move_to(&path, &first)?;
         }
-        self.counters.rotations.fetch_add(1, Relaxed);
-        self.open(now)
+        Ok(())
     }
 
-    /// `app.log` + `suffix` → `app.log.suffix`.
-    fn sibling(&self, suffix: &str) -> PathBuf {
+    /// Moves the active file to `target` with the rotator, or renames it.
+    fn move_to(&self, source: &Path, target: &Path) -> io::Result<()> {
+        match &self.cfg.rotator {
+            Some(rotator) => rotator(source, target),
+            None => fs::rename(source, target),
+        }
+    }
+
+    /// The name of numbered backup `i` (size rotation only), after the namer.
+    fn numbered(&self, i: usize) -> PathBuf {
         let mut name = self.cfg.path.file_name().unwrap_or_default().to_os_string();
-        name.push(".");
-        name.push(suffix);
-        self.cfg.path.with_file_name(name)
+        name.push(format!(".{i}"));
+        let default = self.cfg.path.with_file_name(name);
+        match &self.cfg.namer {
+            Some(namer) => namer(&default),
+            None => default,
+        }
     }
 
-    /// The dated backups, oldest first: (date suffix, index (0 for none), path).
-    fn backups(&self, interval: Interval) -> io::Result<Vec<(String, u64, PathBuf)>> {
+    fn names(&self) -> Option<Names<'_>> {
+        let schedule = self.schedule.as_ref()?;
         let base = self.cfg.path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-        let dir = match self.cfg.path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        let (prefix, suffix) = match &self.cfg.date_format {
+            None => (format!("{base}."), String::new()),
+            Some(_) => match base.rfind('.').filter(|&i| i > 0) {
+                Some(i) => (format!("{}-", &base[..i]), base[i..].to_owned()),
+                None => (format!("{base}-"), String::new()),
+            },
+        };
+        Some(Names { cfg: &self.cfg, schedule, prefix, suffix })
+    }
+}
+
+/// The names of dated backups: `{prefix}{date}[.{n}]{suffix}`, then the namer.
+struct Names<'a> {
+    cfg: &'a RollingFileBuilder,
+    schedule: &'a Schedule,
+    /// `app.log.` (suffix form) or `app-` (date format form).
+    prefix: String,
+    /// Empty (suffix form) or `.log` (date format form).
+    suffix: String,
+}
+
+impl Names<'_> {
+    /// The date text of the period starting at `start`.
+    fn date(&self, start: SystemTime) -> String {
+        match &self.cfg.date_format {
+            Some(f) => self.schedule.zone.strftime(start, f).unwrap_or_else(|_| self.schedule.suffix(start)),
+            None => self.schedule.suffix(start),
+        }
+    }
+
+    fn is_date(&self, s: &str) -> bool {
+        match &self.cfg.date_format {
+            Some(f) => watchbell_core::zone::matches_strftime(f, s),
+            None => self.schedule.matches(s),
+        }
+    }
+
+    /// The default name (before the namer) of backup `n` (0: unnumbered) of `date`.
+    fn default_name(&self, date: &str, n: u64) -> String {
+        match n {
+            0 => format!("{}{date}{}", self.prefix, self.suffix),
+            n => format!("{}{date}.{n}{}", self.prefix, self.suffix),
+        }
+    }
+
+    fn final_name(&self, date: &str, n: u64) -> PathBuf {
+        let default = self.cfg.path.with_file_name(self.default_name(date, n));
+        match &self.cfg.namer {
+            Some(namer) => namer(&default),
+            None => default,
+        }
+    }
+
+    /// `core` (`date` or `date.n`) read as (date, n).
+    fn parse_core(&self, core: &str) -> Option<(String, u64)> {
+        if self.is_date(core) {
+            return Some((core.to_owned(), 0));
+        }
+        let (date, n) = core.rsplit_once('.')?;
+        if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) || n.starts_with('0') {
+            return None;
+        }
+        Some((date.to_owned(), n.parse().ok()?)).filter(|(d, _)| self.is_date(d))
+    }
+
+    /// The dated backups, oldest first: (date, index (0 for none), path). Only files whose
+    /// name is exactly what this writer would name a backup (after the namer) count.
+    fn list(&self) -> io::Result<Vec<(String, u64, PathBuf)>> {
+        let sample = self.final_name("x", 0);
+        let dir = match sample.parent().filter(|p| !p.as_os_str().is_empty()) {
             Some(d) => d.to_path_buf(),
             None => PathBuf::from("."),
         };
@@ -716,23 +1000,36 @@ impl RollingFile {
         for entry in fs::read_dir(&dir)? {
             let entry = entry?;
             let name = entry.file_name();
-            let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(base)).and_then(|r| r.strip_prefix('.')) else {
-                continue;
-            };
-            let (suffix, index) = match rest.split_once('.') {
-                Some((s, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => match n.parse() {
-                    Ok(n) => (s, n),
-                    Err(_) => continue,
-                },
-                Some(_) => continue,
-                None => (rest, 0),
-            };
-            if interval.matches(suffix) {
-                out.push((suffix.to_owned(), index, entry.path()));
+            let Some(name) = name.to_str() else { continue };
+            if let Some((date, n)) = self.parse_name(name) {
+                out.push((date, n, entry.path()));
             }
         }
         out.sort();
         Ok(out)
+    }
+
+    fn parse_name(&self, name: &str) -> Option<(String, u64)> {
+        if self.cfg.namer.is_none() {
+            let core = name.strip_prefix(&self.prefix)?.strip_suffix(self.suffix.as_str())?;
+            return self.parse_core(core);
+        }
+        // With a namer, the default name is somewhere inside: try each place the prefix
+        // occurs and each end of the date, and keep what the namer maps back to `name`.
+        for (p, _) in name.match_indices(self.prefix.as_str()) {
+            let tail = &name[p + self.prefix.len()..];
+            for (j, _) in tail.char_indices().skip(1).chain([(tail.len(), ' ')]) {
+                if !tail[j..].starts_with(self.suffix.as_str()) {
+                    continue;
+                }
+                let Some((date, n)) = self.parse_core(&tail[..j]) else { continue };
+                let named = self.final_name(&date, n);
+                if named.file_name().and_then(|f| f.to_str()) == Some(name) {
+                    return Some((date, n));
+                }
+            }
+        }
+        None
     }
 }
 
@@ -753,23 +1050,5 @@ impl Drop for RollingFile {
         if let Some(f) = self.file.take() {
             let _ = self.close(f);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn suffixes_and_floors_are_utc() {
-        // 2026-11-21T14:05:09Z
-        let t = UNIX_EPOCH + Duration::from_secs(1_795_269_909);
-        assert_eq!(Interval::Daily.suffix(t), "2026-11-21");
-        assert_eq!(Interval::Hourly.suffix(Interval::Hourly.floor(t)), "2026-11-21_14");
-        assert_eq!(Interval::Minutely.suffix(t), "2026-11-21_14-05");
-        assert_eq!(UtcTime::from_system_time(Interval::Daily.floor(t)).hour, 0);
-        assert!(Interval::Hourly.matches("2026-11-21_14"));
-        assert!(!Interval::Hourly.matches("2026-11-21"));
-        assert!(!Interval::Daily.matches("2026-11-2x"));
     }
 }

@@ -16,6 +16,7 @@ use crate::rolling::{Counters, FileStats, RollingFile, RollingFileBuilder};
 enum Msg {
     Line(Vec<u8>),
     Flush(mpsc::Sender<()>),
+    RollOver(Option<mpsc::Sender<bool>>),
     Shutdown,
 }
 
@@ -88,6 +89,15 @@ impl FileWriter {
         }
         shared.counters.dropped.fetch_add(1, Relaxed);
         false
+    }
+}
+
+impl FileWriter {
+    /// Asks the worker to rotate the file now ([`RollingFile::roll_over`]) after the lines
+    /// queued before this call; returns at once (`false` if the request could not be queued:
+    /// queue full or writer shut down). The rotation happens on the worker's thread.
+    pub fn roll_over(&self) -> bool {
+        self.tx.try_send(Msg::RollOver(None)).is_ok()
     }
 }
 
@@ -174,6 +184,18 @@ impl WriterGuard {
             return false;
         }
         done.recv_timeout(deadline.saturating_duration_since(Instant::now())).is_ok()
+    }
+
+    /// Rotates the file now, on the worker's thread, after the lines queued before this call
+    /// are written ([`RollingFile::roll_over`]: an empty file is not rotated). Waits at most
+    /// `timeout`; returns whether the rotation was done without an error in that time.
+    pub fn roll_over(&self, timeout: Duration) -> bool {
+        let deadline = watchbell_core::time::deadline(timeout);
+        let (ack, done) = mpsc::channel();
+        if !self.send(Msg::RollOver(Some(ack)), deadline) {
+            return false;
+        }
+        done.recv_timeout(deadline.saturating_duration_since(Instant::now())).unwrap_or(false)
     }
 
     /// Writes what is queued, flushes, and stops the worker, waiting at most `timeout`. Lines
@@ -294,6 +316,14 @@ fn worker(rx: Receiver<Msg>, mut file: RollingFile, shared: Arc<Shared>) {
                 flush(&mut file, &shared);
                 dirty_since = None;
                 let _ = ack.send(());
+            }
+            Msg::RollOver(ack) => {
+                let before = file.rolled_back();
+                let ok = file.roll_over().is_ok();
+                count_lost(&file, &shared, before, 0);
+                if let Some(ack) = ack {
+                    let _ = ack.send(ok);
+                }
             }
             Msg::Shutdown => break,
         }

@@ -179,6 +179,7 @@ impl Serialize for Shape<'_> {
         if let Some(t) = &r.thread_name {
             m.serialize_entry("thread", t.as_ref())?;
         }
+        m.serialize_entry("pid", &r.pid)?;
         m.serialize_entry("fingerprint", &r.fingerprint.to_hex())?;
         if let Some(a) = &self.cx.app {
             m.serialize_entry("app", a)?;
@@ -403,17 +404,33 @@ fn hex_id(v: Option<&Value>, len: usize) -> Option<String> {
 fn otlp_record(r: &Record) -> serde_json::Value {
     let ns = unix_nanos(r.time).to_string();
     let mut attrs = vec![str_attr("target", &r.target)];
+    // The semantic conventions' names (code.*, thread.*, exception.*). A module path has no
+    // convention (`code.namespace` is deprecated, and `code.function.name` names a function,
+    // which tracing does not know): it is `module_path`, tracing's own word.
     if let Some(m) = &r.module {
-        attrs.push(str_attr("code.namespace", m));
+        attrs.push(str_attr("module_path", m));
     }
     if let Some(f) = &r.file {
-        attrs.push(str_attr("code.filepath", f));
+        attrs.push(str_attr("code.file.path", f));
     }
     if let Some(l) = r.line {
-        attrs.push(attr("code.lineno", serde_json::json!({"intValue": l.to_string()})));
+        attrs.push(attr("code.line.number", serde_json::json!({"intValue": l.to_string()})));
     }
     if let Some(t) = &r.thread_name {
         attrs.push(str_attr("thread.name", t));
+    }
+    attrs.push(attr("process.pid", serde_json::json!({"intValue": r.pid.to_string()})));
+    // An error event: its `error` field (the error's message, as tracing records a `dyn Error`)
+    // and `backtrace` become `exception.message` and `exception.stacktrace`, and an
+    // `error.type` field `exception.type`; `error.sources` (the chain) stays as it is.
+    let mut mapped: Vec<&str> = Vec::new();
+    for (field, key) in
+        [("error", "exception.message"), ("backtrace", "exception.stacktrace"), ("error.type", "exception.type")]
+    {
+        if let Some(v) = r.fields.get(field) {
+            attrs.push(str_attr(key, &v.to_string()));
+            mapped.push(field);
+        }
     }
     attrs.push(str_attr("fingerprint", &r.fingerprint.to_hex()));
     if r.suppressed > 0 {
@@ -430,9 +447,13 @@ fn otlp_record(r: &Record) -> serde_json::Value {
     let mut seen: std::collections::HashSet<String> =
         attrs.iter().filter_map(|a| a["key"].as_str().map(str::to_owned)).collect();
     let mut names: std::collections::HashSet<&str> = std::collections::HashSet::new();
-    let fields = r.fields.iter().chain(r.spans.iter().rev().flat_map(|sp| sp.fields.iter()));
+    let fields = r
+        .fields
+        .iter()
+        .filter(|(k, _)| !mapped.contains(k))
+        .chain(r.spans.iter().rev().flat_map(|sp| sp.fields.iter()));
     for (k, v) in fields {
-        if !names.insert(k) {
+        if !names.insert(k) || mapped.contains(&k) {
             continue;
         }
         let mut key = k.to_owned();
@@ -483,12 +504,49 @@ fn encode_otlp(out: &mut Vec<u8>, service: &str, records: &[&Record], cx: &Conte
 /// Percent-encodes for `application/x-www-form-urlencoded`.
 /// One record as url-encoded pairs: the record shape's keys, `fields` and `spans` as compact
 /// JSON. `max_message` shortens the message (for `GET`).
-pub(crate) fn encode_form(r: &Record, cx: &Context, max_message: Option<usize>) -> String {
+pub(crate) fn encode_form(r: &Record, cx: &Context, max_message: Option<usize>, map: Option<&FormMap>) -> String {
+    match map {
+        Some(map) => {
+            let mut pairs = (map.0)(r);
+            if let Some(m) = max_message {
+                // A URL stays short whatever the function chose.
+                for (_, v) in &mut pairs {
+                    if v.len() > m {
+                        *v = truncate_bytes(v, m, MARKER).into_owned();
+                    }
+                }
+            }
+            watchbell_core::text::form_urlencode(&pairs)
+        }
+        None => watchbell_core::text::form_urlencode(&form_pairs(r, cx, max_message)),
+    }
+}
+
+/// The keys of the default form pairs, in their order.
+pub const FORM_KEYS: [&str; 14] = [
+    "time",
+    "level",
+    "target",
+    "module",
+    "file",
+    "line",
+    "message",
+    "fields",
+    "spans",
+    "thread",
+    "fingerprint",
+    "app",
+    "host",
+    "suppressed",
+];
+
+/// The default form pairs of `r` (the keys of [`FORM_KEYS`] that apply).
+pub(crate) fn form_pairs(r: &Record, cx: &Context, max_message: Option<usize>) -> Vec<(&'static str, String)> {
     let message = match max_message {
         Some(m) => truncate_bytes(&r.message, m, MARKER),
         None => std::borrow::Cow::Borrowed(r.message.as_str()),
     };
-    let mut pairs: Vec<(&str, String)> = vec![
+    let mut pairs: Vec<(&'static str, String)> = vec![
         ("time", watchbell_core::time::rfc3339(r.time)),
         ("level", r.level.as_str().to_owned()),
         ("target", r.target.to_string()),
@@ -518,7 +576,42 @@ pub(crate) fn encode_form(r: &Record, cx: &Context, max_message: Option<usize>) 
     if r.suppressed > 0 {
         pairs.push(("suppressed", r.suppressed.to_string()));
     }
-    watchbell_core::text::form_urlencode(&pairs)
+    pairs
+}
+
+/// The function choosing a record's form pairs (see
+/// [`HttpBuilder::map_record`](crate::HttpBuilder::map_record)).
+pub(crate) type MapRecordFn = dyn Fn(&Record) -> Vec<(String, String)> + Send + Sync;
+
+/// A [`MapRecordFn`] that can be cloned and shown.
+#[derive(Clone)]
+pub(crate) struct FormMap(pub std::sync::Arc<MapRecordFn>);
+
+impl std::fmt::Debug for FormMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FormMap(..)")
+    }
+}
+
+/// The pairs named in `keys`, in that order: default keys ([`FORM_KEYS`]) and `fields.NAME`
+/// (the event's field `NAME` as text); a key the record does not have is left out.
+pub(crate) fn selected_pairs(r: &Record, cx: &Context, keys: &[String]) -> Vec<(String, String)> {
+    let all = form_pairs(r, cx, None);
+    let mut out = Vec::with_capacity(keys.len());
+    for k in keys {
+        if let Some(name) = k.strip_prefix("fields.") {
+            if let Some(v) = r.fields.get(name) {
+                let text = match v.as_str() {
+                    Some(s) => s.to_owned(),
+                    None => v.to_string(),
+                };
+                out.push((k.clone(), text));
+            }
+        } else if let Some((_, v)) = all.iter().find(|(n, _)| n == k) {
+            out.push((k.clone(), v.clone()));
+        }
+    }
+    out
 }
 
 #[cfg(test)]

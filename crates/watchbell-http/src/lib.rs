@@ -48,6 +48,7 @@
 //! | `fields` | object | the event's fields: strings, integers, floats, booleans (`?`/`%` values as strings; 128-bit integers as decimal strings) |
 //! | `spans` | array | the span stack, root first: `{"name": "request", "fields": {..}}` |
 //! | `thread` | string | the thread's name (absent when unnamed) |
+//! | `pid` | number | the id of the process that logged |
 //! | `fingerprint` | string | the callsite fingerprint, 16 hex digits |
 //! | `app` | string | [`app`](HttpBuilder::app) (absent when unset) |
 //! | `host` | string | [`host`](HttpBuilder::host) (the machine's hostname by default) |
@@ -92,18 +93,26 @@
 //!   one `resourceLogs` entry with `service.name` (and `host.name`, `app`), scope `watchbell`;
 //!   per record `timeUnixNano` (string), `severityNumber` (TRACE 1, DEBUG 5, INFO 9, WARN 13,
 //!   ERROR 17), `severityText`, `body.stringValue` (the message) and attributes: `target`,
-//!   `code.namespace`, `code.filepath`, `code.lineno`, `thread.name`, `fingerprint`,
+//!   `module_path`, `code.file.path`, `code.line.number`, `thread.name`, `process.pid` (the semantic
+//!   conventions' names; a module has none: `code.namespace` is deprecated), for an error event
+//!   `exception.message` (its `error` field), `exception.stacktrace` (`backtrace`) and
+//!   `exception.type` (an `error.type` field) instead of those fields, `fingerprint`,
 //!   `suppressed` (when some were), `spans` (names joined by `:`), then the event's fields, then
 //!   the spans' fields (innermost first; one named like the event's or an inner span's field is
 //!   left out, never overriding). Keys are unique, as OTLP requires: ours win, and a field whose
 //!   name is taken is sent as `field.<name>` (`field.field.<name>` if that is taken too).
-//!   `trace_id` (32 hex digits) and `span_id` (16) fields become `traceId`/`spanId`. Answers
+//!   `trace_id` (32 hex digits) and `span_id` (16) fields become `traceId`/`spanId`; with the
+//!   `opentelemetry` feature every record gets them from the OpenTelemetry span it happens in
+//!   (tracing-opentelemetry 0.34), so logs and traces join (`watchbell_core::otel`). Answers
 //!   are retried only when OTLP/HTTP allows it: 429, 502, 503 and 504 (and connection errors
 //!   and timeouts); a 500 or other 5xx is a permanent failure, counted.
 //! - **Form** (`Encoding::Form`): the standard library's `HTTPHandler`, done right — one
 //!   request per record, url-encoded pairs (the record shape's keys; `fields` and `spans` as
 //!   compact JSON), in the query string (`GET`, message cut to 4 KiB) or the body (`POST`),
-//!   with a timeout and the status checked.
+//!   with a timeout and the status checked. What each request carries can be chosen, as with
+//!   `HTTPHandler.mapLogRecord`: a closure from the record to the pairs
+//!   ([`map_record`](HttpBuilder::map_record)) or a list of keys
+//!   ([`form_fields`](HttpBuilder::form_fields), event fields as `fields.NAME`).
 //!
 //! ## Delivery
 //!
@@ -184,9 +193,9 @@ use tracing_subscriber::registry::LookupSpan;
 use watchbell_core::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use watchbell_core::options::{layer, Options, SinkLayer, SinkOptions};
 use watchbell_core::secret::{redact_url, Secret};
-use watchbell_core::{BuildError, Guard, Handler, Level};
+use watchbell_core::{BuildError, Guard, Handler, Level, Record};
 
-pub use encode::{record_json, Encoding, FormMethod, LokiLabel};
+pub use encode::{record_json, Encoding, FormMethod, LokiLabel, FORM_KEYS};
 
 /// Entry points for fuzz targets and property tests: the encoders and the `_bulk` answer
 /// parser, as the sink uses them. Not a stable API.
@@ -227,6 +236,7 @@ impl HttpLayer {
             batch_wait: Duration::from_secs(1),
             spool: None,
             spool_after: Duration::from_secs(5),
+            form: None,
             options: Options::new(),
         }
     }
@@ -252,7 +262,23 @@ pub struct HttpBuilder {
     batch_wait: Duration,
     spool: Option<(PathBuf, u64)>,
     spool_after: Duration,
+    form: Option<FormSpec>,
     options: Options,
+}
+
+/// What the form encoding sends of each record, when not the default pairs.
+enum FormSpec {
+    Map(encode::FormMap),
+    Keys(Vec<String>),
+}
+
+impl fmt::Debug for FormSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FormSpec::Map(_) => f.write_str("map_record(..)"),
+            FormSpec::Keys(k) => f.debug_tuple("form_fields").field(k).finish(),
+        }
+    }
 }
 
 impl fmt::Debug for HttpBuilder {
@@ -277,6 +303,7 @@ impl fmt::Debug for HttpBuilder {
             .field("batch_wait", &self.batch_wait)
             .field("spool", &self.spool)
             .field("spool_after", &self.spool_after)
+            .field("form", &self.form)
             .field("options", &self.options)
             .finish()
     }
@@ -407,6 +434,48 @@ impl HttpBuilder {
         self
     }
 
+    /// The form pairs of each record, chosen by `f` — the equivalent of
+    /// `logging.handlers.HTTPHandler.mapLogRecord` (whose default sends the whole record
+    /// `__dict__`). For [`Encoding::Form`] only (another encoding is a build error under
+    /// `map_record`). `f` runs on the delivery thread, never on the caller's; a panic in it is
+    /// caught and the record counted as failed. For `GET`, each value is cut to 4 KiB with a
+    /// marker, so that the URL stays within what servers accept.
+    ///
+    /// ```
+    /// use watchbell_http::{Encoding, FormMethod, HttpLayer};
+    /// let builder = HttpLayer::builder("https://logs.example/ingest")
+    ///     .encoding(Encoding::Form { method: FormMethod::Post })
+    ///     .map_record(|r| {
+    ///         let mut pairs = vec![("levelname".to_owned(), r.level.to_string()), ("msg".to_owned(), r.message.clone())];
+    ///         if let Some(user) = r.fields.get("user") {
+    ///             pairs.push(("user".to_owned(), user.to_string()));
+    ///         }
+    ///         pairs
+    ///     });
+    /// ```
+    pub fn map_record<F>(mut self, f: F) -> Self
+    where
+        F: Fn(&Record) -> Vec<(String, String)> + Send + Sync + 'static,
+    {
+        self.form = Some(FormSpec::Map(encode::FormMap(Arc::new(f))));
+        self
+    }
+
+    /// The form pairs of each record, by name, in this order: any of [`FORM_KEYS`] (`time`,
+    /// `level`, `target`, `module`, `file`, `line`, `message`, `fields`, `spans`, `thread`,
+    /// `fingerprint`, `app`, `host`, `suppressed`) and `fields.NAME` (the event's field `NAME`,
+    /// a string as is, other values as JSON). A key a record does not have is left out of its
+    /// request. The field-list form of [`map_record`](Self::map_record); an unknown name is a
+    /// build error under `form_fields[i]`.
+    pub fn form_fields<I, K>(mut self, keys: I) -> Self
+    where
+        I: IntoIterator<Item = K>,
+        K: Into<String>,
+    {
+        self.form = Some(FormSpec::Keys(keys.into_iter().map(Into::into).collect()));
+        self
+    }
+
     /// Builds the layer and its [`Guard`] (keep the guard until the end of `main`).
     ///
     /// # Errors
@@ -484,6 +553,28 @@ impl HttpBuilder {
         }
         let host = self.host.clone().or_else(watchbell_core::format::FormatContext::local_host);
         let cx = Arc::new(encode::Context { app: self.app.clone(), host });
+        let map_record = match &self.form {
+            None => None,
+            Some(_) if !matches!(self.encoding, Encoding::Form { .. }) => {
+                let key = if matches!(self.form, Some(FormSpec::Map(_))) { "map_record" } else { "form_fields" };
+                return Err(err(key, "applies to the form encoding only (Encoding::Form)"));
+            }
+            Some(FormSpec::Map(m)) => Some(m.clone()),
+            Some(FormSpec::Keys(keys)) => {
+                for (i, k) in keys.iter().enumerate() {
+                    let known =
+                        FORM_KEYS.contains(&k.as_str()) || k.strip_prefix("fields.").is_some_and(|n| !n.is_empty());
+                    if !known {
+                        return Err(err(
+                            format!("form_fields[{i}]"),
+                            format!("{k:?}: expected one of {} or fields.NAME", FORM_KEYS.join(", ")),
+                        ));
+                    }
+                }
+                let (keys, cx) = (keys.clone(), Arc::clone(&cx));
+                Some(encode::FormMap(Arc::new(move |r: &Record| encode::selected_pairs(r, &cx, &keys))))
+            }
+        };
         let items = Arc::new(sink::ItemCounters::default());
         let shipper = sink::Shipper {
             client,
@@ -493,6 +584,7 @@ impl HttpBuilder {
             gzip_min: self.gzip_min,
             cx,
             items: Arc::clone(&items),
+            map_record,
         };
         let spool = match &self.spool {
             Some((dir, max)) => {

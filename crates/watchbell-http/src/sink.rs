@@ -31,9 +31,12 @@ pub(crate) struct ItemCounters {
 impl ItemCounters {
     fn unverified(&self, n: u64, reason: String) {
         if self.unverified.fetch_add(n, Relaxed) == 0 {
-            eprintln!(
-                "watchbell[http]: a 2xx answer to _bulk could not be read ({reason}); its records are counted \
+            watchbell_core::report::report(
+                "http",
+                &format!(
+                    "a 2xx answer to _bulk could not be read ({reason}); its records are counted \
                  delivered, unverified (further ones counted in stats)"
+                ),
             );
         }
         *self.unverified_reason.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
@@ -47,8 +50,9 @@ impl ItemCounters {
         let key: String = reason.chars().take(48).collect();
         let mut seen = self.reported.lock().unwrap_or_else(|e| e.into_inner());
         if seen.len() < 16 && !seen.contains(&key) {
-            eprintln!(
-                "watchbell[http]: records refused one by one, not retried: {reason} (further ones counted in stats)"
+            watchbell_core::report::report(
+                "http",
+                &format!("records refused one by one, not retried: {reason} (further ones counted in stats)"),
             );
             seen.push(key);
         }
@@ -76,6 +80,8 @@ pub(crate) struct Shipper {
     pub gzip_min: Option<usize>,
     pub cx: Arc<Context>,
     pub items: Arc<ItemCounters>,
+    /// The form pairs chosen by the user (`map_record`, `form_fields`), if any.
+    pub map_record: Option<encode::FormMap>,
 }
 
 impl Shipper {
@@ -110,12 +116,13 @@ impl Shipper {
             let r = records[0];
             let resp = match method {
                 FormMethod::Get => {
-                    let q = encode::encode_form(r, &self.cx, Some(encode::FORM_GET_MAX_MESSAGE));
+                    let q =
+                        encode::encode_form(r, &self.cx, Some(encode::FORM_GET_MAX_MESSAGE), self.map_record.as_ref());
                     let sep = if self.url.contains('?') { '&' } else { '?' };
                     self.post(Method::GET, &format!("{}{sep}{q}", self.url), Vec::new())
                 }
                 FormMethod::Post => {
-                    let body = encode::encode_form(r, &self.cx, None).into_bytes();
+                    let body = encode::encode_form(r, &self.cx, None, self.map_record.as_ref()).into_bytes();
                     self.post(Method::POST, &self.url, body)
                 }
             };

@@ -124,10 +124,13 @@ impl Spool {
             }
         }
         if corrupt_cursor {
-            eprintln!(
-                "watchbell[http spool]: the spool cursor does not point at a record boundary of its \
+            watchbell_core::report::report(
+                "http spool",
+                &format!(
+                    "the spool cursor does not point at a record boundary of its \
                  segment; replaying from the start of segment {} (records may be sent twice)",
-                cursor.0
+                    cursor.0
+                ),
             );
         }
         // Segments before the cursor were replayed.
@@ -209,7 +212,10 @@ impl Spool {
                 Ok(()) => (n, buf.len() as u64),
                 Err((e, whole, whole_bytes)) => {
                     if !std::mem::replace(&mut st.error_reported, true) {
-                        eprintln!("watchbell[http spool]: cannot write the spool, records shed: {e}");
+                        watchbell_core::report::report(
+                            "http spool",
+                            &format!("cannot write the spool, records shed: {e}"),
+                        );
                     }
                     (whole, whole_bytes)
                 }
@@ -421,7 +427,7 @@ impl State {
             .and_then(|()| fs::rename(&tmp, self.dir.join("cursor")));
         if let Err(e) = ok {
             if !std::mem::replace(&mut self.error_reported, true) {
-                eprintln!("watchbell[http spool]: cannot save the spool cursor: {e}");
+                watchbell_core::report::report("http spool", &format!("cannot save the spool cursor: {e}"));
             }
         }
     }

@@ -62,6 +62,7 @@ fn ndjson_record_shape_from_tracing() {
         "fields",
         "spans",
         "thread",
+        "pid",
         "fingerprint",
         "app",
         "host",
@@ -75,6 +76,7 @@ fn ndjson_record_shape_from_tracing() {
         .collect();
     assert!(order.windows(2).all(|w| w[0] < w[1]), "{body}");
     assert_eq!(v["level"], "ERROR");
+    assert_eq!(v["pid"], std::process::id());
     assert_eq!(v["target"], "encodings");
     assert_eq!(v["module"], "encodings");
     assert!(v["file"].as_str().unwrap().ends_with("encodings.rs"));
@@ -234,7 +236,7 @@ fn otlp_shape_and_severity_numbers() {
     let attrs = otlp_attributes(&e["attributes"]);
     assert_eq!(attrs["target"], "app::orders");
     assert_eq!(attrs["seq"], "4", "OTLP JSON writes 64-bit integers as strings");
-    assert_eq!(attrs["code.lineno"], "42");
+    assert_eq!(attrs["code.line.number"], "42");
 }
 
 #[test]
@@ -355,4 +357,71 @@ fn build_errors_are_clear_and_secret_free() {
     assert_eq!(e.key, "headers[0].name");
     let e = build_err(HttpLayer::builder("https://x.example.com").header("X-Key", "s3cr3t\n"));
     assert!(!format!("{e} {e:?}").contains("s3cr3t"));
+}
+
+/// `HTTPHandler.mapLogRecord`'s equivalent: a closure chooses each request's pairs; the field
+/// list form picks default keys and event fields; either on another encoding is a build error.
+#[test]
+fn form_pairs_chosen_by_map_record_or_a_field_list() {
+    let fake = FakeHttp::start();
+    let (h, guard) = HttpLayer::builder(fake.url_for("/log"))
+        .encoding(Encoding::Form { method: FormMethod::Post })
+        .batch_wait(Duration::ZERO)
+        .map_record(|r| {
+            let mut pairs = vec![("levelname".to_owned(), r.level.to_string()), ("msg".to_owned(), r.message.clone())];
+            if let Some(seq) = r.fields.get("seq") {
+                pairs.push(("seq".to_owned(), seq.to_string()));
+            }
+            pairs
+        })
+        .build_handler()
+        .unwrap();
+    send(&h, vec![rec(Level::ERROR, 7)]);
+    assert!(guard.flush(WAIT).is_complete(), "{:?}", guard.stats());
+    let f = fake.requests()[0].form();
+    let expected: Vec<(String, String)> =
+        [("levelname", "ERROR"), ("msg", "event 7"), ("seq", "7")].map(|(k, v)| (k.to_owned(), v.to_owned())).to_vec();
+    assert_eq!(f, expected, "exactly the chosen pairs, in order");
+
+    // GET: every chosen value is cut to 4 KiB, so the URL stays short.
+    fake.clear();
+    let (h, guard) = HttpLayer::builder(fake.url_for("/log"))
+        .encoding(Encoding::Form { method: FormMethod::Get })
+        .batch_wait(Duration::ZERO)
+        .map_record(|r| vec![("big".to_owned(), r.message.repeat(2000))])
+        .build_handler()
+        .unwrap();
+    send(&h, vec![rec(Level::ERROR, 1)]);
+    assert!(guard.flush(WAIT).is_complete());
+    let q = fake.requests()[0].query_pairs();
+    assert_eq!(q.len(), 1);
+    assert!(q[0].1.len() <= 4096 && q[0].1.starts_with("event 1event 1"), "{}", q[0].1.len());
+
+    fake.clear();
+    let (h, guard) = HttpLayer::builder(fake.url_for("/log"))
+        .encoding(Encoding::Form { method: FormMethod::Post })
+        .batch_wait(Duration::ZERO)
+        .form_fields(["message", "level", "fields.seq", "fields.absent", "app"])
+        .build_handler()
+        .unwrap();
+    send(&h, vec![rec(Level::WARN, 3)]);
+    assert!(guard.flush(WAIT).is_complete());
+    let f = fake.requests()[0].form();
+    let expected: Vec<(String, String)> = [("message", "event 3"), ("level", "WARN"), ("fields.seq", "3")]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .to_vec();
+    assert_eq!(f, expected, "the listed keys the record has, in the list's order");
+
+    let e = HttpLayer::builder(fake.url()).form_fields(["level"]).build_handler().err().expect("ndjson refuses it");
+    assert_eq!(e.key, "form_fields");
+    let e = HttpLayer::builder(fake.url()).map_record(|_| Vec::new()).build_handler().err().expect("ndjson refuses it");
+    assert_eq!(e.key, "map_record");
+    let e = HttpLayer::builder(fake.url())
+        .encoding(Encoding::Form { method: FormMethod::Post })
+        .form_fields(["level", "lineno"])
+        .build_handler()
+        .err()
+        .expect("an unknown key");
+    assert_eq!(e.key, "form_fields[1]");
+    assert!(e.message.contains("\"lineno\""), "{e}");
 }

@@ -14,9 +14,9 @@ const NAMES: [&str; 12] = [
     "field.target",
     "field.field.target",
     "fingerprint",
-    "code.lineno",
-    "code.filepath",
-    "code.namespace",
+    "code.line.number",
+    "code.file.path",
+    "module_path",
     "thread.name",
     "spans",
     "suppressed",
@@ -78,7 +78,7 @@ fn keys_are_unique_and_every_event_field_is_kept_whatever_the_names() {
                 // Ours win.
                 let ours = |k: &str| attrs.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
                 assert_eq!(ours("target").unwrap()["stringValue"], "app::orders");
-                assert_eq!(ours("code.lineno").unwrap()["intValue"], "7");
+                assert_eq!(ours("code.line.number").unwrap()["intValue"], "7");
                 assert_eq!(ours("spans").unwrap()["stringValue"], "s0:s1");
                 // A span's field never stands in for the event's of the same name.
                 assert!(
@@ -90,5 +90,28 @@ fn keys_are_unique_and_every_event_field_is_kept_whatever_the_names() {
                 );
             }
         }
+    }
+}
+
+/// The semantic conventions' names: code location, thread, and an error event's exception.
+#[test]
+fn otlp_uses_the_semantic_conventions_for_code_thread_and_exceptions() {
+    let mut r = record(&[], &[]);
+    r.fields.set("error", Value::Str("card declined".into()));
+    r.fields.set("error.sources", Value::Str("issuer said no".into()));
+    r.fields.set("backtrace", Value::Str("0: app::pay\n1: main".into()));
+    r.fields.set("error.type", Value::Str("PaymentError".into()));
+    let attrs = attributes(&r);
+    let get = |k: &str| attrs.iter().find(|(key, _)| key == k).map(|(_, v)| v["stringValue"].clone());
+    assert_eq!(get("code.file.path").unwrap(), "src/orders.rs");
+    assert_eq!(attrs.iter().find(|(k, _)| k == "code.line.number").unwrap().1["intValue"], "7");
+    assert_eq!(get("module_path").unwrap(), "app::orders");
+    assert_eq!(get("thread.name").unwrap(), "main");
+    assert_eq!(get("exception.message").unwrap(), "card declined");
+    assert_eq!(get("exception.stacktrace").unwrap(), "0: app::pay\n1: main");
+    assert_eq!(get("exception.type").unwrap(), "PaymentError");
+    assert_eq!(get("error.sources").unwrap(), "issuer said no", "the chain stays");
+    for gone in ["error", "backtrace", "error.type", "code.filepath", "code.lineno", "code.namespace"] {
+        assert!(get(gone).is_none(), "{gone} is sent under its convention's name only: {attrs:?}");
     }
 }

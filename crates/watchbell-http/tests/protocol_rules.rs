@@ -30,7 +30,7 @@ fn otlp_attribute_keys_are_unique_even_when_fields_reuse_ours() {
     let mut r = Record::new(Level::ERROR, "app::orders", "collides");
     r.line = Some(7);
     r.file = Some("src/orders.rs".into());
-    for key in ["target", "fingerprint", "code.lineno", "spans", "thread.name", "user"] {
+    for key in ["target", "fingerprint", "code.line.number", "spans", "thread.name", "user"] {
         r.fields.set(key, Value::Str(format!("event's {key}")));
     }
     let mut span_fields = watchbell_core::record::Fields::default();
@@ -51,7 +51,7 @@ fn otlp_attribute_keys_are_unique_even_when_fields_reuse_ours() {
         |k: &str| attrs.iter().find(|a| a["key"] == k).map(|a| a["value"]["stringValue"].clone()).unwrap_or(J::Null);
     assert_eq!(value("target"), "app::orders", "ours win");
     assert_eq!(value("field.target"), "event's target", "the event's is kept, renamed");
-    assert_eq!(value("field.code.lineno"), "event's code.lineno");
+    assert_eq!(value("field.code.line.number"), "event's code.line.number");
     assert_eq!(value("user"), "event's user", "the event's own field wins over the span's");
     assert_eq!(value("request_id"), "r-1");
 }

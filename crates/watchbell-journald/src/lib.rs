@@ -134,7 +134,8 @@ impl JournaldBuilder {
     }
 
     /// A field added to every entry (`DEPLOYMENT=blue`). The name follows the same rules as
-    /// event fields.
+    /// event fields; one of the fields watchbell sets itself (`MESSAGE`, `PRIORITY`,
+    /// `THREAD_ID`, …) is a build error.
     pub fn extra_field(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.extra.push((name.into(), value.into()));
         self
@@ -168,6 +169,14 @@ impl JournaldBuilder {
             let name = field_name(k).ok_or_else(|| {
                 BuildError::new(CRATE, format!("extra_field[{i}]"), "the name has no letter, digit or `_`")
             })?;
+            // An entry with two values of one of watchbell's own fields would be ambiguous.
+            if native::OWN_FIELDS.contains(&name.as_str()) {
+                return Err(BuildError::new(
+                    CRATE,
+                    format!("extra_field[{i}]"),
+                    format!("{name} is a field watchbell sets itself"),
+                ));
+            }
             extra.push((name, v.clone()));
         }
         let sink = native::JournalSink::new(self.socket.clone(), identifier, extra, self.options.timeout);

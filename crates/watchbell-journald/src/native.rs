@@ -14,7 +14,7 @@ use watchbell_core::record::Value;
 use watchbell_core::{Batch, Level, Outcome, Record, Sink};
 
 /// The fields watchbell sets itself: an event field of the same name gets the `F_` prefix.
-const OWN_FIELDS: &[&str] = &[
+pub(crate) const OWN_FIELDS: &[&str] = &[
     "MESSAGE",
     "PRIORITY",
     "SYSLOG_IDENTIFIER",

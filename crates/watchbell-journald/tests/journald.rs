@@ -182,4 +182,10 @@ fn bad_configurations_are_build_errors() {
     assert_eq!(e.key, "syslog_identifier");
     let e = JournaldLayer::builder().extra_field("", "x").build_handler().err().expect("an error");
     assert_eq!(e.key, "extra_field[0]");
+    // A second value of a field watchbell sets would make the entry ambiguous.
+    for own in ["MESSAGE", "thread_id", "Priority"] {
+        let e = JournaldLayer::builder().extra_field("DEPLOY", "blue").extra_field(own, "x").build_handler();
+        let e = e.err().expect("an error");
+        assert_eq!(e.key, "extra_field[1]", "{own}");
+    }
 }

@@ -227,7 +227,7 @@ impl DirectLogger {
             .map(Cow::Borrowed)
             .or_else(|| record.module_path().map(|m| Cow::Owned(m.to_owned())));
         let (thread_name, thread_id) = current_thread();
-        Record {
+        let mut out = Record {
             time: std::time::SystemTime::now(),
             fingerprint: Fingerprint::compute(level, &target, file.as_deref(), record.line(), &self.salt),
             level,
@@ -240,9 +240,12 @@ impl DirectLogger {
             spans: Vec::new(),
             thread_name,
             thread_id,
+            pid: watchbell_core::record::pid(),
             suppressed: 0,
             origin: Origin::Log,
-        }
+        };
+        watchbell_core::processor::apply(&mut out);
+        out
     }
 
     /// Installs this logger as the `log` crate's logger.

@@ -22,6 +22,8 @@ pub(crate) struct Layout {
     pub(crate) max_subject_chars: usize,
     pub(crate) max_body_bytes: usize,
     pub(crate) format: Option<Arc<dyn Format>>,
+    /// The text of each related record (default: one short line).
+    pub(crate) related: Option<Arc<dyn Format>>,
 }
 
 impl Layout {
@@ -53,8 +55,7 @@ impl Layout {
                     "\nOther log records in the same group:\n\n"
                 });
                 for r in batch.records.iter().filter(|r| !std::ptr::eq(*r, significant)) {
-                    out.push_str(&short_line(r));
-                    out.push('\n');
+                    self.related_block(r, &mut out);
                 }
             }
             _ if batch.len() > 1 => {
@@ -93,6 +94,23 @@ impl Layout {
             }
         }
         self.default_block(r, out);
+    }
+
+    /// A related record: the related format's text (a text of several lines is followed by a
+    /// blank line, to keep records apart), or the short line, also when the format panics.
+    fn related_block(&self, r: &Record, out: &mut String) {
+        let text = match &self.related {
+            Some(f) => {
+                catch_unwind(AssertUnwindSafe(|| f.format_to_string(r, &self.cx))).unwrap_or_else(|_| short_line(r))
+            }
+            None => short_line(r),
+        };
+        let text = text.trim_end_matches(['\n', '\r']);
+        out.push_str(text);
+        out.push('\n');
+        if text.contains('\n') {
+            out.push('\n');
+        }
     }
 
     fn default_block(&self, r: &Record, out: &mut String) {
@@ -187,6 +205,7 @@ mod tests {
             max_subject_chars: 200,
             max_body_bytes: 1 << 20,
             format: None,
+            related: None,
         }
     }
 

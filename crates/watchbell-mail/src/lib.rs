@@ -77,7 +77,8 @@
 //!
 //! - an escalation (from a fingers-crossed buffer, handed to [`MailBuilder::build_handler`]):
 //!   the trigger's block, then `Log records that led up to this one:` with each earlier record
-//!   on one short line, oldest first;
+//!   on one short line (or in the [`related_format`](MailBuilder::related_format)), oldest
+//!   first;
 //! - a group: the first record's block, then `Other log records in the same group:`;
 //! - several independent records (queued while the server was busy or the pace held them, or a
 //!   flush): one digest mail, subject `... (+N more)`, each record's block in turn.
@@ -85,6 +86,50 @@
 //! [`format`](MailBuilder::format) replaces a record's block by your own text (a closure or a
 //! [`Template`]); if it panics, the mail is sent with the default block instead (and the panic
 //! is reported once on stderr by Rust's panic hook), never lost.
+//!
+//! ## Custom headers, recipients per record, related records
+//!
+//! ```no_run
+//! use watchbell_core::format::Template;
+//! use watchbell_core::Level;
+//! use watchbell_mail::{MailLayer, Route};
+//!
+//! let (mail, guard) = MailLayer::builder("smtp.example.com")
+//!     .from("alerts@example.com")
+//!     .to("ops@example.com")                      // the default recipients
+//!     .header("X-Team", "payments")               // on every mail
+//!     .header("Reply-To", "payments@example.com")
+//!     // Per record: the closure first (None: no opinion), then the routes in order.
+//!     .route(|r| r.field("customer")?.as_str().filter(|c| *c == "acme").map(|_| vec!["acme-oncall@example.com".into()]))
+//!     .add_route(Route::to(["invoicing@example.com"]).target("billing::invoice").level(Level::WARN))
+//!     .add_route(Route::to(["dba@example.com"]).field("db", "main"))
+//!     // Each record that led up to an error, in the mail under the error's block.
+//!     .related_format(Template::parse("{time} {level:<5} {location} {message}").unwrap())
+//!     .build_handler()
+//!     .expect("a valid configuration");
+//! # drop((mail, guard));
+//! ```
+//!
+//! - **Headers** ([`header`](MailBuilder::header)): a valid RFC 5322 field name and a value
+//!   without control characters, both checked at build time (CR/LF can never start a header);
+//!   the headers watchbell writes itself (`From`, `Sender`, `To`, `Cc`, `Bcc`, `Subject`,
+//!   `Date`, `Message-ID`, `MIME-Version`, `Content-*`, `Return-Path`) are refused rather than
+//!   overridden. Setting a name twice keeps the last value.
+//! - **Recipients per record** ([`route`](MailBuilder::route), [`add_route`](MailBuilder::add_route),
+//!   `[[mail.route]]` in `watchbell.toml`): the closure's answer, else the first [`Route`] that
+//!   matches (by least level, target prefix, field values), else the default
+//!   [`to`](MailBuilder::to) list. A digest of records with different recipients becomes one
+//!   mail per recipient set (in the order of each set's first record, with its own subject
+//!   `(+N more)`); an escalation or a group stays one mail, to its significant record's
+//!   recipients (as Logbook's `get_recipients(trigger)`).
+//! - **One recipient set failing does not hold back the others.** A set refused for good
+//!   (`550`) is counted as failed for its records only; a set put off (`4xx`) is retried alone,
+//!   and the mails that already went are not sent again. The delivery's stats count each
+//!   record once: delivered, or failed. After a timeout the other sets of that batch wait for
+//!   the retry instead of each waiting out the timeout.
+//! - **Related records** ([`related_format`](MailBuilder::related_format)): Logbook's
+//!   `related_format_string`, a [`Template`] (the placeholders of the subject) or a closure,
+//!   for each record of an escalation before its trigger, or of a group after its first.
 //!
 //! ## Fed by other handlers
 //!
@@ -132,6 +177,9 @@
 //! | subject | `[{app}] {level}: {message}`, one line, at most 200 chars | [`subject`](MailBuilder::subject), [`max_subject_chars`](MailBuilder::max_subject_chars) |
 //! | body size | at most 2 MiB of text, cut at a char boundary with `…[truncated]` | [`max_body_bytes`](MailBuilder::max_body_bytes) |
 //! | host line | this machine's host name | [`host_name`](MailBuilder::host_name) |
+//! | extra headers | none | [`header`](MailBuilder::header) |
+//! | recipients | the [`to`](MailBuilder::to) list for every record | [`route`](MailBuilder::route), [`add_route`](MailBuilder::add_route) |
+//! | related records | one short line each: `time LEVEL target: message fields` | [`related_format`](MailBuilder::related_format) |
 //!
 //! The setters without a link are the common ones of every watchbell sink, from
 //! [`SinkOptions`] (bring it into scope with `use watchbell_core::SinkOptions;`).
@@ -150,12 +198,14 @@
 #![deny(missing_docs)]
 
 mod layout;
+mod route;
 mod sink;
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
@@ -165,11 +215,13 @@ use tracing_core::Subscriber;
 use tracing_subscriber::registry::LookupSpan;
 use watchbell_core::format::{Format, FormatContext, Template};
 use watchbell_core::secret::{is_loopback_host, Secret};
-use watchbell_core::{Guard, Handler, Level};
+use watchbell_core::{Guard, Handler, Level, Record};
 
 pub use watchbell_core::{BuildError, Options, SinkLayer, SinkOptions};
 
 use crate::layout::Layout;
+pub use crate::route::Route;
+use crate::route::{RouteFn, Router, Rule};
 use crate::sink::MailSink;
 
 /// Entry points for fuzz targets and property tests: the subject as made from log text, and
@@ -188,6 +240,7 @@ pub mod fuzzing {
             max_subject_chars: max_subject_chars.max(10),
             max_body_bytes: crate::DEFAULT_MAX_BODY_BYTES,
             format: None,
+            related: None,
         })
     }
 
@@ -206,7 +259,7 @@ pub mod fuzzing {
         let from = "Alerts <alerts@example.com>".parse().map_err(|e| format!("{e}"))?;
         let to = vec!["ops@example.com".parse().map_err(|e| format!("{e}"))?];
         let batch = Batch::new(BatchReason::Single, records);
-        Ok(crate::sink::message(&from, &to, &layout, &batch)?.map(|m| m.formatted()).unwrap_or_default())
+        Ok(crate::sink::message(&from, &to, &[], &layout, &batch)?.map(|m| m.formatted()).unwrap_or_default())
     }
 }
 
@@ -240,6 +293,10 @@ impl MailLayer {
             max_subject_chars: DEFAULT_MAX_SUBJECT_CHARS,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             format: None,
+            related_format: None,
+            headers: Vec::new(),
+            route_fn: None,
+            routes: Vec::new(),
             roots: Vec::new(),
             batch_wait: Duration::from_secs(1),
             batch_records: 100,
@@ -290,6 +347,10 @@ pub struct MailBuilder {
     max_subject_chars: usize,
     max_body_bytes: usize,
     format: Option<Arc<dyn Format>>,
+    related_format: Option<Arc<dyn Format>>,
+    headers: Vec<(String, String)>,
+    route_fn: Option<RouteFn>,
+    routes: Vec<Route>,
     roots: Vec<String>,
     batch_wait: Duration,
     batch_records: usize,
@@ -312,6 +373,10 @@ impl fmt::Debug for MailBuilder {
             .field("max_subject_chars", &self.max_subject_chars)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("custom_format", &self.format.is_some())
+            .field("related_format", &self.related_format.is_some())
+            .field("headers", &self.headers)
+            .field("route_fn", &self.route_fn.is_some())
+            .field("routes", &self.routes)
             .field("extra_roots", &self.roots.len())
             .field("batch_wait", &self.batch_wait)
             .field("batch_records", &self.batch_records)
@@ -380,7 +445,8 @@ impl MailBuilder {
     }
 
     /// Adds a recipient: `ops@example.com` or `On call <oncall@example.com>`. At least one is
-    /// required; each mail goes to all of them.
+    /// required; each mail goes to all of them, unless [`route`](Self::route) or a
+    /// [`Route`] chooses others for its records.
     pub fn to(mut self, mailbox: impl Into<String>) -> Self {
         self.to.push(mailbox.into());
         self
@@ -430,6 +496,82 @@ impl MailBuilder {
     /// records that led up to this one:") stays.
     pub fn format(mut self, format: impl Format) -> Self {
         self.format = Some(Arc::new(format));
+        self
+    }
+
+    /// The text of each related record of an escalation (the records that led up to the
+    /// trigger) or a group (the others), shown under the significant record's block, as
+    /// Logbook's `related_format_string`: a closure or a [`Template`] (the placeholders of the
+    /// subject). Default: one short line per record, `time LEVEL target: message fields`. A text
+    /// of several lines is followed by a blank line; a panicking format gives the short line.
+    ///
+    /// ```
+    /// use watchbell_core::format::Template;
+    /// use watchbell_mail::MailLayer;
+    ///
+    /// let b = MailLayer::builder("smtp.example.com")
+    ///     .related_format(Template::parse("{level:<5} {location} {message}").unwrap());
+    /// ```
+    pub fn related_format(mut self, format: impl Format) -> Self {
+        self.related_format = Some(Arc::new(format));
+        self
+    }
+
+    /// Adds a header to every mail, e.g. `header("X-Team", "payments")` or
+    /// `header("Reply-To", "payments@example.com")`. Checked at build time:
+    ///
+    /// - the name is an RFC 5322 field name (printable ASCII without `:` or spaces, at most 76
+    ///   chars);
+    /// - the headers watchbell writes itself (`From`, `Sender`, `To`, `Cc`, `Bcc`, `Subject`,
+    ///   `Date`, `Message-ID`, `MIME-Version`, `Content-*`, `Return-Path`) are refused: the
+    ///   recipients come from [`to`](Self::to) and the routes, and a second `From` or `Date`
+    ///   would make an invalid mail;
+    /// - the value holds no control character (no CR or LF, so it can never start another
+    ///   header) and at most 900 chars; non-ASCII text is RFC 2047-encoded, long values folded.
+    ///
+    /// Names are compared without case: setting a name again replaces the earlier value.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        let name = name.into();
+        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&name));
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// Chooses the recipients of each record: `Some(addresses)` sends the record there, `None`
+    /// leaves it to the [routes](Self::add_route) and then the default [`to`](Self::to) list.
+    /// Logbook's `MailHandler.get_recipients`.
+    ///
+    /// The closure runs on the delivery's background thread, once per record of each mail
+    /// being made (so it may be slow-ish, but should not block). Addresses that do not parse
+    /// are skipped; an answer with no usable address, or a panic, counts as `None`: a record
+    /// always has recipients. Records of a digest with different recipients make one mail per
+    /// recipient set; an escalation or a group stays one mail, to the recipients of its
+    /// significant record (the trigger, the group's first record).
+    ///
+    /// ```
+    /// use watchbell_mail::MailLayer;
+    ///
+    /// let b = MailLayer::builder("smtp.example.com")
+    ///     .from("alerts@example.com")
+    ///     .to("ops@example.com")
+    ///     .route(|r| {
+    ///         let tenant = r.field("tenant")?.as_str()?;
+    ///         Some(vec![format!("{tenant}-oncall@example.com")])
+    ///     });
+    /// ```
+    pub fn route<F>(mut self, f: F) -> Self
+    where
+        F: Fn(&Record) -> Option<Vec<String>> + Send + Sync + 'static,
+    {
+        self.route_fn = Some(Arc::new(f));
+        self
+    }
+
+    /// Adds a routing [`Route`]: records it matches go to its recipients instead of the
+    /// default [`to`](Self::to) list. Rules are tried in the order added, after the
+    /// [`route`](Self::route) closure; the first that matches wins.
+    pub fn add_route(mut self, route: Route) -> Self {
+        self.routes.push(route);
         self
     }
 
@@ -513,6 +655,25 @@ impl MailBuilder {
             .enumerate()
             .map(|(i, t)| parse_mailbox(t, &format!("to[{i}]")))
             .collect::<Result<Vec<_>, _>>()?;
+        let mut rules = Vec::with_capacity(self.routes.len());
+        for (i, route) in self.routes.iter().enumerate() {
+            if route.to.is_empty() {
+                return Err(BuildError::new(
+                    CRATE,
+                    format!("route[{i}].to"),
+                    "a route needs at least one recipient, e.g. Route::to([\"billing@example.com\"])",
+                ));
+            }
+            let to = route
+                .to
+                .iter()
+                .enumerate()
+                .map(|(j, t)| parse_mailbox(t, &format!("route[{i}].to[{j}]")))
+                .collect::<Result<Vec<_>, _>>()?;
+            rules.push(Rule { route: route.clone(), to });
+        }
+        let router = Router { route_fn: self.route_fn.clone(), rules, default: to };
+        let headers = self.headers.iter().map(|(n, v)| custom_header(n, v)).collect::<Result<Vec<_>, _>>()?;
         let subject = Template::parse(&self.subject)
             .map_err(|e| BuildError::new(CRATE, "subject", format!("invalid template: {e}")))?;
         if self.security == Security::Plain && !is_loopback_host(&host) && !self.options.allow_plain_http {
@@ -570,8 +731,9 @@ impl MailBuilder {
             max_subject_chars: self.max_subject_chars,
             max_body_bytes: self.max_body_bytes,
             format: self.format.clone(),
+            related: self.related_format.clone(),
         };
-        let sink = MailSink::new(transport, from, to, layout, self.options.timeout);
+        let sink = MailSink::new(transport, from, router, headers, layout, self.options.timeout);
         let delivery = self
             .options
             .delivery(format!("mail:{host}"), sink)
@@ -594,6 +756,51 @@ fn parse_mailbox(text: &str, key: &str) -> Result<Mailbox, BuildError> {
             format!("{text:?} is not a mailbox ({e}); expected user@example.com or Name <user@example.com>"),
         )
     })
+}
+
+/// The headers watchbell writes itself, which [`MailBuilder::header`] refuses (and any
+/// `Content-*`).
+const OWN_HEADERS: [&str; 10] =
+    ["From", "Sender", "To", "Cc", "Bcc", "Subject", "Date", "Message-ID", "MIME-Version", "Return-Path"];
+
+/// The longest custom header value, in chars.
+const MAX_HEADER_VALUE_CHARS: usize = 900;
+
+fn custom_header(name: &str, value: &str) -> Result<HeaderValue, BuildError> {
+    let key = format!("header[{name:?}]");
+    // RFC 5322 §3.6.8: field-name = 1*ftext, ftext = %d33-57 / %d59-126.
+    if name.is_empty() || name.len() > 76 || !name.bytes().all(|b| (33..=126).contains(&b) && b != b':') {
+        return Err(BuildError::new(
+            CRATE,
+            key,
+            "not a header name: expected 1 to 76 printable ASCII chars without ':' or spaces, such as X-Team",
+        ));
+    }
+    if OWN_HEADERS.iter().any(|h| h.eq_ignore_ascii_case(name))
+        || name.get(..8).is_some_and(|p| p.eq_ignore_ascii_case("content-"))
+    {
+        return Err(BuildError::new(
+            CRATE,
+            key,
+            format!(
+                "{name} is written by watchbell itself and cannot be replaced (recipients come from .to() and the \
+                 routes, the text from the subject and the formats)"
+            ),
+        ));
+    }
+    if value.chars().any(|c| c.is_control() && c != '\t') {
+        return Err(BuildError::new(
+            CRATE,
+            key,
+            "a header value cannot contain a line break or another control character",
+        ));
+    }
+    if value.chars().count() > MAX_HEADER_VALUE_CHARS {
+        return Err(BuildError::new(CRATE, key, format!("a header value is at most {MAX_HEADER_VALUE_CHARS} chars")));
+    }
+    let name = HeaderName::new_from_ascii(name.to_owned())
+        .map_err(|_| BuildError::new(CRATE, format!("header[{name:?}]"), "not a header name"))?;
+    Ok(HeaderValue::new(name, value.trim().to_owned()))
 }
 
 fn exe_name() -> Option<String> {

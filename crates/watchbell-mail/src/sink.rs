@@ -7,39 +7,108 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use lettre::message::header::{ContentType, MIME_VERSION_1_0};
+use lettre::message::header::{ContentType, HeaderValue, MIME_VERSION_1_0};
 use lettre::message::Mailbox;
 use lettre::transport::smtp::{AsyncSmtpTransportBuilder, Error as SmtpError};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use watchbell_core::runtime;
-use watchbell_core::{Batch, Outcome, Sink};
+use watchbell_core::{Batch, BatchReason, Outcome, Record, Sink};
 
 use crate::layout::Layout;
+use crate::route::{set_key, Router};
 
 pub(crate) struct MailSink {
     builder: AsyncSmtpTransportBuilder,
     /// Built on first use, inside watchbell's runtime (lettre's pool spawns its tasks there).
     transport: Option<AsyncSmtpTransport<Tokio1Executor>>,
     from: Mailbox,
-    to: Vec<Mailbox>,
+    router: Router,
+    headers: Vec<HeaderValue>,
     layout: Layout,
     /// The longest one mail's SMTP conversation may take.
     timeout: Duration,
+    /// What is left of a batch whose mails went out in part.
+    carry: Option<Carry>,
+}
+
+/// A batch split into several mails (one per recipient set) of which some went and some are to
+/// be retried. The delivery only knows prefixes of its batch: it was told that the first
+/// `n - expected.len()` records went, and holds `expected`; the records really still to send
+/// are `pending`, and `failed` more were refused for good (counted as failed when the rest is
+/// done).
+struct Carry {
+    expected: Vec<Record>,
+    pending: Vec<Record>,
+    failed: usize,
+    failed_reason: Option<String>,
+}
+
+/// One mail of a batch: its recipients and the indexes of its records.
+struct Part {
+    to: Vec<Mailbox>,
+    records: Vec<usize>,
 }
 
 impl MailSink {
     pub(crate) fn new(
         builder: AsyncSmtpTransportBuilder,
         from: Mailbox,
-        to: Vec<Mailbox>,
+        router: Router,
+        headers: Vec<HeaderValue>,
         layout: Layout,
         timeout: Duration,
     ) -> Self {
-        MailSink { builder, transport: None, from, to, layout, timeout }
+        MailSink { builder, transport: None, from, router, headers, layout, timeout, carry: None }
     }
 
-    fn message(&self, batch: &Batch) -> Result<Option<Message>, String> {
-        message(&self.from, &self.to, &self.layout, batch)
+    /// The mails of a batch: one per recipient set. An escalation or a group is one mail to
+    /// the recipients of its significant record; independent records are grouped by their
+    /// recipients, each group in the order of its first record.
+    fn parts(&self, reason: BatchReason, records: &[Record]) -> Vec<Part> {
+        if matches!(reason, BatchReason::Escalation | BatchReason::Group) {
+            let significant = match reason {
+                BatchReason::Escalation => records.last(),
+                _ => records.first(),
+            };
+            return match significant {
+                Some(r) => vec![Part { to: self.router.recipients(r), records: (0..records.len()).collect() }],
+                None => Vec::new(),
+            };
+        }
+        let mut parts: Vec<(Vec<String>, Part)> = Vec::new();
+        for (i, r) in records.iter().enumerate() {
+            let to = self.router.recipients(r);
+            let key = set_key(&to);
+            match parts.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, p)) => p.records.push(i),
+                None => parts.push((key, Part { to, records: vec![i] })),
+            }
+        }
+        parts.into_iter().map(|(_, p)| p).collect()
+    }
+
+    /// Sends one mail; the outcome of its SMTP conversation, and whether it timed out.
+    fn send(&mut self, message: Message) -> (Outcome, bool) {
+        let builder = &self.builder;
+        let transport = &mut self.transport;
+        let timeout = self.timeout;
+        runtime::block_on(async {
+            let t = transport.get_or_insert_with(|| builder.clone().build());
+            let outcome = match tokio::time::timeout(timeout, t.send(message)).await {
+                Ok(Ok(_)) => (Outcome::Delivered, false),
+                Ok(Err(e)) => (classify(&e), e.is_timeout()),
+                Err(_) => {
+                    // The connection is stuck mid-conversation: start afresh with a new pool
+                    // rather than have the stuck connection handed out again.
+                    *transport = None;
+                    (Outcome::retry(format!("the SMTP server did not finish within {timeout:?}")), true)
+                }
+            };
+            // Lets the pool take the connection back now (a task lettre spawned), so that the
+            // next mail reuses it.
+            settle().await;
+            outcome
+        })
     }
 }
 
@@ -47,13 +116,20 @@ impl MailSink {
 pub(crate) fn message(
     from: &Mailbox,
     recipients: &[Mailbox],
+    headers: &[HeaderValue],
     layout: &Layout,
     batch: &Batch,
 ) -> Result<Option<Message>, String> {
     let Some(significant) = batch.significant() else { return Ok(None) };
     let subject = layout.subject(batch, significant);
     let body = layout.body(batch, significant);
-    let mut m = Message::builder()
+    let mut m = Message::builder();
+    // The custom headers first: the ones set below replace any of the same name (which the
+    // builder refuses anyway).
+    for h in headers {
+        m = m.raw_header(h.clone());
+    }
+    m = m
         .from(from.clone())
         .subject(subject)
         .date(significant.time)
@@ -69,31 +145,63 @@ pub(crate) fn message(
 
 impl Sink for MailSink {
     fn deliver(&mut self, batch: &Batch) -> Outcome {
-        let message = match self.message(batch) {
-            Ok(Some(m)) => m,
-            Ok(None) => return Outcome::Delivered,
-            Err(e) => return Outcome::permanent(e),
+        // The rest of a batch that went out in part, when the delivery hands that batch back.
+        let (records, mut failed, mut failed_reason) = match self.carry.take() {
+            Some(c) if same_records(&c.expected, &batch.records) => (c.pending, c.failed, c.failed_reason),
+            _ => (batch.records.clone(), 0, None),
         };
-        let builder = &self.builder;
-        let transport = &mut self.transport;
-        let timeout = self.timeout;
-        runtime::block_on(async {
-            let t = transport.get_or_insert_with(|| builder.clone().build());
-            let outcome = match tokio::time::timeout(timeout, t.send(message)).await {
-                Ok(Ok(_)) => Outcome::Delivered,
-                Ok(Err(e)) => classify(&e),
-                Err(_) => {
-                    // The connection is stuck mid-conversation: start afresh with a new pool
-                    // rather than have the stuck connection handed out again.
-                    *transport = None;
-                    Outcome::retry(format!("the SMTP server did not finish within {timeout:?}"))
-                }
+        let parts = self.parts(batch.reason, &records);
+        let mut sent = vec![false; records.len()];
+        let mut refused = vec![false; records.len()];
+        let mut retry: Option<(Option<Duration>, String)> = None;
+        for part in parts {
+            let sub = Batch::new(batch.reason, part.records.iter().map(|&i| records[i].clone()).collect());
+            let (outcome, timed_out) = match message(&self.from, &part.to, &self.headers, &self.layout, &sub) {
+                Ok(Some(m)) => self.send(m),
+                Ok(None) => (Outcome::Delivered, false),
+                Err(e) => (Outcome::permanent(e), false),
             };
-            // Lets the pool take the connection back now (a task lettre spawned), so that the
-            // next mail reuses it.
-            settle().await;
-            outcome
-        })
+            if timed_out {
+                // A server that does not answer would make each of the other mails wait its
+                // whole timeout too: they wait for the retry instead.
+                retry = Some((None, with_recipients(&part.to, &outcome_reason(&outcome))));
+                break;
+            }
+            match outcome {
+                Outcome::Delivered => part.records.iter().for_each(|&i| sent[i] = true),
+                Outcome::Retry { after, reason } => retry = Some((after, with_recipients(&part.to, &reason))),
+                Outcome::Permanent { reason } => {
+                    part.records.iter().for_each(|&i| refused[i] = true);
+                    failed_reason = Some(with_recipients(&part.to, &reason));
+                }
+                // (This sink makes none of the others.)
+                other => retry = Some((None, format!("unexpected outcome {other:?}"))),
+            }
+        }
+        let delivered = sent.iter().filter(|s| **s).count();
+        failed += refused.iter().filter(|r| **r).count();
+        let pending: Vec<Record> = records
+            .into_iter()
+            .zip(sent.iter().zip(&refused))
+            .filter(|(_, (s, r))| !**s && !**r)
+            .map(|(x, _)| x)
+            .collect();
+        let rest = if pending.is_empty() {
+            match (failed, failed_reason) {
+                (0, _) => return Outcome::Delivered,
+                (_, reason) => Outcome::permanent(reason.unwrap_or_else(|| "the SMTP server refused the mail".into())),
+            }
+        } else {
+            let (after, reason) = retry.unwrap_or((None, "mails of this batch are still to send".into()));
+            let d = delivered.min(batch.records.len());
+            self.carry = Some(Carry { expected: batch.records[d..].to_vec(), pending, failed, failed_reason });
+            Outcome::retry_after(after, reason)
+        };
+        if delivered == 0 {
+            rest
+        } else {
+            Outcome::Partial { delivered, rest: Box::new(rest) }
+        }
     }
 }
 
@@ -112,6 +220,33 @@ impl Drop for MailSink {
             }));
         }
     }
+}
+
+/// Whether two lists hold the same records (by what identifies a record: not `==`, which a NaN
+/// field would make false).
+fn same_records(a: &[Record], b: &[Record]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            x.time == y.time
+                && x.fingerprint == y.fingerprint
+                && x.thread_id == y.thread_id
+                && x.level == y.level
+                && x.target == y.target
+                && x.message == y.message
+                && x.suppressed == y.suppressed
+        })
+}
+
+fn outcome_reason(o: &Outcome) -> String {
+    match o {
+        Outcome::Retry { reason, .. } | Outcome::Permanent { reason } => reason.clone(),
+        other => format!("{other:?}"),
+    }
+}
+
+fn with_recipients(to: &[Mailbox], reason: &str) -> String {
+    let to: Vec<String> = to.iter().map(|m| m.email.to_string()).collect();
+    format!("mail to {}: {reason}", to.join(", "))
 }
 
 /// Maps an SMTP error onto an outcome: 4xx and connection problems retry, 5xx and

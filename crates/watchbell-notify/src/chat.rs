@@ -6,7 +6,7 @@ use watchbell_core::format::FormatContext;
 use watchbell_core::text::{escape_html, single_line, truncate_bytes, truncate_chars, MARKER};
 use watchbell_core::{Level, Record};
 
-use crate::service::{escape_markdown, heading, location, message};
+use crate::service::{escape_markdown, heading, location, message, truncate_escaped};
 
 /// Teams: the most bytes of a workflow webhook's body (Teams refuses larger posts with
 /// "request entity too large"; the documented limit is about 28 KB).
@@ -195,13 +195,13 @@ impl SlackCompatible {
 pub fn slack_compatible_body(r: &Record, cx: &FormatContext, service: SlackCompatible) -> Json {
     let (_, colour) = level_colour(r.level);
     let max = service.max_text();
-    let head = truncate_chars(&escape_markdown(&single_line(&heading(r, cx))), 300, MARKER).into_owned();
-    let foot = truncate_chars(&escape_markdown(&single_line(&footer(r))), 300, MARKER).into_owned();
+    let head = truncate_escaped(&escape_markdown(&single_line(&heading(r, cx))), 300);
+    let foot = truncate_escaped(&escape_markdown(&single_line(&footer(r))), 300);
     let mut used = head.chars().count() + foot.chars().count();
     let mut fields = Vec::new();
     for (k, v) in r.fields.iter().take(20) {
-        let title = truncate_chars(&escape_markdown(&single_line(k)), 100, MARKER).into_owned();
-        let value = truncate_chars(&escape_markdown(&v.to_string()), 500, MARKER).into_owned();
+        let title = truncate_escaped(&escape_markdown(&single_line(k)), 100);
+        let value = truncate_escaped(&escape_markdown(&v.to_string()), 500);
         let n = title.chars().count() + value.chars().count();
         if used + n > max / 2 {
             break;
@@ -209,7 +209,7 @@ pub fn slack_compatible_body(r: &Record, cx: &FormatContext, service: SlackCompa
         used += n;
         fields.push(json!({"title": title, "value": value, "short": true}));
     }
-    let text = truncate_chars(&escape_markdown(&message(r)), max - used, MARKER).into_owned();
+    let text = truncate_escaped(&escape_markdown(&message(r)), max - used);
     let fallback = truncate_chars(&single_line(&message(r)), 200, MARKER).into_owned();
     let ts = r.time.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let mut att = json!({

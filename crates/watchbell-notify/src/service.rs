@@ -120,7 +120,24 @@ pub fn escape_markdown(s: &str) -> String {
 
 /// Cuts `s` to `max` chars with the marker, after escaping (so an escape is never split).
 fn discord_text(s: &str, max: usize) -> String {
-    truncate_chars(&escape_discord(s), max, MARKER).into_owned()
+    truncate_escaped(&escape_discord(s), max)
+}
+
+/// Cuts markdown-escaped text to `max` chars with the marker without splitting an escape: a
+/// cut that would keep the backslash of a pair and lose its char drops the backslash too (a
+/// lone backslash would show, and the char it escaped would not).
+pub(crate) fn truncate_escaped(escaped: &str, max: usize) -> String {
+    let cut = truncate_chars(escaped, max, MARKER);
+    // Borrowed: the text fits, as it is.
+    let Some(kept) = cut.strip_suffix(MARKER).filter(|_| matches!(cut, std::borrow::Cow::Owned(_))) else {
+        return cut.into_owned();
+    };
+    let backslashes = kept.len() - kept.trim_end_matches('\\').len();
+    if backslashes % 2 == 1 {
+        format!("{}{MARKER}", &kept[..kept.len() - 1])
+    } else {
+        cut.into_owned()
+    }
 }
 
 /// The Discord webhook message: one embed (title, escaped description, up to 25 inline
@@ -166,8 +183,9 @@ pub fn discord_body(r: &Record, cx: &FormatContext) -> Json {
         embed.insert("footer".into(), json!({ "text": f }));
     }
     let mut body = json!({"embeds": [Json::Object(embed)], "allowed_mentions": {"parse": []}});
-    if let Some(app) = &cx.app {
-        body["username"] = json!(truncate_chars(&single_line(app), 80, MARKER));
+    // Discord refuses an empty username: a name that is blank once on one line is left out.
+    if let Some(app) = cx.app.as_deref().map(single_line).filter(|a| !a.is_empty()) {
+        body["username"] = json!(truncate_chars(&app, 80, MARKER));
     }
     body
 }

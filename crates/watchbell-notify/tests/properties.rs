@@ -3,7 +3,9 @@
 use proptest::prelude::*;
 use watchbell_core::format::FormatContext;
 use watchbell_core::{Level, Record, Value};
-use watchbell_notify::{discord_body, escape_discord, ntfy_body, pagerduty_body};
+use watchbell_notify::{
+    discord_body, escape_discord, ntfy_body, pagerduty_body, slack_compatible_body, SlackCompatible,
+};
 
 fn record(message: String, fields: Vec<(String, String)>) -> Record {
     let mut r = Record::new(Level::ERROR, "app", message);
@@ -64,4 +66,38 @@ proptest! {
             }
         }
     }
+}
+
+/// A long run of markdown chars cut to a limit: the cut fell between a backslash and the char
+/// it escaped, leaving a lone `\` before the marker (shown, while the `*` was lost).
+#[test]
+fn a_cut_never_splits_an_escape() {
+    let lone_backslash = |s: &str| {
+        let kept = s.strip_suffix("…[truncated]").unwrap_or(s);
+        (kept.len() - kept.trim_end_matches('\\').len()) % 2 == 1
+    };
+    for pad in 0..4 {
+        let r = Record::new(Level::ERROR, "app", format!("{}{}", "a".repeat(pad), "*".repeat(20_000)));
+        let d = discord_body(&r, &FormatContext::default());
+        let description = d["embeds"][0]["description"].as_str().unwrap();
+        assert!(description.ends_with("…[truncated]"));
+        assert!(!lone_backslash(description), "{pad}: {}", &description[description.len() - 20..]);
+        for service in [SlackCompatible::Mattermost, SlackCompatible::RocketChat] {
+            let b = slack_compatible_body(&r, &FormatContext::default(), service);
+            let text = b["attachments"][0]["text"].as_str().unwrap();
+            assert!(text.ends_with("…[truncated]"));
+            assert!(!lone_backslash(text), "{service:?} {pad}: {}", &text[text.len() - 20..]);
+        }
+    }
+}
+
+#[test]
+fn a_blank_app_name_sends_no_empty_discord_username() {
+    for app in ["\u{1}", " ", "\n\t"] {
+        let r = Record::new(Level::ERROR, "t", "m");
+        let j = discord_body(&r, &FormatContext::new(app));
+        assert!(j.get("username").is_none(), "{app:?}: {j}");
+    }
+    let j = discord_body(&Record::new(Level::ERROR, "t", "m"), &FormatContext::new("shop"));
+    assert_eq!(j["username"], "shop");
 }

@@ -247,6 +247,8 @@ impl SmsProvider for Twilio {
             .body(body);
         match client.send(req, &url) {
             Ok(resp) => self.answer(&resp),
+            // A refused TLS handshake (an untrusted certificate, mTLS) cannot heal by retrying.
+            Err(e) if e.tls => Outcome::permanent(scrub(e.reason, &[self.auth_token.expose()])),
             Err(e) => Outcome::retry(scrub(e.reason, &[self.auth_token.expose()])),
         }
     }
@@ -431,6 +433,7 @@ impl SmsProvider for Exotel {
             .body(form_encode(&pairs));
         match client.send(req, &url) {
             Ok(resp) => self.answer(&resp),
+            Err(e) if e.tls => Outcome::permanent(scrub(e.reason, &self.secrets())),
             Err(e) => Outcome::retry(scrub(e.reason, &self.secrets())),
         }
     }

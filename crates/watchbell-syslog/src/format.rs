@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 use watchbell_core::format::{Format, FormatContext};
 use watchbell_core::text::{single_line, truncate_bytes, MARKER};
 use watchbell_core::time::{write_rfc3339, UtcTime};
+use watchbell_core::zone::Zone;
 use watchbell_core::{Level, Record};
 
 use crate::{Facility, Protocol};
@@ -25,15 +26,128 @@ fn replace_nul(s: &mut String) {
     }
 }
 
-/// The syslog severity of a level: ERROR err(3), WARN warning(4), INFO info(6), DEBUG and
-/// TRACE debug(7).
+/// The syslog severity of a level by default: ERROR err(3), WARN warning(4), INFO info(6),
+/// DEBUG and TRACE debug(7). [`level_severity`](crate::SyslogBuilder::level_severity) changes
+/// it per sink.
 pub fn severity(level: Level) -> u8 {
+    DEFAULT_SEVERITIES[level_index(level)].code()
+}
+
+/// The default severity of each level, in the order of [`level_index`].
+pub(crate) const DEFAULT_SEVERITIES: [Severity; 5] =
+    [Severity::Error, Severity::Warning, Severity::Informational, Severity::Debug, Severity::Debug];
+
+/// ERROR 0, WARN 1, INFO 2, DEBUG 3, TRACE 4.
+pub(crate) fn level_index(level: Level) -> usize {
     match level {
-        Level::ERROR => 3,
-        Level::WARN => 4,
-        Level::INFO => 6,
-        _ => 7,
+        Level::ERROR => 0,
+        Level::WARN => 1,
+        Level::INFO => 2,
+        Level::DEBUG => 3,
+        _ => 4,
     }
+}
+
+/// A syslog severity (RFC 5424 §6.2.1), 0 (emergency) to 7 (debug).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Severity {
+    /// 0: the system is unusable.
+    Emergency,
+    /// 1: action must be taken immediately.
+    Alert,
+    /// 2: critical conditions.
+    Critical,
+    /// 3: error conditions.
+    Error,
+    /// 4: warning conditions.
+    Warning,
+    /// 5: normal but significant condition.
+    Notice,
+    /// 6: informational messages.
+    Informational,
+    /// 7: debug-level messages.
+    Debug,
+}
+
+const SEVERITY_NAMES: [&str; 8] = ["emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"];
+
+impl Severity {
+    const ALL: [Severity; 8] = [
+        Severity::Emergency,
+        Severity::Alert,
+        Severity::Critical,
+        Severity::Error,
+        Severity::Warning,
+        Severity::Notice,
+        Severity::Informational,
+        Severity::Debug,
+    ];
+
+    /// The severity's code, 0 (emergency) to 7 (debug).
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// The severity of a code, 0 to 7.
+    pub fn from_code(code: u8) -> Option<Severity> {
+        Severity::ALL.get(usize::from(code)).copied()
+    }
+
+    /// The severity's short name as syslog.conf writes it (`err`, `warning`, `notice`).
+    pub fn name(self) -> &'static str {
+        SEVERITY_NAMES[self as usize]
+    }
+}
+
+impl std::fmt::Display for Severity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Severity {
+    type Err = String;
+
+    /// Parses the syslog.conf names and their long forms, any case, with or without `LOG_`:
+    /// `emerg`/`emergency`/`panic`, `alert`, `crit`/`critical`, `err`/`error`,
+    /// `warning`/`warn`, `notice`, `info`/`informational`, `debug`; or a code `0` to `7`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let lower = s.trim().to_ascii_lowercase();
+        let name = lower.strip_prefix("log_").unwrap_or(&lower);
+        if let Ok(code) = name.parse::<u8>() {
+            return Severity::from_code(code).ok_or_else(|| format!("severity code {code} is not 0 to 7"));
+        }
+        Ok(match name {
+            "emerg" | "emergency" | "panic" => Severity::Emergency,
+            "alert" => Severity::Alert,
+            "crit" | "critical" => Severity::Critical,
+            "err" | "error" => Severity::Error,
+            "warning" | "warn" => Severity::Warning,
+            "notice" => Severity::Notice,
+            "info" | "informational" => Severity::Informational,
+            "debug" => Severity::Debug,
+            _ => {
+                return Err(format!(
+                    "unknown severity {s:?}; expected emerg, alert, crit, err, warning, notice, info, debug or 0 to 7"
+                ))
+            }
+        })
+    }
+}
+
+/// The MSGID of a record: the value of field `name`, made PRINTUSASCII (other chars become
+/// `_`) and cut to 32 chars; `-` (the NILVALUE) when the field is absent or empty.
+pub(crate) fn msgid(r: &Record, name: &str) -> String {
+    r.fields.get(name).and_then(|v| sanitize_header(&v.to_string(), 32)).unwrap_or_else(|| "-".to_owned())
+}
+
+/// The zone of RFC 3164 timestamps.
+#[derive(Clone, Debug)]
+pub(crate) enum StampZone {
+    /// A time zone (local by default), with its daylight-saving changes.
+    Zone(Zone),
+    /// A fixed number of minutes east of UTC.
+    Fixed(i32),
 }
 
 /// Whether a byte may stand in a header field (PRINTUSASCII, 33 to 126).
@@ -94,8 +208,14 @@ pub(crate) struct FrameFormat {
     pub sd_id: Option<String>,
     /// The most bytes of one frame (without the transport framing).
     pub max_bytes: usize,
-    /// Minutes added to UTC for the RFC 3164 timestamp.
-    pub offset_minutes: i32,
+    /// The zone of the RFC 3164 timestamp.
+    pub zone: StampZone,
+    /// The severity of each level, in the order of [`level_index`].
+    pub severities: [Severity; 5],
+    /// The field whose value is the MSGID (5424), if any.
+    pub msgid_field: Option<String>,
+    /// Whether a UTF-8 BOM goes before a non-empty MSG (5424).
+    pub bom: bool,
     /// Whether the transport ends frames at LF (then newlines inside are replaced).
     pub single_line: bool,
     /// The user's format of the MSG, if any.
@@ -136,7 +256,7 @@ impl FrameFormat {
 
     /// The PRI value of a record.
     pub fn pri(&self, level: Level) -> u8 {
-        self.facility.code() * 8 + severity(level)
+        self.facility.code() * 8 + self.severities[level_index(level)].code()
     }
 
     /// The whole frame of one record (no transport framing), at most `max_bytes` bytes.
@@ -153,16 +273,26 @@ impl FrameFormat {
                 out.push_str(&self.app_name);
                 out.push(' ');
                 out.push_str(&self.procid);
-                out.push_str(" - ");
+                out.push(' ');
+                match &self.msgid_field {
+                    Some(name) => out.push_str(&msgid(r, name)),
+                    None => out.push('-'),
+                }
+                out.push(' ');
                 self.write_sd(r, &mut out);
                 if !msg.is_empty() {
                     out.push(' ');
-                    out.push_str(BOM);
+                    if self.bom {
+                        out.push_str(BOM);
+                    }
                 }
             }
             Protocol::Rfc3164 => {
                 let _ = write!(out, "<{}>", self.pri(r.level));
-                write_3164_time(&mut out, r.time, self.offset_minutes);
+                match &self.zone {
+                    StampZone::Zone(z) => write_3164_civil(&mut out, r.time, z),
+                    StampZone::Fixed(m) => write_3164_time(&mut out, r.time, *m),
+                }
                 out.push(' ');
                 if let Some(h) = &self.hostname {
                     out.push_str(h);
@@ -233,6 +363,23 @@ pub(crate) fn write_3164_time(out: &mut String, t: SystemTime, offset_minutes: i
     let u = UtcTime::from_system_time(t);
     let _ =
         write!(out, "{} {:>2} {:02}:{:02}:{:02}", MONTHS[(u.month - 1) as usize], u.day, u.hour, u.minute, u.second);
+}
+
+/// `Mmm dd hh:mm:ss` with the day padded with a space, in the civil time of `zone`.
+pub(crate) fn write_3164_civil(out: &mut String, t: SystemTime, zone: &Zone) {
+    if zone.is_utc() {
+        return write_3164_time(out, t, 0);
+    }
+    let c = zone.civil(t);
+    let _ = write!(
+        out,
+        "{} {:>2} {:02}:{:02}:{:02}",
+        MONTHS[usize::from(c.month.clamp(1, 12) - 1)],
+        c.day,
+        c.hour,
+        c.minute,
+        c.second
+    );
 }
 
 #[cfg(test)]

@@ -7,19 +7,21 @@
 //! use std::time::Duration;
 //! use tracing_subscriber::prelude::*;
 //! use watchbell_core::Level;
-//! use watchbell_syslog::{Facility, SyslogLayer};
+//! use watchbell_syslog::{Facility, Severity, SyslogLayer};
 //!
 //! let (layer, guard) = SyslogLayer::builder()
 //!     .tcp("logs.internal:6514")          // or .udp("10.0.0.5:514"), or .unix("/dev/log") (the default)
 //!     .facility(Facility::Local3)
 //!     .app_name("billing")
+//!     .level_severity(Level::WARN, Severity::Notice) // WARN as notice(5) instead of warning(4)
+//!     .msgid_field("event")                          // MSGID from the field `event`, if any
 //!     .level(Level::INFO)
 //!     .build()
 //!     .expect("a valid configuration");
 //! tracing_subscriber::registry().with(layer).init();
 //!
 //! tracing::error!(invoice = 42, "payment failed");
-//! // sends `<155>1 2026-11-21T18:21:45.123456Z web-1 billing 4242 - [fields@32473 invoice="42"] BOM payment failed`,
+//! // sends `<155>1 2026-11-21T18:21:45.123456Z web-1 billing 4242 - [fields@32473 invoice="42"] payment failed`,
 //! // framed as `LEN SP frame` (RFC 6587 octet counting)
 //!
 //! guard.shutdown(Duration::from_secs(5));
@@ -33,14 +35,18 @@
 //! RFC 5424 (the default over UDP and TCP):
 //!
 //! ```text
-//! <PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID [fields@32473 name="value" ...] BOM MSG
+//! <PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID [fields@32473 name="value" ...] MSG
 //! ```
 //!
 //! - PRI = facility × 8 + severity; severity from the level: `ERROR` err(3), `WARN` warning(4),
-//!   `INFO` info(6), `DEBUG` and `TRACE` debug(7) ([`severity`]).
+//!   `INFO` info(6), `DEBUG` and `TRACE` debug(7) ([`severity`]), or as
+//!   [`level_severity`](SyslogBuilder::level_severity) maps it (`WARN` to notice(5), say).
 //! - TIMESTAMP is the event's time (not the time of sending, which may be later after a retry),
 //!   RFC 3339 in UTC with microseconds.
-//! - MSGID is the NILVALUE `-`.
+//! - MSGID is the NILVALUE `-`, or the value of the field named by
+//!   [`msgid_field`](SyslogBuilder::msgid_field) (`msgid_field("event")` and
+//!   `tracing::warn!(event = "login_failed", …)` give `login_failed`): printable US-ASCII
+//!   only (other chars become `_`), cut to 32 chars, `-` when the record lacks the field.
 //! - The event's fields form one SD-ELEMENT whose SD-ID is `fields@32473` by default (32473 is
 //!   the enterprise number RFC 5612 reserves for documentation; set your own with
 //!   [`sd_id`](SyslogBuilder::sd_id)). Field names are made valid PARAM-NAMEs (printable
@@ -50,7 +56,8 @@
 //!   a quarter of that with the marker `…[truncated]`, and fields that do not fit are left out and counted in a last
 //!   parameter `watchbell.omitted="N"`.
 //! - MSG is the event's message (and ` (N similar suppressed)` when a rate limit withheld
-//!   some), preceded by the UTF-8 BOM as RFC 5424 asks for UTF-8 text.
+//!   some), with no byte order mark unless [`bom`](SyslogBuilder::bom)`(true)` (see
+//!   [below](#the-byte-order-mark)).
 //!
 //! RFC 3164 (the default on unix sockets, which local daemons such as journald and rsyslog's
 //! imuxsock read as the C library writes it):
@@ -60,9 +67,12 @@
 //! ```
 //!
 //! - The day is padded with a space (`Oct  5`), as the RFC requires.
-//! - The time is UTC unless [`utc_offset_minutes`](SyslogBuilder::utc_offset_minutes) says
-//!   otherwise (RFC 3164 has no zone, and the local zone cannot be read safely from a
-//!   multi-threaded process without a time zone database).
+//! - The time is the local time of this machine (RFC 3164 has no zone; daemons read the
+//!   stamp as their own local time), following its daylight-saving changes. The zone is read
+//!   when the layer is built ([`Zone::local`]: `TZ`, else `/etc/localtime`; UTC when neither
+//!   can be read). Choose another with [`zone`](SyslogBuilder::zone) (`Zone::utc()`,
+//!   `Zone::named("Europe/Berlin")`, a POSIX rule) or a fixed offset with
+//!   [`utc_offset_minutes`](SyslogBuilder::utc_offset_minutes).
 //! - HOSTNAME is left out on unix sockets unless set with [`hostname`](SyslogBuilder::hostname)
 //!   (as the C library does; the local daemon adds it).
 //! - TAG is the app name cut to 32 chars; the fields follow the message as `key=value`.
@@ -71,6 +81,22 @@
 //! In both formats a NUL in log text becomes U+FFFD (receivers cut messages at NUL), and the
 //! whole frame is cut to [`max_message_bytes`](SyslogBuilder::max_message_bytes) at a char
 //! boundary, ending with the marker `…[truncated]`.
+//!
+//! ## The byte order mark
+//!
+//! RFC 5424 §6.4 says a MSG in UTF-8 starts with the BOM (U+FEFF). This crate leaves it out by
+//! default, because of what the two common daemons do with it (Debian 12's packages, checked
+//! by `the_daemons_rsyslog_and_syslog_ng_with_and_without_the_bom`, which starts both as
+//! receivers on loopback and reads the files they write):
+//!
+//! - rsyslog 8.2302 keeps the BOM as part of `%msg%`: every line it writes to a file starts
+//!   with the bytes `EF BB BF`, which breaks `grep ^…`, log shippers' patterns and parsers.
+//! - syslog-ng 3.38 (`flags(syslog-protocol)`) strips it: the file is the same with or without.
+//!
+//! So without the BOM both write the message as sent; with it one of them corrupts every line.
+//! Python's `logging.handlers.SysLogHandler` dropped its BOM for the same reason. The text is
+//! UTF-8 either way. Turn it on with [`bom`](SyslogBuilder::bom)`(true)` for a receiver that
+//! needs it to treat the MSG as UTF-8.
 //!
 //! ## Transports
 //!
@@ -99,7 +125,7 @@
 //! unix sockets (datagram, with its fallback to a stream socket) and UDP sockets, and writing
 //! datagrams through its `LoggerBackend`. Its `Formatter3164`/`Formatter5424` cannot produce
 //! what the RFCs need, so the frames are written here: they stamp the time of sending instead
-//! of the event's, zero-pad the 3164 day, write no BOM, take structured data as a sorted map
+//! of the event's, zero-pad the 3164 day, take structured data as a sorted map
 //! without checking SD-NAMEs, and do not bound the frame's size. Its TCP backend has no
 //! RFC 6587 framing, may write a frame in part, and never reconnects (rust-syslog #21, #79), so
 //! TCP and unix stream connections are handled here.
@@ -126,7 +152,10 @@
 //! | process id | this process's | [`pid`](SyslogBuilder::pid) |
 //! | structured data | the fields as `[fields@32473 ...]` | [`sd_id`](SyslogBuilder::sd_id), [`no_structured_data`](SyslogBuilder::no_structured_data) |
 //! | frame size | 2048 bytes over UDP, 8096 over TCP and unix sockets (rsyslog's default) | [`max_message_bytes`](SyslogBuilder::max_message_bytes) |
-//! | RFC 3164 time | UTC | [`utc_offset_minutes`](SyslogBuilder::utc_offset_minutes) |
+//! | severities | ERROR err, WARN warning, INFO info, DEBUG and TRACE debug | [`level_severity`](SyslogBuilder::level_severity) |
+//! | MSGID (5424) | `-` | [`msgid_field`](SyslogBuilder::msgid_field) |
+//! | BOM before the 5424 MSG | none | [`bom`](SyslogBuilder::bom) |
+//! | RFC 3164 time | local time ([`Zone::local`]) | [`zone`](SyslogBuilder::zone), [`utc_offset_minutes`](SyslogBuilder::utc_offset_minutes) |
 //! | level captured | `INFO` and more severe | [`level`](SyslogBuilder::level) |
 //! | rate limit | none | [`rate_limit`](SinkOptions::rate_limit) |
 //! | pace | none | [`pace`](SinkOptions::pace) |
@@ -153,9 +182,10 @@ use watchbell_core::format::{Format, FormatContext};
 pub use watchbell_core::{BuildError, SinkOptions};
 use watchbell_core::{Guard, Handler, Level, Options, SinkLayer};
 
-pub use crate::format::{escape_sd_value, sd_param_name, severity};
-use crate::format::{is_sd_name, printable, sanitize_header, FrameFormat};
+pub use crate::format::{escape_sd_value, sd_param_name, severity, Severity};
+use crate::format::{is_sd_name, level_index, printable, sanitize_header, FrameFormat, StampZone, DEFAULT_SEVERITIES};
 use crate::sink::{Dest, SyslogSink};
+pub use watchbell_core::zone::Zone;
 
 /// Entry points for fuzz targets and property tests: RFC 5424 structured-data escaping and the
 /// RFC 3164 / 5424 frames with their RFC 6587 stream framing, as the sink makes them. Not a
@@ -165,13 +195,13 @@ pub mod fuzzing {
     use watchbell_core::format::FormatContext;
     use watchbell_core::Record;
 
-    use crate::format::FrameFormat;
     pub use crate::format::{escape_sd_value, sd_param_name};
+    use crate::format::{FrameFormat, StampZone, DEFAULT_SEVERITIES};
     use crate::{Facility, Framing, Protocol};
 
     /// The frame of `record` (without transport framing) as a sink with these settings makes
     /// it: host `host`, app `app`, pid 1, the fields as structured data under `sd_id` (when
-    /// given and valid), frames of at most `max_bytes` bytes (at least 480, as the builder
+    /// given and valid), RFC 3164 time in UTC, a BOM before a non-empty 5424 MSG, frames of at most `max_bytes` bytes (at least 480, as the builder
     /// requires), one line when `framing` is [`Framing::LineFeed`].
     pub fn frame(
         protocol: Protocol,
@@ -188,7 +218,10 @@ pub mod fuzzing {
             procid: "1".to_owned(),
             sd_id: sd_id.filter(|id| crate::format::is_sd_name(id)).map(str::to_owned),
             max_bytes: max_bytes.max(480),
-            offset_minutes: 0,
+            zone: StampZone::Fixed(0),
+            severities: DEFAULT_SEVERITIES,
+            msgid_field: None,
+            bom: true,
             single_line: framing == Framing::LineFeed,
             format: None,
             cx: FormatContext::new("app".to_owned()),
@@ -371,7 +404,10 @@ impl SyslogLayer {
             pid: None,
             sd_id: Some(DEFAULT_SD_ID.to_owned()),
             max_bytes: None,
-            offset_minutes: 0,
+            zone: None,
+            severities: DEFAULT_SEVERITIES,
+            msgid_field: None,
+            bom: false,
             level: Level::INFO,
             format: None,
         }
@@ -390,7 +426,10 @@ pub struct SyslogBuilder {
     pid: Option<u32>,
     sd_id: Option<String>,
     max_bytes: Option<usize>,
-    offset_minutes: i32,
+    zone: Option<StampZone>,
+    severities: [Severity; 5],
+    msgid_field: Option<String>,
+    bom: bool,
     level: Level,
     format: Option<Arc<dyn Format>>,
 }
@@ -407,6 +446,10 @@ impl fmt::Debug for SyslogBuilder {
             .field("pid", &self.pid)
             .field("sd_id", &self.sd_id)
             .field("max_bytes", &self.max_bytes)
+            .field("zone", &self.zone)
+            .field("severities", &self.severities)
+            .field("msgid_field", &self.msgid_field)
+            .field("bom", &self.bom)
             .field("level", &self.level)
             .field("format", &self.format.is_some())
             .field("options", &self.options)
@@ -503,9 +546,39 @@ impl SyslogBuilder {
         self
     }
 
-    /// Minutes added to UTC for RFC 3164 timestamps (default 0; `120` for UTC+2).
+    /// The zone of RFC 3164 timestamps (default: [`Zone::local`], read when the layer is
+    /// built; [`Zone::utc`] for UTC). The time follows the zone's daylight-saving changes.
+    pub fn zone(mut self, zone: Zone) -> Self {
+        self.zone = Some(StampZone::Zone(zone));
+        self
+    }
+
+    /// RFC 3164 timestamps at a fixed offset: minutes added to UTC (`120` for UTC+2), with no
+    /// daylight-saving changes. Replaces [`zone`](Self::zone).
     pub fn utc_offset_minutes(mut self, minutes: i32) -> Self {
-        self.offset_minutes = minutes;
+        self.zone = Some(StampZone::Fixed(minutes));
+        self
+    }
+
+    /// The syslog severity of records at `level` (default: ERROR err, WARN warning, INFO
+    /// info, DEBUG and TRACE debug; see [`severity`]). Call once per level to change.
+    pub fn level_severity(mut self, level: Level, severity: Severity) -> Self {
+        self.severities[level_index(level)] = severity;
+        self
+    }
+
+    /// The RFC 5424 MSGID is the value of the record's field `name`: made printable US-ASCII
+    /// (other chars become `_`) and cut to 32 chars; `-` when the record has no such field
+    /// (or it is empty). The field stays in the structured data too. RFC 3164 has no MSGID.
+    pub fn msgid_field(mut self, name: impl Into<String>) -> Self {
+        self.msgid_field = Some(name.into());
+        self
+    }
+
+    /// Whether a UTF-8 byte order mark goes before a non-empty RFC 5424 MSG (default `false`;
+    /// see [the crate docs](crate#the-byte-order-mark) for why).
+    pub fn bom(mut self, bom: bool) -> Self {
+        self.bom = bom;
         self
     }
 
@@ -603,7 +676,10 @@ impl SyslogBuilder {
             procid: self.pid.unwrap_or_else(std::process::id).to_string(),
             sd_id: self.sd_id.clone(),
             max_bytes,
-            offset_minutes: self.offset_minutes,
+            zone: self.zone.clone().unwrap_or_else(|| StampZone::Zone(Zone::local())),
+            severities: self.severities,
+            msgid_field: self.msgid_field.clone(),
+            bom: self.bom,
             single_line: self.framing == Framing::LineFeed,
             format: self.format.clone(),
             cx,

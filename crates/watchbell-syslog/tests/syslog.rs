@@ -8,7 +8,7 @@ use tracing_subscriber::prelude::*;
 use tracing_subscriber::Registry;
 use watchbell_core::text::MARKER;
 use watchbell_core::{Guard, Handler, Level, Record, Retry, Stats, Value};
-use watchbell_syslog::{Facility, Framing, Protocol, SinkOptions, SyslogBuilder, SyslogLayer};
+use watchbell_syslog::{Facility, Framing, Protocol, SinkOptions, SyslogBuilder, SyslogLayer, Zone};
 use watchbell_test::syslog::{parse, temp_socket_path, FakeSyslog, FrameKind, Protocol as Parsed};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -57,6 +57,7 @@ fn udp_rfc5424_exact_frame_with_structured_data_and_bom() {
     let fake = FakeSyslog::udp();
     let (handler, guard) = base(SyslogLayer::builder().udp(fake.addr().unwrap().to_string()))
         .facility(Facility::Local3)
+        .bom(true)
         .build_handler()
         .unwrap();
     let mut r = record(Level::ERROR, "payment failed: 'héllo' 日本");
@@ -179,7 +180,8 @@ fn tcp_line_feed_framing_makes_one_line_per_record() {
 fn unix_datagram_rfc3164_exact_frame_space_padded_day() {
     let path = temp_socket_path("dgram3164");
     let fake = FakeSyslog::unix_datagram(&path);
-    let (handler, guard) = base(SyslogLayer::builder().unix(&path)).facility(Facility::Daemon).build_handler().unwrap();
+    let (handler, guard) =
+        base(SyslogLayer::builder().unix(&path)).facility(Facility::Daemon).zone(Zone::utc()).build_handler().unwrap();
     let mut r = record(Level::WARN, "disk\nalmost\0full");
     r.fields.set("mount", Value::Str("/var lib".into()));
     r.fields.set("pct", Value::U64(93));
@@ -350,7 +352,9 @@ fn unix_socket_absent_at_start_then_appearing() {
 #[test]
 fn one_megabyte_message_is_truncated_at_a_char_boundary_on_udp() {
     let fake = FakeSyslog::udp();
-    let (handler, guard) = base(SyslogLayer::builder().udp(fake.addr().unwrap().to_string())).build_handler().unwrap();
+    // With the BOM, the strict parser requires valid UTF-8 after it.
+    let (handler, guard) =
+        base(SyslogLayer::builder().udp(fake.addr().unwrap().to_string())).bom(true).build_handler().unwrap();
     let big = "é".repeat(512 * 1024); // 1 MiB of two-byte chars
     handler.handle(record(Level::ERROR, &format!("x{big}")));
     assert!(guard.flush(WAIT).is_complete());

@@ -164,6 +164,8 @@ impl TelegramSink {
         let url = self.url();
         let req = self.client.request(Method::POST, &url).header("Content-Type", "application/json").body(body);
         match self.client.send(req, &url) {
+            // A refused TLS handshake (an untrusted certificate, mTLS) cannot heal by retrying.
+            Err(e) if e.tls => Answer::Failed(Outcome::permanent(self.scrub(e.reason))),
             Err(e) => Answer::Failed(Outcome::retry(self.scrub(e.reason))),
             Ok(resp) => self.answer(&resp),
         }
@@ -196,9 +198,12 @@ impl TelegramSink {
     fn migrate(&mut self, new: i64) {
         let old = std::mem::replace(&mut self.chat, ChatId::Id(new));
         if !std::mem::replace(&mut self.migration_told, true) {
-            eprintln!(
-                "watchbell[telegram]: chat {old} was migrated to {new} (a group upgraded to a supergroup); \
+            watchbell_core::report::report(
+                "telegram",
+                &format!(
+                    "chat {old} was migrated to {new} (a group upgraded to a supergroup); \
                  sending there from now on: update the configuration to chat {new}"
+                ),
             );
         }
     }

@@ -10,6 +10,12 @@
 //!   programmed (status, body, `Retry-After`, delay, stall, close). Provider fakes (Slack,
 //!   Telegram, Twilio, Loki, ...) are built on it.
 //! - [`collector::NdjsonSink`]: a minimal NDJSON sink to run pipelines against the fake.
+//! - [`issues::FakeIssues`]: a small issue tracker in the shape of GitHub's issues API, for the
+//!   ticketing layer's outside ticket systems.
+//! - [`tls::TlsFront`]: any of those fakes behind HTTPS, on a certificate of a generated
+//!   [`tls::TestCa`], optionally requiring a client certificate (mTLS); and
+//!   [`tls::FakeProxy`], a forward proxy (`CONNECT` tunnels, optional credentials) that records
+//!   what went through it.
 //!
 //! ```
 //! use watchbell_test::TestLayer;
@@ -34,6 +40,7 @@ pub mod desktop;
 pub mod feedback;
 pub mod hostile;
 pub mod http;
+pub mod issues;
 pub mod journald;
 pub mod notify;
 pub mod postgres;
@@ -44,6 +51,7 @@ pub mod stack;
 mod store;
 pub mod syslog;
 pub mod telegram;
+pub mod tls;
 pub mod tmpfs;
 
 use std::fmt;
@@ -88,6 +96,30 @@ impl Handler for StoreHandler {
 ///
 /// It captures every level; put it behind `.with_filter(...)` to capture less. Records made on
 /// watchbell's own threads are not captured, as with every watchbell layer.
+///
+/// # Filtering by target
+///
+/// Logbook's TestHandler takes `channel=` in `has_warning(…)`; here each assertion has an
+/// `_in` variant that takes the target first: [`has_warning_in`](TestLayer::has_warning_in),
+/// [`has_error_in`](TestLayer::has_error_in), … [`has_in`](TestLayer::has_in),
+/// [`has_match_in`](TestLayer::has_match_in), [`has_level_in`](TestLayer::has_level_in),
+/// [`count_in`](TestLayer::count_in), [`records_in`](TestLayer::records_in). A target matches
+/// itself and the modules under it, at `::` boundaries (`app::db` takes `app::db::pool`, not
+/// `app::dbx`), as an `EnvFilter` directive does.
+///
+/// ```
+/// use watchbell_test::TestLayer;
+///
+/// let logs = TestLayer::new();
+/// logs.in_scope(|| {
+///     tracing::warn!(target: "app::db::pool", "slow query");
+///     tracing::warn!(target: "app::http", "slow request");
+/// });
+/// assert!(logs.has_warning_in("app::db", "slow query"));
+/// assert!(!logs.has_warning_in("app::db", "slow request"));
+/// assert!(!logs.has_warning_in("app::d", "slow query")); // not a module boundary
+/// assert_eq!(logs.formatted_records(), ["[WARN] app::db::pool: slow query", "[WARN] app::http: slow request"]);
+/// ```
 #[derive(Clone)]
 pub struct TestLayer {
     store: Arc<Store>,
@@ -229,9 +261,89 @@ impl TestLayer {
         self.store.lock().records.iter().map(|r| format!("[{}] {}: {}", r.level, r.target, r.message)).collect()
     }
 
+    /// The records as `[LEVEL] target: message` lines, Logbook's `formatted_records` with its
+    /// default test format (the same lines as [`lines`](TestLayer::lines)).
+    pub fn formatted_records(&self) -> Vec<String> {
+        self.lines()
+    }
+
+    /// The records of `target` (see [target matching](TestLayer#filtering-by-target)).
+    pub fn records_in(&self, target: &str) -> Vec<Record> {
+        self.store.lock().records.iter().filter(|r| in_target(&r.target, target)).cloned().collect()
+    }
+
+    /// Whether a record of exactly `level` from `target` (or a module under it) has exactly
+    /// `message`: Logbook's `has_warning(message, channel=…)`.
+    pub fn has_in(&self, level: Level, target: &str, message: &str) -> bool {
+        self.store
+            .lock()
+            .records
+            .iter()
+            .any(|r| r.level == level && in_target(&r.target, target) && r.message == message)
+    }
+
+    /// Whether a record of exactly `level` from `target` has a message matching the regular
+    /// expression.
+    ///
+    /// # Panics
+    /// If `pattern` is not a valid regular expression (a mistake in the test).
+    pub fn has_match_in(&self, level: Level, target: &str, pattern: &str) -> bool {
+        let re = Regex::new(pattern).unwrap_or_else(|e| panic!("invalid regex {pattern:?}: {e}"));
+        self.store
+            .lock()
+            .records
+            .iter()
+            .any(|r| r.level == level && in_target(&r.target, target) && re.is_match(&r.message))
+    }
+
+    /// `has_in(ERROR, target, message)`.
+    pub fn has_error_in(&self, target: &str, message: &str) -> bool {
+        self.has_in(Level::ERROR, target, message)
+    }
+
+    /// `has_in(WARN, target, message)`.
+    pub fn has_warning_in(&self, target: &str, message: &str) -> bool {
+        self.has_in(Level::WARN, target, message)
+    }
+
+    /// `has_in(INFO, target, message)`.
+    pub fn has_info_in(&self, target: &str, message: &str) -> bool {
+        self.has_in(Level::INFO, target, message)
+    }
+
+    /// `has_in(DEBUG, target, message)`.
+    pub fn has_debug_in(&self, target: &str, message: &str) -> bool {
+        self.has_in(Level::DEBUG, target, message)
+    }
+
+    /// `has_in(TRACE, target, message)`.
+    pub fn has_trace_in(&self, target: &str, message: &str) -> bool {
+        self.has_in(Level::TRACE, target, message)
+    }
+
+    /// Whether any record of exactly `level` came from `target`: Logbook's
+    /// `has_warning(channel=…)` without a message.
+    pub fn has_level_in(&self, level: Level, target: &str) -> bool {
+        self.count_in(level, target) > 0
+    }
+
+    /// The number of records of exactly `level` from `target`.
+    pub fn count_in(&self, level: Level, target: &str) -> usize {
+        self.store.lock().records.iter().filter(|r| r.level == level && in_target(&r.target, target)).count()
+    }
+
     /// The records formatted by `f`.
     pub fn formatted(&self, f: impl Fn(&Record) -> String) -> Vec<String> {
         self.store.lock().records.iter().map(f).collect()
+    }
+}
+
+/// Whether a record's `target` is `wanted` or a module under it (`app::db` takes `app::db` and
+/// `app::db::pool`, not `app::dbx`), as an `EnvFilter` directive does.
+fn in_target(target: &str, wanted: &str) -> bool {
+    match target.strip_prefix(wanted) {
+        Some(rest) => rest.is_empty() || rest.starts_with("::"),
+        None => false,
     }
 }
 

@@ -47,6 +47,8 @@ pub struct Destinations {
     pub syslog: FakeSyslog,
     /// A systemd-journald stand-in (the native protocol on a unix socket).
     pub journal: FakeJournald,
+    /// PagerDuty's Events API v2.
+    pub pagerduty: crate::notify::FakePagerDuty,
     /// A fresh directory for log files and the ticket database.
     pub dir: PathBuf,
 }
@@ -63,6 +65,7 @@ impl Destinations {
             collector: FakeNdjson::start(),
             syslog: FakeSyslog::udp(),
             journal: FakeJournald::start(),
+            pagerduty: crate::notify::FakePagerDuty::start(),
             dir: temp_dir(name),
         }
     }
@@ -93,6 +96,7 @@ impl Destinations {
             .replace("{collector}", &self.collector.url())
             .replace("{syslog}", &self.syslog.addr().expect("a UDP receiver").to_string())
             .replace("{journald}", &self.journal.path().display().to_string())
+            .replace("{pagerduty}", &self.pagerduty.url())
             .replace("{tickets}", &self.tickets_url())
             .replace("{dir}", &self.dir.display().to_string())
     }

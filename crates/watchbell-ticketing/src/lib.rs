@@ -103,6 +103,56 @@
 //! | retries | `Retry::default()`: 500 ms doubling to 60 s, for 10 minutes per batch | [`retry`](SinkOptions::retry) |
 //! | queue | 20,000 records, the newest dropped and counted when full | [`queue_records`](SinkOptions::queue_records), [`overflow`](SinkOptions::overflow) |
 //! | PostgreSQL without TLS to a non-loopback host | refused | [`allow_plaintext_postgres`](TicketingBuilder::allow_plaintext_postgres) |
+//! | tables created and migrated | yes (`false`: the schema is managed elsewhere; checked, never created) | [`auto_create_tables`](TicketingBuilder::auto_create_tables) |
+//! | what of a record is stored | all of it | [`store_record`](TicketingBuilder::store_record) |
+//! | outside ticket systems | none | [`ticket_sink`](TicketingBuilder::ticket_sink) |
+//!
+//! ## A schema managed elsewhere
+//!
+//! With [`auto_create_tables(false)`](TicketingBuilder::auto_create_tables) the writer runs no
+//! `CREATE` and no migration, and does not create a missing SQLite file. When it connects it
+//! checks that both tables have every column above; a missing table is an error naming it
+//! (`… the table watchbell_tickets is missing or lacks a column …; auto_create_tables is off`),
+//! retried with backoff like any database error and counted (`retried`, then `failed`, the
+//! message in `last_error` of the guard's stats), never a panic.
+//! [`TicketStore::connect_with`] does the same for the query API.
+//!
+//! ## What is stored
+//!
+//! [`store_record`](TicketingBuilder::store_record) gets a copy of every record before it is
+//! written, on the writer's thread, and may remove fields or spans or rewrite the message (a
+//! redaction hook, Logbook's `process_record`): what it leaves is the occurrence's `data`, the
+//! ticket's sample `message` and what the ticket sinks get. Fingerprints are taken before it.
+//!
+//! ## Outside ticket systems
+//!
+//! A [`TicketSink`] (the part of Logbook's ticketing `BackendBase` that its trac and redmine
+//! backends filled in) is told of each ticket that a write created
+//! ([`TicketChange::New`]) or reopened ([`TicketChange::Reopened`]: it was solved), once per
+//! ticket per write, after the transaction committed. Sinks run on a thread of their own
+//! (`watchbell-ticketing-sink`), never the application's nor the database writer's, so a slow
+//! tracker never holds tickets back; an `Err` is retried twice, then counted as failed; a
+//! panic is caught and counted; the queue holds 1,000 events (more are dropped and counted).
+//! Their counters are in the guard's stats as `ticketing-sink:NAME`; the guard's flush waits
+//! for them. With the Cargo feature `github`, [`github::GitHubIssues`] opens a GitHub (or
+//! GitHub Enterprise) issue per new ticket and reopens it, with a comment, when the ticket is
+//! reopened.
+//!
+//! ```
+//! use watchbell_ticketing::{TicketChange, TicketEvent, TicketSink, TicketingLayer};
+//!
+//! struct Pager;
+//! impl TicketSink for Pager {
+//!     fn ticket(&mut self, event: &TicketEvent) -> Result<(), String> {
+//!         if event.change == TicketChange::New {
+//!             // Open a ticket elsewhere: event.fingerprint is a stable key for it.
+//!         }
+//!         Ok(())
+//!     }
+//! }
+//! let builder = TicketingLayer::builder("sqlite://tickets.db").ticket_sink(Pager);
+//! # let _ = builder;
+//! ```
 //!
 //! ## Reading tickets
 //!
@@ -116,6 +166,9 @@
 //! ID|delete ID|stats [--json]`.
 #![deny(missing_docs)]
 
+#[cfg(feature = "github")]
+pub mod github;
+mod notify;
 #[cfg(feature = "postgres")]
 mod pg;
 mod sink;
@@ -137,7 +190,10 @@ pub use crate::store::{
     Occurrence, Order, StoreError, StoreStats, Target, Ticket, TicketQuery, TicketStore, DEFAULT_PREFIX,
 };
 
-use crate::sink::{Grouping, TicketSink};
+use crate::notify::{Notifier, WithSinks};
+pub use crate::notify::{TicketChange, TicketEvent, TicketSink};
+use crate::sink::{DbSink, Grouping, StoreHook};
+use watchbell_core::Record;
 
 const CRATE: &str = "watchbell-ticketing";
 
@@ -163,6 +219,9 @@ impl TicketingLayer {
             retention: 100,
             batch_records: 500,
             allow_plaintext_postgres: false,
+            create_tables: true,
+            store: None,
+            sinks: Vec::new(),
             options: Options::new().timeout(Duration::from_secs(5)).queue_records(20_000),
         }
     }
@@ -179,6 +238,9 @@ pub struct TicketingBuilder {
     retention: u32,
     batch_records: usize,
     allow_plaintext_postgres: bool,
+    create_tables: bool,
+    store: Option<StoreHook>,
+    sinks: Vec<Box<dyn TicketSink>>,
     options: Options,
 }
 
@@ -194,6 +256,9 @@ impl fmt::Debug for TicketingBuilder {
             .field("retention", &self.retention)
             .field("batch_records", &self.batch_records)
             .field("allow_plaintext_postgres", &self.allow_plaintext_postgres)
+            .field("auto_create_tables", &self.create_tables)
+            .field("store_record", &self.store.is_some())
+            .field("ticket_sinks", &self.sinks.iter().map(|s| s.name().to_owned()).collect::<Vec<_>>())
             .field("options", &self.options)
             .finish()
     }
@@ -262,6 +327,47 @@ impl TicketingBuilder {
         self
     }
 
+    /// Whether the writer creates and migrates the tables (default `true`). `false` is for a
+    /// database whose schema is managed elsewhere (a migration tool, a DBA): nothing is
+    /// created, not even the SQLite file; the tables are checked when the writer connects, and
+    /// a missing table (or column) fails the write with an error naming it — retried with
+    /// backoff like any database error, then counted as failed, never a panic
+    /// ([`Guard::stats`](watchbell_core::Guard) shows it as `last_error`).
+    pub fn auto_create_tables(mut self, create: bool) -> Self {
+        self.create_tables = create;
+        self
+    }
+
+    /// Chooses what of each record is stored: `hook` gets a copy of the record before it is
+    /// written (the occurrence's `data`, the ticket's sample `message`, what [`TicketSink`]s
+    /// get) and may remove or rewrite fields, spans or the message. The fingerprint is taken
+    /// before the hook, so tickets group as without it. It runs on the writer's thread; if it
+    /// panics, the record is stored without its message, fields and spans.
+    ///
+    /// ```
+    /// # use watchbell_ticketing::TicketingLayer;
+    /// let builder = TicketingLayer::builder("sqlite://tickets.db").store_record(|r| {
+    ///     r.fields.remove("card_number");
+    ///     r.spans.clear();
+    /// });
+    /// # let _ = builder;
+    /// ```
+    pub fn store_record<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&mut Record) + Send + Sync + 'static,
+    {
+        self.store = Some(Arc::new(hook));
+        self
+    }
+
+    /// Tells `sink` of every ticket created or reopened (see [`TicketSink`]); several sinks can
+    /// be added. They run on a thread of their own, behind a queue of 1,000 events (more are
+    /// dropped and counted); the guard's flush waits for them.
+    pub fn ticket_sink(mut self, sink: impl TicketSink) -> Self {
+        self.sinks.push(Box::new(sink));
+        self
+    }
+
     /// Checks the configuration, starts the background writer and returns the layer and the
     /// [`Guard`] that flushes it. The database is opened by the writer (a database that is
     /// down at start-up delays tickets; it does not fail the build).
@@ -307,12 +413,28 @@ impl TicketingBuilder {
                 return Err(err("fingerprint_field", "expected a field name (or None)"));
             }
         }
-        let sink = TicketSink {
+        let notifier = if self.sinks.is_empty() {
+            None
+        } else {
+            Some(
+                Notifier::spawn(self.sinks)
+                    .map_err(|e| err("ticket_sink", format!("cannot start the ticket sinks' thread: {e}")))?,
+            )
+        };
+        let sink = DbSink {
             target,
+            create_tables: self.create_tables,
+            notifier: notifier.clone(),
             prefix: self.prefix,
             timeout: self.options.timeout,
             app_id: self.app_id,
-            grouping: Grouping { salt: self.salt, fingerprint_field: self.fingerprint_field, keep: self.retention },
+            grouping: Grouping {
+                salt: self.salt,
+                fingerprint_field: self.fingerprint_field,
+                keep: self.retention,
+                store: self.store,
+                newest: notifier.is_some(),
+            },
             writer: None,
             hung: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
         };
@@ -323,6 +445,10 @@ impl TicketingBuilder {
             .batch_bytes(64 << 20)
             .spawn()
             .map_err(|e| err("worker", format!("cannot start the writer thread: {e}")))?;
-        Ok(self.options.limited("ticketing", delivery))
+        let root = self.options.limited("ticketing", delivery);
+        Ok(match notifier {
+            Some(notifier) => Arc::new(WithSinks { inner: root, notifier }),
+            None => root,
+        })
     }
 }

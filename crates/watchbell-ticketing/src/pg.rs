@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use postgres::types::ToSql;
 use postgres::{Client, Config, NoTls};
 
-use crate::store::{db_count, parse_level, Entry, Occurrence, Param, StoreError, Tables, Ticket, POSTGRES};
+use crate::store::{db_count, parse_level, Change, Entry, Occurrence, Param, StoreError, Tables, Ticket, POSTGRES};
 
 /// Versioned migrations; `{p}` is the table prefix. Never edit one that shipped: append.
 const MIGRATIONS: &[&str] = &[
@@ -46,6 +46,7 @@ pub(crate) struct Db {
     upsert: String,
     insert: String,
     retain: String,
+    prior: String,
 }
 
 impl fmt::Debug for Db {
@@ -72,14 +73,20 @@ fn refs(b: &[Box<dyn ToSql + Sync>]) -> Vec<&(dyn ToSql + Sync)> {
 }
 
 impl Db {
-    pub(crate) fn open(config: &Config, timeout: Duration, tables: &Tables) -> Result<Db, StoreError> {
+    pub(crate) fn open(config: &Config, timeout: Duration, tables: &Tables, create: bool) -> Result<Db, StoreError> {
         let mut config = config.clone();
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(timeout);
         }
         config.application_name("watchbell-ticketing");
         let mut client = config.connect(NoTls)?;
-        migrate(&mut client, tables)?;
+        if create {
+            migrate(&mut client, tables)?;
+        } else {
+            for (table, probe) in POSTGRES.probes(tables) {
+                client.prepare(&probe).map_err(|e| POSTGRES.missing(&table, &StoreError::from(e)))?;
+            }
+        }
         Ok(Db {
             client,
             upsert: POSTGRES.upsert(tables),
@@ -90,19 +97,32 @@ impl Db {
                 tables.occurrences
             ),
             retain: POSTGRES.retain(tables),
+            prior: POSTGRES.prior(tables),
         })
     }
 
-    pub(crate) fn write(&mut self, app_id: &str, entries: &[Entry], keep: u32) -> Result<(), StoreError> {
+    pub(crate) fn write(
+        &mut self,
+        app_id: &str,
+        entries: &[Entry],
+        keep: u32,
+        want_changes: bool,
+    ) -> Result<Vec<Change>, StoreError> {
         let mut tx = self.client.transaction()?;
         let upsert = tx.prepare(&self.upsert)?;
         let retain = tx.prepare(&self.retain)?;
+        let prior = if want_changes { Some(tx.prepare(&self.prior)?) } else { None };
+        let mut changes = Vec::new();
         let mut ids = Vec::new();
         let mut times = Vec::new();
         let mut datas: Vec<&str> = Vec::new();
         let mut touched = Vec::with_capacity(entries.len());
         for e in entries {
             let count = db_count(e.count);
+            let before: Option<bool> = match &prior {
+                Some(p) => tx.query_opt(p, &[&app_id, &e.fingerprint])?.map(|r| r.get(0)),
+                None => None,
+            };
             let row = tx.query_one(
                 &upsert,
                 &[
@@ -119,6 +139,9 @@ impl Db {
                 ],
             )?;
             let id: i64 = row.get(0);
+            if want_changes {
+                changes.push(Change::of(id, row.get(1), count, before));
+            }
             touched.push(id);
             for (t, data) in &e.occurrences {
                 ids.push(id);
@@ -134,7 +157,7 @@ impl Db {
             tx.execute(&retain, &[&id, &keep])?;
         }
         tx.commit()?;
-        Ok(())
+        Ok(changes)
     }
 
     pub(crate) fn ints(&mut self, sql: &str, params: &[Param]) -> Result<Vec<Vec<i64>>, StoreError> {

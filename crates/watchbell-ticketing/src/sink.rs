@@ -9,14 +9,51 @@ use std::time::Duration;
 
 use watchbell_core::{Batch, Fingerprint, Level, Origin, Outcome, Record, Sink};
 
-use crate::store::{Entry, Target, TicketStore};
+use crate::notify::{Notifier, TicketChange, TicketEvent};
+use crate::store::{Change, Entry, Target, TicketStore};
+
+/// The hook that chooses what of a record is stored.
+pub(crate) type StoreHook = Arc<dyn Fn(&mut Record) + Send + Sync>;
 
 /// How records become tickets.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct Grouping {
     pub(crate) salt: Vec<u8>,
     pub(crate) fingerprint_field: Option<String>,
     pub(crate) keep: u32,
+    pub(crate) store: Option<StoreHook>,
+    /// Keep each entry's newest record (for the ticket sinks).
+    pub(crate) newest: bool,
+}
+
+impl fmt::Debug for Grouping {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Grouping")
+            .field("fingerprint_field", &self.fingerprint_field)
+            .field("keep", &self.keep)
+            .field("store_hook", &self.store.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The text that stands for a message when the store hook panicked.
+pub(crate) const WITHHELD: &str = "(withheld: the store_record hook panicked)";
+
+impl Grouping {
+    /// The record as stored: the hook applied to a copy. A panicking hook stores the record
+    /// without its message, fields and spans (never the data it was meant to remove).
+    fn stored<'a>(&self, r: &'a Record) -> std::borrow::Cow<'a, Record> {
+        let Some(hook) = &self.store else { return std::borrow::Cow::Borrowed(r) };
+        let mut copy = r.clone();
+        let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(&mut copy))).is_ok();
+        if !ok {
+            copy = r.clone();
+            copy.message = WITHHELD.to_owned();
+            copy.fields = Default::default();
+            copy.spans.clear();
+        }
+        std::borrow::Cow::Owned(copy)
+    }
 }
 
 impl Grouping {
@@ -37,11 +74,13 @@ impl Grouping {
 
     /// Aggregates a batch: one entry per fingerprint, in fingerprint order.
     pub(crate) fn entries(&self, batch: &Batch) -> Vec<Entry> {
-        let mut by_fp: HashMap<String, (Entry, Vec<&Record>)> = HashMap::new();
+        let mut by_fp: HashMap<String, (Entry, Vec<std::borrow::Cow<'_, Record>>)> = HashMap::new();
         for r in &batch.records {
             // A rate limiter's summary record stands for all it suppressed, itself included.
             let count = if r.origin == Origin::Watchbell && r.suppressed > 0 { r.suppressed } else { 1 + r.suppressed };
             let fp = self.fingerprint(r);
+            let stored = self.stored(r);
+            let r = &*stored;
             let slot = by_fp.entry(fp.clone()).or_insert_with(|| {
                 (
                     Entry {
@@ -55,6 +94,7 @@ impl Grouping {
                         last: r.time,
                         count: 0,
                         occurrences: Vec::new(),
+                        newest: None,
                     },
                     Vec::new(),
                 )
@@ -68,16 +108,19 @@ impl Grouping {
                 e.target = r.target.to_string();
                 e.location = r.location();
                 e.module = r.module.as_ref().map(|m| m.to_string());
+                if self.newest {
+                    e.newest = Some(r.clone());
+                }
             }
-            slot.1.push(r);
+            slot.1.push(stored);
         }
         let mut out: Vec<Entry> = by_fp
             .into_values()
-            .map(|(mut e, records)| {
+            .map(|(mut e, records): (Entry, Vec<std::borrow::Cow<'_, Record>>)| {
                 let skip = records.len().saturating_sub(self.keep as usize);
                 e.occurrences = records[skip..]
                     .iter()
-                    .map(|r| (r.time, serde_json::to_string(r).unwrap_or_else(|_| "{}".to_owned())))
+                    .map(|r| (r.time, serde_json::to_string(&**r).unwrap_or_else(|_| "{}".to_owned())))
                     .collect();
                 e
             })
@@ -96,8 +139,10 @@ impl Grouping {
 /// PostgreSQL client's timeout covers only the socket's connect. A write that overstays is
 /// retried on a fresh connection; the hung one is left to end on its own (at most
 /// [`MAX_HUNG`] at a time; past that, writes wait for one to end rather than open more).
-pub(crate) struct TicketSink {
+pub(crate) struct DbSink {
     pub(crate) target: Target,
+    pub(crate) create_tables: bool,
+    pub(crate) notifier: Option<Arc<Notifier>>,
     pub(crate) prefix: String,
     pub(crate) timeout: Duration,
     pub(crate) app_id: String,
@@ -116,19 +161,25 @@ pub(crate) fn write_wait(timeout: Duration) -> Duration {
     timeout.saturating_mul(6).max(Duration::from_secs(3))
 }
 
-type Job = (String, Vec<Entry>, u32);
+type Job = (String, Vec<Entry>, u32, bool);
 
 /// A thread that owns the connection.
 pub(crate) struct Writer {
     jobs: mpsc::Sender<Job>,
-    done: mpsc::Receiver<Result<(), String>>,
+    done: mpsc::Receiver<Result<Vec<Change>, String>>,
     /// Set (before the writer is dropped) when the sink stopped waiting for this thread: it
     /// counts itself out of the hung ones when it ends.
     abandoned: Arc<AtomicBool>,
 }
 
 impl Writer {
-    fn spawn(target: Target, prefix: String, timeout: Duration, hung: Arc<AtomicUsize>) -> std::io::Result<Writer> {
+    fn spawn(
+        target: Target,
+        prefix: String,
+        timeout: Duration,
+        create_tables: bool,
+        hung: Arc<AtomicUsize>,
+    ) -> std::io::Result<Writer> {
         let (jobs, job_rx) = mpsc::channel::<Job>();
         let (done_tx, done) = mpsc::channel();
         let abandoned = Arc::new(AtomicBool::new(false));
@@ -136,16 +187,16 @@ impl Writer {
         std::thread::Builder::new().name("watchbell-ticketing-db".into()).spawn(move || {
             watchbell_core::capture::mark_current_thread();
             let mut store: Option<TicketStore> = None;
-            for (app_id, entries, keep) in job_rx {
+            for (app_id, entries, keep, changes) in job_rx {
                 let result = (|| {
                     if store.is_none() {
                         store = Some(
-                            TicketStore::connect(&target, &prefix, timeout)
+                            TicketStore::connect_with(&target, &prefix, timeout, create_tables)
                                 .map_err(|e| format!("cannot open the ticket database: {e}"))?,
                         );
                     }
                     let s = store.as_mut().ok_or("no connection")?;
-                    s.write(&app_id, &entries, keep).map_err(|e| {
+                    s.write(&app_id, &entries, keep, changes).map_err(|e| {
                         // The transaction rolled back: nothing of the batch was counted.
                         // Reconnect next time (the connection may be what failed).
                         store = None;
@@ -164,13 +215,13 @@ impl Writer {
     }
 }
 
-impl fmt::Debug for TicketSink {
+impl fmt::Debug for DbSink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TicketSink").field("target", &self.target).field("app_id", &self.app_id).finish_non_exhaustive()
     }
 }
 
-impl Sink for TicketSink {
+impl Sink for DbSink {
     fn deliver(&mut self, batch: &Batch) -> Outcome {
         let entries = self.grouping.entries(batch);
         if entries.is_empty() {
@@ -183,19 +234,55 @@ impl Sink for TicketSink {
                     "the ticket database stopped answering ({hung} connections still hang)"
                 ));
             }
-            match Writer::spawn(self.target.clone(), self.prefix.clone(), self.timeout, Arc::clone(&self.hung)) {
+            match Writer::spawn(
+                self.target.clone(),
+                self.prefix.clone(),
+                self.timeout,
+                self.create_tables,
+                Arc::clone(&self.hung),
+            ) {
                 Ok(w) => self.writer = Some(w),
                 Err(e) => return Outcome::retry(format!("cannot start the database thread: {e}")),
             }
         }
         let Some(w) = self.writer.as_ref() else { return Outcome::retry("no database thread") };
-        if w.jobs.send((self.app_id.clone(), entries, self.grouping.keep)).is_err() {
+        let notify = self.notifier.is_some();
+        // What the ticket sinks need of each entry, kept before the entries go to the writer.
+        let sample: Vec<(String, Level, Option<Record>)> = if notify {
+            entries.iter().map(|e| (e.fingerprint.clone(), e.level, e.newest.clone())).collect()
+        } else {
+            Vec::new()
+        };
+        if w.jobs.send((self.app_id.clone(), entries, self.grouping.keep, notify)).is_err() {
             self.writer = None;
             return Outcome::retry("the database thread ended");
         }
         let wait = write_wait(self.timeout);
         match w.done.recv_timeout(wait) {
-            Ok(Ok(())) => Outcome::Delivered,
+            Ok(Ok(changes)) => {
+                if let Some(n) = &self.notifier {
+                    for ((fingerprint, level, record), c) in sample.into_iter().zip(changes) {
+                        let change = if c.new {
+                            TicketChange::New
+                        } else if c.reopened {
+                            TicketChange::Reopened
+                        } else {
+                            continue;
+                        };
+                        let Some(record) = record else { continue };
+                        n.send(TicketEvent {
+                            change,
+                            ticket_id: c.ticket_id,
+                            app_id: self.app_id.clone(),
+                            fingerprint,
+                            level,
+                            occurrence_count: c.count.max(0) as u64,
+                            record,
+                        });
+                    }
+                }
+                Outcome::Delivered
+            }
             Ok(Err(e)) => Outcome::retry(e),
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 // Left to end on its own; a fresh connection next time.

@@ -9,7 +9,7 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, OpenFlags, TransactionBehavior};
 use watchbell_core::time::{parse_rfc3339, rfc3339};
 
-use crate::store::{db_count, parse_level, Entry, Occurrence, Param, StoreError, Tables, Ticket, SQLITE};
+use crate::store::{db_count, parse_level, Change, Entry, Occurrence, Param, StoreError, Tables, Ticket, SQLITE};
 
 /// Versioned migrations; `{p}` is the table prefix. Never edit one that shipped: append.
 const MIGRATIONS: &[&str] = &[
@@ -45,6 +45,7 @@ pub(crate) struct Db {
     upsert: String,
     insert: String,
     retain: String,
+    prior: String,
 }
 
 impl fmt::Debug for Db {
@@ -66,13 +67,16 @@ fn time(s: String) -> SystemTime {
 }
 
 impl Db {
-    pub(crate) fn open(path: &Path, busy_timeout: Duration, tables: &Tables) -> Result<Db, StoreError> {
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX
-            | OpenFlags::SQLITE_OPEN_URI;
-        let mut conn = Connection::open_with_flags(path, flags)
-            .map_err(|e| StoreError::new(format!("sqlite: cannot open {}: {e}", path.display())))?;
+    pub(crate) fn open(path: &Path, busy_timeout: Duration, tables: &Tables, create: bool) -> Result<Db, StoreError> {
+        let mut flags =
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+        if create {
+            flags |= OpenFlags::SQLITE_OPEN_CREATE;
+        }
+        let mut conn = Connection::open_with_flags(path, flags).map_err(|e| {
+            let hint = if create { "" } else { " (auto_create_tables is off: the database must exist)" };
+            StoreError::new(format!("sqlite: cannot open {}: {e}{hint}", path.display()))
+        })?;
         // SQLite takes milliseconds as a C int: a longer timeout (a user's `Duration::MAX`) is
         // the longest it can wait, not a panic.
         conn.busy_timeout(busy_timeout.min(Duration::from_millis(i32::MAX as u64)))?;
@@ -81,7 +85,13 @@ impl Db {
             return Err(StoreError::new(format!("sqlite: cannot switch to WAL (journal mode is {mode})")));
         }
         conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
-        migrate(&mut conn, tables)?;
+        if create {
+            migrate(&mut conn, tables)?;
+        } else {
+            for (table, probe) in SQLITE.probes(tables) {
+                conn.prepare(&probe).map_err(|e| SQLITE.missing(&table, &StoreError::from(e)))?;
+            }
+        }
         Ok(Db {
             conn,
             upsert: SQLITE.upsert(tables),
@@ -90,17 +100,35 @@ impl Db {
                 tables.occurrences
             ),
             retain: SQLITE.retain(tables),
+            prior: SQLITE.prior(tables),
         })
     }
 
-    pub(crate) fn write(&mut self, app_id: &str, entries: &[Entry], keep: u32) -> Result<(), StoreError> {
+    pub(crate) fn write(
+        &mut self,
+        app_id: &str,
+        entries: &[Entry],
+        keep: u32,
+        want_changes: bool,
+    ) -> Result<Vec<Change>, StoreError> {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut changes = Vec::new();
         {
             let mut upsert = tx.prepare(&self.upsert)?;
             let mut insert = tx.prepare(&self.insert)?;
             let mut retain = tx.prepare(&self.retain)?;
+            let mut prior = tx.prepare(&self.prior)?;
             for e in entries {
-                let id: i64 = upsert.query_row(
+                let before: Option<bool> = if want_changes {
+                    let mut rows = prior.query(params![app_id, e.fingerprint])?;
+                    match rows.next()? {
+                        Some(r) => Some(r.get(0)?),
+                        None => None,
+                    }
+                } else {
+                    None
+                };
+                let (id, count): (i64, i64) = upsert.query_row(
                     params![
                         app_id,
                         e.fingerprint,
@@ -113,8 +141,11 @@ impl Db {
                         rfc3339(e.last),
                         db_count(e.count),
                     ],
-                    |r| r.get(0),
+                    |r| Ok((r.get(0)?, r.get(1)?)),
                 )?;
+                if want_changes {
+                    changes.push(Change::of(id, count, db_count(e.count), before));
+                }
                 for (t, data) in &e.occurrences {
                     insert.execute(params![id, rfc3339(*t), app_id, data])?;
                 }
@@ -122,7 +153,7 @@ impl Db {
             }
         }
         tx.commit()?;
-        Ok(())
+        Ok(changes)
     }
 
     pub(crate) fn ints(&mut self, sql: &str, params: &[Param]) -> Result<Vec<Vec<i64>>, StoreError> {

@@ -405,7 +405,36 @@ impl Dialect {
              first_occurrence_time = {least}({t}.first_occurrence_time, excluded.first_occurrence_time), \
              last_occurrence_time = {greatest}({t}.last_occurrence_time, excluded.last_occurrence_time), \
              solved = {false_} \
-             RETURNING id"
+             RETURNING id, occurrence_count"
+        ))
+    }
+
+    /// Whether ticket `$1`/`$2` (app, fingerprint) exists and is solved, read before its
+    /// upsert; PostgreSQL locks the row until the transaction ends (in the same fingerprint
+    /// order as the upserts), so no other writer changes it in between.
+    pub(crate) fn prior(self, tables: &Tables) -> String {
+        let lock = if self.sigil == '$' { " FOR UPDATE" } else { "" };
+        self.params(format!("SELECT solved FROM {} WHERE app_id = $1 AND fingerprint = $2{lock}", tables.tickets))
+    }
+
+    /// Statements that read no row but fail when a table or a column this crate uses is
+    /// missing: the check made instead of creating the schema.
+    pub(crate) fn probes(self, tables: &Tables) -> [(String, String); 2] {
+        [
+            (tables.tickets.clone(), format!("SELECT {TICKET_COLUMNS} FROM {} LIMIT 0", tables.tickets)),
+            (
+                tables.occurrences.clone(),
+                format!("SELECT id, ticket_id, time, app_id, data FROM {} LIMIT 0", tables.occurrences),
+            ),
+        ]
+    }
+
+    /// The error of a failed probe.
+    pub(crate) fn missing(self, table: &str, e: &StoreError) -> StoreError {
+        StoreError::new(format!(
+            "{}: the table {table} is missing or lacks a column ({e}); auto_create_tables is off, so \
+             watchbell does not create it: create the schema (see the crate docs) or turn auto_create_tables on",
+            self.name
         ))
     }
 
@@ -458,6 +487,28 @@ pub(crate) struct Entry {
     pub(crate) count: u64,
     /// The newest occurrences to store (at most the retention): time and record JSON.
     pub(crate) occurrences: Vec<(SystemTime, String)>,
+    /// The newest record, as stored (kept only when ticket sinks are told of changes).
+    pub(crate) newest: Option<Record>,
+}
+
+/// What a write did to one entry's ticket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Change {
+    pub(crate) ticket_id: i64,
+    /// The occurrence count after the write.
+    pub(crate) count: i64,
+    /// The write created the ticket.
+    pub(crate) new: bool,
+    /// The ticket was solved before the write.
+    pub(crate) reopened: bool,
+}
+
+impl Change {
+    /// From the upsert's answer: the ticket is new when its count is exactly this write's
+    /// (an existing ticket already had at least one occurrence).
+    pub(crate) fn of(ticket_id: i64, count: i64, added: i64, prior_solved: Option<bool>) -> Change {
+        Change { ticket_id, count, new: prior_solved.is_none() && count == added, reopened: prior_solved == Some(true) }
+    }
 }
 
 pub(crate) enum Backend {
@@ -534,14 +585,28 @@ impl TicketStore {
 
     /// Opens `target` (see [`open_with`](Self::open_with)).
     pub fn connect(target: &Target, prefix: &str, timeout: Duration) -> Result<TicketStore, StoreError> {
+        Self::connect_with(target, prefix, timeout, true)
+    }
+
+    /// Opens `target`; with `create_tables` false the schema is neither created nor migrated
+    /// (it is managed elsewhere): the tables are checked instead, and a missing one is an
+    /// error naming it. A missing SQLite file is an error too.
+    pub fn connect_with(
+        target: &Target,
+        prefix: &str,
+        timeout: Duration,
+        create_tables: bool,
+    ) -> Result<TicketStore, StoreError> {
         let tables = Tables::new(prefix);
         // The database clients log (PostgreSQL's through `log`): on an application thread
         // those records must not reach watchbell's own layers.
         let _quiet = suppress();
         let backend = match target {
-            Target::Sqlite(path) => Backend::Sqlite(sqlite::Db::open(path, timeout, &tables)?),
+            Target::Sqlite(path) => Backend::Sqlite(sqlite::Db::open(path, timeout, &tables, create_tables)?),
             #[cfg(feature = "postgres")]
-            Target::Postgres(config) => Backend::Postgres(Box::new(crate::pg::Db::open(config, timeout, &tables)?)),
+            Target::Postgres(config) => {
+                Backend::Postgres(Box::new(crate::pg::Db::open(config, timeout, &tables, create_tables)?))
+            }
         };
         Ok(TicketStore { backend: Quiet(Some(backend)), tables })
     }
@@ -552,13 +617,20 @@ impl TicketStore {
         Ok(self.ints(&sql, &[])?.first().and_then(|r| r.first().copied()).unwrap_or(0))
     }
 
-    /// Writes a batch of aggregated entries in one transaction.
-    pub(crate) fn write(&mut self, app_id: &str, entries: &[Entry], keep: u32) -> Result<(), StoreError> {
+    /// Writes a batch of aggregated entries in one transaction; with `changes`, also tells
+    /// what happened to each entry's ticket (in the entries' order).
+    pub(crate) fn write(
+        &mut self,
+        app_id: &str,
+        entries: &[Entry],
+        keep: u32,
+        changes: bool,
+    ) -> Result<Vec<Change>, StoreError> {
         let _quiet = suppress();
         match &mut *self.backend {
-            Backend::Sqlite(db) => db.write(app_id, entries, keep),
+            Backend::Sqlite(db) => db.write(app_id, entries, keep, changes),
             #[cfg(feature = "postgres")]
-            Backend::Postgres(db) => db.write(app_id, entries, keep),
+            Backend::Postgres(db) => db.write(app_id, entries, keep, changes),
         }
     }
 

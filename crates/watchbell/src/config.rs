@@ -12,7 +12,9 @@ use watchbell_core::secret::redact_url;
 use watchbell_core::{FanOut, Guard, Handler};
 
 mod build;
+mod coaster;
 mod env;
+mod process;
 mod schema;
 mod secret;
 mod sinks;
@@ -21,8 +23,8 @@ mod sinks;
 use build::{place, quote, Built, Cx, Globals};
 pub use schema::{
     ChatRef, Config, ExotelConfig, FileConfig, FingersCrossedConfig, FmtConfig, HttpConfig, MailConfig,
-    RateLimitConfig, SlackConfig, SlackWebhookConfig, SmsConfig, SyslogConfig, TelegramConfig, TicketingConfig,
-    TwilioConfig,
+    MailRouteConfig, RateLimitConfig, SlackConfig, SlackWebhookConfig, SmsConfig, SyslogConfig, TelegramConfig,
+    TicketingConfig, TwilioConfig,
 };
 pub use secret::SecretValue;
 
@@ -343,6 +345,12 @@ impl Config {
         #[cfg(feature = "desktop")]
         place!(cx, g, out, "desktop", self.desktop_builder(cx, g), |_: &str| None);
         #[cfg(feature = "notify")]
+        for name in
+            ["ntfy", "pushover", "discord", "teams", "google_chat", "mattermost", "rocketchat", "pagerduty", "opsgenie"]
+        {
+            place!(cx, g, out, name, self.notify_table_builder(cx, g, name), |_: &str| None);
+        }
+        #[cfg(feature = "notify")]
         use watchbell_core::SinkOptions as _;
         #[cfg(feature = "notify")]
         for (i, url) in self.notify.iter().enumerate() {
@@ -359,6 +367,9 @@ impl Config {
                 };
                 if let Some(app) = &self.app {
                     b = b.app(app);
+                }
+                if let Some(http) = &g.http_client {
+                    b.options_mut().http = http.clone();
                 }
                 b.build::<S>()
             });
@@ -577,6 +588,7 @@ pub fn init_with(config: Config) -> Result<Guard, ConfigError> {
             ConfigError::one("fmt.level", Some(quote(l)), "a level: error, warn, info, debug, trace or off")
         })?),
     };
+    config.apply_process_settings()?;
     let (layers, guard) = config.layers::<tracing_subscriber::Registry>()?;
     let fmt_layer = fmt_level.map(|level| {
         tracing_subscriber::fmt::layer()
@@ -606,7 +618,20 @@ mod tests {
         assert_eq!(config.slack.as_ref().map(|s| s.webhooks.len()), Some(2));
         assert_eq!(config.slack.as_ref().and_then(|s| s.pace.as_deref()), Some("1s"));
         assert_eq!(config.fingers_crossed.as_ref().map(|f| f.deliver_to.clone()), Some(vec!["mail".to_owned()]));
-        let every = ["slack", "telegram", "sms", "mail", "http", "syslog", "file", "ticketing"];
+        let every = [
+            "slack",
+            "telegram",
+            "sms",
+            "mail",
+            "http",
+            "syslog",
+            "file",
+            "ticketing",
+            "pushover",
+            "opsgenie",
+            "mattermost",
+        ];
+        assert_eq!(config.notify.len(), 1);
         assert!(every.iter().all(|s| config.has_section(s)));
     }
 

@@ -33,6 +33,18 @@ const HTTP_PASSWORD: &str = "R1collectorPassword";
 const HTTP_API_KEY: &str = "R2collectorApiKeySecret";
 const HTTP_BEARER: &str = "R3collectorBearerSecret";
 const PG_PASSWORD: &str = "R4postgresPasswordSecret";
+const NTFY_TOPIC: &str = "R5ntfyTopicSecret";
+const NTFY_TOKEN: &str = "R6ntfyTokenSecret";
+const PUSHOVER_TOKEN: &str = "R7pushoverAppToken0123456789ab";
+const PUSHOVER_USER: &str = "R8pushoverUserKey0123456789abc";
+const DISCORD_TOKEN: &str = "R9discordWebhookTokenSecret";
+const TEAMS_SIG: &str = "S1teamsSigSecret";
+const GCHAT_KEY: &str = "S2gchatKeySecret";
+const GCHAT_TOKEN: &str = "S3gchatTokenSecret";
+const MATTERMOST_KEY: &str = "S4mattermostHookSecret";
+const ROCKET_TOKEN: &str = "S5rocketTokenSecret";
+const PAGERDUTY_KEY: &str = "S6pagerdutyRoutingKey0123456789a";
+const OPSGENIE_KEY: &str = "S7opsgenie-KeySecret";
 
 /// Every secret, as configured and as it travels (Basic credentials in base64). Their first six
 /// characters differ, so that each prefix checked is one secret's. The user of a URL's userinfo
@@ -53,6 +65,18 @@ fn secrets() -> Vec<String> {
         HTTP_API_KEY,
         HTTP_BEARER,
         PG_PASSWORD,
+        NTFY_TOPIC,
+        NTFY_TOKEN,
+        PUSHOVER_TOKEN,
+        PUSHOVER_USER,
+        DISCORD_TOKEN,
+        TEAMS_SIG,
+        GCHAT_KEY,
+        GCHAT_TOKEN,
+        MATTERMOST_KEY,
+        ROCKET_TOKEN,
+        PAGERDUTY_KEY,
+        OPSGENIE_KEY,
     ]
     .iter()
     .map(|s| s.to_string())
@@ -143,6 +167,48 @@ timeout = "{timeout}"
 url = "{scheme}://{HTTP_USER}:{HTTP_PASSWORD}@{host_port}/push?api_key={HTTP_API_KEY}&page=1"
 bearer_token = "{HTTP_BEARER}"
 timeout = "{timeout}"
+
+[ntfy]
+server = "{base}"
+topic = "{NTFY_TOPIC}"
+token = "{NTFY_TOKEN}"
+timeout = "{timeout}"
+
+[pushover]
+token = "{PUSHOVER_TOKEN}"
+user = "{PUSHOVER_USER}"
+api_base = "{base}"
+timeout = "{timeout}"
+
+[discord]
+webhook = "{base}/api/webhooks/1234567890/{DISCORD_TOKEN}"
+timeout = "{timeout}"
+
+[teams]
+webhook = "{base}/workflows/0a1b/triggers/manual/paths/invoke?api-version=2016-06-01&sig={TEAMS_SIG}"
+timeout = "{timeout}"
+
+[google_chat]
+webhook = "{base}/v1/spaces/AAAA/messages?key={GCHAT_KEY}&token={GCHAT_TOKEN}"
+timeout = "{timeout}"
+
+[mattermost]
+webhook = "{base}/hooks/{MATTERMOST_KEY}"
+timeout = "{timeout}"
+
+[rocketchat]
+webhook = "{base}/hooks/rcid/{ROCKET_TOKEN}"
+timeout = "{timeout}"
+
+[pagerduty]
+routing_key = "{PAGERDUTY_KEY}"
+api_base = "{base}"
+timeout = "{timeout}"
+
+[opsgenie]
+key = "{OPSGENIE_KEY}"
+api_base = "{base}"
+timeout = "{timeout}"
 "#,
         port = smtp.0,
         security = smtp.1,
@@ -214,6 +280,21 @@ fn builders(base: &str) {
     let http_basic = http_batch::HttpLayer::builder(url.as_str()).basic_auth("collector-login", HTTP_PASSWORD);
     let tickets = ticketing::TicketingLayer::builder(format!("postgres://tickets:{PG_PASSWORD}@{host_port}/tickets"));
     println!("builders: {slack:?}\n{telegram:?}\n{sms:?}\n{mail:?}\n{http:?}\n{http_basic:?}\n{tickets:?}");
+    use watchbell::notify::NotifyLayer;
+    let notify = [
+        NotifyLayer::ntfy(base, NTFY_TOPIC).token(NTFY_TOKEN),
+        NotifyLayer::pushover(PUSHOVER_TOKEN, PUSHOVER_USER).api_base(base),
+        NotifyLayer::discord(format!("{base}/api/webhooks/1/{DISCORD_TOKEN}")),
+        NotifyLayer::teams(format!("{base}/workflows/x?sig={TEAMS_SIG}")),
+        NotifyLayer::google_chat(format!("{base}/v1/spaces/A/messages?key={GCHAT_KEY}&token={GCHAT_TOKEN}")),
+        NotifyLayer::mattermost(format!("{base}/hooks/{MATTERMOST_KEY}")),
+        NotifyLayer::rocketchat(format!("{base}/hooks/id/{ROCKET_TOKEN}")),
+        NotifyLayer::pagerduty(PAGERDUTY_KEY).api_base(base),
+        NotifyLayer::opsgenie(OPSGENIE_KEY).api_base(base),
+    ];
+    for b in &notify {
+        println!("builders: {b:?}\n{b:#?}");
+    }
     println!("builders: {slack:#?}\n{telegram:#?}\n{sms:#?}\n{mail:#?}\n{http:#?}\n{http_basic:#?}\n{tickets:#?}");
 }
 
@@ -253,6 +334,18 @@ fn builder_errors() {
             "ticketing",
             ticketing::TicketingLayer::builder(format!("postgres://t:{PG_PASSWORD}/x@[::1/t")).build_handler(),
         );
+    }
+    // Push and paging URLs that are wrong in every way, their keys where a host would be.
+    for url in [
+        format!("pagerduty://{PAGERDUTY_KEY}x"),
+        format!("opsgenie://{OPSGENIE_KEY}?region=mars"),
+        format!("pover://{PUSHOVER_USER}"),
+        format!("pover://{PUSHOVER_USER}@{PUSHOVER_TOKEN}x"),
+        format!("gchat://{GCHAT_KEY}/{GCHAT_TOKEN}"),
+        format!("rockets://{ROCKET_TOKEN}"),
+        format!("{NTFY_TOKEN}://x/{NTFY_TOPIC}"),
+    ] {
+        show("notify url", watchbell::notify::from_url(&url).and_then(|b| b.build_handler()));
     }
     // A bad bot token is refused without being repeated.
     show("telegram token", telegram::TelegramLayer::builder(format!("{TELEGRAM_TOKEN} /")).chat(1i64).build_handler());

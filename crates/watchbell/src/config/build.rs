@@ -24,8 +24,28 @@ pub(crate) trait Common {
 }
 
 /// The sink names `deliver_to` accepts, in build order.
-pub(crate) const SINKS: [&str; 11] =
-    ["slack", "telegram", "sms", "mail", "http", "syslog", "file", "ticketing", "command", "journald", "desktop"];
+pub(crate) const SINKS: [&str; 20] = [
+    "slack",
+    "telegram",
+    "sms",
+    "mail",
+    "http",
+    "syslog",
+    "file",
+    "ticketing",
+    "command",
+    "journald",
+    "desktop",
+    "ntfy",
+    "pushover",
+    "discord",
+    "teams",
+    "google_chat",
+    "mattermost",
+    "rocketchat",
+    "pagerduty",
+    "opsgenie",
+];
 
 /// Collects problems while reading a config. With `resolve` off, secrets are only checked for
 /// presence (no environment or file access) and nothing is built.
@@ -130,6 +150,9 @@ impl Cx {
         if let Some(allow) = c.allow_plain_http {
             b = b.allow_plain_http(allow);
         }
+        if let Some(http) = &g.http_client {
+            b.options_mut().http = http.clone();
+        }
         match g.rate_limit {
             Some((0, _)) => b.no_rate_limit(),
             Some((n, d)) => b.rate_limit(n, d),
@@ -174,6 +197,101 @@ pub(crate) fn parse_duration(s: &str) -> Option<Duration> {
 pub(crate) struct Globals {
     pub rate_limit: Option<(u32, Duration)>,
     pub deliver_to: Vec<String>,
+    /// `[http_client]`, its files read (when resolving).
+    pub http_client: Option<watchbell_core::options::HttpSettings>,
+}
+
+/// A PEM file of `[http_client]`: read and checked for a `marker` block (when resolving).
+fn pem_file(cx: &mut Cx, key: &str, path: Option<&str>, marker: &str, what: &str) -> Option<Vec<u8>> {
+    let path = path?;
+    if path.trim().is_empty() {
+        cx.problem(key, Some(quote(path)), format!("the path of a PEM file of {what}"));
+        return None;
+    }
+    if !cx.resolve {
+        return Some(Vec::new());
+    }
+    match std::fs::read(path) {
+        // Only the marker is looked for: the content (a private key) is never quoted.
+        Ok(bytes) if bytes.windows(marker.len()).any(|w| w == marker.as_bytes()) => Some(bytes),
+        Ok(_) => {
+            cx.problem(key, Some(quote(path)), format!("a PEM file of {what} (no {marker} in it)"));
+            None
+        }
+        Err(e) => {
+            cx.problem(key, Some(quote(path)), format!("a readable PEM file of {what} ({e})"));
+            None
+        }
+    }
+}
+
+impl Config {
+    /// Reads `[http_client]` into the settings every HTTP sink gets.
+    fn http_client_settings(&self, cx: &mut Cx) -> Option<watchbell_core::options::HttpSettings> {
+        use watchbell_core::options::{ClientIdentity, HttpSettings, PemSource};
+        let t = self.http_client.as_ref()?;
+        let mut h = HttpSettings::default();
+        let before = cx.problems.len();
+        if let Some(pem) =
+            pem_file(cx, "http_client.ca_file", t.ca_file.as_deref(), "-----BEGIN CERTIFICATE-----", "CA certificates")
+        {
+            h.roots.push(PemSource::Pem(pem));
+        }
+        if let Some(b) = t.built_in_roots {
+            h.built_in_roots = b;
+            if !b && t.ca_file.is_none() {
+                cx.problem(
+                    "http_client.built_in_roots",
+                    Some("false".into()),
+                    "true, or a ca_file to trust instead of the system's roots",
+                );
+            }
+        }
+        let cert = pem_file(
+            cx,
+            "http_client.client_cert_file",
+            t.client_cert_file.as_deref(),
+            "-----BEGIN CERTIFICATE-----",
+            "the client certificate",
+        );
+        let key = pem_file(
+            cx,
+            "http_client.client_key_file",
+            t.client_key_file.as_deref(),
+            "PRIVATE KEY-----",
+            "the client certificate's private key",
+        );
+        match (cert, key, t.client_cert_file.is_some(), t.client_key_file.is_some()) {
+            (Some(cert), Some(key), ..) => {
+                h.identity = Some(ClientIdentity { cert: PemSource::Pem(cert), key: PemSource::Pem(key) })
+            }
+            (_, _, true, false) => {
+                cx.problem("http_client.client_key_file", None, "missing; expected with client_cert_file")
+            }
+            (_, _, false, true) => {
+                cx.problem("http_client.client_cert_file", None, "missing; expected with client_key_file")
+            }
+            _ => {}
+        }
+        if let Some(url) = cx.secret("http_client.proxy", t.proxy.as_ref(), false) {
+            if cx.resolve {
+                let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+                if !matches!(scheme.as_deref(), Some("http" | "https")) {
+                    let shown = t.proxy.as_ref().map(|p| match p {
+                        super::SecretValue::Literal(u) => quote(&watchbell_core::secret::redact_url(u)),
+                        other => other.redacted(),
+                    });
+                    cx.problem("http_client.proxy", shown, "http://[user:password@]host:port or https://…");
+                }
+            }
+            h.proxy = Some(watchbell_core::secret::Secret::new(url));
+        }
+        h.no_proxy.clone_from(&t.no_proxy);
+        if let Some(b) = t.proxy_from_env {
+            h.proxy_from_env = b;
+        }
+        (cx.problems.len() == before).then_some(h)
+    }
 }
 
 impl Config {
@@ -227,11 +345,13 @@ impl Config {
                 }
             }
         }
-        Globals { rate_limit, deliver_to }
+        let http_client = self.http_client_settings(cx);
+        Globals { rate_limit, deliver_to, http_client }
     }
 
     /// Every table: (name, present, its Cargo feature, whether that feature is compiled in).
-    fn sections(&self) -> [(&'static str, bool, &'static str, bool); 12] {
+    fn sections(&self) -> [(&'static str, bool, &'static str, bool); 21] {
+        let notify = cfg!(feature = "notify");
         [
             ("slack", self.slack.is_some(), "slack", cfg!(feature = "slack")),
             ("telegram", self.telegram.is_some(), "telegram", cfg!(feature = "telegram")),
@@ -244,6 +364,15 @@ impl Config {
             ("command", self.command.is_some(), "command", cfg!(feature = "command")),
             ("journald", self.journald.is_some(), "journald", cfg!(feature = "journald")),
             ("desktop", self.desktop.is_some(), "desktop", cfg!(feature = "desktop")),
+            ("ntfy", self.ntfy.is_some(), "notify", notify),
+            ("pushover", self.pushover.is_some(), "notify", notify),
+            ("discord", self.discord.is_some(), "notify", notify),
+            ("teams", self.teams.is_some(), "notify", notify),
+            ("google_chat", self.google_chat.is_some(), "notify", notify),
+            ("mattermost", self.mattermost.is_some(), "notify", notify),
+            ("rocketchat", self.rocketchat.is_some(), "notify", notify),
+            ("pagerduty", self.pagerduty.is_some(), "notify", notify),
+            ("opsgenie", self.opsgenie.is_some(), "notify", notify),
             ("fingers_crossed", self.fingers_crossed.is_some(), "fingers-crossed", cfg!(feature = "fingers-crossed")),
         ]
     }

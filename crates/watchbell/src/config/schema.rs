@@ -51,12 +51,22 @@ macro_rules! sink_table {
 pub struct Config {
     /// The application's name, shown in every message (`app = "billing"`).
     pub app: Option<String>,
+    /// `panics = true`: [`init`](crate::init) installs the panic hook
+    /// ([`capture_panics`](crate::capture_panics)): each panic becomes an ERROR record, and one
+    /// that ends the process waits (at most 5 s) for the alerts to leave. Default `false`.
+    pub panics: bool,
+    /// Where watchbell's own failures go: `"stderr"` (default: one line per kind of failure)
+    /// or `"silent"` (counted in stats only); set by [`init`](crate::init). A callback is set in
+    /// code: [`watchbell_core::set_error_reporter`].
+    pub errors: Option<String>,
     /// A label such as `production`, shown by the sinks that show one (Slack).
     pub environment: Option<String>,
     /// The console (`fmt`) layer that [`init`](crate::init) installs.
     pub fmt: Option<FmtConfig>,
     /// One rate limit for every sink, instead of each sink's own default.
     pub rate_limit: Option<RateLimitConfig>,
+    /// TLS trust, client certificate and proxy for every sink that speaks HTTP(S).
+    pub http_client: Option<HttpClientConfig>,
     /// Slack incoming webhooks.
     pub slack: Option<SlackConfig>,
     /// Telegram Bot API.
@@ -81,10 +91,30 @@ pub struct Config {
     pub journald: Option<JournaldConfig>,
     /// Desktop notifications over D-Bus.
     pub desktop: Option<DesktopConfig>,
-    /// Push and paging destinations, one apprise-style URL each (secrets: a URL holds its
+    /// Push, chat and paging destinations, one apprise-style URL each (secrets: a URL holds its
     /// token): `ntfys://[TOKEN@]HOST/TOPIC`, `discord://ID/TOKEN`, `pagerduty://ROUTING_KEY`,
-    /// with `?level=` if not the default (`error`). See `watchbell_notify::from_url`.
+    /// `pover://USER@TOKEN`, `opsgenie://KEY`, `gchat://SPACE/KEY/TOKEN`, `mmosts://HOST/KEY`,
+    /// `rockets://HOST/ID/TOKEN`, a Teams workflow URL, with `?level=` if not the default
+    /// (`error`). See `watchbell_notify::from_url`.
     pub notify: Vec<SecretValue>,
+    /// ntfy (push to phones and desktops), as a table.
+    pub ntfy: Option<NtfyConfig>,
+    /// Pushover.
+    pub pushover: Option<PushoverConfig>,
+    /// A Discord webhook.
+    pub discord: Option<WebhookConfig>,
+    /// A Microsoft Teams workflow webhook.
+    pub teams: Option<WebhookConfig>,
+    /// A Google Chat space's webhook.
+    pub google_chat: Option<GoogleChatConfig>,
+    /// A Mattermost incoming webhook.
+    pub mattermost: Option<ChatWebhookConfig>,
+    /// A Rocket.Chat incoming webhook.
+    pub rocketchat: Option<ChatWebhookConfig>,
+    /// PagerDuty Events API v2.
+    pub pagerduty: Option<PagerDutyConfig>,
+    /// Opsgenie alerts.
+    pub opsgenie: Option<OpsgenieConfig>,
 }
 
 /// `[fmt]`: the console layer of [`init`](crate::init).
@@ -103,6 +133,29 @@ pub struct RateLimitConfig {
     pub limit: Option<u32>,
     /// The window (default `"60s"`).
     pub per: Option<String>,
+}
+
+/// `[http_client]`: how every sink that speaks HTTP(S) (Slack, Telegram, SMS, the HTTP
+/// collector, `notify`) connects: extra trusted CAs, a client certificate, a proxy.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpClientConfig {
+    /// A PEM file of CA certificates trusted in addition to the system's (a private CA, a
+    /// proxy that re-signs traffic).
+    pub ca_file: Option<String>,
+    /// Whether the system's trust store is used too (default `true`; `false`: only `ca_file`).
+    pub built_in_roots: Option<bool>,
+    /// The client certificate chain (PEM) presented to servers that ask for one (mTLS).
+    pub client_cert_file: Option<String>,
+    /// The client certificate's private key (PEM, unencrypted; with `client_cert_file`).
+    pub client_key_file: Option<String>,
+    /// `http://[user:password@]host:port` or `https://…` (a secret: it may hold credentials).
+    pub proxy: Option<SecretValue>,
+    /// Hosts reached without the proxy, `NO_PROXY` style (`"localhost,.internal,10.0.0.0/8"`).
+    pub no_proxy: Option<String>,
+    /// Whether `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY` are honoured when `proxy`
+    /// is not set (default `true`).
+    pub proxy_from_env: Option<bool>,
 }
 
 sink_table! {
@@ -224,9 +277,34 @@ sink_table! {
         to: Vec<String>,
         /// The least severe level sent (default `error`).
         level: Option<String>,
-        /// The subject template (default `{level} in {app}: {message}`).
+        /// The subject template (default `[{app}] {level}: {message}`).
         subject: Option<String>,
+        /// Headers added to every mail (`headers = { "X-Team" = "payments" }`); watchbell's own
+        /// (`From`, `To`, `Subject`, `Date`, `Content-*`, …) are refused.
+        headers: std::collections::BTreeMap<String, String>,
+        /// The template of each record that led up to an escalation's trigger (or of a group's
+        /// other records), Logbook's `related_format_string` (default: one short line each).
+        related_format: Option<String>,
+        /// `[[mail.route]]`: recipients chosen per record; the first route that matches wins,
+        /// `to` takes the rest.
+        route: Vec<MailRouteConfig>,
     }
+}
+
+/// `[[mail.route]]`: the records it matches go to its own `to` list. Every condition given must
+/// hold; a route without conditions takes every record.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailRouteConfig {
+    /// Records at this level or more severe (`warn` takes WARN and ERROR).
+    pub level: Option<String>,
+    /// Records whose target starts with this text.
+    pub target: Option<String>,
+    /// Records with these field values (`fields = { tenant = "acme" }`), from the event or its
+    /// spans; numbers and booleans as they print.
+    pub fields: std::collections::BTreeMap<String, String>,
+    /// The recipients (at least one).
+    pub to: Vec<String>,
 }
 
 sink_table! {
@@ -265,6 +343,16 @@ sink_table! {
         facility: Option<String>,
         /// The least severe level sent (default: the sink's).
         level: Option<String>,
+        /// The field whose value is the RFC 5424 MSGID (default: none, MSGID `-`).
+        msgid_field: Option<String>,
+        /// A UTF-8 BOM before the RFC 5424 MSG (default `false`: rsyslog keeps it in the text).
+        bom: Option<bool>,
+        /// The zone of RFC 3164 timestamps: `local` (default), `utc`, an IANA name or a POSIX
+        /// rule.
+        zone: Option<String>,
+        /// `[syslog.severities]`: the severity of a level (`warn = "notice"`); keys `error`,
+        /// `warn`, `info`, `debug`, `trace`; values `emerg` … `debug` or `0` … `7`.
+        severities: std::collections::BTreeMap<String, String>,
     }
 }
 
@@ -281,6 +369,22 @@ sink_table! {
         backup_count: Option<usize>,
         /// Rotate every `minute`, `hour` or `day` (`midnight`).
         rotate_every: Option<String>,
+        /// Time rotation as the standard library's `when`: `S`, `M`, `H`, `D`, `midnight`,
+        /// `W0` (Monday) … `W6` (instead of `rotate_every`).
+        when: Option<String>,
+        /// How many units of `when` per file (default 1).
+        interval: Option<u32>,
+        /// The time of day of a `midnight` or weekly rollover, `"HH:MM"` or `"HH:MM:SS"`.
+        at_time: Option<String>,
+        /// The zone of the rotation clock and backup dates: `utc` (default), `local`, an IANA
+        /// name (`Europe/Berlin`) or a POSIX rule.
+        zone: Option<String>,
+        /// Logbook's names: `strftime` format of the date in `{stem}-{date}{ext}`.
+        date_format: Option<String>,
+        /// Empty the file when it is first opened (default `false`: append).
+        truncate: Option<bool>,
+        /// Compress rotated files: `"gzip"` (default: none).
+        compress: Option<String>,
     }
 }
 
@@ -363,6 +467,105 @@ sink_table! {
     }
 }
 
+sink_table! {
+    /// `[ntfy]`: publish to a topic on an ntfy server.
+    NtfyConfig {
+        /// The server (default `https://ntfy.sh`).
+        server: Option<String>,
+        /// The topic (a secret on a public server; required).
+        topic: Option<SecretValue>,
+        /// An access token (a secret).
+        token: Option<SecretValue>,
+        /// The URL opened when the notification is tapped.
+        click: Option<String>,
+        /// The least severe level sent (default `error`).
+        level: Option<String>,
+    }
+}
+
+sink_table! {
+    /// `[pushover]`: Pushover notifications.
+    PushoverConfig {
+        /// The application's API token (a secret; required).
+        token: Option<SecretValue>,
+        /// The user or group key (a secret; required).
+        user: Option<SecretValue>,
+        /// Send ERROR as an emergency repeated every this long (`"60s"`, at least 30 s) until
+        /// acknowledged; needs `emergency_expire`.
+        emergency_retry: Option<String>,
+        /// How long an emergency is repeated (`"1h"`, at most 3 h).
+        emergency_expire: Option<String>,
+        /// The URL opened from the notification.
+        click: Option<String>,
+        /// The API's base URL (default `https://api.pushover.net`).
+        api_base: Option<String>,
+        /// The least severe level sent (default `error`).
+        level: Option<String>,
+    }
+}
+
+sink_table! {
+    /// `[discord]` and `[teams]`: a webhook URL.
+    WebhookConfig {
+        /// The webhook (Discord) or workflow (Teams) URL (a secret; required).
+        webhook: Option<SecretValue>,
+        /// The least severe level sent (default `error`).
+        level: Option<String>,
+    }
+}
+
+sink_table! {
+    /// `[google_chat]`: a Google Chat space's incoming webhook.
+    GoogleChatConfig {
+        /// The webhook URL with its `key` and `token` (a secret; required).
+        webhook: Option<SecretValue>,
+        /// One thread per callsite (default `true`).
+        thread_by_callsite: Option<bool>,
+        /// The least severe level sent (default `error`).
+        level: Option<String>,
+    }
+}
+
+sink_table! {
+    /// `[mattermost]` and `[rocketchat]`: a Slack-compatible incoming webhook.
+    ChatWebhookConfig {
+        /// The webhook URL (a secret; required).
+        webhook: Option<SecretValue>,
+        /// The channel instead of the webhook's own.
+        channel: Option<String>,
+        /// The poster's name (default: `app`).
+        username: Option<String>,
+        /// The least severe level sent (default `error`).
+        level: Option<String>,
+    }
+}
+
+sink_table! {
+    /// `[pagerduty]`: PagerDuty Events API v2, one incident per callsite.
+    PagerDutyConfig {
+        /// The integration's routing key (a secret; required).
+        routing_key: Option<SecretValue>,
+        /// The API's base URL (default `https://events.pagerduty.com`).
+        api_base: Option<String>,
+        /// The least severe level sent (default `error`).
+        level: Option<String>,
+    }
+}
+
+sink_table! {
+    /// `[opsgenie]`: Opsgenie alerts, one per callsite.
+    OpsgenieConfig {
+        /// The API integration's key (a secret; required).
+        key: Option<SecretValue>,
+        /// `us` (default) or `eu`.
+        region: Option<String>,
+        /// The API's base URL instead of the region's.
+        api_base: Option<String>,
+        /// The least severe level sent (default `error`).
+        level: Option<String>,
+    }
+}
+
 /// A value's `Debug`, secrets redacted by shape.
 struct Shown<'a, T>(&'a T);
 
@@ -377,10 +580,13 @@ impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Destructured without `..`: a new table cannot be left out of `Debug`.
         let Config {
+            panics,
+            errors,
             app,
             environment,
             fmt,
             rate_limit,
+            http_client,
             slack,
             telegram,
             sms,
@@ -394,12 +600,24 @@ impl std::fmt::Debug for Config {
             journald,
             desktop,
             notify,
+            ntfy,
+            pushover,
+            discord,
+            teams,
+            google_chat,
+            mattermost,
+            rocketchat,
+            pagerduty,
+            opsgenie,
         } = self;
         f.debug_struct("Config")
             .field("app", &Shown(app))
+            .field("panics", panics)
+            .field("errors", &Shown(errors))
             .field("environment", &Shown(environment))
             .field("fmt", &Shown(fmt))
             .field("rate_limit", &Shown(rate_limit))
+            .field("http_client", &Shown(http_client))
             .field("slack", &Shown(slack))
             .field("telegram", &Shown(telegram))
             .field("sms", &Shown(sms))
@@ -413,6 +631,15 @@ impl std::fmt::Debug for Config {
             .field("journald", &Shown(journald))
             .field("desktop", &Shown(desktop))
             .field("notify", notify)
+            .field("ntfy", &Shown(ntfy))
+            .field("pushover", &Shown(pushover))
+            .field("discord", &Shown(discord))
+            .field("teams", &Shown(teams))
+            .field("google_chat", &Shown(google_chat))
+            .field("mattermost", &Shown(mattermost))
+            .field("rocketchat", &Shown(rocketchat))
+            .field("pagerduty", &Shown(pagerduty))
+            .field("opsgenie", &Shown(opsgenie))
             .finish()
     }
 }

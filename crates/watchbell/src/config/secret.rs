@@ -30,7 +30,7 @@ impl SecretValue {
 
     /// Reads the value. The error says what is wrong without the value — and without the
     /// variable's name or the file's path when they do not look like one (a secret typed into
-    /// the slot by mistake). A file is read up to [`MAX_SECRET_FILE`] bytes.
+    /// the slot by mistake). A file is read up to 64 KiB.
     pub fn resolve(&self) -> Result<String, String> {
         match self {
             SecretValue::Literal(v) => Ok(v.clone()),

@@ -184,6 +184,31 @@ impl Config {
         if let Some(s) = &t.subject {
             b = b.subject(s);
         }
+        for (name, value) in &t.headers {
+            b = b.header(name, value);
+        }
+        if let Some(f) = &t.related_format {
+            match watchbell_core::format::Template::parse(f) {
+                Ok(template) => b = b.related_format(template),
+                Err(e) => cx.problem("mail.related_format", Some(quote(f)), format!("a valid template ({e})")),
+            }
+        }
+        for (i, r) in t.route.iter().enumerate() {
+            if r.to.is_empty() {
+                cx.problem(format!("mail.route[{i}].to"), None, "missing; expected at least one recipient address");
+            }
+            let mut route = watchbell_mail::Route::to(r.to.iter().cloned());
+            if let Some(l) = cx.level(&format!("mail.route[{i}].level"), r.level.as_deref()) {
+                route = route.level(l);
+            }
+            if let Some(prefix) = &r.target {
+                route = route.target(prefix);
+            }
+            for (name, value) in &r.fields {
+                route = route.field(name, value);
+            }
+            b = b.add_route(route);
+        }
         if let Some(app) = &self.app {
             b = b.app(app);
         }
@@ -268,6 +293,30 @@ impl Config {
         if let Some(l) = cx.level("syslog.level", t.level.as_deref()) {
             b = b.level(l);
         }
+        if let Some(f) = &t.msgid_field {
+            b = b.msgid_field(f.trim());
+        }
+        if let Some(bom) = t.bom {
+            b = b.bom(bom);
+        }
+        if let Some(z) = &t.zone {
+            match watchbell_syslog::Zone::parse(z) {
+                Ok(zone) => b = b.zone(zone),
+                Err(e) => cx.problem(
+                    "syslog.zone",
+                    Some(quote(z)),
+                    format!("local, utc, an IANA zone name or a POSIX rule ({e})"),
+                ),
+            }
+        }
+        for (level, severity) in &t.severities {
+            let key = format!("syslog.severities.{level}");
+            let Some(l) = cx.level(&key, Some(level)) else { continue };
+            match severity.parse::<watchbell_syslog::Severity>() {
+                Ok(s) => b = b.level_severity(l, s),
+                Err(e) => cx.problem(&key, Some(quote(severity)), e),
+            }
+        }
         if let Some(app) = &self.app {
             b = b.app_name(app);
         }
@@ -298,6 +347,49 @@ impl Config {
                 "hour" | "hourly" => b = b.rotate_every(Interval::Hourly),
                 "day" | "daily" | "midnight" => b = b.rotate_every(Interval::Daily),
                 _ => cx.problem("file.rotate_every", Some(quote(r)), "minute, hour or day"),
+            }
+        }
+        if let Some(w) = &t.when {
+            if t.rotate_every.is_some() {
+                cx.problem("file.when", Some(quote(w)), "either when or rotate_every, not both");
+            }
+            match w.parse::<watchbell_file::When>() {
+                Ok(when) => b = b.when(when),
+                Err(_) => cx.problem("file.when", Some(quote(w)), "S, M, H, D, midnight or W0 (Monday) to W6"),
+            }
+        }
+        if let Some(n) = t.interval {
+            b = b.interval(n);
+        }
+        if let Some(at) = &t.at_time {
+            let parts: Vec<Option<u8>> = at.trim().split(':').map(|p| p.parse().ok()).collect();
+            match parts.as_slice() {
+                [Some(h), Some(m)] if *h < 24 && *m < 60 => b = b.at_time(*h, *m, 0),
+                [Some(h), Some(m), Some(s)] if *h < 24 && *m < 60 && *s < 60 => b = b.at_time(*h, *m, *s),
+                _ => cx.problem("file.at_time", Some(quote(at)), "a time of day, HH:MM or HH:MM:SS"),
+            }
+        }
+        if let Some(z) = &t.zone {
+            match watchbell_file::Zone::parse(z) {
+                Ok(zone) => b = b.zone(zone),
+                Err(e) => cx.problem(
+                    "file.zone",
+                    Some(quote(z)),
+                    format!("utc, local, an IANA zone name or a POSIX rule ({e})"),
+                ),
+            }
+        }
+        if let Some(f) = &t.date_format {
+            b = b.date_format(f);
+        }
+        if let Some(truncate) = t.truncate {
+            b = b.truncate(truncate);
+        }
+        if let Some(c) = &t.compress {
+            match c.trim().to_ascii_lowercase().as_str() {
+                "gzip" | "gz" => b = b.gzip(),
+                "none" | "" => {}
+                _ => cx.problem("file.compress", Some(quote(c)), "gzip or none"),
             }
         }
         if let Some(app) = &self.app {
@@ -402,5 +494,115 @@ impl Config {
             b = b.app_name(app);
         }
         Some(cx.common("desktop", t, g, b))
+    }
+}
+
+#[cfg(feature = "notify")]
+impl Config {
+    /// The push, chat and paging tables (`[ntfy]`, `[pushover]`, …) read into their builders.
+    pub(crate) fn notify_table_builder(
+        &self,
+        cx: &mut Cx,
+        g: &Globals,
+        name: &str,
+    ) -> Option<watchbell_notify::NotifyBuilder> {
+        use watchbell_notify::NotifyLayer;
+        let secret = |cx: &mut Cx, key: &str, v: Option<&super::SecretValue>| {
+            cx.secret(&format!("{name}.{key}"), v, true).unwrap_or_default()
+        };
+        let (mut b, level) = match name {
+            "ntfy" => {
+                let t = self.ntfy.as_ref()?;
+                let topic = secret(cx, "topic", t.topic.as_ref());
+                let server = t.server.clone().unwrap_or_else(|| "https://ntfy.sh".to_owned());
+                let mut b = NotifyLayer::ntfy(server, topic);
+                if let Some(token) = cx.secret("ntfy.token", t.token.as_ref(), false) {
+                    b = b.token(token);
+                }
+                if let Some(c) = &t.click {
+                    b = b.click(c);
+                }
+                (cx.common(name, t, g, b), t.level.as_deref())
+            }
+            "pushover" => {
+                let t = self.pushover.as_ref()?;
+                let (token, user) = (secret(cx, "token", t.token.as_ref()), secret(cx, "user", t.user.as_ref()));
+                let mut b = NotifyLayer::pushover(token, user);
+                let retry = cx.duration("pushover.emergency_retry", t.emergency_retry.as_deref());
+                let expire = cx.duration("pushover.emergency_expire", t.emergency_expire.as_deref());
+                match (retry, expire) {
+                    (Some(r), Some(e)) => b = b.emergency(r, e),
+                    (None, None) => {}
+                    _ => cx.problem(
+                        "pushover.emergency_retry",
+                        None,
+                        "emergency_retry and emergency_expire go together (Pushover needs both)",
+                    ),
+                }
+                if let Some(c) = &t.click {
+                    b = b.click(c);
+                }
+                if let Some(a) = &t.api_base {
+                    b = b.api_base(a);
+                }
+                (cx.common(name, t, g, b), t.level.as_deref())
+            }
+            "discord" | "teams" => {
+                let t = if name == "discord" { self.discord.as_ref()? } else { self.teams.as_ref()? };
+                let url = secret(cx, "webhook", t.webhook.as_ref());
+                let b = if name == "discord" { NotifyLayer::discord(url) } else { NotifyLayer::teams(url) };
+                (cx.common(name, t, g, b), t.level.as_deref())
+            }
+            "google_chat" => {
+                let t = self.google_chat.as_ref()?;
+                let mut b = NotifyLayer::google_chat(secret(cx, "webhook", t.webhook.as_ref()));
+                if let Some(on) = t.thread_by_callsite {
+                    b = b.thread_by_callsite(on);
+                }
+                (cx.common(name, t, g, b), t.level.as_deref())
+            }
+            "mattermost" | "rocketchat" => {
+                let t = if name == "mattermost" { self.mattermost.as_ref()? } else { self.rocketchat.as_ref()? };
+                let url = secret(cx, "webhook", t.webhook.as_ref());
+                let mut b =
+                    if name == "mattermost" { NotifyLayer::mattermost(url) } else { NotifyLayer::rocketchat(url) };
+                if let Some(c) = &t.channel {
+                    b = b.channel(c);
+                }
+                if let Some(u) = &t.username {
+                    b = b.username(u);
+                }
+                (cx.common(name, t, g, b), t.level.as_deref())
+            }
+            "pagerduty" => {
+                let t = self.pagerduty.as_ref()?;
+                let mut b = NotifyLayer::pagerduty(secret(cx, "routing_key", t.routing_key.as_ref()));
+                if let Some(a) = &t.api_base {
+                    b = b.api_base(a);
+                }
+                (cx.common(name, t, g, b), t.level.as_deref())
+            }
+            "opsgenie" => {
+                let t = self.opsgenie.as_ref()?;
+                let mut b = NotifyLayer::opsgenie(secret(cx, "key", t.key.as_ref()));
+                match (t.api_base.as_deref(), t.region.as_deref().map(str::to_ascii_lowercase).as_deref()) {
+                    (Some(a), _) => b = b.api_base(a),
+                    (None, Some("eu")) => b = b.api_base("https://api.eu.opsgenie.com"),
+                    (None, None | Some("us")) => {}
+                    (None, Some(_)) => {
+                        cx.problem("opsgenie.region", t.region.as_deref().map(quote), "expected `us` or `eu`")
+                    }
+                }
+                (cx.common(name, t, g, b), t.level.as_deref())
+            }
+            _ => return None,
+        };
+        if let Some(l) = cx.level(&format!("{name}.level"), level) {
+            b = b.level(l);
+        }
+        if let Some(app) = &self.app {
+            b = b.app(app);
+        }
+        Some(b)
     }
 }
