@@ -10,7 +10,7 @@
 //! `use watchbell_core::SinkOptions;` (or the umbrella crate's prelude).
 //!
 //! At build time the crate turns the options into parts with [`Options::delivery`] (a
-//! [`DeliveryBuilder`] with pace, retry, queue and overflow applied), [`Options::http_client`],
+//! [`DeliveryBuilder`] with pace, retry, queue and overflow applied), `Options::http_client` (feature `http`),
 //! [`Options::limited`] and [`layer`], and reports configuration problems as a
 //! [`BuildError`] naming the setting.
 //!

@@ -1,10 +1,14 @@
 //! ntfy, Discord and PagerDuty against fakes that check requests as the real APIs do: request
 //! shapes, limits, escaping, rate-limit answers, permanent errors, secrets, hostile peers.
 
+mod common;
+
 use std::time::Duration;
 
+use common::{quick, rec, stats, WAIT};
+
 use tracing_subscriber::prelude::*;
-use watchbell_core::{Guard, Level, Record, Retry, SinkOptions, Value};
+use watchbell_core::{Level, Retry, SinkOptions, Value};
 use watchbell_notify::{resolve_record, NotifyBuilder, NotifyLayer};
 use watchbell_test::hostile::Hostile;
 use watchbell_test::http::Reply;
@@ -13,29 +17,7 @@ use watchbell_test::notify::{
     FakeTeams,
 };
 
-const WAIT: Duration = Duration::from_secs(20);
 const KEY: &str = "R0UTINGkey0123456789abcdefABCDEF";
-
-fn quick(b: NotifyBuilder) -> NotifyBuilder {
-    b.pace(Duration::ZERO).no_rate_limit().app("shop").host("web-1").retry(Retry {
-        initial: Duration::from_millis(20),
-        max: Duration::from_millis(100),
-        max_server_delay: Duration::from_secs(2),
-        ..Retry::default()
-    })
-}
-
-fn rec(level: Level, msg: &str) -> Record {
-    let mut r = Record::new(level, "shop::pay", msg);
-    r.fields.set("invoice", Value::U64(42));
-    r.file = Some("src/pay.rs".into());
-    r.line = Some(7);
-    r
-}
-
-fn stats(g: &Guard) -> watchbell_core::Stats {
-    g.stats().into_iter().find(|s| s.name != "rate-limit").unwrap()
-}
 
 #[test]
 fn ntfy_publishes_json_with_priority_by_level_and_a_token() {

@@ -3,40 +3,22 @@
 //! hostile text, rate-limit answers honoured, permanent errors not retried, secrets never
 //! printed. (Their hostile-peer modes run in `notify.rs` with the other services.)
 
+mod common;
+
 use std::time::Duration;
 
-use watchbell_core::{Guard, Level, Record, Retry, SinkOptions, Value};
-use watchbell_notify::{from_url, resolve_record, NotifyBuilder, NotifyLayer};
+use common::{quick, rec, stats, WAIT};
+
+use watchbell_core::{Guard, Level, SinkOptions, Value};
+use watchbell_notify::{from_url, resolve_record, NotifyLayer};
 use watchbell_test::http::Reply;
 use watchbell_test::notify::{
     FakeGoogleChat, FakeMattermost, FakeOpsgenie, FakePushover, FakeRocketChat, FakeTeams, GOOGLE_CHAT_TOKEN, TEAMS_SIG,
 };
 
-const WAIT: Duration = Duration::from_secs(20);
 const TOKEN: &str = "azGDORePK8gMaC0QOYAMyEEuzJnyUi";
 const USER: &str = "uQiRzpo4DXghDmr9QzzfQu27cmVRsG";
 const GENIE: &str = "0a1b2c3d-aaaa-bbbb-cccc-0123456789ab";
-
-fn quick(b: NotifyBuilder) -> NotifyBuilder {
-    b.pace(Duration::ZERO).no_rate_limit().app("shop").host("web-1").retry(Retry {
-        initial: Duration::from_millis(20),
-        max: Duration::from_millis(100),
-        max_server_delay: Duration::from_secs(3),
-        ..Retry::default()
-    })
-}
-
-fn rec(level: Level, msg: &str) -> Record {
-    let mut r = Record::new(level, "shop::pay", msg);
-    r.fields.set("invoice", Value::U64(42));
-    r.file = Some("src/pay.rs".into());
-    r.line = Some(7);
-    r
-}
-
-fn stats(g: &Guard) -> watchbell_core::Stats {
-    g.stats().into_iter().find(|s| s.name != "rate-limit").unwrap()
-}
 
 /// Everything a user could see of a layer: its stats, and its builder's `Debug`.
 fn shown(g: &Guard, debug: &str) -> String {

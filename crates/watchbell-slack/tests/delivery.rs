@@ -123,7 +123,9 @@ fn burst_of_1000_errors_is_paced_and_coalesced() {
     assert!(guard.flush(WAIT).is_complete());
     let got = slack.received();
     assert!(got.iter().all(|r| r.status == 200));
-    assert!(got.len() >= 2 && got.len() <= 6, "{} messages for 1,000 events", got.len());
+    // Coalesced: a handful of messages (one, when the worker starts after the whole burst and
+    // the flush's counts are queued with it), never one per event.
+    assert!(!got.is_empty() && got.len() <= 6, "{} messages for 1,000 events", got.len());
     for pair in got.windows(2) {
         let gap = pair[1].at - pair[0].at;
         assert!(gap >= Duration::from_secs(1), "two requests {gap:?} apart");

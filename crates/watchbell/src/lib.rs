@@ -199,6 +199,7 @@
 //! | variable | key |
 //! |---|---|
 //! | `WATCHBELL_APP`, `WATCHBELL_ENVIRONMENT` | `app`, `environment` |
+//! | `WATCHBELL_PANICS`, `WATCHBELL_ERRORS` | `panics`, `errors` |
 //! | `WATCHBELL_LEVEL` or `WATCHBELL_FMT_LEVEL` | `fmt.level` |
 //! | `WATCHBELL_RATE_LIMIT_LIMIT`, `_PER` | `rate_limit.limit`, `.per` |
 //! | `WATCHBELL_SLACK_WEBHOOK` (+ `WATCHBELL_SLACK_LEVELS`) | adds a `[[slack.webhooks]]` named `env` with this `url` (and `levels`) |
@@ -310,9 +311,9 @@
 #[cfg(feature = "config")]
 pub mod config;
 pub mod panics;
-pub use panics::capture_panics;
 #[cfg(feature = "config")]
 pub use config::{init, init_with, Config, ConfigError, Problem};
+pub use panics::capture_panics;
 
 #[cfg(feature = "command")]
 pub use watchbell_command as command;

@@ -20,4 +20,13 @@ fn errors_and_panics_keys_are_read_checked_and_applied() {
 
     Config::from_toml_str("errors = \"stderr\"").unwrap().apply_process_settings().unwrap();
     assert!(matches!(error_reporter(), ErrorReporter::Stderr));
+
+    // The same keys from WATCHBELL_PANICS and WATCHBELL_ERRORS.
+    let vars =
+        vec![("WATCHBELL_PANICS".to_owned(), "true".to_owned()), ("WATCHBELL_ERRORS".to_owned(), "silent".to_owned())];
+    let config = Config::default().with_vars(vars).unwrap();
+    assert!(config.panics);
+    config.apply_process_settings().unwrap();
+    assert!(matches!(error_reporter(), ErrorReporter::Silent));
+    Config::from_toml_str("errors = \"stderr\"").unwrap().apply_process_settings().unwrap();
 }

@@ -30,6 +30,8 @@ const COMMON: [(&str, Kind); 4] =
 pub(crate) const VARS: &[(&str, &str, Kind)] = &[
     ("APP", "app", Kind::Str),
     ("ENVIRONMENT", "environment", Kind::Str),
+    ("PANICS", "panics", Kind::Bool),
+    ("ERRORS", "errors", Kind::Str),
     ("FMT_LEVEL", "fmt.level", Kind::Str),
     ("RATE_LIMIT_LIMIT", "rate_limit.limit", Kind::Int),
     ("RATE_LIMIT_PER", "rate_limit.per", Kind::Str),
