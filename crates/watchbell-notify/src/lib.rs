@@ -31,6 +31,10 @@
 //! | PagerDuty | `POST {api}/v2/enqueue`: `trigger` with `dedup_key` = the callsite fingerprint, so a storm is one incident; `summary`, `severity` (`error`/`warning`/`info`), `source`, `component`, `group`, `custom_details` | summary 1,024 chars, one line | 202 delivered; 429 and 5xx retried; 400 permanent |
 //! | Opsgenie | `POST {api}/v2/alerts` with `Authorization: GenieKey`: `alias` = the callsite fingerprint (a storm is one alert), `message`, `description`, `details`, `entity` (target), `source`, `priority` P2/P3/P4/P5 by level, `tags` | message 130 chars, one line; alias 512; description 15,000; details 8,000 in all; source 100 | 202 delivered; 429 and 5xx retried; other 4xx permanent |
 //!
+//! PagerDuty's `custom_details` and Opsgenie's `details` hold the record's fields and the sink's
+//! own `location` and `suppressed`; a field of one of those names keeps it, and the sink's goes
+//! under `watchbell.location` / `watchbell.suppressed`.
+//!
 //! A PagerDuty incident or an Opsgenie alert is resolved (closed) by handing the layer's handler
 //! a [`resolve_record`]`(dedup_key)`; the other services ignore such a record. The key is the
 //! callsite fingerprint, which is also the fingerprint of the callsite's error ticket

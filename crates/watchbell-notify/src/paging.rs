@@ -8,7 +8,7 @@ use watchbell_core::http::HttpResponse;
 use watchbell_core::text::{single_line, truncate_chars, MARKER};
 use watchbell_core::{Level, Record};
 
-use crate::service::{dedup_key, heading, location, message};
+use crate::service::{dedup_key, heading, location, message, own_key};
 
 /// Pushover: the longest message (characters).
 pub const PUSHOVER_MAX_MESSAGE: usize = 1024;
@@ -158,10 +158,10 @@ pub fn opsgenie_body(r: &Record, cx: &FormatContext) -> Json {
         details.insert(key, json!(value));
     }
     if let Some(loc) = location(r) {
-        details.insert("location".into(), json!(truncate_chars(&loc, 150, MARKER)));
+        details.insert(own_key(&details, "location"), json!(truncate_chars(&loc, 150, MARKER)));
     }
     if r.suppressed > 0 {
-        details.insert("suppressed".into(), json!(r.suppressed.to_string()));
+        details.insert(own_key(&details, "suppressed"), json!(r.suppressed.to_string()));
     }
     let source = cx.host.clone().or_else(|| cx.app.clone()).unwrap_or_else(|| "watchbell".into());
     let mut tags = vec![json!("watchbell"), json!(r.level.as_str().to_ascii_lowercase())];

@@ -205,10 +205,10 @@ pub fn pagerduty_body(r: &Record, cx: &FormatContext, routing_key: &str) -> Json
         details.insert(k.to_owned(), json!(truncate_chars(&v.to_string(), 4096, MARKER)));
     }
     if let Some(loc) = location(r) {
-        details.insert("location".into(), json!(loc));
+        details.insert(own_key(&details, "location"), json!(loc));
     }
     if r.suppressed > 0 {
-        details.insert("suppressed".into(), json!(r.suppressed));
+        details.insert(own_key(&details, "suppressed"), json!(r.suppressed));
     }
     let source = cx.host.clone().or_else(|| cx.app.clone()).unwrap_or_else(|| "watchbell".into());
     // PagerDuty refuses an empty summary: a blank message is summarised by its level and target.
@@ -232,6 +232,16 @@ pub fn pagerduty_body(r: &Record, cx: &FormatContext, routing_key: &str) -> Json
         "payload": payload,
         "client": "watchbell",
     })
+}
+
+/// The key of one of the sink's own details: `name`, or `watchbell.name` when a field of the
+/// record has that name (the field keeps its own).
+pub(crate) fn own_key(details: &Map<String, Json>, name: &str) -> String {
+    if details.contains_key(name) {
+        format!("watchbell.{name}")
+    } else {
+        name.to_owned()
+    }
 }
 
 /// The field that turns a record into a `resolve` event (see [`crate::resolve_record`]).

@@ -101,3 +101,19 @@ fn a_blank_app_name_sends_no_empty_discord_username() {
     let j = discord_body(&Record::new(Level::ERROR, "t", "m"), &FormatContext::new("shop"));
     assert_eq!(j["username"], "shop");
 }
+
+#[test]
+fn a_field_named_like_a_paging_detail_keeps_its_value() {
+    let mut r = Record::new(Level::ERROR, "t", "m");
+    r.fields.set("location", Value::Str("warehouse 7".into()));
+    r.file = Some("src/a.rs".into());
+    r.line = Some(3);
+    r.suppressed = 2;
+    let pd = pagerduty_body(&r, &FormatContext::default(), "k");
+    let d = &pd["payload"]["custom_details"];
+    assert_eq!((d["location"].as_str(), d["watchbell.location"].as_str()), (Some("warehouse 7"), Some("src/a.rs:3")));
+    let og = watchbell_notify::opsgenie_body(&r, &FormatContext::default());
+    let d = &og["details"];
+    assert_eq!((d["location"].as_str(), d["watchbell.location"].as_str()), (Some("warehouse 7"), Some("src/a.rs:3")));
+    assert_eq!(d["suppressed"], "2");
+}
