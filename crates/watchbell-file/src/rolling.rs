@@ -698,7 +698,7 @@ impl RollingFile {
                     self.rotate(now)?;
                 } else {
                     // A repeated civil time belongs to the period it first began.
-                    self.next = Some(schedule.next(start).max(now + Duration::from_secs(1)));
+                    self.next = Some(schedule.next(start).max(watchbell_core::zone::shift(now, 1)));
                 }
             }
         }
@@ -839,7 +839,7 @@ impl RollingFile {
         if let Some(schedule) = &self.schedule {
             let start = schedule.start(now).max(period.unwrap_or(UNIX_EPOCH));
             self.period = Some(start);
-            self.next = Some(schedule.next(start).max(now + Duration::from_secs(1)));
+            self.next = Some(schedule.next(start).max(watchbell_core::zone::shift(now, 1)));
         }
         if size == 0 {
             // No empty backups: the empty file simply goes on in the new period.
@@ -850,7 +850,7 @@ impl RollingFile {
             // Not rotated: the records go on in the same file and period.
             self.period = period;
             if let (Some(schedule), Some(p)) = (&self.schedule, period) {
-                self.next = Some(schedule.next(p).max(now + Duration::from_secs(1)));
+                self.next = Some(schedule.next(p).max(watchbell_core::zone::shift(now, 1)));
             }
         }
         let opened = self.open(now);

@@ -182,7 +182,7 @@ impl Schedule {
     /// The first instant of the period after the one starting at `start`.
     pub(crate) fn next(&self, start: SystemTime) -> SystemTime {
         let local = self.start_local(start);
-        self.instant(local + self.len_local())
+        self.instant(local.saturating_add(self.len_local()))
     }
 
     /// The standard library's suffix for the period starting at `start`, on the zone's clock.

@@ -305,7 +305,7 @@ fn decode_pairs(s: &str) -> Vec<(String, String)> {
 }
 
 /// Decodes `+` and `%XX`; a `%` not followed by two hex digits is kept as is.
-fn percent_decode(s: &str) -> String {
+pub(crate) fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::http::{FakeHttp, Reply, Request};
+use crate::http::{percent_decode, FakeHttp, Reply, Request};
 use crate::store::Recorded;
 
 #[derive(Default)]
@@ -288,27 +288,6 @@ impl FakePagerDuty {
 
 fn query_value(req: &Request, key: &str) -> Option<String> {
     req.query_pairs().into_iter().find(|(k, _)| k == key).map(|(_, v)| v)
-}
-
-/// Decodes the `%XX` escapes of a path segment.
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| char::from(c).to_digit(16);
-        match (b[i], b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
-            (b'%', Some(h), Some(l)) => {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-            }
-            (c, _, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Pushover's `POST /1/messages.json` (form fields): a 30-character `token` and `user` that must

@@ -2,13 +2,11 @@
 //! thread of its own.
 
 use std::fmt;
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, SyncSender, TrySendError};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use watchbell_core::{Flushed, Handler, Level, Record, Stats};
+use watchbell_core::delivery::{Delivery, DeliveryHandle, Overflow};
+use watchbell_core::{Batch, Flushed, Handler, Level, Outcome, Record, Retry, Sink, Stats, Value};
 
 /// What happened to a ticket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,10 +41,11 @@ pub struct TicketEvent {
 /// reopened: the part of Logbook's ticketing backends that its trac and redmine backends
 /// added.
 ///
-/// It runs on a background thread of its own (never the application's thread, never the
-/// database writer's), one event at a time, in order. An `Err` is retried twice (after 0.5 s
-/// and 1 s), then the event is counted as failed; a panic is caught and counted. The guard's
-/// `flush` and `shutdown` wait for the events already written to the database.
+/// It runs behind a watchbell delivery of its own (its thread, never the application's, never
+/// the database writer's), one event at a time, in order, with a queue of 1,000 events. An
+/// `Err` is retried twice (after 0.5 s and 1 s), then the event is counted as failed; a panic
+/// is caught and counted. The guard's `flush` and `shutdown` wait for the events already
+/// written to the database, within their deadline.
 pub trait TicketSink: Send + 'static {
     /// The name in stats (`ticketing-sink:NAME`).
     fn name(&self) -> &str {
@@ -58,141 +57,157 @@ pub trait TicketSink: Send + 'static {
     fn ticket(&mut self, event: &TicketEvent) -> Result<(), String>;
 }
 
-/// How many events may wait for the outside systems; more are dropped and counted.
+/// How many events may wait for each outside system; more are dropped and counted.
 pub(crate) const QUEUE: usize = 1_000;
 
-#[derive(Default)]
-struct Counters {
-    delivered: AtomicU64,
-    retried: AtomicU64,
-    failed: AtomicU64,
-    dropped: AtomicU64,
-    panicked: AtomicU64,
-    accepted: AtomicU64,
+/// The fields that carry a [`TicketEvent`]'s own data through the delivery (taken off again
+/// before the sink sees the record).
+const CHANGE: &str = "ticket.change";
+const ID: &str = "ticket.id";
+const APP: &str = "ticket.app_id";
+const FINGERPRINT: &str = "ticket.fingerprint";
+const COUNT: &str = "ticket.occurrence_count";
+
+/// The event as a record for the delivery: the ticket's record with the event's data as fields.
+fn to_record(event: TicketEvent) -> Record {
+    let mut r = event.record;
+    let change = match event.change {
+        TicketChange::New => "new",
+        TicketChange::Reopened => "reopened",
+    };
+    r.fields.set(CHANGE, Value::Str(change.into()));
+    r.fields.set(ID, Value::I64(event.ticket_id));
+    r.fields.set(APP, Value::Str(event.app_id));
+    r.fields.set(FINGERPRINT, Value::Str(event.fingerprint));
+    r.fields.set(COUNT, Value::U64(event.occurrence_count));
+    r
 }
 
-/// The queue and thread in front of the ticket sinks.
+/// The event back from [`to_record`]'s record; `None` for a record that is not one (the
+/// delivery's own notices).
+fn from_record(r: &Record) -> Option<TicketEvent> {
+    let text = |k: &str| r.fields.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+    let number = |k: &str| match r.fields.get(k) {
+        Some(Value::I64(n)) => Some(*n),
+        Some(Value::U64(n)) => i64::try_from(*n).ok(),
+        _ => None,
+    };
+    let change = match text(CHANGE)?.as_str() {
+        "new" => TicketChange::New,
+        "reopened" => TicketChange::Reopened,
+        _ => return None,
+    };
+    let mut record = r.clone();
+    for k in [CHANGE, ID, APP, FINGERPRINT, COUNT] {
+        record.fields.remove(k);
+    }
+    Some(TicketEvent {
+        change,
+        ticket_id: number(ID)?,
+        app_id: text(APP)?,
+        fingerprint: text(FINGERPRINT)?,
+        level: r.level,
+        occurrence_count: u64::try_from(number(COUNT)?).unwrap_or(0),
+        record,
+    })
+}
+
+/// One outside system behind watchbell's delivery: an `Err` is retried, a panic caught and
+/// counted, the queue bounded, and waits cut short by shutdown, like every sink.
+struct Tracker(Box<dyn TicketSink>);
+
+impl Sink for Tracker {
+    fn deliver(&mut self, batch: &Batch) -> Outcome {
+        let Some(first) = batch.records.first() else { return Outcome::Delivered };
+        let more = batch.records.len() > 1;
+        // The delivery's own notices ("N could not be delivered") are for people, not trackers.
+        let result = match from_record(first) {
+            Some(event) => self.0.ticket(&event),
+            None => Ok(()),
+        };
+        match result {
+            Ok(()) if more => Outcome::More { delivered: 1 },
+            Ok(()) => Outcome::Delivered,
+            Err(e) => Outcome::retry(format!("{}: {e}", self.0.name())),
+        }
+    }
+}
+
+/// The ticket sinks, one delivery each, in front of which the database writer puts events.
 pub(crate) struct Notifier {
-    tx: Mutex<Option<SyncSender<TicketEvent>>>,
-    pending: Mutex<u64>,
-    idle: Condvar,
-    counters: Counters,
-    names: Vec<String>,
-    last_error: Mutex<Option<String>>,
-    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    deliveries: Vec<(String, DeliveryHandle)>,
 }
 
 impl fmt::Debug for Notifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Notifier").field("sinks", &self.names).finish_non_exhaustive()
+        let names: Vec<&str> = self.deliveries.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_struct("Notifier").field("sinks", &names).finish()
     }
 }
 
 impl Notifier {
-    pub(crate) fn spawn(mut sinks: Vec<Box<dyn TicketSink>>) -> std::io::Result<Arc<Notifier>> {
-        let (tx, rx) = mpsc::sync_channel::<TicketEvent>(QUEUE);
-        let names = sinks.iter().map(|s| s.name().to_owned()).collect();
-        let n = Arc::new(Notifier {
-            tx: Mutex::new(Some(tx)),
-            pending: Mutex::new(0),
-            idle: Condvar::new(),
-            counters: Counters::default(),
-            names,
-            last_error: Mutex::new(None),
-            thread: Mutex::new(None),
-        });
-        let me = Arc::clone(&n);
-        let handle = std::thread::Builder::new().name("watchbell-ticketing-sink".into()).spawn(move || {
-            watchbell_core::capture::mark_current_thread();
-            for event in rx {
-                for sink in sinks.iter_mut() {
-                    me.deliver(sink.as_mut(), &event);
-                }
-                let mut p = me.pending.lock().unwrap_or_else(|e| e.into_inner());
-                *p = p.saturating_sub(1);
-                me.idle.notify_all();
-            }
-        })?;
-        *n.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
-        Ok(n)
-    }
-
-    fn deliver(&self, sink: &mut dyn TicketSink, event: &TicketEvent) {
-        let mut pause = Duration::from_millis(500);
-        for attempt in 0..3 {
-            if attempt > 0 {
-                self.counters.retried.fetch_add(1, Ordering::Relaxed);
-                std::thread::sleep(pause);
-                pause = pause.saturating_mul(2);
-            }
-            match catch_unwind(AssertUnwindSafe(|| sink.ticket(event))) {
-                Ok(Ok(())) => {
-                    self.counters.delivered.fetch_add(1, Ordering::Relaxed);
-                    return;
-                }
-                Ok(Err(e)) => {
-                    let e = watchbell_core::secret::redact_text(&e).into_owned();
-                    *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("{}: {e}", sink.name()));
-                }
-                Err(_) => {
-                    self.counters.panicked.fetch_add(1, Ordering::Relaxed);
-                    *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) =
-                        Some(format!("{}: the ticket sink panicked", sink.name()));
-                    break;
-                }
-            }
-        }
-        self.counters.failed.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Queues an event without blocking; a full queue drops it (counted).
-    pub(crate) fn send(&self, event: TicketEvent) {
-        let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let Some(tx) = tx else {
-            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
-            return;
+    /// A delivery per sink (its thread `watchbell-ticketing-sink`): an `Err` is retried twice
+    /// (after 0.5 s and 1 s), then the event is counted as failed.
+    pub(crate) fn spawn(sinks: Vec<Box<dyn TicketSink>>) -> std::io::Result<Arc<Notifier>> {
+        let retry = Retry {
+            initial: Duration::from_millis(500),
+            max: Duration::from_secs(1),
+            multiplier: 2.0,
+            max_attempts: 3,
+            ..Retry::default()
         };
-        *self.pending.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-        match tx.try_send(event) {
-            Ok(()) => {
-                self.counters.accepted.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
-                let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-                *p = p.saturating_sub(1);
-            }
+        let mut deliveries = Vec::with_capacity(sinks.len());
+        for sink in sinks {
+            let name = sink.name().to_owned();
+            let d = Delivery::builder("ticketing-sink", Tracker(sink))
+                .queue_records(QUEUE)
+                .overflow(Overflow::DropNewest)
+                .retry(retry.clone())
+                .spawn()?;
+            deliveries.push((name, d));
+        }
+        Ok(Arc::new(Notifier { deliveries }))
+    }
+
+    /// Queues an event for every sink without blocking; a full queue drops it (counted).
+    pub(crate) fn send(&self, event: TicketEvent) {
+        let record = to_record(event);
+        for (_, d) in &self.deliveries {
+            d.handle(record.clone());
         }
     }
 
-    /// Waits until every queued event was handled or `deadline` passed.
-    fn wait(&self, deadline: Instant) -> Flushed {
-        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        while *p > 0 {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Flushed { pending: *p, timed_out: true };
-            }
-            p = self.idle.wait_timeout(p, left).unwrap_or_else(|e| e.into_inner()).0;
+    fn each(&self, deadline: Instant, f: impl Fn(&DeliveryHandle, Instant) -> Flushed) -> Flushed {
+        let mut all = Flushed::COMPLETE;
+        for (_, d) in &self.deliveries {
+            let r = f(d, deadline);
+            all = Flushed { pending: all.pending + r.pending, timed_out: all.timed_out || r.timed_out };
         }
-        Flushed::COMPLETE
+        all
     }
 
+    /// One stats line for all the sinks (`ticketing-sink:NAME,NAME`), their counters summed.
     fn stats(&self, out: &mut Vec<Stats>) {
-        let c = &self.counters;
-        let queued = *self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        out.push(Stats {
-            name: format!("ticketing-sink:{}", self.names.join(",")),
-            accepted: c.accepted.load(Ordering::Relaxed),
-            delivered: c.delivered.load(Ordering::Relaxed),
-            retried: c.retried.load(Ordering::Relaxed),
-            dropped: c.dropped.load(Ordering::Relaxed),
-            failed: c.failed.load(Ordering::Relaxed),
-            panicked: c.panicked.load(Ordering::Relaxed),
-            queued,
-            last_error: self.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone(),
-            ..Stats::default()
-        });
+        let mut all = Vec::new();
+        for (_, d) in &self.deliveries {
+            d.stats(&mut all);
+        }
+        let names: Vec<&str> = self.deliveries.iter().map(|(n, _)| n.as_str()).collect();
+        let mut sum = Stats { name: format!("ticketing-sink:{}", names.join(",")), ..Stats::default() };
+        for s in all {
+            sum.accepted += s.accepted;
+            sum.delivered += s.delivered;
+            sum.retried += s.retried;
+            sum.dropped += s.dropped;
+            sum.failed += s.failed;
+            sum.panicked += s.panicked;
+            sum.notices += s.notices;
+            sum.queued += s.queued;
+            sum.queued_bytes += s.queued_bytes;
+            sum.delays_capped += s.delays_capped;
+            sum.last_error = s.last_error.or(sum.last_error);
+        }
+        out.push(sum);
     }
 }
 
@@ -202,39 +217,25 @@ pub(crate) struct WithSinks {
     pub(crate) notifier: Arc<Notifier>,
 }
 
-impl Drop for WithSinks {
-    fn drop(&mut self) {
-        // The last owner of the chain is gone: the sinks' thread ends once the queue is empty.
-        self.notifier.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
-    }
-}
-
 impl Handler for WithSinks {
     fn handle(&self, record: Record) {
         self.inner.handle(record)
     }
 
-    fn handle_batch(&self, batch: watchbell_core::Batch) {
+    fn handle_batch(&self, batch: Batch) {
         self.inner.handle_batch(batch)
     }
 
     fn flush(&self, deadline: Instant) -> Flushed {
         let db = self.inner.flush(deadline);
-        let sinks = self.notifier.wait(deadline);
+        let sinks = self.notifier.each(deadline, |d, dl| d.flush(dl));
         Flushed { pending: db.pending + sinks.pending, timed_out: db.timed_out || sinks.timed_out }
     }
 
     fn shutdown(&self, deadline: Instant) -> Flushed {
+        // The database first: its last writes may still queue events for the sinks.
         let db = self.inner.shutdown(deadline);
-        let sinks = self.notifier.wait(deadline);
-        // Ends the thread once the queue is empty (it is not joined: a sink stuck past the
-        // deadline must not hold the exit).
-        self.notifier.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if sinks.is_complete() {
-            if let Some(h) = self.notifier.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
-                let _ = h.join();
-            }
-        }
+        let sinks = self.notifier.each(deadline, |d, dl| d.shutdown(dl));
         Flushed { pending: db.pending + sinks.pending, timed_out: db.timed_out || sinks.timed_out }
     }
 
