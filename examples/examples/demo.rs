@@ -109,6 +109,7 @@ deliver_to = ["mail"]
 [ticketing]
 url = "sqlite://{dir}/tickets.db"
 level = "warn"
+public_url = "{viewer}"
 
 [journald]
 socket = "{journald}"
@@ -230,8 +231,8 @@ type Layers = watchbell::config::Layers<Registry>;
 
 /// The layers for the loopback fakes: the embedded config, its placeholders filled in, through
 /// `watchbell::Config` — the same path as a `watchbell.toml` file (`Config::from_file`).
-fn demo_layers(fakes: &Fakes) -> Result<(Layers, Guard), ConfigError> {
-    Config::from_toml_str(&config_text(fakes))?.layers::<Registry>()
+fn demo_layers(text: &str) -> Result<(Layers, Guard), ConfigError> {
+    Config::from_toml_str(text)?.layers::<Registry>()
 }
 
 /// The real services configured by `WATCHBELL_*` variables (none on a fresh clone), with the
@@ -405,7 +406,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("(paces are shortened to 100-200 ms in the embedded config so the demo takes seconds)\n");
 
     let fakes = Fakes::start("demo");
-    let text = config_text(&fakes);
+    // The ticket viewer over the demo's ticket database, started first so that every alert can
+    // link to its ticket page (`[ticketing] public_url`).
+    let serve = std::env::args().any(|a| a == "--serve");
+    let viewer_options = |port: u16| watchbell::ticketing::web::ServeOptions {
+        stop_on_ctrl_c: serve,
+        ..watchbell::ticketing::web::ServeOptions::default().listen(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+    };
+    let viewer = match watchbell::ticketing::web::serve(
+        TicketStore::open(&fakes.tickets_url())?,
+        viewer_options(if serve { 8080 } else { 0 }),
+    ) {
+        Ok(v) => v,
+        // 8080 taken: any free port.
+        Err(_) => watchbell::ticketing::web::serve(TicketStore::open(&fakes.tickets_url())?, viewer_options(0))?,
+    };
+    let text = config_text(&fakes).replace("{viewer}", viewer.url().trim_end_matches('/'));
     if std::env::args().any(|a| a == "--show-config") {
         println!("the configuration (embedded, with the fakes' addresses filled in):\n{}\n", indent(&text, "    "));
     } else {
@@ -418,7 +434,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     fakes.slack.push_rate_limit(1);
     fakes.telegram.push(watchbell_test::telegram::TgReply::too_many_requests(1));
 
-    let (mut layers, mut guard) = demo_layers(&fakes)?;
+    let (mut layers, mut guard) = demo_layers(&text)?;
     match real_layers() {
         Ok((_, _, names)) if names.is_empty() => {
             println!("no WATCHBELL_* credentials in the environment: loopback only")
@@ -471,6 +487,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if flushed.is_complete() { "everything delivered".to_string() } else { format!("{flushed:?}") },
         started.elapsed()
     );
+    section("ticket viewer");
+    println!("the tickets above, in a browser: {}tickets (each alert links to its ticket page)", viewer.url());
+    if serve {
+        println!("serving until Ctrl-C");
+        viewer.wait();
+    } else {
+        println!("(`cargo run --example demo -- --serve` keeps it running)");
+        viewer.shutdown(Duration::from_secs(5));
+    }
     let _ = std::fs::remove_dir_all(&fakes.dir);
     Ok(())
 }

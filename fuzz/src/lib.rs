@@ -30,6 +30,9 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("journald", journald),
     ("desktop", desktop),
     ("notify", notify),
+    ("zmq_logbook", zmq_logbook),
+    ("relay_ingest", relay_ingest),
+    ("aws", aws),
 ];
 
 /// A reader of structured values from fuzz bytes: once the bytes run out, zeros.
@@ -1254,4 +1257,120 @@ pub fn run_one(f: Target, input: &[u8]) -> Result<(), String> {
 /// A seconds-since-epoch seed for the stable driver.
 pub fn seed() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64) | 1
+}
+
+/// Logbook's record dict from a ZeroMQ peer: [`watchbell_zmq::record_from_logbook_json`] never
+/// panics, and a record it accepts goes back out ([`watchbell_zmq::logbook_json`]) and in again
+/// unchanged: level, channel, message, time (to the microsecond), place, thread, process,
+/// spans, fingerprint, and every field (more may appear: a backtrace becomes the traceback).
+pub fn zmq_logbook(data: &[u8]) {
+    let Ok(r) = watchbell_zmq::record_from_logbook_json(data) else { return };
+    let out = watchbell_zmq::logbook_json(&r);
+    let back = watchbell_zmq::record_from_logbook_json(&out)
+        .unwrap_or_else(|e| panic!("our own JSON refused: {e}: {}", String::from_utf8_lossy(&out)));
+    assert_eq!(back.level, r.level);
+    assert_eq!(back.target, r.target);
+    assert_eq!(back.message, r.message);
+    assert_eq!(watchbell_core::time::rfc3339(back.time), watchbell_core::time::rfc3339(r.time));
+    assert_eq!((&back.file, back.line, &back.module), (&r.file, r.line, &r.module));
+    assert_eq!((&back.thread_name, back.thread_id, back.pid), (&r.thread_name, r.thread_id, r.pid));
+    assert_eq!((back.fingerprint, back.suppressed), (r.fingerprint, r.suppressed));
+    assert_eq!(back.spans, r.spans);
+    for (k, v) in r.fields.iter() {
+        assert_eq!(back.fields.get(k), Some(v), "field {k:?}");
+    }
+}
+
+/// A body posted to the relay: the NDJSON and OTLP parsers never panic, and a record the NDJSON
+/// parser accepts goes back out through watchbell-http's encoder and in again unchanged in
+/// every part the record shape carries.
+pub fn relay_ingest(data: &[u8]) {
+    let _ = watchbell_relay::parse_otlp(data);
+    let Ok(records) = watchbell_relay::parse_ndjson(data) else { return };
+    let out = watchbell_http::fuzzing::encode(&watchbell_http::Encoding::Ndjson, &records, None, None);
+    let back = watchbell_relay::parse_ndjson(&out).expect("the encoder's own NDJSON parses");
+    assert_eq!(back.len(), records.len());
+    for (a, b) in records.iter().zip(&back) {
+        assert_eq!((a.level, &a.target, &a.message, a.line, a.pid), (b.level, &b.target, &b.message, b.line, b.pid));
+        assert_eq!(
+            (&a.file, &a.module, a.fingerprint, a.suppressed),
+            (&b.file, &b.module, b.fingerprint, b.suppressed)
+        );
+        assert_eq!(a.fields.len(), b.fields.len());
+        assert_eq!(a.spans.len(), b.spans.len());
+    }
+    let otlp = watchbell_http::fuzzing::encode(&watchbell_http::Encoding::otlp("fuzz"), &records, None, None);
+    let back = watchbell_relay::parse_otlp(&otlp).expect("the encoder's own OTLP parses");
+    assert_eq!(back.len(), records.len());
+    for (a, b) in records.iter().zip(&back) {
+        assert_eq!((a.level, &a.message, a.fingerprint), (b.level, &b.message, b.fingerprint));
+    }
+}
+
+/// AWS: error answers in any shape (JSON, XML, garbage) are read without panicking; a shared
+/// credentials/config file is parsed into its sections; the SNS subject is one printable-ASCII
+/// line of at most 99 chars and the message at most 256 KiB; an SQS body is JSON within the size
+/// asked with none of the characters SQS refuses; CloudWatch call plans keep every event once,
+/// in time order, within the count, byte and 24 h limits, whatever the times (pre-1970, i64
+/// extremes).
+pub fn aws(data: &[u8]) {
+    use watchbell_aws::{
+        plan_log_calls, read_error, record_body, sns_message, sns_subject, LOGS_EVENT_OVERHEAD, LOGS_MAX_BYTES,
+        LOGS_MAX_EVENTS, LOGS_MAX_SPAN, SNS_MAX_MESSAGE, SNS_MAX_SUBJECT,
+    };
+    const NAMES: [&str; 6] = ["error", "token", "a\u{fffe}b", "", "x\ny", "\u{ffff}"];
+    let mut u = Bytes::new(data);
+    let status = u.u16();
+    let code = u.text(30);
+    let body = u.text(300);
+    let _ = read_error(status, if code.is_empty() { None } else { Some(&code) }, body.as_bytes());
+    let ini = u.text(300);
+    let sections = watchbell_aws::fuzzing::parse_ini(&ini);
+    for (name, keys) in &sections {
+        assert!(!name.contains('\n'), "a section name spans lines");
+        for k in keys.keys() {
+            assert_eq!(k, &k.to_ascii_lowercase(), "keys are lower-cased");
+        }
+    }
+    let cx = context(&mut u);
+    let r = rich_record(&mut u, &NAMES);
+    let subject = sns_subject(&r, &cx);
+    assert!(subject.chars().count() <= SNS_MAX_SUBJECT, "subject too long: {subject:?}");
+    assert!(subject.chars().all(|c| (' '..='~').contains(&c)), "subject not printable ASCII: {subject:?}");
+    assert!(sns_message(&r, &cx, None).len() <= SNS_MAX_MESSAGE);
+    let max = 64 + usize::from(u.u16());
+    let sqs = record_body(&r, cx.app.as_deref(), cx.host.as_deref(), max);
+    assert!(!sqs.contains(['\u{fffe}', '\u{ffff}']), "a character SQS refuses: {sqs:?}");
+    serde_json::from_str::<serde_json::Value>(&sqs).unwrap_or_else(|e| panic!("SQS body not JSON: {e}: {sqs}"));
+    if sqs.len() > max {
+        // Only the bare essentials may exceed a very small limit.
+        assert!(max < 1024, "{} > {max}", sqs.len());
+    }
+    let mut events = Vec::new();
+    while events.len() < 64 && !u.is_empty() {
+        let t = match u.u8() % 4 {
+            0 => i64::MIN + i64::from(u.u16()),
+            1 => i64::MAX - i64::from(u.u16()),
+            _ => (u.u64() as i64) >> (u.u8() % 64),
+        };
+        events.push((t, usize::from(u.u16()) * 16));
+    }
+    let calls = plan_log_calls(&events);
+    let mut seen = vec![false; events.len()];
+    let span = i128::try_from(LOGS_MAX_SPAN.as_millis()).unwrap_or(i128::MAX);
+    let mut last_time = i64::MIN;
+    for call in &calls {
+        assert!(!call.is_empty() && call.len() <= LOGS_MAX_EVENTS);
+        let bytes: usize = call.iter().map(|&i| events[i].1 + LOGS_EVENT_OVERHEAD).sum();
+        assert!(call.len() == 1 || bytes <= LOGS_MAX_BYTES, "{bytes} bytes in a call");
+        let (first, last) = (events[call[0]].0, events[*call.last().unwrap()].0);
+        assert!(i128::from(last) - i128::from(first) < span, "a call spans {first}..{last}");
+        for &i in call {
+            assert!(!seen[i], "event {i} twice");
+            seen[i] = true;
+            assert!(events[i].0 >= last_time, "calls out of time order");
+            last_time = events[i].0;
+        }
+    }
+    assert!(seen.iter().all(|s| *s), "an event left out");
 }

@@ -11,9 +11,18 @@
 //! - `two_threads/*`: the same, two threads logging at once (time per event per thread).
 //! - `sinks/*`: an `error!` of the same shape into each sink layer with its default settings
 //!   (rate limit included), its destination a loopback peer that never answers.
+//! - `peers/*`: the same `info!` (and its `error!` variant) into the other crates a user would
+//!   pick instead, each against a loopback peer that never answers: OpenTelemetry's tracing
+//!   appender with the SDK's batch log processor and the OTLP/HTTP (protobuf) exporter,
+//!   `tracing-loki`, `sentry-tracing` with a loopback DSN, `tracing-layer-slack`, and
+//!   `tracing-appender` (`error!` only: its `info!` is `enabled/appender_non_blocking_fmt`).
+//! - `memory`: bytes held per queued record for the `enabled/watchbell_stalled_sink` event,
+//!   counted by this binary's global allocator while 10,000 records sit in a stalled queue;
+//!   printed and written to `target/criterion/memory/watchbell_queued_record.json`.
 //! - `processors/two_fields`: the `enabled/watchbell_stalled_sink` event with a processor that
 //!   adds 2 fields (run last: processors are process-wide).
 
+use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering::Relaxed};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,6 +32,39 @@ use tracing::{debug, info, info_span, Dispatch, Level};
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::prelude::*;
 use watchbell_core::{Batch, CaptureLayer, Delivery, DeliveryHandle, Outcome, Overflow};
+
+/// The system allocator, counting the bytes held by allocations made while [`COUNTING`] is on
+/// (one relaxed load per call otherwise, so the timed benches are not disturbed).
+struct CountingAlloc;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static HELD: AtomicIsize = AtomicIsize::new(0);
+
+// A global allocator is an `unsafe impl`: this one only forwards to `System`.
+#[allow(unsafe_code)]
+unsafe impl std::alloc::GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        if COUNTING.load(Relaxed) {
+            HELD.fetch_add(layout.size() as isize, Relaxed);
+        }
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        if COUNTING.load(Relaxed) {
+            HELD.fetch_sub(layout.size() as isize, Relaxed);
+        }
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.load(Relaxed) {
+            HELD.fetch_add(new_size as isize - layout.size() as isize, Relaxed);
+        }
+        unsafe { std::alloc::System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: CountingAlloc = CountingAlloc;
 
 fn fmt_layer<S>() -> impl tracing_subscriber::Layer<S>
 where
@@ -463,6 +505,169 @@ fn file_throughput(c: &mut Criterion) {
     g.finish();
 }
 
+/// A tokio runtime for the peers that need one (tracing-loki, tracing-layer-slack).
+fn peer_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("tokio runtime")
+}
+
+/// Benches `info_event` and `error_event` in two spans under `d` as `{name}_info`, `{name}_error`.
+fn bench_both(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>, name: &str, d: &Dispatch) {
+    tracing::dispatcher::with_default(d, || {
+        in_spans(|| {
+            g.bench_function(format!("{name}_info"), |b| b.iter(|| info_event(3)));
+            g.bench_function(format!("{name}_error"), |b| b.iter(|| error_event(3)));
+        })
+    });
+}
+
+fn peers(c: &mut Criterion) {
+    let mut g = c.benchmark_group("peers");
+    let peer = watchbell_test::http::FakeHttp::start();
+    peer.set_default(watchbell_test::http::Reply::stall());
+    {
+        // watchbell's error! (its info! is enabled/watchbell_stalled_sink).
+        let (d, _release) = watchbell_dispatch();
+        tracing::dispatcher::with_default(&d, || {
+            in_spans(|| g.bench_function("watchbell_error", |b| b.iter(|| error_event(3))));
+        });
+    }
+    {
+        let (d, _guard) = appender_dispatch();
+        tracing::dispatcher::with_default(&d, || {
+            in_spans(|| g.bench_function("appender_error", |b| b.iter(|| error_event(3))));
+        });
+    }
+    {
+        // The OpenTelemetry appender: a LogRecord per event (message, level, target and the
+        // event's fields; not the spans' fields), the SDK's batch log processor (a bounded
+        // channel of 2,048, dropping when full) and the OTLP/HTTP protobuf exporter.
+        use opentelemetry_otlp::WithExportConfig;
+        let exporter = opentelemetry_otlp::LogExporter::builder()
+            .with_http()
+            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+            .with_endpoint(peer.url_for("/v1/logs"))
+            .with_timeout(Duration::from_secs(3600))
+            .build()
+            .expect("otlp exporter");
+        let provider = opentelemetry_sdk::logs::SdkLoggerProvider::builder().with_batch_exporter(exporter).build();
+        let layer = opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(&provider);
+        let d = Dispatch::new(tracing_subscriber::registry().with(layer));
+        bench_both(&mut g, "otel", &d);
+        drop(d);
+        // Its shutdown waits for the export that the stalled peer never answers: leave it.
+        std::mem::forget(provider);
+    }
+    let rt = peer_runtime();
+    {
+        // tracing-loki: the event's fields and its spans' fields as JSON, a bounded channel of
+        // 512 (dropping when full), its background task on a tokio runtime.
+        let (layer, task) = tracing_loki::builder()
+            .label("service", "bench")
+            .expect("label")
+            .build_url(tracing_loki::url::Url::parse(&peer.url()).expect("url"))
+            .expect("loki layer");
+        rt.spawn(task);
+        let d = Dispatch::new(tracing_subscriber::registry().with(layer));
+        bench_both(&mut g, "loki", &d);
+    }
+    {
+        // sentry-tracing's defaults: error! becomes an event (queued to the transport's thread,
+        // 30 at most, dropping when full), info! a breadcrumb (the last 100 kept).
+        let port = peer.addr().port();
+        let mut options = sentry::ClientOptions::default();
+        options.shutdown_timeout = Duration::ZERO;
+        let guard = sentry::init((format!("http://public@127.0.0.1:{port}/1"), options));
+        // The layer most users have (its replacement splits it in two, same behaviour).
+        #[allow(deprecated)]
+        let layer = sentry_tracing::layer();
+        let d = Dispatch::new(tracing_subscriber::registry().with(layer));
+        bench_both(&mut g, "sentry", &d);
+        drop(d);
+        drop(guard);
+    }
+    {
+        // tracing-layer-slack renders and enqueues every event on an unbounded channel: with
+        // its peer stalled, memory grows for as long as it is measured, so it is measured for
+        // a shorter time.
+        g.warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(1)).sample_size(20);
+        let (layer, delivery) = tracing_layer_slack::SlackLayer::builder(
+            "bench",
+            tracing_layer_slack::EventFilters::new(None, None),
+            peer.url_for("/services/T/B/X"),
+        )
+        .expect("slack layer")
+        .build();
+        let _handle = {
+            let _rt = rt.enter();
+            delivery.spawn().expect("slack delivery")
+        };
+        let d = Dispatch::new(tracing_subscriber::registry().with(layer));
+        bench_both(&mut g, "tracing_layer_slack", &d);
+    }
+    g.finish();
+    rt.shutdown_background();
+}
+
+/// Bytes held per queued record: the `enabled/watchbell_stalled_sink` event, 10,000 of them in
+/// a queue whose sink is stalled on the batch before them, counted by [`CountingAlloc`].
+fn memory(_: &mut Criterion) {
+    const N: usize = 10_000;
+    let (tx, rx) = mpsc::channel::<()>();
+    let (taken_tx, taken_rx) = mpsc::channel::<()>();
+    let d = Delivery::builder("memory", move |_: &Batch| {
+        let _ = taken_tx.send(());
+        let _ = rx.recv();
+        Outcome::Delivered
+    })
+    .queue_records(2 * N)
+    .queue_bytes(1 << 30)
+    .batch_records(1)
+    .notices(false)
+    .spawn()
+    .expect("worker");
+    let handle: Arc<DeliveryHandle> = Arc::new(d);
+    let dispatch = Dispatch::new(
+        tracing_subscriber::registry()
+            .with(CaptureLayer::new(Arc::clone(&handle) as Arc<dyn watchbell_core::Handler>).with_level(Level::INFO)),
+    );
+    let per_record = tracing::dispatcher::with_default(&dispatch, || {
+        in_spans(|| {
+            // The first record stalls the worker; the next ones stay queued.
+            info_event(0);
+            taken_rx.recv_timeout(Duration::from_secs(10)).expect("the worker took the first batch");
+            HELD.store(0, Relaxed);
+            COUNTING.store(true, Relaxed);
+            for i in 0..N as u64 {
+                info_event(i);
+            }
+            COUNTING.store(false, Relaxed);
+            HELD.load(Relaxed) as f64 / N as f64
+        })
+    });
+    let queued = handle.snapshot().queued;
+    assert_eq!(queued, N as u64, "every record is still queued");
+    println!("memory/watchbell_queued_record: {per_record:.0} bytes held per queued record ({N} queued)");
+    if let Some(dir) = criterion_dir() {
+        let dir = dir.join("memory");
+        let _ = std::fs::create_dir_all(&dir);
+        let _ = std::fs::write(
+            dir.join("watchbell_queued_record.json"),
+            format!("{{\"bytes_per_record\": {per_record:.1}, \"records\": {N}}}\n"),
+        );
+    }
+    drop(dispatch);
+    drop(tx);
+}
+
+/// `target/criterion`, from this binary's path (`target/<profile>/deps/pipeline-…`).
+fn criterion_dir() -> Option<std::path::PathBuf> {
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        return Some(std::path::PathBuf::from(dir).join("criterion"));
+    }
+    let exe = std::env::current_exe().ok()?;
+    Some(exe.parent()?.parent()?.parent()?.join("criterion"))
+}
+
 /// The `enabled/watchbell_stalled_sink` event with a processor that adds 2 fields (a deploy id
 /// and a request id from a thread local). Processors are process-wide, so this group runs last.
 fn processors(c: &mut Criterion) {
@@ -485,6 +690,6 @@ fn processors(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
-    targets = disabled, enabled, two_threads, sinks, file_throughput, http_throughput, tickets_throughput, processors
+    targets = disabled, enabled, memory, two_threads, peers, sinks, file_throughput, http_throughput, tickets_throughput, processors
 }
 criterion_main!(benches);

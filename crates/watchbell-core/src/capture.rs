@@ -242,7 +242,10 @@ where
     let meta = event.metadata();
     let normalized = event.normalized_metadata();
     let mut message = String::new();
-    let mut fields = Fields::new();
+    // Exactly the room the event's fields need (the message is not one of them): a queued
+    // record holds no spare capacity.
+    let names = meta.fields();
+    let mut fields = Fields::with_capacity(names.len() - usize::from(names.field("message").is_some()));
     event.record(&mut FieldVisitor {
         fields: &mut fields,
         message: Some(&mut message),

@@ -66,19 +66,29 @@ where
     }
 }
 
-/// What a format may need beyond the record: the application's name and the host's.
+/// What a format may need beyond the record: the application's name and the host's, and the
+/// link to the record's ticket when the sink has one.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FormatContext {
     /// The application's name (`{app}`; [`DefaultFormat`] writes it as a `[app] ` prefix).
     pub app: Option<String>,
     /// The host's name (`{host}`).
     pub host: Option<String>,
+    /// Where the record's ticket is (`{ticket_url}`); set by the sinks built with a ticket link.
+    /// [`DefaultFormat`] does not show it: each sink puts the link where its medium wants it.
+    pub ticket_link: Option<crate::link::TicketLink>,
 }
 
 impl FormatContext {
     /// A context with an application name and no host.
     pub fn new(app: impl Into<String>) -> Self {
-        FormatContext { app: Some(app.into()), host: None }
+        FormatContext { app: Some(app.into()), host: None, ticket_link: None }
+    }
+
+    /// Sets the ticket link (`{ticket_url}`).
+    pub fn with_ticket_link(mut self, link: Option<crate::link::TicketLink>) -> Self {
+        self.ticket_link = link;
+        self
     }
 
     /// Sets the host name (see [`FormatContext::local_host`] for this machine's).
@@ -144,14 +154,14 @@ impl Format for DefaultFormat {
         }
         if record.suppressed > 0 {
             out.push(' ');
-            write_suppressed(out, record.suppressed);
+            write_suppressed(out, record);
         }
     }
 }
 
 /// The placeholder names, in the order error messages list them.
 const NAMES: &str = "time, level, target, message, fields, field.NAME, spans, file, line, location, module, thread, \
-                     app, host, fingerprint, suppressed";
+                     app, host, fingerprint, suppressed, ticket_url";
 
 /// The largest width a placeholder may be padded to.
 const MAX_WIDTH: usize = 1024;
@@ -175,6 +185,7 @@ const MAX_WIDTH: usize = 1024;
 /// | `{app}`, `{host}` | from the [`FormatContext`] |
 /// | `{fingerprint}` | the callsite fingerprint, 16 hex digits |
 /// | `{suppressed}` | `(N similar suppressed)`, or nothing when no record was suppressed |
+/// | `{ticket_url}` | the link to the record's ticket (see [`TicketLink`](crate::link::TicketLink)), or nothing when the sink has no ticket link; a URL as it is (a sink escapes the whole text for its medium) |
 ///
 /// A placeholder that has nothing to show (no file, no such field, no app) writes nothing.
 ///
@@ -221,6 +232,7 @@ enum Kind {
     Host,
     Fingerprint,
     Suppressed,
+    TicketUrl,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -304,6 +316,7 @@ fn parse_placeholder(content: &str, offset: usize) -> Result<(Kind, Option<Pad>)
         "host" => Kind::Host,
         "fingerprint" => Kind::Fingerprint,
         "suppressed" => Kind::Suppressed,
+        "ticket_url" => Kind::TicketUrl,
         "" => return err(TemplateErrorKind::Empty),
         _ => match name.strip_prefix("field.") {
             Some("") => return err(TemplateErrorKind::EmptyFieldName),
@@ -365,6 +378,84 @@ impl Format for Template {
     }
 }
 
+/// One record as a plain-text block in Logbook's mail layout, appended to `out`: header lines
+/// (`Message type`, `Ticket` when the context has a ticket link, `Location`, `Module`, `Target`,
+/// `Time`, `Host`, `Thread`, `Spans`), the message, the fields and span fields as aligned tables,
+/// the error chain indented, and the suppressed count. Used by the mail sink and by every sink
+/// that sends a mail-like text (SNS).
+pub fn write_mail_block(r: &Record, cx: &FormatContext, out: &mut String) {
+    /// The width of the labels of the header lines.
+    const LABEL: usize = 17;
+    let mut line = |label: &str, value: &str| {
+        let _ = writeln!(out, "{:<LABEL$}{}", format!("{label}:"), crate::text::single_line(value));
+    };
+    line("Message type", r.level.as_str());
+    if let Some(url) = cx.ticket_link.as_ref().and_then(|l| l.ticket_url(r)) {
+        line("Ticket", &url);
+    }
+    if let Some(loc) = r.location() {
+        line("Location", &loc);
+    }
+    if let Some(m) = &r.module {
+        line("Module", m);
+    }
+    line("Target", &r.target);
+    line("Time", &crate::time::rfc3339(r.time));
+    if let Some(h) = &cx.host {
+        line("Host", h);
+    }
+    match &r.thread_name {
+        Some(t) => line("Thread", t),
+        None => line("Thread", &format!("thread-{}", r.thread_id)),
+    }
+    if !r.spans.is_empty() {
+        let names: Vec<&str> = r.spans.iter().map(|s| s.name.as_ref()).collect();
+        line("Spans", &names.join(" > "));
+    }
+    out.push_str("\nMessage:\n\n");
+    out.push_str(&r.message);
+    out.push('\n');
+    let fields: Vec<(String, &Value)> =
+        r.fields.iter().filter(|(n, _)| *n != "error").map(|(n, v)| (n.to_owned(), v)).collect();
+    if !fields.is_empty() {
+        out.push_str("\nFields:\n\n");
+        mail_table(&fields, out);
+    }
+    let span_fields: Vec<(String, &Value)> =
+        r.spans.iter().flat_map(|s| s.fields.iter().map(move |(n, v)| (format!("{}.{n}", s.name), v))).collect();
+    if !span_fields.is_empty() {
+        out.push_str("\nSpan fields:\n\n");
+        mail_table(&span_fields, out);
+    }
+    if let Some(e) = r.fields.get("error") {
+        out.push_str("\nError:\n\n");
+        for l in e.to_string().split('\n') {
+            out.push_str("  ");
+            out.push_str(l.trim_end_matches('\r'));
+            out.push('\n');
+        }
+    }
+    if r.suppressed > 0 {
+        let times = if r.suppressed == 1 { "time" } else { "times" };
+        let _ = write!(out, "\nThis message occurred {} more {times} and was suppressed.\n", r.suppressed);
+    }
+}
+
+/// `name  value` lines with the values aligned (the name column at most 32 chars wide); a
+/// value's further lines are indented to the value column.
+fn mail_table(rows: &[(String, &Value)], out: &mut String) {
+    let width = rows.iter().map(|(n, _)| n.chars().count()).max().unwrap_or(0).min(32);
+    for (name, value) in rows {
+        let name = crate::text::single_line(name);
+        let text = value.to_string();
+        let mut lines = text.split('\n');
+        let _ = writeln!(out, "  {name:<width$}  {}", lines.next().unwrap_or("").trim_end_matches('\r'));
+        for l in lines {
+            let _ = writeln!(out, "  {:<width$}  {}", "", l.trim_end_matches('\r'));
+        }
+    }
+}
+
 fn write_kind(out: &mut String, kind: &Kind, record: &Record, cx: &FormatContext) {
     match kind {
         Kind::Time => write_time(out, record),
@@ -406,7 +497,12 @@ fn write_kind(out: &mut String, kind: &Kind, record: &Record, cx: &FormatContext
         }
         Kind::Suppressed => {
             if record.suppressed > 0 {
-                write_suppressed(out, record.suppressed);
+                write_suppressed(out, record);
+            }
+        }
+        Kind::TicketUrl => {
+            if let Some(url) = cx.ticket_link.as_ref().and_then(|l| l.ticket_url(record)) {
+                out.push_str(&url);
             }
         }
     }
@@ -417,8 +513,18 @@ fn write_time(out: &mut String, record: &Record) {
     let _ = crate::time::write_rfc3339(out, record.time);
 }
 
-fn write_suppressed(out: &mut String, n: u64) {
-    let _ = write!(out, "({n} similar suppressed)");
+/// `(N similar suppressed)`, with `from M instances` when a rate limit saw them come from
+/// several processes (the `instances` field, see [`crate::ratelimit`]).
+fn write_suppressed(out: &mut String, record: &Record) {
+    let n = record.suppressed;
+    match record.fields.get(crate::ratelimit::INSTANCES_FIELD).and_then(crate::Value::as_u64) {
+        Some(m) if m >= 2 => {
+            let _ = write!(out, "({n} similar suppressed from {m} instances)");
+        }
+        _ => {
+            let _ = write!(out, "({n} similar suppressed)");
+        }
+    }
 }
 
 /// A value as it is (`{field.NAME}`).
@@ -677,13 +783,25 @@ mod tests {
     }
 
     #[test]
+    fn ticket_url_comes_from_the_context() {
+        let t = Template::parse("{message} {ticket_url}").unwrap();
+        let mut r = Record::new(Level::ERROR, "app::pay", "declined");
+        r.line = Some(3);
+        assert_eq!(t.format_to_string(&r, &FormatContext::default()), "declined ");
+        let link = crate::link::TicketLink::new("https://t.example", "shop").unwrap();
+        let cx = FormatContext::new("shop").with_ticket_link(Some(link.clone()));
+        let want = format!("declined https://t.example/fp/shop/{}", link.fingerprint(&r));
+        assert_eq!(t.format_to_string(&r, &cx), want);
+    }
+
+    #[test]
     fn errors() {
         let e = Template::parse("{time} {lvl}").unwrap_err();
         assert_eq!(e, TemplateError { offset: 7, kind: TemplateErrorKind::UnknownPlaceholder("lvl".into()) });
         assert_eq!(
             e.to_string(),
             "template error at byte 7: unknown placeholder {lvl}; expected one of time, level, target, message, \
-             fields, field.NAME, spans, file, line, location, module, thread, app, host, fingerprint, suppressed"
+             fields, field.NAME, spans, file, line, location, module, thread, app, host, fingerprint, suppressed, ticket_url"
         );
         let cases: &[(&str, usize, TemplateErrorKind, &str)] = &[
             (

@@ -66,6 +66,9 @@
 //!   thread locals, request context); see [`processor`](mod@processor).
 //! - [`set_error_reporter`] chooses where watchbell's own failures go: stderr (default),
 //!   nowhere, or a callback; see [`report`].
+//! - [`notified`] is the journal of alerts delivered with a [`TicketLink`] (the link from an
+//!   alert to its ticket), which the ticketing layer of the process turns into the ticket's list
+//!   of notified destinations.
 //! - [`panic::record_panic`] makes a record of a panic (the umbrella crate's
 //!   `capture_panics` installs the hook), and [`guard::flush_all`] flushes every live guard's
 //!   deliveries, for a process about to end.
@@ -85,6 +88,8 @@ pub mod guard;
 pub mod handler;
 #[cfg(feature = "http")]
 pub mod http;
+pub mod link;
+pub mod notified;
 pub mod options;
 #[cfg(feature = "opentelemetry")]
 pub mod otel;
@@ -108,6 +113,7 @@ pub use delivery::{Delivery, DeliveryBuilder, DeliveryHandle, Outcome, Overflow,
 pub use filter::LayerFilter;
 pub use guard::Guard;
 pub use handler::{FanOut, Flushed, Handler, Stats};
+pub use link::TicketLink;
 pub use options::{BuildError, Options, SinkLayer, SinkOptions};
 pub use processor::processor;
 pub use ratelimit::RateLimit;

@@ -1,20 +1,157 @@
 //! [`RateLimit`]: at most `record_limit` records per `record_delta` per fingerprint, with the
-//! exact number suppressed reported, never lost.
+//! exact number suppressed reported, never lost — and, for a fleet, the number of instances
+//! the suppressed records came from, and windows shared between processes ([`SharedWindows`]).
+//!
+//! ## Instances
+//!
+//! A record's *origin* is the process that logged it: its [`Record::pid`] and its `host` and
+//! `app` (or `service`) fields, which a relay keeps on the records it receives. Each
+//! fingerprint's entry keeps the set of origins its suppressed records came from (at most
+//! [`MAX_INSTANCES`] are told apart). When the suppressed count is reported and the records
+//! came from two or more origins, the reporting record gets the field [`INSTANCES_FIELD`]
+//! (`instances`), and the formats say "N similar suppressed from M instances". One process
+//! alone never gets the field: its output does not change.
+//!
+//! ## Shared windows
+//!
+//! With a [`SharedWindows`] backend ([`RateLimit::shared`], or [`install_shared`] for every
+//! rate limit built afterwards), the records the local limiter lets through are decided again
+//! against windows shared by every process of the fleet (PostgreSQL in
+//! `watchbell_ticketing::fleet`). That decision is I/O, so it never runs on the caller's
+//! thread: a watchbell thread of the rate limit makes it, between the local limiter and the
+//! sink's queue. A record suppressed there adds its weight (itself and the records the local
+//! limiter had suppressed before it) and its origin to the shared window; the record that opens
+//! the next window carries the whole fleet's count and instances. When the backend fails, the
+//! local decision stands (every record the local limiter passed is delivered), each such record
+//! is counted (`shared_unavailable` in [`RateLimit::shared_unavailable`]), the failure is said
+//! once through the error reporter, and the backend is tried again after
+//! [`SHARED_RETRY`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::handler::{Flushed, Handler, Stats};
-use crate::record::{Batch, BatchReason, Fingerprint, Origin, Record};
+use crate::record::{Batch, BatchReason, Fingerprint, Origin, Record, Value};
+
+/// The field that tells how many instances the suppressed records came from (set only when
+/// they came from two or more).
+pub const INSTANCES_FIELD: &str = "instances";
+
+/// The most distinct origins told apart per fingerprint (the set is bounded; beyond it the
+/// count stays at this number).
+pub const MAX_INSTANCES: usize = 1024;
+
+/// How long a failing [`SharedWindows`] backend is left alone before it is tried again.
+pub const SHARED_RETRY: Duration = Duration::from_secs(5);
+
+/// How many records wait for the shared decision at most; beyond it the local decision stands
+/// (counted as `shared_unavailable`).
+const SHARED_QUEUE: usize = 4096;
+
+/// The identity of the process a record came from: its pid and its `host` and `app`
+/// (or `service`) fields, hashed.
+pub fn origin_key(r: &Record) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    r.pid.hash(&mut h);
+    for name in ["host", "app", "service"] {
+        match r.fields.get(name) {
+            Some(v) => v.to_string().hash(&mut h),
+            None => 0u8.hash(&mut h),
+        }
+    }
+    h.finish()
+}
+
+/// The text naming a record's origin for a shared window: `host/app:pid` (the host from the
+/// record's `host` field, else this machine's name).
+pub fn origin_name(r: &Record) -> String {
+    let host = r.fields.get("host").map(|v| v.to_string()).unwrap_or_else(|| local_host().to_owned());
+    let app = r.fields.get("app").or_else(|| r.fields.get("service")).map(|v| v.to_string()).unwrap_or_default();
+    format!("{host}/{app}:{}", r.pid)
+}
+
+/// This machine's host name (`/proc/sys/kernel/hostname`, `HOSTNAME`, or `localhost`), read once.
+pub fn local_host() -> &'static str {
+    static HOST: OnceLock<String> = OnceLock::new();
+    HOST.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .or_else(|| std::env::var("HOSTNAME").ok().filter(|s| !s.is_empty()))
+            .unwrap_or_else(|| "localhost".to_owned())
+    })
+}
+
+/// One question to a [`SharedWindows`] backend: may a record of `fingerprint` pass?
+#[derive(Clone, Debug)]
+pub struct Claim<'a> {
+    /// Which limiter asks (the sink's name): each sink has windows of its own.
+    pub scope: &'a str,
+    /// The record's fingerprint.
+    pub fingerprint: Fingerprint,
+    /// Records that pass per window.
+    pub limit: u32,
+    /// The window.
+    pub window: Duration,
+    /// How many records this one stands for: itself and those the local limiter suppressed
+    /// before it (a summary record stands for its count alone).
+    pub weight: u64,
+    /// The record's origin ([`origin_name`]).
+    pub instance: &'a str,
+}
+
+/// The answer of a [`SharedWindows`] backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The record passes; it reports what the fleet suppressed before it.
+    Pass {
+        /// Records suppressed fleet-wide since the last report.
+        suppressed: u64,
+        /// The distinct origins those came from.
+        instances: u32,
+    },
+    /// The record is suppressed; the window counted its weight and origin.
+    Suppressed,
+}
+
+/// Rate-limit windows shared by the processes of a fleet. Called only on watchbell's own
+/// threads. An error makes the rate limit fall back to its local decision.
+pub trait SharedWindows: Send + Sync + 'static {
+    /// Decides for one record, atomically for the whole fleet.
+    fn claim(&self, claim: &Claim<'_>) -> Result<Verdict, String>;
+
+    /// A short description for messages (no secrets).
+    fn describe(&self) -> String {
+        "shared rate-limit windows".to_owned()
+    }
+}
+
+static SHARED: RwLock<Option<Arc<dyn SharedWindows>>> = RwLock::new(None);
+
+/// Makes every [`RateLimit`] built from now on (the sink builders' included) use `backend`;
+/// `None` stops that for later ones.
+pub fn install_shared(backend: Option<Arc<dyn SharedWindows>>) {
+    *SHARED.write().unwrap_or_else(|e| e.into_inner()) = backend;
+}
+
+fn installed_shared() -> Option<Arc<dyn SharedWindows>> {
+    SHARED.read().unwrap_or_else(|e| e.into_inner()).clone()
+}
 
 /// Rate limiting per callsite fingerprint, in front of any handler.
 ///
 /// - A fixed window of `record_delta` opens at the first record of a fingerprint; at most
 ///   `record_limit` records of that fingerprint pass in it, the rest are suppressed and counted.
 /// - The exact number suppressed is delivered with the next record of that fingerprint that
-///   passes (in [`Record::suppressed`]; formats show it as "N similar suppressed").
+///   passes (in [`Record::suppressed`]; formats show it as "N similar suppressed", and "from M
+///   instances" when the suppressed records came from several processes, see the
+///   [module docs](self)).
 /// - If none comes, the count is delivered at flush or shutdown, or when the fingerprint is
 ///   evicted from the cache: as the last suppressed record itself, with
 ///   [`Origin::Watchbell`] and `suppressed` set to the whole count.
@@ -36,11 +173,31 @@ use crate::record::{Batch, BatchReason, Fingerprint, Origin, Record};
 /// assert_eq!(limited.suppressed_total(), 3);
 /// ```
 pub struct RateLimit<H> {
-    inner: H,
+    inner: Arc<H>,
     limit: u32,
     window: Duration,
     capacity: usize,
     state: Mutex<State>,
+    shared: Option<SharedPart>,
+}
+
+struct SharedPart {
+    tx: SyncSender<Msg>,
+    counters: Arc<SharedCounters>,
+}
+
+#[derive(Default)]
+struct SharedCounters {
+    suppressed: AtomicU64,
+    unavailable: AtomicU64,
+    said: AtomicBool,
+}
+
+// Records are nearly every message: boxing them would add an allocation each.
+#[allow(clippy::large_enum_variant)]
+enum Msg {
+    Record(Record),
+    Flush(mpsc::Sender<()>),
 }
 
 #[derive(Default)]
@@ -58,6 +215,8 @@ struct Entry {
     passed: u32,
     suppressed: u64,
     last_suppressed: Option<Record>,
+    /// The origins of the suppressed records not yet reported.
+    origins: HashSet<u64>,
     tick: u64,
 }
 
@@ -67,15 +226,60 @@ impl<H> fmt::Debug for RateLimit<H> {
             .field("limit", &self.limit)
             .field("window", &self.window)
             .field("capacity", &self.capacity)
+            .field("shared", &self.shared.is_some())
             .finish_non_exhaustive()
+    }
+}
+
+/// Sets the instances field when the count came from two or more origins.
+fn mark_instances(r: &mut Record, instances: usize) {
+    if instances >= 2 {
+        r.fields.set(INSTANCES_FIELD, Value::U64(instances as u64));
     }
 }
 
 impl<H: Handler> RateLimit<H> {
     /// At most `record_limit` records per `record_delta` per fingerprint (`record_limit` 0 is
-    /// taken as 1).
+    /// taken as 1). Uses the backend of [`install_shared`] if one is installed.
     pub fn new(inner: H, record_limit: u32, record_delta: Duration) -> Self {
-        RateLimit { inner, limit: record_limit.max(1), window: record_delta, capacity: 512, state: Mutex::default() }
+        let rl = RateLimit {
+            inner: Arc::new(inner),
+            limit: record_limit.max(1),
+            window: record_delta,
+            capacity: 512,
+            state: Mutex::default(),
+            shared: None,
+        };
+        match installed_shared() {
+            Some(backend) => rl.shared(backend),
+            None => rl,
+        }
+    }
+
+    /// Decides the records the local limiter passes again against `backend`'s windows, shared
+    /// by the fleet, on a thread of its own (see the [module docs](self#shared-windows)). The
+    /// windows' scope is the name of the first handler below (the sink's name).
+    pub fn shared(mut self, backend: Arc<dyn SharedWindows>) -> Self {
+        let mut names = Vec::new();
+        self.inner.stats(&mut names);
+        let scope = names.first().map(|s| s.name.trim_end_matches("-cap").to_owned()).unwrap_or_default();
+        let (tx, rx) = mpsc::sync_channel(SHARED_QUEUE);
+        let counters = Arc::new(SharedCounters::default());
+        let worker = SharedWorker {
+            inner: Arc::clone(&self.inner),
+            backend,
+            scope,
+            limit: self.limit,
+            window: self.window,
+            counters: Arc::clone(&counters),
+            down_until: None,
+        };
+        let spawned = std::thread::Builder::new().name("watchbell-shared-limit".into()).spawn(move || worker.run(rx));
+        match spawned {
+            Ok(_) => self.shared = Some(SharedPart { tx, counters }),
+            Err(e) => crate::report::report("rate-limit", &format!("no thread for shared windows ({e}): local only")),
+        }
+        self
     }
 
     /// How many fingerprints the cache keeps (at least 1).
@@ -89,9 +293,15 @@ impl<H: Handler> RateLimit<H> {
         &self.inner
     }
 
-    /// Records suppressed since the start.
+    /// Records suppressed since the start (locally and, with shared windows, by the fleet's).
     pub fn suppressed_total(&self) -> u64 {
-        self.lock().suppressed_total
+        self.lock().suppressed_total + self.shared.as_ref().map_or(0, |s| s.counters.suppressed.load(Ordering::Relaxed))
+    }
+
+    /// Records passed on the local decision alone because the shared windows could not be
+    /// asked (backend failing, or its queue full).
+    pub fn shared_unavailable(&self) -> u64 {
+        self.shared.as_ref().map_or(0, |s| s.counters.unavailable.load(Ordering::Relaxed))
     }
 
     /// Fingerprints in the cache now.
@@ -119,11 +329,19 @@ impl<H: Handler> RateLimit<H> {
             }
             let out = if e.passed < self.limit {
                 e.passed += 1;
-                record.suppressed += std::mem::take(&mut e.suppressed);
+                let n = std::mem::take(&mut e.suppressed);
+                record.suppressed += n;
+                if n > 0 {
+                    mark_instances(&mut record, e.origins.len());
+                }
+                e.origins.clear();
                 e.last_suppressed = None;
                 Some(record)
             } else {
                 e.suppressed += 1;
+                if e.origins.len() < MAX_INSTANCES {
+                    e.origins.insert(origin_key(&record));
+                }
                 e.last_suppressed = Some(record);
                 None
             };
@@ -142,7 +360,10 @@ impl<H: Handler> RateLimit<H> {
                 }
             }
         }
-        st.entries.insert(fp, Entry { window_start: now, passed: 1, suppressed: 0, last_suppressed: None, tick });
+        st.entries.insert(
+            fp,
+            Entry { window_start: now, passed: 1, suppressed: 0, last_suppressed: None, origins: HashSet::new(), tick },
+        );
         st.order.insert(tick, fp);
         (Some(record), evicted_summary)
     }
@@ -154,15 +375,136 @@ impl<H: Handler> RateLimit<H> {
         for e in st.entries.values_mut() {
             if e.suppressed > 0 {
                 let n = std::mem::take(&mut e.suppressed);
+                let instances = e.origins.len();
+                e.origins.clear();
                 if let Some(mut r) = e.last_suppressed.take() {
                     r.suppressed = n;
                     r.origin = Origin::Watchbell;
+                    mark_instances(&mut r, instances);
                     out.push(r);
                 }
             }
         }
         out.sort_by_key(|r| r.time);
         out
+    }
+
+    /// Hands a record on: to the shared decision when there is one, else to the inner handler.
+    fn pass_on(&self, r: Record) {
+        match &self.shared {
+            Some(s) => match s.tx.try_send(Msg::Record(r)) {
+                Ok(()) => {}
+                Err(TrySendError::Full(Msg::Record(r)) | TrySendError::Disconnected(Msg::Record(r))) => {
+                    s.counters.unavailable.fetch_add(1, Ordering::Relaxed);
+                    self.inner.handle(r);
+                }
+                Err(_) => {}
+            },
+            None => self.inner.handle(r),
+        }
+    }
+
+    /// Waits (until `deadline`) for the shared decisions of the records handed on so far.
+    fn drain_shared(&self, deadline: Instant) -> Flushed {
+        let Some(s) = &self.shared else { return Flushed::COMPLETE };
+        let (tx, rx) = mpsc::channel();
+        let mut msg = Msg::Flush(tx);
+        loop {
+            match s.tx.try_send(msg) {
+                Ok(()) => break,
+                Err(TrySendError::Full(m)) => {
+                    if Instant::now() >= deadline {
+                        return Flushed { pending: 0, timed_out: true };
+                    }
+                    msg = m;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(TrySendError::Disconnected(_)) => return Flushed::COMPLETE,
+            }
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(()) => Flushed::COMPLETE,
+            Err(mpsc::RecvTimeoutError::Disconnected) => Flushed::COMPLETE,
+            Err(mpsc::RecvTimeoutError::Timeout) => Flushed { pending: 0, timed_out: true },
+        }
+    }
+}
+
+struct SharedWorker<H> {
+    inner: Arc<H>,
+    backend: Arc<dyn SharedWindows>,
+    scope: String,
+    limit: u32,
+    window: Duration,
+    counters: Arc<SharedCounters>,
+    down_until: Option<Instant>,
+}
+
+impl<H: Handler> SharedWorker<H> {
+    fn run(mut self, rx: Receiver<Msg>) {
+        crate::capture::mark_current_thread();
+        while let Ok(msg) = rx.recv() {
+            match msg {
+                Msg::Record(r) => self.decide(r),
+                Msg::Flush(done) => {
+                    let _ = done.send(());
+                }
+            }
+        }
+    }
+
+    fn decide(&mut self, mut r: Record) {
+        if self.down_until.is_some_and(|t| Instant::now() < t) {
+            self.counters.unavailable.fetch_add(1, Ordering::Relaxed);
+            self.inner.handle(r);
+            return;
+        }
+        // A summary stands for its count; any other record for itself and the records the
+        // local limiter suppressed before it.
+        let weight = if r.origin == Origin::Watchbell && r.suppressed > 0 { r.suppressed } else { 1 + r.suppressed };
+        let instance = origin_name(&r);
+        let claim = Claim {
+            scope: &self.scope,
+            fingerprint: r.fingerprint,
+            limit: self.limit,
+            window: self.window,
+            weight,
+            instance: &instance,
+        };
+        let backend = Arc::clone(&self.backend);
+        let verdict = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| backend.claim(&claim)))
+            .unwrap_or_else(|_| Err("the backend panicked".to_owned()));
+        match verdict {
+            Ok(Verdict::Pass { suppressed, instances }) => {
+                self.down_until = None;
+                if suppressed > 0 {
+                    r.suppressed += suppressed;
+                    let local = r.fields.get(INSTANCES_FIELD).and_then(Value::as_u64).unwrap_or(1) as u32;
+                    mark_instances(&mut r, instances.max(local) as usize);
+                }
+                self.inner.handle(r);
+            }
+            Ok(Verdict::Suppressed) => {
+                self.down_until = None;
+                self.counters.suppressed.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                self.down_until = Some(crate::time::after(Instant::now(), SHARED_RETRY));
+                self.counters.unavailable.fetch_add(1, Ordering::Relaxed);
+                if !self.counters.said.swap(true, Ordering::Relaxed) {
+                    crate::report::report(
+                        "rate-limit",
+                        &format!(
+                            "{} unavailable, rate limiting locally until it answers again: {}",
+                            self.backend.describe(),
+                            crate::secret::redact_text(&e)
+                        ),
+                    );
+                }
+                self.inner.handle(r);
+            }
+        }
     }
 }
 
@@ -173,6 +515,7 @@ fn summary(e: Entry) -> Option<Record> {
     }
     r.suppressed = e.suppressed;
     r.origin = Origin::Watchbell;
+    mark_instances(&mut r, e.origins.len());
     Some(r)
 }
 
@@ -180,10 +523,10 @@ impl<H: Handler> Handler for RateLimit<H> {
     fn handle(&self, record: Record) {
         let (pass, evicted) = self.admit(record, Instant::now());
         if let Some(r) = evicted {
-            self.inner.handle(r);
+            self.pass_on(r);
         }
         if let Some(r) = pass {
-            self.inner.handle(r);
+            self.pass_on(r);
         }
     }
 
@@ -199,22 +542,31 @@ impl<H: Handler> Handler for RateLimit<H> {
 
     fn flush(&self, deadline: Instant) -> Flushed {
         for r in self.take_summaries() {
-            self.inner.handle(r);
+            self.pass_on(r);
         }
-        self.inner.flush(deadline)
+        self.drain_shared(deadline).and(self.inner.flush(deadline))
     }
 
     fn shutdown(&self, deadline: Instant) -> Flushed {
         for r in self.take_summaries() {
-            self.inner.handle(r);
+            self.pass_on(r);
         }
-        self.inner.shutdown(deadline)
+        self.drain_shared(deadline).and(self.inner.shutdown(deadline))
     }
 
     fn stats(&self, out: &mut Vec<Stats>) {
         let st = self.lock();
-        out.push(Stats { name: "rate-limit".into(), suppressed: st.suppressed_total, ..Stats::default() });
+        let suppressed = st.suppressed_total;
         drop(st);
+        let mut s = Stats { name: "rate-limit".into(), suppressed, ..Stats::default() };
+        if let Some(sh) = &self.shared {
+            s.suppressed += sh.counters.suppressed.load(Ordering::Relaxed);
+            let down = sh.counters.unavailable.load(Ordering::Relaxed);
+            if down > 0 {
+                s.last_error = Some(format!("shared windows unavailable for {down} records (decided locally)"));
+            }
+        }
+        out.push(s);
         self.inner.stats(out);
     }
 }
@@ -295,5 +647,97 @@ mod tests {
         assert_eq!(summaries.len(), 1);
         assert_eq!(summaries[0].suppressed, 1);
         assert_eq!(got.len(), 1 + 10_000 + 1);
+    }
+
+    fn from_process(pid: u32, host: &str, msg: &str) -> Record {
+        let mut r = rec(7, msg);
+        r.pid = pid;
+        r.fields.set("host", Value::Str(host.into()));
+        r
+    }
+
+    #[test]
+    fn the_count_says_how_many_instances_the_suppressed_records_came_from() {
+        let keep = Arc::new(Keep::default());
+        let rl = RateLimit::new(keep.clone(), 1, Duration::from_secs(3600));
+        // 3 processes on 2 hosts (pid 10 on both is two instances), 5 records each.
+        for (pid, host) in [(10, "a"), (10, "b"), (11, "a")] {
+            for i in 0..5 {
+                rl.handle(from_process(pid, host, &format!("{host}:{pid}:{i}")));
+            }
+        }
+        assert!(rl.flush(Instant::now()).is_complete());
+        let got = keep.0.lock().unwrap();
+        assert_eq!(got.len(), 2);
+        assert!(got[0].fields.get(INSTANCES_FIELD).is_none(), "the first record stands for itself");
+        assert_eq!(got[1].suppressed, 14);
+        assert_eq!(got[1].fields.get(INSTANCES_FIELD), Some(&Value::U64(3)));
+    }
+
+    #[test]
+    fn one_process_alone_gets_no_instances_field() {
+        let keep = Arc::new(Keep::default());
+        let rl = RateLimit::new(keep.clone(), 1, Duration::from_millis(30));
+        for i in 0..4 {
+            rl.handle(rec(3, &format!("a{i}")));
+        }
+        std::thread::sleep(Duration::from_millis(40));
+        rl.handle(rec(3, "next window"));
+        let got = keep.0.lock().unwrap();
+        assert_eq!(got[1].suppressed, 3);
+        assert!(got[1].fields.get(INSTANCES_FIELD).is_none());
+    }
+
+    #[test]
+    fn the_instance_set_is_bounded() {
+        let keep = Arc::new(Keep::default());
+        let rl = RateLimit::new(keep.clone(), 1, Duration::from_secs(3600));
+        for pid in 0..(MAX_INSTANCES as u32 + 500) {
+            rl.handle(from_process(pid, "h", "m"));
+        }
+        assert!(rl.flush(Instant::now()).is_complete());
+        let got = keep.0.lock().unwrap();
+        assert_eq!(got[1].suppressed, MAX_INSTANCES as u64 + 499);
+        assert_eq!(got[1].fields.get(INSTANCES_FIELD), Some(&Value::U64(MAX_INSTANCES as u64)));
+    }
+
+    /// A backend that suppresses everything after the first record per fingerprint and
+    /// reports the weights it saw, as a database would.
+    #[derive(Default)]
+    struct Windows(Mutex<HashMap<u64, Row>>);
+    /// Whether the window passed its record, the weight suppressed, the origins.
+    type Row = (bool, u64, HashSet<String>);
+    impl SharedWindows for Windows {
+        fn claim(&self, c: &Claim<'_>) -> Result<Verdict, String> {
+            let mut m = self.0.lock().unwrap();
+            let e = m.entry(c.fingerprint.0).or_default();
+            if !e.0 {
+                e.0 = true;
+                return Ok(Verdict::Pass { suppressed: 0, instances: 0 });
+            }
+            e.1 += c.weight;
+            e.2.insert(c.instance.to_owned());
+            Ok(Verdict::Suppressed)
+        }
+    }
+
+    #[test]
+    fn shared_decisions_weigh_local_counts_and_origins() {
+        let keep = Arc::new(Keep::default());
+        let windows = Arc::new(Windows::default());
+        let a = RateLimit::new(keep.clone(), 1, Duration::from_secs(3600)).shared(windows.clone());
+        let b = RateLimit::new(keep.clone(), 1, Duration::from_secs(3600)).shared(windows.clone());
+        for i in 0..10 {
+            a.handle(from_process(1, "a", &format!("a{i}")));
+            b.handle(from_process(2, "b", &format!("b{i}")));
+        }
+        let d = crate::time::deadline(Duration::from_secs(5));
+        assert!(a.flush(d).is_complete() && b.flush(d).is_complete());
+        // One passed; the other limiter's first record and both local summaries were counted.
+        assert_eq!(keep.0.lock().unwrap().len(), 1);
+        let m = windows.0.lock().unwrap();
+        let (_, weight, instances) = m.values().next().unwrap();
+        assert_eq!(*weight, 19, "1 + 9 + 9: every record but the one that passed");
+        assert_eq!(instances.len(), 2);
     }
 }

@@ -180,6 +180,12 @@ impl Fields {
         Fields(Vec::new())
     }
 
+    /// An empty set of fields with room for `n` of them (no growth, no spare room held while
+    /// the record is queued).
+    pub fn with_capacity(n: usize) -> Self {
+        Fields(Vec::with_capacity(n))
+    }
+
     /// Sets `name` to `value`, replacing an earlier value of the same name.
     pub fn set(&mut self, name: impl Into<Str>, value: Value) {
         let name = name.into();

@@ -149,7 +149,9 @@ pub(crate) fn unix_nanos(t: SystemTime) -> u128 {
 }
 
 /// The record shape, serialized with `time_key` for the time (`time`, or `@timestamp` for
-/// Elasticsearch) and `message` possibly shortened.
+/// Elasticsearch) and `message` possibly shortened: the reference the hand-written
+/// [`JsonWriter`] is checked against.
+#[cfg(test)]
 struct Shape<'a> {
     r: &'a Record,
     cx: &'a Context,
@@ -157,6 +159,7 @@ struct Shape<'a> {
     message: &'a str,
 }
 
+#[cfg(test)]
 impl Serialize for Shape<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let r = self.r;
@@ -219,12 +222,209 @@ impl Serialize for SpanShape<'_> {
 
 /// Appends the JSON record shape of `r` to `out`.
 pub(crate) fn write_record(out: &mut Vec<u8>, r: &Record, cx: &Context) {
-    write_shape(out, r, cx, "time", &r.message);
+    JsonWriter::new().shape(out, r, cx, "time", &r.message);
 }
 
 fn write_shape(out: &mut Vec<u8>, r: &Record, cx: &Context, time_key: &'static str, message: &str) {
-    // Serializing into a Vec cannot fail: keys are strings and every value is serializable.
-    let _ = serde_json::to_writer(&mut *out, &Shape { r, cx, time_key, message });
+    JsonWriter::new().shape(out, r, cx, time_key, message);
+}
+
+/// Writes the JSON record shape by hand: the bytes serde_json would write for the same shape
+/// (same key order, same escaping, same numbers), without its per-value dispatch, and with the
+/// time's text reused while records share a second.
+pub(crate) struct JsonWriter {
+    /// The whole second last written, and its text up to the fraction (`YYYY-MM-DDTHH:MM:SS.`).
+    second: Option<(u64, [u8; 20])>,
+}
+
+/// Bytes that JSON strings escape (serde_json's set: control characters, `"` and `\`).
+static ESCAPE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = true;
+        i += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Appends `s` as a JSON string, escaped as serde_json escapes (`\b \t \n \f \r`, other
+/// control characters as `\u00xx`, `"` and `\`; everything else as is).
+pub(crate) fn json_str(out: &mut Vec<u8>, s: &str) {
+    let b = s.as_bytes();
+    out.reserve(b.len() + 2);
+    out.push(b'"');
+    let mut start = 0;
+    for (i, &c) in b.iter().enumerate() {
+        if !ESCAPE[c as usize] {
+            continue;
+        }
+        out.extend_from_slice(&b[start..i]);
+        match c {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            _ => out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[(c >> 4) as usize], HEX[(c & 15) as usize]]),
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&b[start..]);
+    out.push(b'"');
+}
+
+fn json_value(out: &mut Vec<u8>, v: &Value) {
+    match v {
+        Value::Str(s) | Value::Debug(s) | Value::Display(s) => json_str(out, s),
+        Value::I64(i) => out.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes()),
+        Value::U64(u) => out.extend_from_slice(itoa::Buffer::new().format(*u).as_bytes()),
+        Value::I128(i) => {
+            out.push(b'"');
+            out.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes());
+            out.push(b'"');
+        }
+        Value::U128(u) => {
+            out.push(b'"');
+            out.extend_from_slice(itoa::Buffer::new().format(*u).as_bytes());
+            out.push(b'"');
+        }
+        // serde_json's own float formatting (shortest round trip, `1e+300`, non-finite as null).
+        Value::F64(f) => {
+            let _ = serde_json::to_writer(&mut *out, f);
+        }
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+    }
+}
+
+fn json_fields(out: &mut Vec<u8>, f: &watchbell_core::Fields) {
+    out.push(b'{');
+    for (i, (k, v)) in f.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        json_str(out, k);
+        out.push(b':');
+        json_value(out, v);
+    }
+    out.push(b'}');
+}
+
+/// `,"key":` (keys are plain ASCII: written as they are).
+fn key(out: &mut Vec<u8>, k: &str) {
+    out.extend_from_slice(b",\"");
+    out.extend_from_slice(k.as_bytes());
+    out.extend_from_slice(b"\":");
+}
+
+impl JsonWriter {
+    pub(crate) fn new() -> Self {
+        JsonWriter { second: None }
+    }
+
+    /// `"YYYY-MM-DDTHH:MM:SS.ffffffZ"`, as [`watchbell_core::time::rfc3339`] writes it.
+    fn time(&mut self, out: &mut Vec<u8>, t: SystemTime) {
+        let Ok(d) = t.duration_since(UNIX_EPOCH) else { return json_str(out, &watchbell_core::time::rfc3339(t)) };
+        let secs = d.as_secs();
+        let head = match self.second {
+            Some((s, head)) if s == secs => head,
+            _ => {
+                let full = watchbell_core::time::rfc3339(t);
+                let Some(head) = full.as_bytes().get(..20).and_then(|h| <[u8; 20]>::try_from(h).ok()) else {
+                    return json_str(out, &full);
+                };
+                if full.len() != 27 {
+                    return json_str(out, &full);
+                }
+                self.second = Some((secs, head));
+                head
+            }
+        };
+        let mut micros = d.subsec_micros();
+        let mut frac = [b'0'; 6];
+        for c in frac.iter_mut().rev() {
+            *c = b'0' + (micros % 10) as u8;
+            micros /= 10;
+        }
+        out.push(b'"');
+        out.extend_from_slice(&head);
+        out.extend_from_slice(&frac);
+        out.extend_from_slice(b"Z\"");
+    }
+
+    /// Appends the record shape of `r`, with `time_key` for the time and `message` for the
+    /// message.
+    pub(crate) fn shape(&mut self, out: &mut Vec<u8>, r: &Record, cx: &Context, time_key: &str, message: &str) {
+        out.extend_from_slice(b"{\"");
+        out.extend_from_slice(time_key.as_bytes());
+        out.extend_from_slice(b"\":");
+        self.time(out, r.time);
+        key(out, "level");
+        json_str(out, r.level.as_str());
+        key(out, "target");
+        json_str(out, &r.target);
+        if let Some(v) = &r.module {
+            key(out, "module");
+            json_str(out, v);
+        }
+        if let Some(v) = &r.file {
+            key(out, "file");
+            json_str(out, v);
+        }
+        if let Some(v) = r.line {
+            key(out, "line");
+            out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+        }
+        key(out, "message");
+        json_str(out, message);
+        key(out, "fields");
+        json_fields(out, &r.fields);
+        key(out, "spans");
+        out.push(b'[');
+        for (i, sp) in r.spans.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"name\":");
+            json_str(out, &sp.name);
+            key(out, "fields");
+            json_fields(out, &sp.fields);
+            out.push(b'}');
+        }
+        out.push(b']');
+        if let Some(t) = &r.thread_name {
+            key(out, "thread");
+            json_str(out, t);
+        }
+        key(out, "pid");
+        out.extend_from_slice(itoa::Buffer::new().format(r.pid).as_bytes());
+        key(out, "fingerprint");
+        let mut fp = [b'"'; 18];
+        for (i, c) in fp[1..17].iter_mut().enumerate() {
+            *c = HEX[((r.fingerprint.0 >> (60 - 4 * i)) & 15) as usize];
+        }
+        out.extend_from_slice(&fp);
+        if let Some(a) = &cx.app {
+            key(out, "app");
+            json_str(out, a);
+        }
+        if let Some(h) = &cx.host {
+            key(out, "host");
+            json_str(out, h);
+        }
+        if r.suppressed > 0 {
+            key(out, "suppressed");
+            out.extend_from_slice(itoa::Buffer::new().format(r.suppressed).as_bytes());
+        }
+        out.push(b'}');
+    }
 }
 
 /// The JSON record shape of `r` as a string.
@@ -240,18 +440,20 @@ pub(crate) fn encode(enc: &Encoding, records: &[&Record], cx: &Context) -> Vec<u
     let mut out = Vec::with_capacity(records.len() * 384);
     match enc {
         Encoding::Ndjson | Encoding::Form { .. } => {
+            let mut w = JsonWriter::new();
             for r in records {
-                write_record(&mut out, r, cx);
+                w.shape(&mut out, r, cx, "time", &r.message);
                 out.push(b'\n');
             }
         }
         Encoding::JsonArray => {
+            let mut w = JsonWriter::new();
             out.push(b'[');
             for (i, r) in records.iter().enumerate() {
                 if i > 0 {
                     out.push(b',');
                 }
-                write_record(&mut out, r, cx);
+                w.shape(&mut out, r, cx, "time", &r.message);
             }
             out.push(b']');
         }
@@ -261,9 +463,10 @@ pub(crate) fn encode(enc: &Encoding, records: &[&Record], cx: &Context) -> Vec<u
             } else {
                 format!("{{\"create\":{{\"_index\":{}}}}}\n", serde_json::Value::String(index.clone()))
             };
+            let mut w = JsonWriter::new();
             for r in records {
                 out.extend_from_slice(action.as_bytes());
-                write_shape(&mut out, r, cx, "@timestamp", &r.message);
+                w.shape(&mut out, r, cx, "@timestamp", &r.message);
                 out.push(b'\n');
             }
         }
@@ -631,5 +834,73 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         let m = v["message"].as_str().unwrap();
         assert!(m.ends_with(MARKER) && m.len() > 90_000, "{}", m.len());
+    }
+
+    /// The hand-written writer gives serde_json's bytes for the record shape: escapes of
+    /// every control character, quotes and backslashes, non-ASCII text, every value type
+    /// (non-finite floats as `null`, 128-bit integers as strings), spans, optional keys, and
+    /// times in the same second, in another second and before 1970.
+    #[test]
+    fn hand_written_json_matches_serde_json() {
+        use std::time::Duration;
+        use watchbell_core::{Fields, Fingerprint, SpanRecord};
+        let control: String = (0u8..0x20).map(char::from).chain("\"\\\u{7f}é€😀/".chars()).collect();
+        let mut base = Record::new(Level::WARN, "app::db", format!("m {control} end"));
+        base.fields.set("s", Value::Str(control.clone()));
+        base.fields.set("d", Value::Debug("Some(\"x\")".into()));
+        base.fields.set("i", Value::I64(i64::MIN));
+        base.fields.set("u", Value::U64(u64::MAX));
+        base.fields.set("big", Value::I128(i128::MIN));
+        base.fields.set("ubig", Value::U128(u128::MAX));
+        base.fields.set("f", Value::F64(0.1));
+        base.fields.set("f2", Value::F64(1e300));
+        base.fields.set("f3", Value::F64(-0.0));
+        base.fields.set("nan", Value::F64(f64::NAN));
+        base.fields.set("inf", Value::F64(f64::NEG_INFINITY));
+        base.fields.set("t", Value::Bool(true));
+        base.fields.set("n", Value::Bool(false));
+        base.fields.set(control.clone(), Value::U64(1));
+        let mut sf = Fields::new();
+        sf.set("id", Value::U64(7));
+        base.spans = vec![
+            std::sync::Arc::new(SpanRecord { name: "outer\"".into(), target: "t".into(), fields: sf }),
+            std::sync::Arc::new(SpanRecord { name: "inner".into(), target: "t".into(), fields: Fields::new() }),
+        ];
+        base.fingerprint = Fingerprint(0x00ab_cdef_0123_4567);
+        let mut variants = vec![base.clone()];
+        let mut r = base.clone();
+        r.module = Some("app::db::pool".into());
+        r.file = Some("src/db\\pool.rs".into());
+        r.line = Some(u32::MAX);
+        r.thread_name = Some("worker \"1\"".into());
+        r.suppressed = 41;
+        r.pid = u32::MAX;
+        variants.push(r.clone());
+        let mut bare = Record::new(Level::TRACE, "", "");
+        bare.thread_name = None;
+        variants.push(bare);
+        let t0 = UNIX_EPOCH + Duration::new(1_700_000_000, 999_999_999);
+        for (i, secs) in [(0, 0), (1, 0), (2, 1), (3, 86_400 * 400)] {
+            let mut x = r.clone();
+            x.time = t0 + Duration::new(secs, 0) + Duration::from_micros(i * 7);
+            variants.push(x);
+        }
+        for t in [UNIX_EPOCH, UNIX_EPOCH - Duration::from_secs(1), UNIX_EPOCH + Duration::from_nanos(1_999)] {
+            let mut x = r.clone();
+            x.time = t;
+            variants.push(x);
+        }
+        let cxs = [Context::default(), Context { app: Some("a\u{1}pp".into()), host: Some("hôst".into()) }];
+        for cx in &cxs {
+            let mut w = JsonWriter::new();
+            for (k, r) in variants.iter().enumerate() {
+                for key in ["time", "@timestamp"] {
+                    let mut ours = Vec::new();
+                    w.shape(&mut ours, r, cx, key, &r.message);
+                    let theirs = serde_json::to_vec(&Shape { r, cx, time_key: key, message: &r.message }).unwrap();
+                    assert_eq!(String::from_utf8_lossy(&ours), String::from_utf8_lossy(&theirs), "variant {k}");
+                }
+            }
+        }
     }
 }

@@ -6,14 +6,10 @@ use std::sync::Arc;
 
 use watchbell_core::format::{DefaultFormat, Format, FormatContext, Template};
 use watchbell_core::text::{single_line, truncate_bytes, truncate_chars, MARKER};
-use watchbell_core::{Batch, BatchReason, Record, Value};
+use watchbell_core::{Batch, BatchReason, Record};
 
-/// The width of the labels of a record's header lines.
-const LABEL: usize = 17;
 /// The longest short line of a related record, in chars.
 const SHORT_LINE_CHARS: usize = 500;
-/// The widest name column of a field table.
-const NAME_COLUMN: usize = 32;
 
 /// Everything the text of a mail depends on.
 pub(crate) struct Layout {
@@ -114,75 +110,7 @@ impl Layout {
     }
 
     fn default_block(&self, r: &Record, out: &mut String) {
-        let mut line = |label: &str, value: &str| {
-            let _ = writeln!(out, "{:<LABEL$}{}", format!("{label}:"), single_line(value));
-        };
-        line("Message type", r.level.as_str());
-        if let Some(loc) = r.location() {
-            line("Location", &loc);
-        }
-        if let Some(m) = &r.module {
-            line("Module", m);
-        }
-        line("Target", &r.target);
-        line("Time", &watchbell_core::time::rfc3339(r.time));
-        if let Some(h) = &self.cx.host {
-            line("Host", h);
-        }
-        match &r.thread_name {
-            Some(t) => line("Thread", t),
-            None => line("Thread", &format!("thread-{}", r.thread_id)),
-        }
-        if !r.spans.is_empty() {
-            let names: Vec<&str> = r.spans.iter().map(|s| s.name.as_ref()).collect();
-            line("Spans", &names.join(" > "));
-        }
-        out.push_str("\nMessage:\n\n");
-        out.push_str(&r.message);
-        out.push('\n');
-        let fields: Vec<(String, &Value)> =
-            r.fields.iter().filter(|(n, _)| *n != "error").map(|(n, v)| (n.to_owned(), v)).collect();
-        if !fields.is_empty() {
-            out.push_str("\nFields:\n\n");
-            table(&fields, out);
-        }
-        let span_fields: Vec<(String, &Value)> =
-            r.spans.iter().flat_map(|s| s.fields.iter().map(move |(n, v)| (format!("{}.{n}", s.name), v))).collect();
-        if !span_fields.is_empty() {
-            out.push_str("\nSpan fields:\n\n");
-            table(&span_fields, out);
-        }
-        if let Some(e) = r.fields.get("error") {
-            out.push_str("\nError:\n\n");
-            indented(&e.to_string(), "  ", out);
-        }
-        if r.suppressed > 0 {
-            let times = if r.suppressed == 1 { "time" } else { "times" };
-            let _ = write!(out, "\nThis message occurred {} more {times} and was suppressed.\n", r.suppressed);
-        }
-    }
-}
-
-/// `name  value` lines with the values aligned; a value's further lines are indented to the
-/// value column.
-fn table(rows: &[(String, &Value)], out: &mut String) {
-    let width = rows.iter().map(|(n, _)| n.chars().count()).max().unwrap_or(0).min(NAME_COLUMN);
-    for (name, value) in rows {
-        let name = single_line(name);
-        let text = value.to_string();
-        let mut lines = text.split('\n');
-        let _ = writeln!(out, "  {name:<width$}  {}", lines.next().unwrap_or("").trim_end_matches('\r'));
-        for l in lines {
-            let _ = writeln!(out, "  {:<width$}  {}", "", l.trim_end_matches('\r'));
-        }
-    }
-}
-
-fn indented(text: &str, indent: &str, out: &mut String) {
-    for l in text.split('\n') {
-        out.push_str(indent);
-        out.push_str(l.trim_end_matches('\r'));
-        out.push('\n');
+        watchbell_core::format::write_mail_block(r, &self.cx, out);
     }
 }
 
@@ -196,7 +124,7 @@ pub(crate) fn short_line(r: &Record) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use watchbell_core::Level;
+    use watchbell_core::{Level, Value};
 
     fn layout() -> Layout {
         Layout {

@@ -158,6 +158,23 @@
 //! guard.shutdown(std::time::Duration::from_secs(10));
 //! ```
 //!
+//! ## Ticket links
+//!
+//! With [`ticket_link`](MailBuilder::ticket_link) (what `[ticketing] public_url` sets in the
+//! umbrella crate's config), each record's block gets a line
+//! `Ticket:          https://tickets.example.com/fp/APP/FINGERPRINT` among its header lines,
+//! before the message (a body cut to its limit never loses it). The mail stays `text/plain`
+//! (mail readers make the URL a link); a custom format or subject can write `{ticket_url}`.
+//! The ticket page lists `mail`.
+//!
+//! The ticket is known from the record alone (its fingerprint, computed on the delivery's
+//! worker by [`TicketLink`](watchbell_core::TicketLink) exactly as the ticketing layer computes
+//! it), so linking costs no database round trip and nothing on the application's thread. After
+//! each **successful** delivery the records it carried are told to the in-process journal
+//! [`watchbell_core::notified`], which the ticketing layer of the same process writes to its
+//! notifications table: the ticket page lists the destinations that were alerted. A delivery
+//! that fails or is refused is not listed.
+//!
 //! ## Defaults
 //!
 //! | setting | default | builder method |
@@ -294,6 +311,7 @@ impl MailLayer {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             format: None,
             related_format: None,
+            ticket_link: None,
             headers: Vec::new(),
             route_fn: None,
             routes: Vec::new(),
@@ -348,6 +366,7 @@ pub struct MailBuilder {
     max_body_bytes: usize,
     format: Option<Arc<dyn Format>>,
     related_format: Option<Arc<dyn Format>>,
+    ticket_link: Option<watchbell_core::TicketLink>,
     headers: Vec<(String, String)>,
     route_fn: Option<RouteFn>,
     routes: Vec<Route>,
@@ -374,6 +393,7 @@ impl fmt::Debug for MailBuilder {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("custom_format", &self.format.is_some())
             .field("related_format", &self.related_format.is_some())
+            .field("ticket_link", &self.ticket_link)
             .field("headers", &self.headers)
             .field("route_fn", &self.route_fn.is_some())
             .field("routes", &self.routes)
@@ -488,6 +508,16 @@ impl MailBuilder {
     /// boundary and ends with `…[truncated]`.
     pub fn max_body_bytes(mut self, n: usize) -> Self {
         self.max_body_bytes = n.max(1024);
+        self
+    }
+
+    /// Links every alert to its ticket in the ticket viewer (see
+    /// [the crate docs](crate#ticket-links)): the default block gets a `Ticket:` line with the
+    /// URL among its header lines (so cutting a long body never cuts it), a custom format or
+    /// subject can write `{ticket_url}`, and each delivered record is told to the ticketing
+    /// layer's journal ([`watchbell_core::notified`]) so that the ticket page lists `mail`.
+    pub fn ticket_link(mut self, link: watchbell_core::TicketLink) -> Self {
+        self.ticket_link = Some(link);
         self
     }
 
@@ -723,7 +753,7 @@ impl MailBuilder {
         }
         let app = self.app.clone().or_else(exe_name).unwrap_or_else(|| "app".to_owned());
         let host_name = self.host_name.clone().or_else(FormatContext::local_host);
-        let mut cx = FormatContext::new(app);
+        let mut cx = FormatContext::new(app).with_ticket_link(self.ticket_link.clone());
         cx.host = host_name;
         let layout = Layout {
             cx,

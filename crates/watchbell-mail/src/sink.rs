@@ -168,7 +168,12 @@ impl Sink for MailSink {
                 break;
             }
             match outcome {
-                Outcome::Delivered => part.records.iter().for_each(|&i| sent[i] = true),
+                Outcome::Delivered => {
+                    part.records.iter().for_each(|&i| sent[i] = true);
+                    if let Some(link) = &self.layout.cx.ticket_link {
+                        link.notified("mail", &sub.records);
+                    }
+                }
                 Outcome::Retry { after, reason } => retry = Some((after, with_recipients(&part.to, &reason))),
                 Outcome::Permanent { reason } => {
                     part.records.iter().for_each(|&i| refused[i] = true);

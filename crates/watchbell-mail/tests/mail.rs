@@ -621,3 +621,28 @@ fn build_errors_name_the_setting_and_hide_the_password() {
     let text = format!("{b:?}");
     assert!(!text.contains("hunter2") && text.contains("alerts"), "{text}");
 }
+
+/// The ticket link is a header line of the record's block (kept when the body is cut), and only
+/// a mail the server took is told to the journal.
+#[test]
+fn the_ticket_link_line_and_the_journal() {
+    let smtp = FakeSmtp::start();
+    let link = watchbell_core::TicketLink::new("https://t.example", "shop mail").unwrap();
+    let journal = watchbell_core::notified::subscribe(100);
+    smtp.push(Step::RcptTo, Answer::reply(550, "5.1.1 mailbox unavailable"));
+    let (d, guard) = start(builder(&smtp).ticket_link(link.clone()).max_body_bytes(2048));
+    log(&d, || tracing::error!("refused\r\nBcc: x@example.com"));
+    assert!(guard.flush(WAIT).is_complete());
+    log(&d, || tracing::error!("{}", "long ".repeat(2_000)));
+    let mails = smtp.wait_for_mails(1, WAIT);
+    assert!(guard.flush(WAIT).is_complete());
+    assert_eq!(mails.len(), 1, "{mails:#?}");
+    let body = mails[0].body_text();
+    let notes: Vec<_> = journal.drain().into_iter().filter(|n| n.app_id == link.app_id()).collect();
+    assert_eq!(notes.len(), 1, "only the mail the server took: {notes:?}");
+    assert_eq!(notes[0].destination, "mail");
+    let line = format!("Ticket:          {}", link.url_for(&notes[0].fingerprint));
+    assert!(body.lines().any(|l| l == line), "{body}");
+    assert!(body.lines().position(|l| l == line) < body.lines().position(|l| l == "Message:"), "{body}");
+    assert!(body.trim_end().ends_with(MARKER), "the body was cut: {}", &body[body.len() - 100..]);
+}

@@ -341,6 +341,7 @@ pub struct NotifyBuilder {
     app: Option<String>,
     host: Option<String>,
     level: Level,
+    ticket_link: Option<watchbell_core::TicketLink>,
 }
 
 impl fmt::Debug for NotifyBuilder {
@@ -368,7 +369,17 @@ impl NotifyBuilder {
             app: None,
             host: None,
             level: Level::ERROR,
+            ticket_link: None,
         }
+    }
+
+    /// Links each alert to its ticket in the ticket viewer: ntfy's `click` and Pushover's `url`
+    /// open the record's ticket (an explicit `click` URL wins), and each delivered record is
+    /// told to the ticketing layer's journal ([`watchbell_core::notified`]) under the service's
+    /// name (`ntfy`, `pushover`, `discord`, …) so that the ticket page lists it.
+    pub fn ticket_link(mut self, link: watchbell_core::TicketLink) -> Self {
+        self.ticket_link = Some(link);
+        self
     }
 
     /// The application's name (in titles, Discord's username, PagerDuty's `group`).
@@ -522,6 +533,7 @@ impl NotifyBuilder {
         if let Some(h) = self.host.clone().or_else(FormatContext::local_host) {
             cx = cx.with_host(h);
         }
+        cx.ticket_link = self.ticket_link.clone();
         let sink = NotifySink { service: self.service.clone(), client, url: Secret::new(url), cx };
         let delivery = self
             .options
@@ -562,20 +574,23 @@ impl NotifySink {
         let resolve = service::is_resolve(r);
         let base = self.url.expose();
         let json = |j: &Json| serde_json::to_vec(j).unwrap_or_default();
+        let ticket = self.cx.ticket_link.as_ref().and_then(|l| l.ticket_url(r));
         let (url, body, form) = match &self.service {
             // A resolve is for the paging services; the others have nothing to resolve.
             _ if resolve && !matches!(self.service, Service::PagerDuty { .. } | Service::Opsgenie { .. }) => {
                 return Outcome::Delivered;
             }
             Service::Ntfy { topic, click, .. } => {
-                (base.clone(), json(&ntfy_body(r, &self.cx, topic, click.as_deref())), false)
+                let click = click.as_deref().or(ticket.as_deref());
+                (base.clone(), json(&ntfy_body(r, &self.cx, topic, click)), false)
             }
             Service::Discord { .. } => (base.clone(), json(&discord_body(r, &self.cx)), false),
             Service::PagerDuty { routing_key, .. } => {
                 (base.clone(), json(&pagerduty_body(r, &self.cx, routing_key.expose())), false)
             }
             Service::Pushover { token, user, emergency, click, .. } => {
-                let form = pushover_form(r, &self.cx, token.expose(), user.expose(), *emergency, click.as_deref());
+                let click = click.as_deref().or(ticket.as_deref());
+                let form = pushover_form(r, &self.cx, token.expose(), user.expose(), *emergency, click);
                 (base.clone(), watchbell_core::text::form_urlencode(&form).into_bytes(), true)
             }
             Service::Opsgenie { .. } if resolve => {
@@ -667,7 +682,13 @@ impl Sink for NotifySink {
     fn deliver(&mut self, batch: &Batch) -> Outcome {
         let Some(first) = batch.records.first() else { return Outcome::Delivered };
         let more = batch.records.len() > 1;
-        match self.send(first) {
+        let outcome = self.send(first);
+        if let (Outcome::Delivered, Some(link)) = (&outcome, &self.cx.ticket_link) {
+            if !service::is_resolve(first) {
+                link.notified(self.service.name(), [first]);
+            }
+        }
+        match outcome {
             Outcome::Delivered if more => Outcome::More { delivered: 1 },
             // A record the service will never take fails alone; the others go on.
             Outcome::Permanent { reason } if more => Outcome::Refused { refused: 1, reason },

@@ -79,6 +79,24 @@
 //! `username` and `icon_emoji` of the webhook are added when the body has none. A panicking
 //! renderer is caught and counted (`panicked` in stats); the next message goes on.
 //!
+//! ## Ticket links
+//!
+//! With [`ticket_link`](SlackBuilder::ticket_link) (what `[ticketing] public_url` sets in the
+//! umbrella crate's config), the context line of each record ends with
+//! `:ticket: <https://tickets.example.com/fp/APP/FINGERPRINT|Open the ticket>`: a link to the
+//! record's ticket in `watchbell-tickets serve`. The URL is percent-encoded where a URL must be
+//! (spaces, quotes, `<`, `>`, `|` never reach the message) and `&`-escaped for Slack. A custom
+//! renderer finds the link in [`RenderContext::ticket_link`]. The ticket page lists the webhook
+//! as `slack`, or `slack:NAME` for a [named](Webhook::name) one.
+//!
+//! The ticket is known from the record alone (its fingerprint, computed on the delivery's
+//! worker by [`TicketLink`](watchbell_core::TicketLink) exactly as the ticketing layer computes
+//! it), so linking costs no database round trip and nothing on the application's thread. After
+//! each **successful** delivery the records it carried are told to the in-process journal
+//! [`watchbell_core::notified`], which the ticketing layer of the same process writes to its
+//! notifications table: the ticket page lists the destinations that were alerted. A delivery
+//! that fails or is refused is not listed.
+//!
 //! ## Defaults
 //!
 //! | setting | default | change with |
@@ -143,6 +161,7 @@ impl SlackLayer {
             app: "app".to_owned(),
             environment: None,
             renderer: None,
+            ticket_link: None,
             options: Options::new()
                 .rate_limit(1, Duration::from_secs(60))
                 .pace(Duration::from_secs(1))
@@ -233,6 +252,7 @@ pub struct SlackBuilder {
     environment: Option<String>,
     renderer: Option<Renderer>,
     options: Options,
+    ticket_link: Option<watchbell_core::TicketLink>,
 }
 
 impl fmt::Debug for SlackBuilder {
@@ -242,6 +262,7 @@ impl fmt::Debug for SlackBuilder {
             .field("app", &self.app)
             .field("environment", &self.environment)
             .field("renderer", &self.renderer.as_ref().map(|_| "custom"))
+            .field("ticket_link", &self.ticket_link)
             .field("options", &self.options)
             .finish()
     }
@@ -273,6 +294,16 @@ impl SlackBuilder {
     /// An environment or host label shown after the app name (`billing (prod)`).
     pub fn environment(mut self, label: impl Into<String>) -> Self {
         self.environment = Some(label.into());
+        self
+    }
+
+    /// Links every alert to its ticket in the ticket viewer (see
+    /// [the crate docs](crate#ticket-links)): the default message's context line gets an
+    /// "Open the ticket" link, a custom renderer finds the link in
+    /// [`RenderContext::ticket_link`], and each delivered record is told to the ticketing
+    /// layer's journal ([`watchbell_core::notified`]) so that the ticket page lists this webhook.
+    pub fn ticket_link(mut self, link: watchbell_core::TicketLink) -> Self {
+        self.ticket_link = Some(link);
         self
     }
 
@@ -315,6 +346,10 @@ impl SlackBuilder {
             if w.levels.is_empty() {
                 return Err(err(format!("{key}.levels"), "no level: the webhook would receive nothing"));
             }
+            let destination = match &w.name {
+                Some(n) => format!("slack:{n}"),
+                None => "slack".to_owned(),
+            };
             let name = w.name.clone().unwrap_or_else(|| format!("webhook-{i}"));
             if names.contains(&name) {
                 return Err(err(format!("{key}.name"), format!("the name {name:?} is used twice")));
@@ -328,7 +363,9 @@ impl SlackBuilder {
                     app: self.app.clone(),
                     environment: self.environment.clone(),
                     webhook: name.clone(),
+                    ticket_link: self.ticket_link.clone(),
                 },
+                destination,
                 channel: w.channel.clone(),
                 username: w.username.clone(),
                 icon_emoji: w.icon_emoji.clone(),
@@ -368,6 +405,8 @@ struct SlackSink {
     username: Option<String>,
     icon_emoji: Option<String>,
     renderer: Option<Renderer>,
+    /// The name of this webhook on the ticket page's list of notified destinations.
+    destination: String,
 }
 
 impl fmt::Debug for SlackSink {
@@ -419,7 +458,13 @@ impl Sink for SlackSink {
             },
         };
         let body = self.decorate(body);
-        match self.post(&body) {
+        let outcome = self.post(&body);
+        if matches!(outcome, Outcome::Delivered) {
+            if let Some(link) = &self.ctx.ticket_link {
+                link.notified(&self.destination, &batch.records[..n.min(total)]);
+            }
+        }
+        match outcome {
             Outcome::Delivered if n < total => Outcome::More { delivered: n },
             outcome => outcome,
         }

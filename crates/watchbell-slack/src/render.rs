@@ -33,6 +33,9 @@ pub struct RenderContext {
     pub environment: Option<String>,
     /// The webhook's name (in stats and here).
     pub webhook: String,
+    /// The link to each record's ticket, when the layer has one
+    /// ([`SlackBuilder::ticket_link`](crate::SlackBuilder::ticket_link)).
+    pub ticket_link: Option<watchbell_core::TicketLink>,
 }
 
 /// The emoji and attachment colour of a level.
@@ -157,7 +160,15 @@ pub fn record_attachment(r: &Record, ctx: &RenderContext) -> Json {
     if r.suppressed > 0 {
         // A rate limiter's summary (at flush) is the last suppressed record itself.
         let summary = if r.origin == Origin::Watchbell { ", the last one shown" } else { "" };
-        ctx_parts.push(format!(":mute: {} similar suppressed{summary}", r.suppressed));
+        let from = match r.fields.get(watchbell_core::ratelimit::INSTANCES_FIELD).and_then(|v| v.as_u64()) {
+            Some(m) if m >= 2 => format!(" from {m} instances"),
+            _ => String::new(),
+        };
+        ctx_parts.push(format!(":mute: {} similar suppressed{from}{summary}", r.suppressed));
+    }
+    if let Some(url) = ctx.ticket_link.as_ref().and_then(|l| l.ticket_url(r)) {
+        // A URL holds no `<`, `>` or `|` (percent-encoded); `&` is escaped as Slack wants it.
+        ctx_parts.push(format!(":ticket: <{}|Open the ticket>", escape_slack(&url)));
     }
     let context_text = ctx_parts.join(" · ");
     blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": context_text}]}));

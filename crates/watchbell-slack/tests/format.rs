@@ -302,3 +302,39 @@ fn panicking_renderer_is_caught() {
     let s = guard.stats().into_iter().find(|s| s.name == "slack-webhook-0").unwrap();
     assert_eq!((s.panicked, s.failed, s.delivered), (1, 1, 1), "{s}");
 }
+
+/// The ticket link goes in the context line, `&`-escaped for Slack, with nothing of the base
+/// URL or app id able to end the `<url|text>` link early; a huge message does not push it out.
+/// A failed delivery is not told to the journal, a successful one is (named webhook).
+#[test]
+fn the_ticket_link_in_the_context_line() {
+    let fake = FakeSlack::start();
+    let link = watchbell_core::TicketLink::new("https://t.example/x|y>z&w", "shop|<!channel>&").unwrap();
+    let journal = watchbell_core::notified::subscribe(100);
+    let (handler, guard) = SlackLayer::builder()
+        .webhook(Webhook::new(fake.webhook_url("alerts")).name("ops"))
+        .ticket_link(link.clone())
+        .no_rate_limit()
+        .pace(Duration::ZERO)
+        .build_handler()
+        .unwrap();
+    fake.push_error(400, "invalid_payload");
+    let r = record(Level::ERROR, &"<!channel> ".repeat(2_000), 7);
+    handler.handle(r.clone());
+    assert!(guard.flush(WAIT).is_complete());
+    handler.handle(r.clone());
+    assert!(guard.flush(WAIT).is_complete());
+    let msgs = fake.messages();
+    // The record's message (the other is the notice of the failed delivery: no ticket, no link).
+    let last = msgs.iter().find(|m| texts(m).last().unwrap().starts_with("`billing::pay`")).expect("the record");
+    assert!(msgs.iter().all(|m| std::ptr::eq(m, last) || !m.to_string().contains("ticket")), "{msgs:?}");
+    let context = texts(last).pop().unwrap();
+    let url = link.url(&r);
+    assert_eq!(url, format!("https://t.example/x%7Cy%3Ez&w/fp/shop%7C%3C%21channel%3E%26/{}", link.fingerprint(&r)));
+    assert!(context.ends_with(&format!(" · :ticket: <{}|Open the ticket>", url.replace('&', "&amp;"))), "{context}");
+    assert_eq!(context.matches('<').count(), 2, "the date and the ticket link: {context}");
+    assert!(texts(last)[1].ends_with(MARKER), "the message was cut");
+    let notes: Vec<_> = journal.drain().into_iter().filter(|n| n.app_id == link.app_id()).collect();
+    assert_eq!(notes.len(), 1, "only the delivery that succeeded: {notes:?}");
+    assert_eq!(notes[0].destination, "slack:ops");
+}

@@ -82,6 +82,23 @@
 //! `watchbell: N records dropped ...` goes out as one more SMS after the next success. (A request whose answer is lost, a timeout after the gateway accepted it,
 //! is retried and may then arrive twice: no SMS API offers an idempotency key for this.)
 //!
+//! ## Ticket links
+//!
+//! With [`ticket_link`](SmsBuilder::ticket_link) (what `[ticketing] public_url` sets in the
+//! umbrella crate's config), each SMS ends with the bare URL of the record's ticket in
+//! `watchbell-tickets serve`. The link counts toward the segments: the text is cut first (with
+//! its marker) and the link is kept whole; when the link would leave fewer than 20 characters
+//! of text, it is left out. A custom format places `{ticket_url}` itself (nothing is
+//! appended). The ticket page lists the provider: `sms:twilio`, `sms:exotel`, ….
+//!
+//! The ticket is known from the record alone (its fingerprint, computed on the delivery's
+//! worker by [`TicketLink`](watchbell_core::TicketLink) exactly as the ticketing layer computes
+//! it), so linking costs no database round trip and nothing on the application's thread. After
+//! each **successful** delivery the records it carried are told to the in-process journal
+//! [`watchbell_core::notified`], which the ticketing layer of the same process writes to its
+//! notifications table: the ticket page lists the destinations that were alerted. A delivery
+//! that fails or is refused is not listed.
+//!
 //! ## Defaults
 //!
 //! | setting | default | builder method |
@@ -161,6 +178,7 @@ impl SmsLayer {
             app: None,
             segments: 1,
             format: None,
+            ticket_link: None,
         }
     }
 }
@@ -176,6 +194,7 @@ pub struct SmsBuilder {
     app: Option<String>,
     segments: usize,
     format: Option<Arc<dyn Format>>,
+    ticket_link: Option<watchbell_core::TicketLink>,
 }
 
 impl fmt::Debug for SmsBuilder {
@@ -190,6 +209,7 @@ impl fmt::Debug for SmsBuilder {
             .field("app", &self.app)
             .field("segments", &self.segments)
             .field("custom_format", &self.format.is_some())
+            .field("ticket_link", &self.ticket_link)
             .finish()
     }
 }
@@ -278,6 +298,17 @@ impl SmsBuilder {
         self
     }
 
+    /// Links every alert to its ticket in the ticket viewer (see
+    /// [the crate docs](crate#ticket-links)): the bare URL ends each SMS when it fits (it counts
+    /// toward the segments: the text is cut first, and the link is left out when it would
+    /// leave fewer than 20 chars of text), a custom format can write `{ticket_url}` instead,
+    /// and each delivered SMS is told to the ticketing layer's journal
+    /// ([`watchbell_core::notified`]) as `sms:PROVIDER` so that the ticket page lists it.
+    pub fn ticket_link(mut self, link: watchbell_core::TicketLink) -> Self {
+        self.ticket_link = Some(link);
+        self
+    }
+
     /// Your own text per record (a [`Template`](watchbell_core::format::Template) or a
     /// closure); it is made one line and fitted like the default.
     pub fn format(mut self, format: impl Format) -> Self {
@@ -308,7 +339,7 @@ impl SmsBuilder {
         let pairs = self.plan()?;
         let render = Arc::new(Renderer {
             format: self.format.clone(),
-            cx: FormatContext { app: self.app.clone(), host: None },
+            cx: FormatContext { app: self.app.clone(), host: None, ticket_link: self.ticket_link.clone() },
             segments: self.segments,
         });
         let mut fan = FanOut::new();

@@ -50,7 +50,58 @@ impl Renderer {
         if related > 0 {
             let _ = write!(line, " (+{related} related records)");
         }
-        fit(&line, self.segments)
+        // A custom format places the link itself (`{ticket_url}`), or not at all.
+        let url = self.cx.ticket_link.as_ref().and_then(|l| l.ticket_url(r));
+        match (&self.format, url) {
+            (None, Some(url)) => fit_with_link(&line, &format!(" {url}"), self.segments),
+            _ => fit(&line, self.segments),
+        }
+    }
+}
+
+/// The fewest chars of the text kept before a ticket link; with less room the link is left out.
+const MIN_TEXT_BEFORE_LINK: usize = 20;
+
+/// `text` followed by `link` (` https://…`), fitted to `segments`: the text is cut first (with
+/// the marker), the link is kept whole; when the link leaves room for fewer than
+/// [`MIN_TEXT_BEFORE_LINK`] chars of the text, the link is left out and the text fitted alone.
+pub(crate) fn fit_with_link(text: &str, link: &str, segments: usize) -> (String, Encoding) {
+    use crate::encoding::{detect, limit, units, GSM_MARKER, UCS2_MARKER};
+    let fits = |s: &str| {
+        let enc = detect(s);
+        (units(s, enc) <= limit(enc, segments)).then_some(enc)
+    };
+    let whole = format!("{text}{link}");
+    if let Some(enc) = fits(&whole) {
+        return (whole, enc);
+    }
+    // The longest cut text (in chars) that fits before the link, in either encoding.
+    let bounds: Vec<usize> = text.char_indices().map(|(i, _)| i).chain([text.len()]).collect();
+    let candidate = |k: usize| -> Option<(String, Encoding)> {
+        let kept = text[..bounds[k]].trim_end();
+        let gsm = format!("{kept}{GSM_MARKER}{link}");
+        if let Some(Encoding::Gsm7) = fits(&gsm) {
+            return Some((gsm, Encoding::Gsm7));
+        }
+        let ucs = format!("{kept}{UCS2_MARKER}{link}");
+        fits(&ucs).map(|enc| (ucs, enc))
+    };
+    let (mut lo, mut hi) = (0usize, bounds.len() - 1);
+    let mut best = None;
+    while lo <= hi {
+        let mid = lo + (hi - lo) / 2;
+        match candidate(mid) {
+            Some(c) => {
+                best = Some((mid, c));
+                lo = mid + 1;
+            }
+            None if mid == 0 => break,
+            None => hi = mid - 1,
+        }
+    }
+    match best {
+        Some((k, c)) if k >= MIN_TEXT_BEFORE_LINK.min(bounds.len() - 1) => c,
+        _ => fit(text, segments),
     }
 }
 
@@ -67,7 +118,13 @@ pub(crate) struct SmsSink {
 impl SmsSink {
     fn send(&mut self, record: &Record, related: usize) -> Outcome {
         let (body, encoding) = self.render.body(record, related);
-        self.provider.send(&self.client, &SmsMessage { to: &self.to, body: &body, encoding })
+        let outcome = self.provider.send(&self.client, &SmsMessage { to: &self.to, body: &body, encoding });
+        if matches!(outcome, Outcome::Delivered) {
+            if let Some(link) = &self.render.cx.ticket_link {
+                link.notified(&format!("sms:{}", self.provider.name()), [record]);
+            }
+        }
+        outcome
     }
 }
 
@@ -87,5 +144,44 @@ impl Sink for SmsSink {
                 },
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fit_with_link;
+    use crate::encoding::{limit, units, Encoding};
+
+    const LINK: &str = " https://tickets.example.com/fp/shop/0011223344556677";
+
+    #[test]
+    fn the_text_is_cut_before_the_link() {
+        let (s, e) = fit_with_link("short alert", LINK, 1);
+        assert_eq!(
+            (s.as_str(), e),
+            ("short alert https://tickets.example.com/fp/shop/0011223344556677", Encoding::Gsm7)
+        );
+        let text = format!("[shop] ERROR pay: {}", "x".repeat(300));
+        let (s, e) = fit_with_link(&text, LINK, 1);
+        assert_eq!(e, Encoding::Gsm7);
+        assert!(s.ends_with(&format!("...{LINK}")), "{s}");
+        assert!(s.starts_with("[shop] ERROR pay: xxx"), "{s}");
+        assert_eq!(units(&s, e), limit(e, 1), "{s}");
+        // UCS-2 text in two segments: cut with its own marker, the link whole.
+        let (s, e) = fit_with_link(&"日本".repeat(200), LINK, 2);
+        assert_eq!(e, Encoding::Ucs2);
+        assert!(s.ends_with(&format!("…{LINK}")) && units(&s, e) <= limit(e, 2), "{s}");
+    }
+
+    #[test]
+    fn a_link_that_leaves_too_little_room_is_left_out() {
+        // One UCS-2 segment (70 units) holds the 53-char link and fewer than 20 chars of text.
+        let text = format!("日本 {}", "y".repeat(100));
+        let (s, e) = fit_with_link(&text, LINK, 1);
+        assert!(!s.contains("https://"), "{s}");
+        assert_eq!((e, units(&s, e)), (Encoding::Ucs2, 70));
+        let huge = format!(" https://t.example/{}", "z".repeat(400));
+        let (s, _) = fit_with_link("disk full", &huge, 1);
+        assert_eq!(s, "disk full");
     }
 }

@@ -273,6 +273,12 @@ impl Renderer {
         let _ = write!(out, "<b>{}</b> in <b>", r.level.as_str());
         out.push_str(&escape_html(self.app.as_deref().unwrap_or(&r.target)));
         out.push_str("</b>");
+        // In the headline, before the message, so that cutting a long record never cuts it.
+        if let Some(url) = self.cx.ticket_link.as_ref().and_then(|l| l.ticket_url(r)) {
+            out.push_str(" (<a href=\"");
+            out.push_str(&escape_html(&url));
+            out.push_str("\">ticket</a>)");
+        }
         if !r.message.is_empty() {
             out.push_str(": ");
             out.push_str(&escape_html(&r.message));

@@ -49,6 +49,24 @@
 //! rest go in further messages, one per pace: the chat's delivery waits between them (a wait
 //! that shutdown cuts short).
 //!
+//! ## Ticket links
+//!
+//! With [`ticket_link`](TelegramBuilder::ticket_link) (what `[ticketing] public_url` sets in
+//! the umbrella crate's config), the headline gets a link to the record's ticket in
+//! `watchbell-tickets serve`: `<b>ERROR</b> in <b>billing</b> (<a href="…">ticket</a>): …`,
+//! placed before the message so that cutting a long record never cuts it. The URL is
+//! HTML-escaped inside the attribute. A custom [`format`](TelegramBuilder::format) can write
+//! `{ticket_url}` itself. The ticket page lists the chat as `telegram` (or `telegram:CHAT` when
+//! the layer sends to several chats).
+//!
+//! The ticket is known from the record alone (its fingerprint, computed on the delivery's
+//! worker by [`TicketLink`](watchbell_core::TicketLink) exactly as the ticketing layer computes
+//! it), so linking costs no database round trip and nothing on the application's thread. After
+//! each **successful** delivery the records it carried are told to the in-process journal
+//! [`watchbell_core::notified`], which the ticketing layer of the same process writes to its
+//! notifications table: the ticket page lists the destinations that were alerted. A delivery
+//! that fails or is refused is not listed.
+//!
 //! ## Defaults
 //!
 //! | setting | default | builder method |
@@ -170,6 +188,7 @@ impl TelegramLayer {
             protect: false,
             options: Options::new().rate_limit(1, Duration::from_secs(60)).pace(AUTO_PACE),
             format: None,
+            ticket_link: None,
         }
     }
 }
@@ -310,6 +329,7 @@ pub struct TelegramBuilder {
     protect: bool,
     options: Options,
     format: Option<Arc<dyn Format>>,
+    ticket_link: Option<watchbell_core::TicketLink>,
 }
 
 impl fmt::Debug for TelegramBuilder {
@@ -325,6 +345,7 @@ impl fmt::Debug for TelegramBuilder {
             .field("max_pieces", &self.max_pieces)
             .field("options", &self.options)
             .field("custom_format", &self.format.is_some())
+            .field("ticket_link", &self.ticket_link)
             .finish_non_exhaustive()
     }
 }
@@ -397,6 +418,16 @@ impl TelegramBuilder {
         self
     }
 
+    /// Links every alert to its ticket in the ticket viewer (see [the crate docs](crate#ticket-links)):
+    /// the default layout gets a line `<a href="…">Open the ticket</a>` under the headline, a
+    /// custom [`format`](TelegramBuilder::format) can write `{ticket_url}`, and each delivered
+    /// record is told to the ticketing layer's journal
+    /// ([`watchbell_core::notified`]) so that the ticket page lists this chat.
+    pub fn ticket_link(mut self, link: watchbell_core::TicketLink) -> Self {
+        self.ticket_link = Some(link);
+        self
+    }
+
     /// Checks the configuration, starts one delivery worker per chat, and returns the layer
     /// and the [`Guard`] that flushes it.
     pub fn build<S>(self) -> Result<(TelegramFiltered<S>, Guard), BuildError>
@@ -446,9 +477,10 @@ impl TelegramBuilder {
         // worker thread that opened them, so workers must not share one.
         let new_client = || self.options.http_client().map_err(|e| err("http", e));
         new_client()?.check_url(&format!("{}/", self.api_base)).map_err(|e| err("api_base", e))?;
-        let cx = FormatContext { app: self.app.clone(), host: None };
+        let cx = FormatContext { app: self.app.clone(), host: None, ticket_link: self.ticket_link.clone() };
         let mut fan = FanOut::new();
         let mut min = Level::ERROR;
+        let several = self.chats.len() > 1;
         for chat in self.chats {
             let level = chat.level.unwrap_or(self.level);
             min = min.max(level);
@@ -469,6 +501,7 @@ impl TelegramBuilder {
                 render: Renderer { app: self.app.clone(), format: self.format.clone(), cx: cx.clone() },
                 migration_told: false,
                 resume: None,
+                destination: if several { format!("telegram:{}", chat.id) } else { "telegram".to_owned() },
             };
             let delivery = self
                 .options

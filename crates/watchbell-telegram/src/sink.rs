@@ -32,6 +32,8 @@ pub(crate) struct TelegramSink {
     /// The piece cursor of split mode: while the pieces of a split record are being sent (one
     /// per call, at the pace), which record, and how many of its pieces went.
     pub(crate) resume: Option<(SystemTime, Fingerprint, usize)>,
+    /// The name this chat has in the ticket page's list of notified destinations.
+    pub(crate) destination: String,
 }
 
 impl fmt::Debug for TelegramSink {
@@ -251,7 +253,13 @@ impl Sink for TelegramSink {
             return if batch.records.len() > 1 { Outcome::More { delivered: 1 } } else { Outcome::Delivered };
         }
         let m = messages.swap_remove(sent);
-        match self.send(&m.html, m.silent) {
+        let outcome = self.send(&m.html, m.silent);
+        if matches!(outcome, Outcome::Delivered) && m.done > 0 {
+            if let Some(link) = &self.render.cx.ticket_link {
+                link.notified(&self.destination, &batch.records[..m.done.min(batch.records.len())]);
+            }
+        }
+        match outcome {
             Outcome::Delivered if m.done == 0 => {
                 self.resume = Some((first.time, first.fingerprint, sent + 1));
                 Outcome::Progress

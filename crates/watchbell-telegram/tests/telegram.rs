@@ -582,3 +582,29 @@ fn blocked_bot_is_permanent() {
     assert_eq!((s.failed, s.retried), (1, 0));
     assert!(s.last_error.as_deref().unwrap().contains("403: Forbidden: bot was blocked"));
 }
+
+/// The ticket link sits in the headline, HTML-escaped, so the validating fake accepts it and
+/// cutting a long record keeps it; the journal hears of the delivery.
+#[test]
+fn a_ticket_link_survives_hostile_text_and_truncation() {
+    let fake = FakeTelegram::start();
+    let link = watchbell_core::TicketLink::new("https://t.example/a'b&c\"<d>", "shop \"&<'>\"").unwrap();
+    let journal = watchbell_core::notified::subscribe(100);
+    let (d, guard) = start(builder(&fake).chat(1234_i64).ticket_link(link.clone()).no_rate_limit());
+    log(&d, || tracing::error!("{}<b>&", "x".repeat(10_000)));
+    assert!(guard.flush(WAIT).is_complete());
+    let m = &fake.messages()[0];
+    assert_valid(m);
+    assert!(m.text.ends_with(MARKER), "cut");
+    let notes: Vec<_> = journal.drain().into_iter().filter(|n| n.app_id == link.app_id()).collect();
+    assert_eq!(notes.len(), 1);
+    assert_eq!(notes[0].destination, "telegram");
+    let url = link.url_for(&notes[0].fingerprint);
+    assert_eq!(url, format!("https://t.example/a'b&c%22%3Cd%3E/fp/shop%20%22%26%3C%27%3E%22/{}", notes[0].fingerprint));
+    let href = url.replace('&', "&amp;").replace('\'', "&#39;");
+    assert!(
+        m.text.starts_with(&format!("<b>ERROR</b> in <b>shop</b> (<a href=\"{href}\">ticket</a>): xxx")),
+        "{}",
+        &m.text[..300]
+    );
+}

@@ -33,6 +33,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod aws;
 mod base64;
 pub mod collector;
 pub mod collectors;

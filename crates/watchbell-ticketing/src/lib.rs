@@ -57,6 +57,7 @@
 //! |---|---|
 //! | `watchbell_tickets` | `id`, `app_id`, `fingerprint` (unique per app), `level`, `target`, `location` (`file:line`), `module`, `message` (a sample: the newest), `first_occurrence_time`, `last_occurrence_time`, `occurrence_count`, `solved` |
 //! | `watchbell_occurrences` | `id`, `ticket_id`, `time`, `app_id`, `data` (the whole [`Record`](watchbell_core::Record) as JSON) |
+//! | `watchbell_notifications` | `app_id`, `fingerprint`, `destination` (the three the primary key), `first_time`, `last_time`, `count`: the alert destinations delivered the ticket's records (see [Alerts that link to their ticket](#alerts-that-link-to-their-ticket)) |
 //!
 //! Occurrences are bounded: each ticket keeps its newest [`retention`](TicketingBuilder::retention)
 //! occurrences (default 100), while `occurrence_count` stays exact.
@@ -154,6 +155,25 @@
 //! # let _ = builder;
 //! ```
 //!
+//! ## Alerts that link to their ticket
+//!
+//! [`TicketingBuilder::ticket_link`] gives the [`TicketLink`](watchbell_core::TicketLink) the
+//! alert sinks (Slack, Telegram, mail, SMS: their `ticket_link` option) put in each message:
+//! `{public_url}/fp/{app_id}/{fingerprint}`, which the viewer answers with the ticket's page.
+//! It carries this layer's app id, salt and fingerprint field, and the fingerprint is computed
+//! by the one function both use ([`watchbell_core::link::ticket_fingerprint`]), so a link names
+//! exactly the ticket its record is stored under, without asking the database.
+//!
+//! The alert sinks tell the in-process journal [`watchbell_core::notified`] of every record they
+//! delivered with a link; this layer's database writer drains it (between batches and at least
+//! every 250 ms while it runs) and counts each delivery in the `notifications` table
+//! ([`TicketStore::notifications`] reads it; [`TicketStore::record_notifications`] writes it
+//! for deliveries made elsewhere). Only deliveries of this layer's app id are recorded. It is
+//! in-process: a relay or another process that runs alert sinks records its own. It is best
+//! effort: what cannot be written (the database is down, a schema managed elsewhere has no
+//! notifications table) is dropped, counted and reported once; ticket writes never wait for it
+//! or fail because of it. Deleting a ticket deletes its notifications.
+//!
 //! ## Reading tickets
 //!
 //! [`TicketStore`] is the query API (both backends): [`count_tickets`](TicketStore::count_tickets),
@@ -164,8 +184,25 @@
 //! [`stats`](TicketStore::stats). The `watchbell-tickets` command-line tool (a binary of this
 //! crate) does the same from a shell: `watchbell-tickets --db URL list|show ID|solve ID|reopen
 //! ID|delete ID|stats [--json]`.
+//!
+//! For the viewer's filters, [`search_tickets`](TicketStore::search_tickets) and
+//! [`count_search`](TicketStore::count_search) take a [`TicketSearch`] (a target and a text
+//! search on top of a [`TicketQuery`]), [`hourly_counts`](TicketStore::hourly_counts) counts
+//! stored occurrences per hour, and [`ticket_by_fingerprint`](TicketStore::ticket_by_fingerprint)
+//! finds the ticket an alert is about.
+//!
+//! ## The web viewer (feature `serve`)
+//!
+//! `watchbell-tickets --db URL serve [--listen 127.0.0.1:8080] [--token TOKEN] [--read-only]`
+//! serves a list of tickets and a page per ticket (solve, reopen, delete) and a JSON API under
+//! `/api/`; `web::serve` starts the same server from a program. It listens on loopback unless
+//! given a token, and is built on axum with maud templates, behind the `serve` feature so that
+//! services that only write tickets do not compile it. The `web` module's docs list the pages
+//! and the rules that keep it safe.
 #![deny(missing_docs)]
 
+#[cfg(feature = "postgres")]
+pub mod fleet;
 #[cfg(feature = "github")]
 pub mod github;
 mod notify;
@@ -174,6 +211,8 @@ mod pg;
 mod sink;
 mod sqlite;
 mod store;
+#[cfg(feature = "serve")]
+pub mod web;
 
 use std::fmt;
 use std::sync::Arc;
@@ -193,6 +232,8 @@ pub use crate::store::{
 use crate::notify::{Notifier, WithSinks};
 pub use crate::notify::{TicketChange, TicketEvent, TicketSink};
 use crate::sink::{DbSink, Grouping, StoreHook};
+pub use crate::store::Notification;
+pub use crate::store::{HourCount, TicketSearch};
 use watchbell_core::Record;
 
 const CRATE: &str = "watchbell-ticketing";
@@ -368,6 +409,21 @@ impl TicketingBuilder {
         self
     }
 
+    /// The link alert sinks put in their messages to the ticket of each alert, on the viewer
+    /// at `base_url` (`https://tickets.example.com`): this layer's app id, salt and
+    /// fingerprint field, so a link's fingerprint is always the one the ticket is stored
+    /// under. Give it to the alert sinks' `ticket_link` option; the destinations they deliver
+    /// to are recorded for the ticket page (see [`TicketStore::notifications`]).
+    pub fn ticket_link(&self, base_url: &str) -> Result<watchbell_core::TicketLink, BuildError> {
+        let mut link = watchbell_core::TicketLink::new(base_url, self.app_id.clone())
+            .map_err(|e| err("ticket_link", e))?
+            .salt(&self.salt);
+        if let Some(f) = &self.fingerprint_field {
+            link = link.fingerprint_field(f.clone());
+        }
+        Ok(link)
+    }
+
     /// Checks the configuration, starts the background writer and returns the layer and the
     /// [`Guard`] that flushes it. The database is opened by the writer (a database that is
     /// down at start-up delays tickets; it does not fail the build).
@@ -421,6 +477,7 @@ impl TicketingBuilder {
                     .map_err(|e| err("ticket_sink", format!("cannot start the ticket sinks' thread: {e}")))?,
             )
         };
+        let app_id = self.app_id.clone();
         let sink = DbSink {
             target,
             create_tables: self.create_tables,
@@ -437,6 +494,7 @@ impl TicketingBuilder {
             },
             writer: None,
             hung: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            journal: Arc::new(sink::Journal::new(&app_id)),
         };
         let delivery = self
             .options

@@ -8,7 +8,7 @@ use std::fmt;
 use std::time::{Duration, SystemTime};
 
 use postgres::types::ToSql;
-use postgres::{Client, Config, NoTls};
+use postgres::{Client, Config, NoTls, Statement};
 
 use crate::store::{db_count, parse_level, Change, Entry, Occurrence, Param, StoreError, Tables, Ticket, POSTGRES};
 
@@ -39,6 +39,17 @@ const MIGRATIONS: &[&str] = &[
         data TEXT NOT NULL
     );
     CREATE INDEX {p}occurrences_ticket ON {p}occurrences (ticket_id, id);",
+    // 2: the alert destinations notified of each ticket (keyed by fingerprint: an alert may be
+    // delivered before its ticket is written).
+    "CREATE TABLE {p}notifications (
+        app_id TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        destination TEXT NOT NULL,
+        first_time TIMESTAMPTZ NOT NULL,
+        last_time TIMESTAMPTZ NOT NULL,
+        count BIGINT NOT NULL,
+        PRIMARY KEY (app_id, fingerprint, destination)
+    );",
 ];
 
 pub(crate) struct Db {
@@ -47,6 +58,16 @@ pub(crate) struct Db {
     insert: String,
     retain: String,
     prior: String,
+    /// The write path's statements, prepared once per connection.
+    prepared: Option<Prepared>,
+}
+
+/// The statements of a batch write: one round trip each.
+struct Prepared {
+    prior: Statement,
+    upsert: Statement,
+    insert: Statement,
+    retain: Statement,
 }
 
 impl fmt::Debug for Db {
@@ -89,18 +110,23 @@ impl Db {
         }
         Ok(Db {
             client,
-            upsert: POSTGRES.upsert(tables),
+            upsert: POSTGRES.upsert_batch(tables),
             insert: format!(
                 "INSERT INTO {} (ticket_id, time, app_id, data) \
                  SELECT t.ticket_id, t.time, $3, t.data FROM UNNEST($1::BIGINT[], $2::TIMESTAMPTZ[], $4::TEXT[]) \
                  AS t (ticket_id, time, data)",
                 tables.occurrences
             ),
-            retain: POSTGRES.retain(tables),
-            prior: POSTGRES.prior(tables),
+            retain: POSTGRES.retain_batch(tables),
+            prior: POSTGRES.prior_batch(tables),
+            prepared: None,
         })
     }
 
+    /// Writes a batch in one transaction of at most five round trips (four statements
+    /// prepared once per connection): the prior state of its tickets (locked, only when
+    /// changes are wanted), every ticket's upsert, every occurrence, and the retention of every
+    /// touched ticket, each as one statement over arrays.
     pub(crate) fn write(
         &mut self,
         app_id: &str,
@@ -108,39 +134,58 @@ impl Db {
         keep: u32,
         want_changes: bool,
     ) -> Result<Vec<Change>, StoreError> {
+        if self.prepared.is_none() {
+            self.prepared = Some(Prepared {
+                prior: self.client.prepare(&self.prior)?,
+                upsert: self.client.prepare(&self.upsert)?,
+                insert: self.client.prepare(&self.insert)?,
+                retain: self.client.prepare(&self.retain)?,
+            });
+        }
+        let Some(st) = &self.prepared else { return Err(StoreError::new("postgres: statements not prepared")) };
         let mut tx = self.client.transaction()?;
-        let upsert = tx.prepare(&self.upsert)?;
-        let retain = tx.prepare(&self.retain)?;
-        let prior = if want_changes { Some(tx.prepare(&self.prior)?) } else { None };
+        let n = entries.len();
+        let fingerprints: Vec<&str> = entries.iter().map(|e| e.fingerprint.as_str()).collect();
+        let before: std::collections::HashMap<String, bool> = if want_changes {
+            tx.query(&st.prior, &[&app_id, &fingerprints])?.iter().map(|r| (r.get(0), r.get(1))).collect()
+        } else {
+            Default::default()
+        };
+        let mut levels = Vec::with_capacity(n);
+        let mut targets = Vec::with_capacity(n);
+        let mut locations = Vec::with_capacity(n);
+        let mut modules = Vec::with_capacity(n);
+        let mut messages = Vec::with_capacity(n);
+        let mut firsts = Vec::with_capacity(n);
+        let mut lasts = Vec::with_capacity(n);
+        let mut counts = Vec::with_capacity(n);
+        for e in entries {
+            levels.push(e.level.as_str());
+            targets.push(e.target.as_str());
+            locations.push(e.location.as_deref());
+            modules.push(e.module.as_deref());
+            messages.push(e.message.as_str());
+            firsts.push(e.first);
+            lasts.push(e.last);
+            counts.push(db_count(e.count));
+        }
+        let rows = tx.query(
+            &st.upsert,
+            &[&app_id, &fingerprints, &levels, &targets, &locations, &modules, &messages, &firsts, &lasts, &counts],
+        )?;
+        let written: std::collections::HashMap<String, (i64, i64)> =
+            rows.iter().map(|r| (r.get(0), (r.get(1), r.get(2)))).collect();
         let mut changes = Vec::new();
+        let mut touched = Vec::with_capacity(n);
         let mut ids = Vec::new();
         let mut times = Vec::new();
         let mut datas: Vec<&str> = Vec::new();
-        let mut touched = Vec::with_capacity(entries.len());
         for e in entries {
-            let count = db_count(e.count);
-            let before: Option<bool> = match &prior {
-                Some(p) => tx.query_opt(p, &[&app_id, &e.fingerprint])?.map(|r| r.get(0)),
-                None => None,
+            let Some(&(id, count)) = written.get(&e.fingerprint) else {
+                return Err(StoreError::new(format!("postgres: the upsert returned no row for {}", e.fingerprint)));
             };
-            let row = tx.query_one(
-                &upsert,
-                &[
-                    &app_id,
-                    &e.fingerprint,
-                    &e.level.as_str(),
-                    &e.target,
-                    &e.location,
-                    &e.module,
-                    &e.message,
-                    &e.first,
-                    &e.last,
-                    &count,
-                ],
-            )?;
-            let id: i64 = row.get(0);
             if want_changes {
-                changes.push(Change::of(id, row.get(1), count, before));
+                changes.push(Change::of(id, count, db_count(e.count), before.get(&e.fingerprint).copied()));
             }
             touched.push(id);
             for (t, data) in &e.occurrences {
@@ -150,11 +195,10 @@ impl Db {
             }
         }
         if !ids.is_empty() {
-            tx.execute(&self.insert, &[&ids, &times, &app_id, &datas])?;
+            tx.execute(&st.insert, &[&ids, &times, &app_id, &datas])?;
         }
-        let keep = i64::from(keep);
-        for id in touched {
-            tx.execute(&retain, &[&id, &keep])?;
+        if !touched.is_empty() {
+            tx.execute(&st.retain, &[&touched, &i64::from(keep)])?;
         }
         tx.commit()?;
         Ok(changes)
@@ -248,4 +292,41 @@ fn migrate(client: &mut Client, tables: &Tables) -> Result<(), StoreError> {
     }
     tx.commit()?;
     Ok(())
+}
+
+// The notifications table (see `TicketStore::notifications`).
+impl Db {
+    pub(crate) fn notifications(
+        &mut self,
+        sql: &str,
+        params: &[Param],
+    ) -> Result<Vec<crate::store::Notification>, StoreError> {
+        let b = boxed(params);
+        let rows = self.client.query(sql, &refs(&b))?;
+        Ok(rows
+            .iter()
+            .map(|r| crate::store::Notification {
+                app_id: r.get(0),
+                fingerprint: r.get(1),
+                destination: r.get(2),
+                first_time: r.get(3),
+                last_time: r.get(4),
+                count: r.get::<_, i64>(5).max(0) as u64,
+            })
+            .collect())
+    }
+
+    pub(crate) fn record_notifications(
+        &mut self,
+        sql: &str,
+        rows: &[crate::store::NotificationRow],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.client.transaction()?;
+        let st = tx.prepare(sql)?;
+        for (app, fp, dest, first, last, count) in rows {
+            tx.execute(&st, &[app, fp, dest, first, last, count])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
 }

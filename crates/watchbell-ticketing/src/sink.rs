@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use watchbell_core::{Batch, Fingerprint, Level, Origin, Outcome, Record, Sink};
+use watchbell_core::{Batch, Level, Origin, Outcome, Record, Sink};
 
 use crate::notify::{Notifier, TicketChange, TicketEvent};
 use crate::store::{Change, Entry, Target, TicketStore};
@@ -58,18 +58,10 @@ impl Grouping {
 
 impl Grouping {
     /// The ticket fingerprint of a record: the user's fingerprint field if the event has one,
-    /// otherwise level + target + file + line (+ salt). Never the message.
+    /// otherwise level + target + file + line (+ salt). Never the message. The one definition
+    /// is core's, which the alert sinks' ticket links use too.
     pub(crate) fn fingerprint(&self, r: &Record) -> String {
-        if let Some(name) = &self.fingerprint_field {
-            if let Some(v) = r.fields.get(name) {
-                let text = v.to_string();
-                if !text.is_empty() {
-                    return Fingerprint::compute(Level::TRACE, "\u{0}user-fingerprint", Some(&text), None, &self.salt)
-                        .to_hex();
-                }
-            }
-        }
-        Fingerprint::compute(r.level, &r.target, r.file.as_deref(), r.line, &self.salt).to_hex()
+        watchbell_core::link::ticket_fingerprint(r, &self.salt, self.fingerprint_field.as_deref())
     }
 
     /// Aggregates a batch: one entry per fingerprint, in fingerprint order.
@@ -149,6 +141,71 @@ pub(crate) struct DbSink {
     pub(crate) grouping: Grouping,
     pub(crate) writer: Option<Writer>,
     pub(crate) hung: Arc<AtomicUsize>,
+    /// The alert sinks' journal of delivered alerts (see [`Journal`]).
+    pub(crate) journal: Arc<Journal>,
+}
+
+/// The alert sinks' journal as the writer thread reads it: the subscription, this layer's app
+/// id (entries of other apps belong to another ticketing layer), and what could not be
+/// written. Best effort: the entries are written once, on the writer's connection; when that
+/// fails (the database is down, a schema managed elsewhere lacks the notifications table) they
+/// are shed, counted, and the first such failure is reported.
+pub(crate) struct Journal {
+    pub(crate) subscription: watchbell_core::notified::Subscription,
+    pub(crate) app_id: String,
+    /// Entries lost because writing them failed (the subscription counts its own overflow).
+    pub(crate) shed: std::sync::atomic::AtomicU64,
+    told: AtomicBool,
+}
+
+/// How many delivered alerts wait for the writer at most.
+pub(crate) const JOURNAL_CAPACITY: usize = 10_000;
+
+/// How often the writer thread looks at the journal when no batch comes.
+const JOURNAL_POLL: Duration = Duration::from_millis(250);
+
+impl Journal {
+    pub(crate) fn new(app_id: &str) -> Journal {
+        Journal {
+            subscription: watchbell_core::notified::subscribe(JOURNAL_CAPACITY),
+            app_id: app_id.to_owned(),
+            shed: std::sync::atomic::AtomicU64::new(0),
+            told: AtomicBool::new(false),
+        }
+    }
+
+    /// Writes what the alert sinks delivered since the last call (on the writer's thread).
+    fn write(&self, store: &mut Option<TicketStore>, open: impl FnOnce() -> Result<TicketStore, String>) {
+        let notes: Vec<_> = self.subscription.drain().into_iter().filter(|n| n.app_id == self.app_id).collect();
+        if notes.is_empty() {
+            return;
+        }
+        if store.is_none() {
+            match open() {
+                Ok(s) => *store = Some(s),
+                Err(e) => return self.shed(notes.len(), &e),
+            }
+        }
+        let Some(s) = store.as_mut() else { return };
+        if let Err(e) = s.record_notifications(&notes) {
+            // Reconnect next time (the connection may be what failed).
+            *store = None;
+            self.shed(notes.len(), &e.to_string());
+        }
+    }
+
+    fn shed(&self, n: usize, reason: &str) {
+        self.shed.fetch_add(n as u64, Ordering::Relaxed);
+        if !self.told.swap(true, Ordering::Relaxed) {
+            watchbell_core::report::report(
+                "ticketing",
+                &format!(
+                    "the destinations notified of {n} alert(s) were not recorded ({reason}); \
+                     further losses are counted, not reported"
+                ),
+            );
+        }
+    }
 }
 
 /// The most abandoned writer threads (each blocked on a database that stopped answering)
@@ -179,6 +236,7 @@ impl Writer {
         timeout: Duration,
         create_tables: bool,
         hung: Arc<AtomicUsize>,
+        journal: Arc<Journal>,
     ) -> std::io::Result<Writer> {
         let (jobs, job_rx) = mpsc::channel::<Job>();
         let (done_tx, done) = mpsc::channel();
@@ -187,13 +245,25 @@ impl Writer {
         std::thread::Builder::new().name("watchbell-ticketing-db".into()).spawn(move || {
             watchbell_core::capture::mark_current_thread();
             let mut store: Option<TicketStore> = None;
-            for (app_id, entries, keep, changes) in job_rx {
+            let open = || {
+                TicketStore::connect_with(&target, &prefix, timeout, create_tables)
+                    .map_err(|e| format!("cannot open the ticket database: {e}"))
+            };
+            loop {
+                let (app_id, entries, keep, changes) = match job_rx.recv_timeout(JOURNAL_POLL) {
+                    Ok(job) => job,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        journal.write(&mut store, open);
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => {
+                        journal.write(&mut store, open);
+                        break;
+                    }
+                };
                 let result = (|| {
                     if store.is_none() {
-                        store = Some(
-                            TicketStore::connect_with(&target, &prefix, timeout, create_tables)
-                                .map_err(|e| format!("cannot open the ticket database: {e}"))?,
-                        );
+                        store = Some(open()?);
                     }
                     let s = store.as_mut().ok_or("no connection")?;
                     s.write(&app_id, &entries, keep, changes).map_err(|e| {
@@ -206,6 +276,7 @@ impl Writer {
                 if done_tx.send(result).is_err() {
                     break;
                 }
+                journal.write(&mut store, open);
             }
             if gone.load(Ordering::Acquire) {
                 hung.fetch_sub(1, Ordering::Relaxed);
@@ -240,6 +311,7 @@ impl Sink for DbSink {
                 self.timeout,
                 self.create_tables,
                 Arc::clone(&self.hung),
+                Arc::clone(&self.journal),
             ) {
                 Ok(w) => self.writer = Some(w),
                 Err(e) => return Outcome::retry(format!("cannot start the database thread: {e}")),

@@ -38,12 +38,28 @@ const MIGRATIONS: &[&str] = &[
         data TEXT NOT NULL
     );
     CREATE INDEX {p}occurrences_ticket ON {p}occurrences (ticket_id, id);",
+    // 2: the alert destinations notified of each ticket (keyed by fingerprint: an alert may be
+    // delivered before its ticket is written).
+    "CREATE TABLE {p}notifications (
+        app_id TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        destination TEXT NOT NULL,
+        first_time TEXT NOT NULL,
+        last_time TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        PRIMARY KEY (app_id, fingerprint, destination)
+    );",
 ];
+
+/// Occurrences per multi-row `INSERT` (4 parameters each, far below SQLite's limit).
+const INSERT_ROWS: usize = 32;
 
 pub(crate) struct Db {
     conn: Connection,
     upsert: String,
     insert: String,
+    /// [`INSERT_ROWS`] occurrences in one statement.
+    insert_many: String,
     retain: String,
     prior: String,
 }
@@ -99,6 +115,11 @@ impl Db {
                 "INSERT INTO {} (ticket_id, time, app_id, data) VALUES (?1, ?2, ?3, ?4)",
                 tables.occurrences
             ),
+            insert_many: format!(
+                "INSERT INTO {} (ticket_id, time, app_id, data) VALUES {}",
+                tables.occurrences,
+                vec!["(?, ?, ?, ?)"; INSERT_ROWS].join(", ")
+            ),
             retain: SQLITE.retain(tables),
             prior: SQLITE.prior(tables),
         })
@@ -114,10 +135,14 @@ impl Db {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut changes = Vec::new();
         {
+            // Prepared once per batch (rusqlite's statement cache is behind a feature this crate does not
+            // enable; preparing costs microseconds next to a batch).
             let mut upsert = tx.prepare(&self.upsert)?;
             let mut insert = tx.prepare(&self.insert)?;
+            let mut insert_many = tx.prepare(&self.insert_many)?;
             let mut retain = tx.prepare(&self.retain)?;
             let mut prior = tx.prepare(&self.prior)?;
+            let mut times: Vec<String> = Vec::new();
             for e in entries {
                 let before: Option<bool> = if want_changes {
                     let mut rows = prior.query(params![app_id, e.fingerprint])?;
@@ -146,8 +171,20 @@ impl Db {
                 if want_changes {
                     changes.push(Change::of(id, count, db_count(e.count), before));
                 }
-                for (t, data) in &e.occurrences {
-                    insert.execute(params![id, rfc3339(*t), app_id, data])?;
+                times.clear();
+                times.extend(e.occurrences.iter().map(|(t, _)| rfc3339(*t)));
+                let mut chunks = e.occurrences.chunks_exact(INSERT_ROWS);
+                let mut at = 0;
+                for chunk in &mut chunks {
+                    let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(4 * INSERT_ROWS);
+                    for (k, (_, data)) in chunk.iter().enumerate() {
+                        values.extend([&id as &dyn rusqlite::ToSql, &times[at + k], &app_id, data]);
+                    }
+                    insert_many.execute(values.as_slice())?;
+                    at += INSERT_ROWS;
+                }
+                for (k, (_, data)) in chunks.remainder().iter().enumerate() {
+                    insert.execute(params![id, times[at + k], app_id, data])?;
                 }
                 retain.execute(params![id, i64::from(keep)])?;
             }
@@ -244,4 +281,42 @@ fn migrate(conn: &mut Connection, tables: &Tables) -> Result<(), StoreError> {
     }
     tx.commit()?;
     Ok(())
+}
+
+// The notifications table (see `TicketStore::notifications`).
+impl Db {
+    pub(crate) fn notifications(
+        &mut self,
+        sql: &str,
+        params: &[Param],
+    ) -> Result<Vec<crate::store::Notification>, StoreError> {
+        let mut st = self.conn.prepare(sql)?;
+        let rows = st.query_map(params_from_iter(params.iter().map(value)), |r| {
+            Ok(crate::store::Notification {
+                app_id: r.get(0)?,
+                fingerprint: r.get(1)?,
+                destination: r.get(2)?,
+                first_time: time(r.get(3)?),
+                last_time: time(r.get(4)?),
+                count: r.get::<_, i64>(5)?.max(0) as u64,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub(crate) fn record_notifications(
+        &mut self,
+        sql: &str,
+        rows: &[crate::store::NotificationRow],
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut st = tx.prepare(sql)?;
+            for (app, fp, dest, first, last, count) in rows {
+                st.execute(params![app, fp, dest, first, last, count])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
 }

@@ -391,22 +391,51 @@ impl Dialect {
     /// Inserts or counts up one ticket: `$1..$10` = app, fingerprint, level, target, location,
     /// module, message, first time, last time, count; returns the ticket's id.
     pub(crate) fn upsert(self, tables: &Tables) -> String {
+        let false_ = self.false_;
+        self.params(format!(
+            "INSERT INTO {} (app_id, fingerprint, level, target, location, module, message, \
+             first_occurrence_time, last_occurrence_time, occurrence_count, solved) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, {false_}) {} RETURNING id, occurrence_count",
+            tables.tickets,
+            self.on_conflict(tables)
+        ))
+    }
+
+    /// Inserts or counts up every ticket of a batch in one statement (PostgreSQL): `$1` = app,
+    /// `$2..$10` = arrays of fingerprint, level, target, location, module, message, first time,
+    /// last time and count, one element per ticket; rows are written (and locked) in the
+    /// arrays' order. Returns each ticket's fingerprint, id and new count.
+    #[cfg(feature = "postgres")]
+    pub(crate) fn upsert_batch(self, tables: &Tables) -> String {
+        format!(
+            "INSERT INTO {} (app_id, fingerprint, level, target, location, module, message, \
+             first_occurrence_time, last_occurrence_time, occurrence_count, solved) \
+             SELECT $1, u.fingerprint, u.level, u.target, u.location, u.module, u.message, u.first, u.last, \
+             u.count, {} FROM UNNEST($2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[], \
+             $8::TIMESTAMPTZ[], $9::TIMESTAMPTZ[], $10::BIGINT[]) WITH ORDINALITY \
+             AS u (fingerprint, level, target, location, module, message, first, last, count, n) \
+             ORDER BY u.n {} RETURNING fingerprint, id, occurrence_count",
+            tables.tickets,
+            self.false_,
+            self.on_conflict(tables)
+        )
+    }
+
+    /// The conflict clause of the upserts: counts add up, times widen, the newest message wins,
+    /// and a solved ticket is reopened.
+    fn on_conflict(self, tables: &Tables) -> String {
         let t = &tables.tickets;
         let Dialect { least, greatest, false_, .. } = self;
-        self.params(format!(
-            "INSERT INTO {t} (app_id, fingerprint, level, target, location, module, message, \
-             first_occurrence_time, last_occurrence_time, occurrence_count, solved) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, {false_}) \
-             ON CONFLICT (app_id, fingerprint) DO UPDATE SET \
+        format!(
+            "ON CONFLICT (app_id, fingerprint) DO UPDATE SET \
              occurrence_count = {t}.occurrence_count + excluded.occurrence_count, \
              message = CASE WHEN excluded.last_occurrence_time >= {t}.last_occurrence_time \
                  THEN excluded.message ELSE {t}.message END, \
              target = excluded.target, location = excluded.location, module = excluded.module, \
              first_occurrence_time = {least}({t}.first_occurrence_time, excluded.first_occurrence_time), \
              last_occurrence_time = {greatest}({t}.last_occurrence_time, excluded.last_occurrence_time), \
-             solved = {false_} \
-             RETURNING id, occurrence_count"
-        ))
+             solved = {false_}"
+        )
     }
 
     /// Whether ticket `$1`/`$2` (app, fingerprint) exists and is solved, read before its
@@ -436,6 +465,33 @@ impl Dialect {
              watchbell does not create it: create the schema (see the crate docs) or turn auto_create_tables on",
             self.name
         ))
+    }
+
+    /// Whether each ticket of app `$1` among the fingerprints `$2` (an array) exists and is
+    /// solved, read before the batch's upsert and locked until the transaction ends, in
+    /// fingerprint order (PostgreSQL).
+    #[cfg(feature = "postgres")]
+    pub(crate) fn prior_batch(self, tables: &Tables) -> String {
+        format!(
+            "SELECT fingerprint, solved FROM {} WHERE app_id = $1 AND fingerprint = ANY($2::TEXT[]) \
+             ORDER BY fingerprint FOR UPDATE",
+            tables.tickets
+        )
+    }
+
+    /// Deletes, for every ticket of the array `$1`, its occurrences but the newest `$2`
+    /// (PostgreSQL). Each ticket's occurrences are read newest first (a backward scan of the
+    /// `(ticket_id, id)` index): the scan starts at the live rows, so the dead index entries
+    /// that earlier deletions leave behind until a vacuum cost little (the `id <=` form of
+    /// [`retain`](Self::retain) reads all of them, and its cost grew with every batch).
+    #[cfg(feature = "postgres")]
+    pub(crate) fn retain_batch(self, tables: &Tables) -> String {
+        let o = &tables.occurrences;
+        format!(
+            "DELETE FROM {o} WHERE id IN (SELECT k.id FROM UNNEST($1::BIGINT[]) AS t (tid) \
+             CROSS JOIN LATERAL (SELECT i.id FROM {o} i WHERE i.ticket_id = t.tid \
+             ORDER BY i.id DESC OFFSET $2) k)"
+        )
     }
 
     /// Deletes the occurrences of ticket `$1` but its newest `$2`.
@@ -766,6 +822,8 @@ impl TicketStore {
 
     /// Deletes a ticket and its occurrences; false if there is no such ticket.
     pub fn delete(&mut self, id: i64) -> Result<bool, StoreError> {
+        // Best effort: a schema managed elsewhere may lack the notifications table.
+        let _ = self.delete_notifications(id);
         let tables = self.tables.clone();
         let _quiet = suppress();
         match &mut *self.backend {
@@ -839,4 +897,307 @@ pub(crate) const TICKET_COLUMNS: &str = "id, app_id, fingerprint, level, target,
 
 pub(crate) fn parse_level(s: &str) -> Level {
     watchbell_core::filter::parse_level(s).unwrap_or(Level::ERROR)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Read queries of the web viewer: text search, target filter, hourly occurrence counts, lookup by
+// fingerprint, and the indexes these (and the viewer's sort orders) need.
+// ---------------------------------------------------------------------------------------------
+
+/// A ticket listing with the viewer's filters: a [`TicketQuery`] plus a target and a text search.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TicketSearch {
+    /// App, level, solved state, order and page.
+    pub query: TicketQuery,
+    /// Only tickets whose target is this one or inside it (`app` matches `app` and `app::db`).
+    pub target: Option<String>,
+    /// Only tickets whose message, target or location contains this text (case-insensitive for
+    /// ASCII letters; `%` and `_` are matched literally).
+    pub text: Option<String>,
+}
+
+/// Occurrences of one ticket in one hour, from [`TicketStore::hourly_counts`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct HourCount {
+    /// The ticket.
+    pub ticket_id: i64,
+    /// The hour, counted from the `since` of the query (0 is the first hour).
+    pub hour: u32,
+    /// Stored occurrences in that hour.
+    pub count: u64,
+}
+
+/// `LIKE` pattern for a substring, with `\` as the escape character.
+fn like_contains(text: &str) -> String {
+    let mut p = String::with_capacity(text.len() + 2);
+    p.push('%');
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+impl TicketStore {
+    fn search_where(&self, s: &TicketSearch, params: &mut Vec<Param>) -> String {
+        let mut w = self.where_clause(&s.query, params);
+        let mut add = |cond: String| {
+            if w.is_empty() {
+                w = format!(" WHERE {cond}");
+            } else {
+                w.push_str(" AND ");
+                w.push_str(&cond);
+            }
+        };
+        if let Some(target) = s.target.as_deref().filter(|t| !t.is_empty()) {
+            params.push(Param::Text(target.to_owned()));
+            let a = self.placeholder(params.len());
+            let mut prefix = like_contains(target);
+            prefix.remove(0);
+            prefix.pop();
+            params.push(Param::Text(format!("{prefix}::%")));
+            let b = self.placeholder(params.len());
+            add(format!("(target = {a} OR target LIKE {b} ESCAPE '\\')"));
+        }
+        if let Some(text) = s.text.as_deref().filter(|t| !t.is_empty()) {
+            params.push(Param::Text(like_contains(text)));
+            let p = self.placeholder(params.len());
+            add(format!(
+                "(LOWER(message) LIKE {p} ESCAPE '\\' OR LOWER(target) LIKE {p} ESCAPE '\\' \
+                 OR LOWER(COALESCE(location, '')) LIKE {p} ESCAPE '\\')"
+            ));
+        }
+        w
+    }
+
+    /// The number of tickets matching the search's filters (order and page are ignored).
+    pub fn count_search(&mut self, search: &TicketSearch) -> Result<u64, StoreError> {
+        let mut params = Vec::new();
+        let w = self.search_where(search, &mut params);
+        let sql = format!("SELECT COUNT(*) FROM {}{w}", self.tables.tickets);
+        Ok(self.ints(&sql, &params)?.first().and_then(|r| r.first().copied()).unwrap_or(0).max(0) as u64)
+    }
+
+    /// The number of tickets matching the search's filters, counting at most `limit`: a list
+    /// page names "more than N" instead of scanning every ticket of a large database.
+    pub fn count_search_upto(&mut self, search: &TicketSearch, limit: u64) -> Result<u64, StoreError> {
+        let mut params = Vec::new();
+        let w = self.search_where(search, &mut params);
+        let sql = format!(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM {}{w} LIMIT {}) AS matching",
+            self.tables.tickets,
+            limit.min(i64::MAX as u64)
+        );
+        Ok(self.ints(&sql, &params)?.first().and_then(|r| r.first().copied()).unwrap_or(0).max(0) as u64)
+    }
+
+    /// The tickets matching the search, in its order, one page.
+    pub fn search_tickets(&mut self, search: &TicketSearch) -> Result<Vec<Ticket>, StoreError> {
+        let mut params = Vec::new();
+        let w = self.search_where(search, &mut params);
+        let q = &search.query;
+        let sql = format!(
+            "SELECT {TICKET_COLUMNS} FROM {}{w} ORDER BY {} LIMIT {} OFFSET {}",
+            self.tables.tickets,
+            q.order.sql(),
+            q.limit,
+            q.offset.min(i64::MAX as u64)
+        );
+        self.tickets(&sql, &params)
+    }
+
+    /// The ticket of `fingerprint` in app `app_id`, if there is one.
+    pub fn ticket_by_fingerprint(&mut self, app_id: &str, fingerprint: &str) -> Result<Option<Ticket>, StoreError> {
+        let sql = format!(
+            "SELECT {TICKET_COLUMNS} FROM {} WHERE app_id = {} AND fingerprint = {}",
+            self.tables.tickets,
+            self.placeholder(1),
+            self.placeholder(2)
+        );
+        let params = [Param::Text(app_id.to_owned()), Param::Text(fingerprint.to_owned())];
+        Ok(self.tickets(&sql, &params)?.into_iter().next())
+    }
+
+    /// The stored occurrences of each of `ticket_ids` per hour over `hours` hours from `since`
+    /// (only hours with occurrences are returned). Counts only what the retention kept: a ticket
+    /// with more occurrences than it stores shows its newest ones.
+    pub fn hourly_counts(
+        &mut self,
+        ticket_ids: &[i64],
+        since: SystemTime,
+        hours: u32,
+    ) -> Result<Vec<HourCount>, StoreError> {
+        if ticket_ids.is_empty() || hours == 0 {
+            return Ok(Vec::new());
+        }
+        let since_secs = since.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) as i64;
+        let ids = ticket_ids.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
+        let o = &self.tables.occurrences;
+        let (sql, params) = match *self.backend {
+            Backend::Sqlite(_) => (
+                format!(
+                    "SELECT ticket_id, (CAST(strftime('%s', time) AS INTEGER) - ?2) / 3600 AS h, COUNT(*) \
+                     FROM {o} WHERE ticket_id IN ({ids}) AND time >= ?1 GROUP BY ticket_id, h"
+                ),
+                vec![Param::Text(watchbell_core::time::rfc3339(since)), Param::Int(since_secs)],
+            ),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(_) => (
+                format!(
+                    "SELECT ticket_id, CAST(FLOOR((EXTRACT(EPOCH FROM time) - $1::BIGINT) / 3600) AS BIGINT) AS h, \
+                     COUNT(*) FROM {o} WHERE ticket_id IN ({ids}) AND time >= to_timestamp($1::BIGINT) \
+                     GROUP BY ticket_id, h"
+                ),
+                vec![Param::Int(since_secs)],
+            ),
+        };
+        Ok(self
+            .ints(&sql, &params)?
+            .into_iter()
+            .filter_map(|r| {
+                let (id, h, n) = (*r.first()?, *r.get(1)?, *r.get(2)?);
+                (0..i64::from(hours)).contains(&h).then(|| HourCount {
+                    ticket_id: id,
+                    hour: h as u32,
+                    count: n.max(0) as u64,
+                })
+            })
+            .collect())
+    }
+
+    /// Creates (if absent) the indexes of the viewer's sort orders and charts: tickets by
+    /// occurrence count and by first occurrence, occurrences by ticket and time.
+    pub fn create_view_indexes(&mut self) -> Result<(), StoreError> {
+        let p = self.tables.prefix.clone();
+        for sql in [
+            format!("CREATE INDEX IF NOT EXISTS {p}tickets_count ON {p}tickets (occurrence_count)"),
+            format!("CREATE INDEX IF NOT EXISTS {p}tickets_first ON {p}tickets (first_occurrence_time)"),
+            format!("CREATE INDEX IF NOT EXISTS {p}occurrences_ticket_time ON {p}occurrences (ticket_id, time)"),
+        ] {
+            self.execute(&sql, &[])?;
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Alert destinations notified of a ticket: the `{prefix}notifications` table, one row per app,
+// fingerprint and destination, written from the in-process journal of the alert sinks
+// (`watchbell_core::notified`) by the ticketing worker, and read by the viewer.
+// ---------------------------------------------------------------------------------------------
+
+/// An alert destination that was notified of a ticket's events, from
+/// [`TicketStore::notifications`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Notification {
+    /// The app of the ticket.
+    pub app_id: String,
+    /// The ticket's fingerprint.
+    pub fingerprint: String,
+    /// The destination's name: `slack`, `telegram`, `mail`, `sms:twilio`, …
+    pub destination: String,
+    /// When it was first notified (the time of the first delivered alert).
+    #[serde(serialize_with = "ser_time")]
+    pub first_time: SystemTime,
+    /// When it was last notified.
+    #[serde(serialize_with = "ser_time")]
+    pub last_time: SystemTime,
+    /// How many records of the ticket it was delivered.
+    pub count: u64,
+}
+
+type NoteKey<'a> = (&'a str, &'a str, &'a str);
+type NoteSpan = (SystemTime, SystemTime, u64);
+
+/// One row of the notifications upsert: app, fingerprint, destination, first and last time
+/// (RFC 3339), count.
+pub(crate) type NotificationRow = (String, String, String, String, String, i64);
+
+impl TicketStore {
+    /// The alert destinations notified of ticket `ticket_id` (most recently notified first);
+    /// empty for a ticket nobody was alerted of, or no ticket.
+    pub fn notifications(&mut self, ticket_id: i64) -> Result<Vec<Notification>, StoreError> {
+        let n = format!("{}notifications", self.tables.prefix);
+        let sql = format!(
+            "SELECT n.app_id, n.fingerprint, n.destination, n.first_time, n.last_time, n.count FROM {n} n \
+             JOIN {} t ON t.app_id = n.app_id AND t.fingerprint = n.fingerprint WHERE t.id = {} \
+             ORDER BY n.last_time DESC, n.destination",
+            self.tables.tickets,
+            self.placeholder(1)
+        );
+        let params = [Param::Int(ticket_id)];
+        let _quiet = suppress();
+        match &mut *self.backend {
+            Backend::Sqlite(db) => db.notifications(&sql, &params),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(db) => db.notifications(&sql, &params),
+        }
+    }
+
+    /// Records deliveries of alerts (as the alert sinks' journal reports them): each counts one
+    /// for its app, fingerprint and destination, in one transaction. A ticket that does not
+    /// exist yet gets its notifications when it does (they are keyed by fingerprint).
+    pub fn record_notifications(&mut self, notes: &[watchbell_core::notified::Notified]) -> Result<(), StoreError> {
+        // (app, fingerprint, destination) → (first, last, count), in key order (a fixed lock
+        // order for concurrent writers).
+        let mut agg: std::collections::BTreeMap<NoteKey<'_>, NoteSpan> = std::collections::BTreeMap::new();
+        for note in notes {
+            let key = (note.app_id.as_str(), note.fingerprint.as_str(), note.destination.as_str());
+            let e = agg.entry(key).or_insert((note.time, note.time, 0));
+            e.0 = e.0.min(note.time);
+            e.1 = e.1.max(note.time);
+            e.2 += 1;
+        }
+        if agg.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<NotificationRow> = agg
+            .into_iter()
+            .map(|((a, f, d), (first, last, count))| {
+                let t = |s: SystemTime| watchbell_core::time::rfc3339(s);
+                (a.to_owned(), f.to_owned(), d.to_owned(), t(first), t(last), db_count(count))
+            })
+            .collect();
+        let n = format!("{}notifications", self.tables.prefix);
+        let _quiet = suppress();
+        match &mut *self.backend {
+            Backend::Sqlite(db) => db.record_notifications(&SQLITE.notification_upsert(&n), &rows),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(db) => db.record_notifications(&POSTGRES.notification_upsert(&n), &rows),
+        }
+    }
+
+    /// Deletes the notifications of a ticket about to be deleted.
+    fn delete_notifications(&mut self, id: i64) -> Result<(), StoreError> {
+        let n = format!("{}notifications", self.tables.prefix);
+        let sql = format!(
+            "DELETE FROM {n} WHERE EXISTS (SELECT 1 FROM {t} t WHERE t.id = {p} AND t.app_id = {n}.app_id \
+             AND t.fingerprint = {n}.fingerprint)",
+            t = self.tables.tickets,
+            p = self.placeholder(1)
+        );
+        self.execute(&sql, &[Param::Int(id)]).map(|_| ())
+    }
+}
+
+impl Dialect {
+    /// Counts up one notification row: `$1..$6` = app, fingerprint, destination, first time,
+    /// last time (RFC 3339 text), count.
+    fn notification_upsert(self, n: &str) -> String {
+        let Dialect { least, greatest, .. } = self;
+        let time = |i: u8| if self.sigil == '$' { format!("${i}::TEXT::TIMESTAMPTZ") } else { format!("${i}") };
+        self.params(format!(
+            "INSERT INTO {n} (app_id, fingerprint, destination, first_time, last_time, count) \
+             VALUES ($1, $2, $3, {}, {}, $6) \
+             ON CONFLICT (app_id, fingerprint, destination) DO UPDATE SET \
+             count = {n}.count + excluded.count, \
+             first_time = {least}({n}.first_time, excluded.first_time), \
+             last_time = {greatest}({n}.last_time, excluded.last_time)",
+            time(4),
+            time(5)
+        ))
+    }
 }

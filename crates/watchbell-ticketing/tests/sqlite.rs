@@ -137,11 +137,11 @@ fn schema_is_versioned_and_reopening_keeps_data() {
     let url = sqlite_url("schema");
     with_layer(builder(&url, "wb_"), || tracing::error!("x"));
     let mut s = open(&url, "wb_");
-    assert_eq!(s.schema_version().unwrap(), 1);
+    assert_eq!(s.schema_version().unwrap(), 2);
     drop(s);
     with_layer(builder(&url, "wb_"), || tracing::error!("x"));
     let mut s = open(&url, "wb_");
-    assert_eq!(s.schema_version().unwrap(), 1);
+    assert_eq!(s.schema_version().unwrap(), 2);
     assert_eq!(s.count_tickets(&TicketQuery::default()).unwrap(), 2);
     // Another prefix in the same file is another set of tables.
     assert_eq!(open(&url, "other_").count_tickets(&TicketQuery::default()).unwrap(), 0);

@@ -23,8 +23,8 @@ mod sinks;
 use build::{place, quote, Built, Cx, Globals};
 pub use schema::{
     ChatRef, Config, ExotelConfig, FileConfig, FingersCrossedConfig, FmtConfig, HttpConfig, MailConfig,
-    MailRouteConfig, RateLimitConfig, SlackConfig, SlackWebhookConfig, SmsConfig, SyslogConfig, TelegramConfig,
-    TicketingConfig, TwilioConfig,
+    MailRouteConfig, RateLimitConfig, RelayConfig, SlackConfig, SlackWebhookConfig, SmsConfig, SyslogConfig,
+    TelegramConfig, TicketingConfig, TwilioConfig,
 };
 pub use secret::SecretValue;
 
@@ -93,6 +93,24 @@ fn result(problems: Vec<Problem>) -> Result<(), ConfigError> {
     } else {
         Err(ConfigError::new(problems))
     }
+}
+
+/// The `[relay]` table, read for `watchbell-relay` ([`Config::relay_settings`]).
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct RelaySettings {
+    /// The HTTP input's address.
+    pub http: Option<std::net::SocketAddr>,
+    /// The unix socket input's path.
+    pub unix: Option<std::path::PathBuf>,
+    /// ZeroMQ endpoints to subscribe to.
+    pub zmq: Vec<String>,
+    /// The bearer token of the HTTP input (redacted in `Debug`).
+    pub token: Option<watchbell_core::secret::Secret<String>>,
+    /// The queue's capacity in records.
+    pub queue: usize,
+    /// The `Retry-After` of a 429.
+    pub retry_after: std::time::Duration,
 }
 
 /// The layers [`Config::layers`] returns; a `Vec` of layers is itself a layer.
@@ -228,6 +246,63 @@ impl Config {
         Ok((layers, guard))
     }
 
+    /// Builds every configured sink as a handler instead of a layer, behind one fan-out: for
+    /// programs that receive records rather than capture events (the relay). The same tables,
+    /// checks and secrets as [`layers`](Config::layers); each sink's queue waits for room
+    /// (up to 30 s) instead of dropping, so that a slow sink pushes back on whoever feeds the
+    /// handler. Each sink keeps its level and target filter (its `level` key, or its default:
+    /// mail and SMS see only errors), applied to the records handed over. `[fingers_crossed]` and `notify` URLs are not supported here
+    /// (use the sink tables).
+    pub fn handlers(&self) -> Result<(Arc<dyn Handler>, Guard), ConfigError> {
+        let mut cx = Cx::new(true);
+        self.missing_features(&mut cx);
+        let mut g = self.globals(&mut cx);
+        g.deliver_to = build::SINKS.iter().map(|s| (*s).to_owned()).collect();
+        g.overflow = Some(watchbell_core::Overflow::Block(std::time::Duration::from_secs(30)));
+        g.filtered_handlers = true;
+        if self.fingers_crossed.is_some() {
+            cx.problem("fingers_crossed", None, "no [fingers_crossed] table where sinks are built as handlers");
+        }
+        if !self.notify.is_empty() {
+            cx.problem("notify", None, "the sink tables ([ntfy], [discord], …) where sinks are built as handlers");
+        }
+        let mut fan = FanOut::new();
+        let mut guard: Option<Guard> = None;
+        self.builders::<tracing_subscriber::Registry, _>(&mut cx, &g, |_name, built| {
+            let (h, gd) = match built {
+                Built::Handler(h, gd) => (h, gd),
+                Built::Layer(_, gd) => (Arc::new(FanOut::new()) as Arc<dyn Handler>, gd),
+            };
+            fan = std::mem::take(&mut fan).with(h);
+            guard = Some(match guard.take() {
+                Some(all) => all.join(gd),
+                None => gd,
+            });
+        });
+        let fan: Arc<dyn Handler> = Arc::new(fan);
+        if !cx.problems.is_empty() {
+            if let Some(gd) = guard {
+                let _ = gd.shutdown(std::time::Duration::from_secs(1));
+            }
+            return Err(ConfigError::new(cx.problems));
+        }
+        let guard = guard.unwrap_or_else(|| Guard::new(Arc::clone(&fan)));
+        Ok((fan, guard))
+    }
+
+    /// The `[relay]` table, checked, its token read: `None` when there is no such table.
+    pub fn relay_settings(&self) -> Result<Option<RelaySettings>, ConfigError> {
+        if self.relay.is_none() {
+            return Ok(None);
+        }
+        let mut cx = Cx::new(true);
+        let s = self.relay_settings_in(&mut cx);
+        if !cx.problems.is_empty() {
+            return Err(ConfigError::new(cx.problems));
+        }
+        Ok(s)
+    }
+
     #[cfg(feature = "fingers-crossed")]
     fn fingers_crossed_layer<S>(
         &self,
@@ -344,6 +419,16 @@ impl Config {
         place!(cx, g, out, "journald", self.journald_builder(cx, g), |_: &str| None);
         #[cfg(feature = "desktop")]
         place!(cx, g, out, "desktop", self.desktop_builder(cx, g), |_: &str| None);
+        #[cfg(feature = "zmq")]
+        {
+            let endpoint = self.zmq.as_ref().and_then(|t| t.endpoint.as_deref()).map(quote);
+            let value_of = |key: &str| if key == "endpoint" { endpoint.clone() } else { None };
+            place!(cx, g, out, "zmq", self.zmq_builder(cx, g), value_of);
+        }
+        #[cfg(feature = "aws")]
+        for name in ["sqs", "cloudwatch_logs", "sns"] {
+            place!(cx, g, out, name, self.aws_builder(cx, g, name), |_: &str| None);
+        }
         #[cfg(feature = "notify")]
         for name in
             ["ntfy", "pushover", "discord", "teams", "google_chat", "mattermost", "rocketchat", "pagerduty", "opsgenie"]

@@ -29,6 +29,8 @@
 //! | `desktop` | `watchbell-desktop` as `desktop` | freedesktop notifications over D-Bus |
 //! | `notify` | `watchbell-notify` as `notify` | push, chat and paging: ntfy, Pushover, Discord, Microsoft Teams, Google Chat, Mattermost, Rocket.Chat, PagerDuty, Opsgenie |
 //! | `opentelemetry` | `watchbell-core/opentelemetry` | every record gets `trace_id`/`span_id` of the OpenTelemetry span it happens in (tracing-opentelemetry 0.34), so logs and traces join (`core::otel`) |
+//! | `zmq` | `watchbell-zmq` as `zmq` | ZeroMQ publisher (PUB or PUSH) and subscriber in Logbook's wire shape |
+//! | `aws` | `watchbell-aws` as `aws` | SQS, CloudWatch Logs and SNS, signed with SigV4 |
 //! | `full` | all of the above | |
 //!
 //! Every sink builder shares the common settings of [`SinkOptions`](prelude::SinkOptions)
@@ -183,6 +185,17 @@
 //!     [`watchbell_core::set_error_reporter`].
 //! - **Defaults**: each sink's own (see its crate), except `[file] level`, which is `warn` as in
 //!   coaster. `[rate_limit]`, when there, replaces every sink's rate limit (`limit = 0`: none).
+//! - **`[rate_limit] shared = "postgres://…"`** (feature `postgres`): the rate-limit windows
+//!   are shared by every process of a fleet in that database (one row per sink and
+//!   fingerprint, see `watchbell_ticketing::fleet`): one alert per fingerprint per window
+//!   across the fleet, the next one carrying the fleet's count ("N similar suppressed from M
+//!   instances"). Decided on a watchbell thread, never the caller's; while the database
+//!   cannot be reached each process limits locally, counts it and says so once on stderr.
+//! - **`[relay]`**: read by the `watchbell-relay` binary only (a service ignores it):
+//!   `http = "127.0.0.1:9400"`, `unix = "/run/watchbell.sock"`, `zmq = ["tcp://…"]` (at
+//!   least one input), `token` (a secret: bearer token of the HTTP input), `queue` (records,
+//!   default 100000), `retry_after` (default `"1s"`). See [`Config::relay_settings`] and
+//!   [`Config::handlers`].
 //! - **`[fingers_crossed] deliver_to`**: the sinks named there are built as handlers
 //!   (`build_handler()`) behind one fan-out, behind one fingers-crossed layer: they receive the
 //!   buffered records of a scope (`scope`) together when one reaches `action_level` (an
@@ -202,6 +215,8 @@
 //! | `WATCHBELL_PANICS`, `WATCHBELL_ERRORS` | `panics`, `errors` |
 //! | `WATCHBELL_LEVEL` or `WATCHBELL_FMT_LEVEL` | `fmt.level` |
 //! | `WATCHBELL_RATE_LIMIT_LIMIT`, `_PER` | `rate_limit.limit`, `.per` |
+//! | `WATCHBELL_RATE_LIMIT_SHARED` | `rate_limit.shared` (secret: a `postgres://` URL) |
+//! | `WATCHBELL_RELAY_HTTP`, `_UNIX`, `_ZMQ`, `_TOKEN`, `_QUEUE`, `_RETRY_AFTER` | `relay.http`, `.unix`, `.zmq`, `.token`, `.queue`, `.retry_after` (for `watchbell-relay`) |
 //! | `WATCHBELL_SLACK_WEBHOOK` (+ `WATCHBELL_SLACK_LEVELS`) | adds a `[[slack.webhooks]]` named `env` with this `url` (and `levels`) |
 //! | `WATCHBELL_HTTP_CLIENT_CA_FILE`, `WATCHBELL_HTTP_CLIENT_BUILT_IN_ROOTS`, `WATCHBELL_HTTP_CLIENT_CLIENT_CERT_FILE`, `WATCHBELL_HTTP_CLIENT_CLIENT_KEY_FILE`, `WATCHBELL_HTTP_CLIENT_PROXY`, `WATCHBELL_HTTP_CLIENT_NO_PROXY`, `WATCHBELL_HTTP_CLIENT_PROXY_FROM_ENV` | `http_client.ca_file`, `.built_in_roots`, `.client_cert_file`, `.client_key_file`, `.proxy`, `.no_proxy`, `.proxy_from_env` |
 //! | `WATCHBELL_TELEGRAM_TOKEN`, `_CHAT` (or `_CHATS`), `_TOPIC`, `_LEVEL`, `_NOTIFY_LEVEL`, `_API_BASE` | `telegram.token`, `.chats`, `.topic`, `.level`, `.notify_level`, `.api_base` |
@@ -213,7 +228,7 @@
 //! | `WATCHBELL_SYSLOG_TRANSPORT`, `_ADDRESS`, `_PROTOCOL`, `_FACILITY`, `_LEVEL`, `_MSGID_FIELD`, `_BOM`, `_ZONE`; `WATCHBELL_SYSLOG_SEVERITIES_ERROR`, `WATCHBELL_SYSLOG_SEVERITIES_WARN`, `WATCHBELL_SYSLOG_SEVERITIES_INFO`, `WATCHBELL_SYSLOG_SEVERITIES_DEBUG`, `WATCHBELL_SYSLOG_SEVERITIES_TRACE` | `syslog.transport`, …; `syslog.severities.error`, … (see `[syslog]` below) |
 //! | `WATCHBELL_FILE_PATH`, `_LEVEL`, `_MAX_BYTES`, `_BACKUP_COUNT`, `_ROTATE_EVERY`, `_WHEN`, `_INTERVAL`, `_AT_TIME`, `_ZONE`, `_DATE_FORMAT`, `_TRUNCATE`, `_COMPRESS` | `file.path`, … (see `[file]` below) |
 //! | `WATCHBELL_FINGERS_CROSSED_ACTION_LEVEL`, `_LEVEL`, `_BUFFER_SIZE`, `_SCOPE`, `_DELIVER_TO` | `fingers_crossed.action_level`, … |
-//! | `WATCHBELL_TICKETING_URL`, `_LEVEL`, `_APP_ID` | `ticketing.url`, `.level`, `.app_id` |
+//! | `WATCHBELL_TICKETING_URL`, `_LEVEL`, `_APP_ID`, `_PUBLIC_URL` | `ticketing.url`, `.level`, `.app_id`, `.public_url` (the viewer's address: alerts link to their ticket) |
 //! | `WATCHBELL_COMMAND_PROGRAM`, `_SHELL`, `_ARGS`, `_STDIN`, `_PER_BATCH`, `_CONCURRENCY`, `_LEVEL` | `command.program`, `.shell`, `.args`, … |
 //! | `WATCHBELL_JOURNALD_SOCKET`, `_SYSLOG_IDENTIFIER`, `_LEVEL` | `journald.socket`, `.syslog_identifier`, `.level` |
 //! | `WATCHBELL_DESKTOP_BUS_ADDRESS`, `_EXPIRE_AFTER`, `_LEVEL` | `desktop.bus_address`, `.expire_after`, `.level` |
@@ -226,7 +241,11 @@
 //! | `WATCHBELL_ROCKETCHAT_WEBHOOK`, `_CHANNEL`, `_USERNAME`, `_LEVEL` | `rocketchat.webhook`, `.channel`, `.username`, `.level` |
 //! | `WATCHBELL_PAGERDUTY_ROUTING_KEY`, `_API_BASE`, `_LEVEL` | `pagerduty.routing_key`, `.api_base`, `.level` |
 //! | `WATCHBELL_OPSGENIE_KEY`, `_REGION`, `_API_BASE`, `_LEVEL` | `opsgenie.key`, `.region` (`us`, `eu`), `.api_base`, `.level` |
-//! | `WATCHBELL_<SINK>_PACE`, `_TIMEOUT`, `_QUEUE_RECORDS`, `_ALLOW_PLAIN_HTTP` (`<SINK>`: `SLACK`, `TELEGRAM`, `SMS`, `MAIL`, `HTTP`, `SYSLOG`, `FILE`, `TICKETING`, `COMMAND`, `JOURNALD`, `DESKTOP`, `NTFY`, `PUSHOVER`, `DISCORD`, `TEAMS`, `GOOGLE_CHAT`, `MATTERMOST`, `ROCKETCHAT`, `PAGERDUTY`, `OPSGENIE`) | the common settings of that table |
+//! | `WATCHBELL_ZMQ_ENDPOINT`, `_SOCKET`, `_LEVEL` | `zmq.endpoint`, `.socket` (`pub`, `push`), `.level` |
+//! | `WATCHBELL_SQS_QUEUE_URL`, `_MESSAGE_GROUP_ID`, `_REGION`, `_ENDPOINT_URL`, `_PROFILE`, `_LEVEL` | `sqs.queue_url`, `.message_group_id`, `.region`, `.endpoint_url`, `.profile`, `.level` (keys: `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN`, `~/.aws`, or `access_key_id` + `secret_access_key` in the table) |
+//! | `WATCHBELL_CLOUDWATCH_LOGS_GROUP`, `WATCHBELL_CLOUDWATCH_LOGS_STREAM`, `_CREATE`, `_REGION`, `_ENDPOINT_URL`, `_PROFILE`, `_LEVEL` | `cloudwatch_logs.log_group`, `.log_stream`, `.create`, `.region`, `.endpoint_url`, `.profile`, `.level` |
+//! | `WATCHBELL_SNS_TOPIC_ARN`, `_REGION`, `_ENDPOINT_URL`, `_PROFILE`, `_LEVEL` | `sns.topic_arn`, `.region`, `.endpoint_url`, `.profile`, `.level` |
+//! | `WATCHBELL_<SINK>_PACE`, `_TIMEOUT`, `_QUEUE_RECORDS`, `_ALLOW_PLAIN_HTTP` (`<SINK>`: `SLACK`, `TELEGRAM`, `SMS`, `MAIL`, `HTTP`, `SYSLOG`, `FILE`, `TICKETING`, `COMMAND`, `JOURNALD`, `DESKTOP`, `NTFY`, `PUSHOVER`, `DISCORD`, `TEAMS`, `GOOGLE_CHAT`, `MATTERMOST`, `ROCKETCHAT`, `PAGERDUTY`, `OPSGENIE`, `ZMQ`) | the common settings of that table |
 //!
 //! ## coaster's keys
 //!
@@ -312,9 +331,13 @@
 pub mod config;
 pub mod panics;
 #[cfg(feature = "config")]
+pub use config::RelaySettings;
+#[cfg(feature = "config")]
 pub use config::{init, init_with, Config, ConfigError, Problem};
 pub use panics::capture_panics;
 
+#[cfg(feature = "aws")]
+pub use watchbell_aws as aws;
 #[cfg(feature = "command")]
 pub use watchbell_command as command;
 pub use watchbell_core as core;
@@ -344,6 +367,8 @@ pub use watchbell_syslog as syslog;
 pub use watchbell_telegram as telegram;
 #[cfg(feature = "ticketing")]
 pub use watchbell_ticketing as ticketing;
+#[cfg(feature = "zmq")]
+pub use watchbell_zmq as zmq;
 
 /// The names most setups use.
 pub mod prelude {

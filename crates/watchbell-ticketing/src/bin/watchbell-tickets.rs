@@ -24,6 +24,7 @@ COMMANDS:
     reopen ID            mark a ticket open
     delete ID            delete a ticket and its occurrences
     stats                totals per level and per app
+    serve                the web viewer (needs the `serve` feature); prints its URL, stops on Ctrl-C
 
 OPTIONS:
     --db URL             sqlite://PATH, a SQLite file path, or postgres://USER:PASSWORD@HOST:PORT/DB
@@ -41,6 +42,11 @@ OPTIONS:
                          sent with; repeatable; default: the comma-separated URLs of the
                          WATCHBELL_TICKETS_RESOLVE environment variable). Needs the `notify`
                          feature of watchbell-ticketing.
+    --listen ADDR        serve: the address to listen on (default 127.0.0.1:8080)
+    --token TOKEN        serve: the token every request needs (default: the
+                         WATCHBELL_TICKETS_TOKEN environment variable); required when ADDR is
+                         not a loopback address
+    --read-only          serve: no solve, reopen or delete
     -h, --help           this text
 ";
 
@@ -56,6 +62,9 @@ struct Args {
     json: bool,
     resolve: Vec<String>,
     command: Vec<String>,
+    listen: Option<String>,
+    token: Option<String>,
+    read_only: bool,
 }
 
 fn parse(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
@@ -71,6 +80,9 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
         json: false,
         resolve: Vec::new(),
         command: Vec::new(),
+        listen: None,
+        token: None,
+        read_only: false,
     };
     while let Some(arg) = it.next() {
         let (name, inline) = match arg.split_once('=') {
@@ -103,6 +115,9 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
             "--offset" => a.offset = value("a number")?.parse().map_err(|_| "--offset needs a number")?,
             "--json" => a.json = true,
             "--resolve" => a.resolve.push(value("a pagerduty:// or opsgenie:// URL")?),
+            "--listen" => a.listen = Some(value("an address such as 127.0.0.1:8080")?),
+            "--token" => a.token = Some(value("a token")?),
+            "--read-only" => a.read_only = true,
             s if s.starts_with('-') && s.len() > 1 && s.parse::<i64>().is_err() => {
                 return Err(format!("unknown option {s}"))
             }
@@ -149,10 +164,13 @@ fn run(args: Args) -> Result<ExitCode, String> {
     let Some(command) = args.command.first().cloned() else {
         return Err(format!("no command\n\n{USAGE}"));
     };
-    if !["list", "show", "solve", "reopen", "delete", "stats"].contains(&command.as_str()) {
+    if !["list", "show", "solve", "reopen", "delete", "stats", "serve"].contains(&command.as_str()) {
         return Err(format!("unknown command {command:?}\n\n{USAGE}"));
     }
     let mut store = TicketStore::open_with(&db, &args.prefix, Duration::from_secs(5)).map_err(|e| e.to_string())?;
+    if command == "serve" {
+        return serve(store, &args);
+    }
     let out = std::io::stdout();
     let mut out = out.lock();
     let w = |out: &mut std::io::StdoutLock<'_>, s: String| {
@@ -385,4 +403,32 @@ fn resolve(url: &str, fingerprint: &str) -> Result<String, String> {
 #[cfg(not(feature = "notify"))]
 fn resolve(_url: &str, _fingerprint: &str) -> Result<String, String> {
     Err("--resolve needs watchbell-tickets built with the `notify` feature of watchbell-ticketing".into())
+}
+
+#[cfg(feature = "serve")]
+fn serve(store: TicketStore, args: &Args) -> Result<ExitCode, String> {
+    use watchbell_ticketing::web::{serve, ServeOptions};
+    if args.command.len() > 1 {
+        return Err("serve takes no arguments".into());
+    }
+    let mut options = ServeOptions { read_only: args.read_only, stop_on_ctrl_c: true, ..ServeOptions::default() };
+    if let Some(listen) = &args.listen {
+        options.listen = listen.parse().map_err(|_| format!("--listen: not an address with a port: {listen:?}"))?;
+    }
+    let token = args.token.clone().or_else(|| std::env::var("WATCHBELL_TICKETS_TOKEN").ok()).filter(|t| !t.is_empty());
+    if let Some(token) = token {
+        options = options.token(token);
+    }
+    let server = serve(store, options).map_err(|e| e.to_string())?;
+    println!("watchbell-tickets: serving {} (Ctrl-C stops)", server.url());
+    let _ = std::io::stdout().flush();
+    server.wait();
+    println!("watchbell-tickets: stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(not(feature = "serve"))]
+fn serve(_store: TicketStore, _args: &Args) -> Result<ExitCode, String> {
+    Err("serve needs the `serve` feature of watchbell-ticketing (cargo install watchbell-ticketing --features serve)"
+        .into())
 }

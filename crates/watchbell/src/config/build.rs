@@ -24,7 +24,7 @@ pub(crate) trait Common {
 }
 
 /// The sink names `deliver_to` accepts, in build order.
-pub(crate) const SINKS: [&str; 20] = [
+pub(crate) const SINKS: [&str; 24] = [
     "slack",
     "telegram",
     "sms",
@@ -45,6 +45,10 @@ pub(crate) const SINKS: [&str; 20] = [
     "rocketchat",
     "pagerduty",
     "opsgenie",
+    "zmq",
+    "sqs",
+    "cloudwatch_logs",
+    "sns",
 ];
 
 /// Collects problems while reading a config. With `resolve` off, secrets are only checked for
@@ -153,6 +157,9 @@ impl Cx {
         if let Some(http) = &g.http_client {
             b.options_mut().http = http.clone();
         }
+        if let Some(o) = g.overflow {
+            b = b.overflow(o);
+        }
         match g.rate_limit {
             Some((0, _)) => b.no_rate_limit(),
             Some((n, d)) => b.rate_limit(n, d),
@@ -199,6 +206,22 @@ pub(crate) struct Globals {
     pub deliver_to: Vec<String>,
     /// `[http_client]`, its files read (when resolving).
     pub http_client: Option<watchbell_core::options::HttpSettings>,
+    /// The overflow policy of every sink's queue, when set ([`Config::handlers`] sets it to
+    /// wait, so that a relay pushes back on its senders instead of dropping).
+    pub overflow: Option<watchbell_core::Overflow>,
+    /// Every sink as a handler behind its own level and target filter ([`Config::handlers`]:
+    /// records that were captured elsewhere, such as a relay's, still meet each sink's `level`).
+    pub filtered_handlers: bool,
+}
+
+/// The handler of a built sink layer behind that layer's filter (level, allowed and denied
+/// targets), for records that reach it without passing through the layer.
+pub(crate) fn filtered_handler<S>(layer: &watchbell_core::SinkLayer<S>) -> std::sync::Arc<dyn watchbell_core::Handler> {
+    let filter = layer.filter().clone();
+    let inner = std::sync::Arc::clone(layer.inner().handler());
+    std::sync::Arc::new(watchbell_core::handler::Select::new(inner, move |r: &watchbell_core::Record| {
+        filter.allows(r.level, &r.target)
+    }))
 }
 
 /// A PEM file of `[http_client]`: read and checked for a `marker` block (when resolving).
@@ -295,6 +318,78 @@ impl Config {
 }
 
 impl Config {
+    /// `[rate_limit] shared`: checks the URL and, when resolving, installs the PostgreSQL
+    /// windows for every rate limit built afterwards (it connects on first use, on a watchbell
+    /// thread).
+    fn shared_rate_limit(&self, cx: &mut Cx) {
+        let Some(value) = self.rate_limit.as_ref().and_then(|r| r.shared.as_ref()) else { return };
+        let Some(url) = cx.secret("rate_limit.shared", Some(value), true) else { return };
+        if !cx.resolve {
+            return;
+        }
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            cx.problem("rate_limit.shared", Some(value.redacted()), "a postgres:// or postgresql:// URL");
+            return;
+        }
+        #[cfg(feature = "postgres")]
+        match watchbell_ticketing::fleet::PgWindows::new(&url) {
+            Ok(w) => watchbell_core::ratelimit::install_shared(Some(Arc::new(w))),
+            Err(e) => cx.problem("rate_limit.shared", Some(value.redacted()), e),
+        }
+        #[cfg(not(feature = "postgres"))]
+        cx.problem(
+            "rate_limit.shared",
+            Some(value.redacted()),
+            "the `postgres` feature of the watchbell crate (or `full`)",
+        );
+    }
+
+    /// Reads `[relay]` (problems go to `cx`); `None` without the table or with a problem.
+    pub(crate) fn relay_settings_in(&self, cx: &mut Cx) -> Option<super::RelaySettings> {
+        let t = self.relay.as_ref()?;
+        let before = cx.problems.len();
+        let http = t.http.as_deref().and_then(|a| match a.trim().parse::<std::net::SocketAddr>() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                cx.problem("relay.http", Some(quote(a)), "an address and port such as \"127.0.0.1:9400\"");
+                None
+            }
+        });
+        let unix = t.unix.as_deref().and_then(|p| {
+            if p.trim().is_empty() {
+                cx.problem("relay.unix", Some(quote(p)), "the path of a unix socket");
+                None
+            } else {
+                Some(std::path::PathBuf::from(p))
+            }
+        });
+        for (i, e) in t.zmq.iter().enumerate() {
+            if !e.contains("://") {
+                cx.problem(
+                    format!("relay.zmq[{i}]"),
+                    Some(quote(e)),
+                    "a ZeroMQ endpoint such as \"tcp://127.0.0.1:5556\"",
+                );
+            }
+        }
+        if t.http.is_none() && t.unix.is_none() && t.zmq.is_empty() {
+            cx.problem("relay", None, "at least one input: http, unix or zmq");
+        }
+        let token = cx.secret("relay.token", t.token.as_ref(), false);
+        if t.queue == Some(0) {
+            cx.problem("relay.queue", Some("0".into()), "at least 1 record");
+        }
+        let retry_after = cx.duration("relay.retry_after", t.retry_after.as_deref()).unwrap_or(Duration::from_secs(1));
+        (cx.problems.len() == before).then(|| super::RelaySettings {
+            http,
+            unix,
+            zmq: t.zmq.clone(),
+            token: token.map(watchbell_core::secret::Secret::new),
+            queue: t.queue.unwrap_or(100_000),
+            retry_after,
+        })
+    }
+
     /// Checks the global settings and `deliver_to`.
     pub(crate) fn globals(&self, cx: &mut Cx) -> Globals {
         if let Some(f) = &self.fmt {
@@ -346,11 +441,13 @@ impl Config {
             }
         }
         let http_client = self.http_client_settings(cx);
-        Globals { rate_limit, deliver_to, http_client }
+        self.shared_rate_limit(cx);
+        self.relay_settings_in(cx);
+        Globals { rate_limit, deliver_to, http_client, overflow: None, filtered_handlers: false }
     }
 
     /// Every table: (name, present, its Cargo feature, whether that feature is compiled in).
-    fn sections(&self) -> [(&'static str, bool, &'static str, bool); 21] {
+    fn sections(&self) -> [(&'static str, bool, &'static str, bool); 25] {
         let notify = cfg!(feature = "notify");
         [
             ("slack", self.slack.is_some(), "slack", cfg!(feature = "slack")),
@@ -373,6 +470,10 @@ impl Config {
             ("rocketchat", self.rocketchat.is_some(), "notify", notify),
             ("pagerduty", self.pagerduty.is_some(), "notify", notify),
             ("opsgenie", self.opsgenie.is_some(), "notify", notify),
+            ("zmq", self.zmq.is_some(), "zmq", cfg!(feature = "zmq")),
+            ("sqs", self.sqs.is_some(), "aws", cfg!(feature = "aws")),
+            ("cloudwatch_logs", self.cloudwatch_logs.is_some(), "aws", cfg!(feature = "aws")),
+            ("sns", self.sns.is_some(), "aws", cfg!(feature = "aws")),
             ("fingers_crossed", self.fingers_crossed.is_some(), "fingers-crossed", cfg!(feature = "fingers-crossed")),
         ]
     }
@@ -407,7 +508,9 @@ macro_rules! place {
         let before = $cx.problems.len();
         if let Some(builder) = $make {
             if $cx.resolve && $cx.problems.len() == before {
-                let r = if $globals.deliver_to.iter().any(|n| n == $name) {
+                let r = if $globals.filtered_handlers {
+                    builder.build::<S>().map(|(l, g)| Built::Handler($crate::config::build::filtered_handler(&l), g))
+                } else if $globals.deliver_to.iter().any(|n| n == $name) {
                     builder.build_handler().map(|(h, g)| Built::Handler(h, g))
                 } else {
                     builder.build::<S>().map(|(l, g)| Built::Layer(Box::new(l) as Box<dyn Layer<S> + Send + Sync>, g))

@@ -115,6 +115,36 @@ pub struct Config {
     pub pagerduty: Option<PagerDutyConfig>,
     /// Opsgenie alerts.
     pub opsgenie: Option<OpsgenieConfig>,
+    /// The inputs of `watchbell-relay` (read by the relay; a service ignores it).
+    pub relay: Option<RelayConfig>,
+    /// A ZeroMQ publisher in Logbook's wire shape.
+    pub zmq: Option<ZmqConfig>,
+    /// Records to an SQS queue.
+    pub sqs: Option<SqsConfig>,
+    /// Records to a CloudWatch Logs stream.
+    pub cloudwatch_logs: Option<CloudWatchLogsConfig>,
+    /// Alerts to an SNS topic.
+    pub sns: Option<SnsConfig>,
+}
+
+/// `[relay]`: the inputs of the `watchbell-relay` binary, which runs this file's sinks for the
+/// records of many services.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RelayConfig {
+    /// HTTP input (`"127.0.0.1:9400"`): NDJSON at `POST /v1/records`, OTLP/HTTP JSON at
+    /// `POST /v1/logs`, `GET /health`.
+    pub http: Option<String>,
+    /// Unix stream socket input taking NDJSON lines (`"/run/watchbell.sock"`).
+    pub unix: Option<String>,
+    /// ZeroMQ endpoints to subscribe to (`"tcp://127.0.0.1:5556"`).
+    pub zmq: Vec<String>,
+    /// Bearer token required on the HTTP input.
+    pub token: Option<SecretValue>,
+    /// The most records queued (default 100000); beyond it HTTP answers 429.
+    pub queue: Option<usize>,
+    /// The `Retry-After` of a 429 (default `"1s"`).
+    pub retry_after: Option<String>,
 }
 
 /// `[fmt]`: the console layer of [`init`](crate::init).
@@ -133,6 +163,9 @@ pub struct RateLimitConfig {
     pub limit: Option<u32>,
     /// The window (default `"60s"`).
     pub per: Option<String>,
+    /// Windows shared by every process of a fleet, in PostgreSQL (`"postgres://…"`): one
+    /// alert per fingerprint per window across the fleet (feature `postgres`).
+    pub shared: Option<SecretValue>,
 }
 
 /// `[http_client]`: how every sink that speaks HTTP(S) (Slack, Telegram, SMS, the HTTP
@@ -416,6 +449,9 @@ sink_table! {
         level: Option<String>,
         /// The application id of the tickets (default: `app`).
         app_id: Option<String>,
+        /// The ticket viewer's public address (`https://tickets.example.com`): when set, the
+        /// Slack, Telegram, SMS and mail alerts link to their ticket there.
+        public_url: Option<String>,
     }
 }
 
@@ -553,6 +589,92 @@ sink_table! {
 }
 
 sink_table! {
+    /// `[sqs]`: records to an SQS queue (`SendMessageBatch`, SigV4). Credentials: these keys,
+    /// else `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN`, else the shared files.
+    SqsConfig {
+        /// The queue's URL (required; a FIFO queue's ends in `.fifo`).
+        queue_url: Option<String>,
+        /// FIFO queues: the message group (default: the app's name).
+        message_group_id: Option<String>,
+        /// The region (default: the queue URL's, `AWS_REGION`, the profile's).
+        region: Option<String>,
+        /// Another endpoint (LocalStack, a VPC endpoint).
+        endpoint_url: Option<String>,
+        /// The profile of `~/.aws/credentials` and `~/.aws/config` (default `AWS_PROFILE`).
+        profile: Option<String>,
+        /// An access key id, with `secret_access_key`.
+        access_key_id: Option<String>,
+        /// The access key's secret (a secret).
+        secret_access_key: Option<SecretValue>,
+        /// A session token for temporary credentials (a secret).
+        session_token: Option<SecretValue>,
+        /// The least severe level sent (default `info`).
+        level: Option<String>,
+    }
+}
+
+sink_table! {
+    /// `[cloudwatch_logs]`: records to a CloudWatch Logs stream (`PutLogEvents`, SigV4).
+    CloudWatchLogsConfig {
+        /// The log group (required).
+        log_group: Option<String>,
+        /// The log stream (required).
+        log_stream: Option<String>,
+        /// Create the group and stream when absent (default `true`).
+        create: Option<bool>,
+        /// The region (default `AWS_REGION`, the profile's).
+        region: Option<String>,
+        /// Another endpoint (LocalStack, a VPC endpoint).
+        endpoint_url: Option<String>,
+        /// The profile of `~/.aws/credentials` and `~/.aws/config` (default `AWS_PROFILE`).
+        profile: Option<String>,
+        /// An access key id, with `secret_access_key`.
+        access_key_id: Option<String>,
+        /// The access key's secret (a secret).
+        secret_access_key: Option<SecretValue>,
+        /// A session token for temporary credentials (a secret).
+        session_token: Option<SecretValue>,
+        /// The least severe level sent (default `info`).
+        level: Option<String>,
+    }
+}
+
+sink_table! {
+    /// `[sns]`: alerts to an SNS topic (`Publish`, SigV4), one per callsite per window.
+    SnsConfig {
+        /// The topic's ARN (required).
+        topic_arn: Option<String>,
+        /// The region (default: the ARN's).
+        region: Option<String>,
+        /// Another endpoint (LocalStack, a VPC endpoint).
+        endpoint_url: Option<String>,
+        /// The profile of `~/.aws/credentials` and `~/.aws/config` (default `AWS_PROFILE`).
+        profile: Option<String>,
+        /// An access key id, with `secret_access_key`.
+        access_key_id: Option<String>,
+        /// The access key's secret (a secret).
+        secret_access_key: Option<SecretValue>,
+        /// A session token for temporary credentials (a secret).
+        session_token: Option<SecretValue>,
+        /// The least severe level sent (default `error`).
+        level: Option<String>,
+    }
+}
+
+sink_table! {
+    /// `[zmq]`: each record as one Logbook JSON message on a ZeroMQ socket.
+    ZmqConfig {
+        /// `tcp://host:port` or `ipc://path` (required).
+        endpoint: Option<String>,
+        /// `pub` (default: binds, for SUB subscribers) or `push` (connects, to a PULL such as
+        /// the relay's).
+        socket: Option<String>,
+        /// The least severe level sent (default `info`).
+        level: Option<String>,
+    }
+}
+
+sink_table! {
     /// `[opsgenie]`: Opsgenie alerts, one per callsite.
     OpsgenieConfig {
         /// The API integration's key (a secret; required).
@@ -609,6 +731,11 @@ impl std::fmt::Debug for Config {
             rocketchat,
             pagerduty,
             opsgenie,
+            relay,
+            zmq,
+            sqs,
+            cloudwatch_logs,
+            sns,
         } = self;
         f.debug_struct("Config")
             .field("app", &Shown(app))
@@ -640,6 +767,11 @@ impl std::fmt::Debug for Config {
             .field("rocketchat", &Shown(rocketchat))
             .field("pagerduty", &Shown(pagerduty))
             .field("opsgenie", &Shown(opsgenie))
+            .field("relay", &Shown(relay))
+            .field("zmq", &Shown(zmq))
+            .field("sqs", &Shown(sqs))
+            .field("cloudwatch_logs", &Shown(cloudwatch_logs))
+            .field("sns", &Shown(sns))
             .finish()
     }
 }

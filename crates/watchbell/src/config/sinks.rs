@@ -49,6 +49,9 @@ impl Config {
                 b = b.webhook(wh);
             }
         }
+        if let Some(link) = self.ticket_link() {
+            b = b.ticket_link(link);
+        }
         Some(cx.common("slack", t, g, b))
     }
 
@@ -88,6 +91,9 @@ impl Config {
         }
         if let Some(app) = &self.app {
             b = b.app(app);
+        }
+        if let Some(link) = self.ticket_link() {
+            b = b.ticket_link(link);
         }
         Some(cx.common("telegram", t, g, b))
     }
@@ -136,6 +142,9 @@ impl Config {
         }
         if let Some(app) = &self.app {
             b = b.app(app);
+        }
+        if let Some(link) = self.ticket_link() {
+            b = b.ticket_link(link);
         }
         Some(cx.common("sms", t, g, b))
     }
@@ -211,6 +220,9 @@ impl Config {
         }
         if let Some(app) = &self.app {
             b = b.app(app);
+        }
+        if let Some(link) = self.ticket_link() {
+            b = b.ticket_link(link);
         }
         Some(cx.common("mail", t, g, b))
     }
@@ -398,6 +410,26 @@ impl Config {
         Some(cx.common("file", t, g, b))
     }
 
+    /// The link to each alert's ticket (`[ticketing] public_url`), with the ticketing layer's
+    /// app id, salt and fingerprint field; `None` without it (or when it is invalid: the
+    /// ticketing table reports that).
+    #[cfg(feature = "ticketing")]
+    pub(crate) fn ticket_link(&self) -> Option<watchbell_core::TicketLink> {
+        let t = self.ticketing.as_ref()?;
+        let public = t.public_url.as_deref()?;
+        let mut b = watchbell_ticketing::TicketingLayer::builder(String::new());
+        if let Some(id) = t.app_id.as_ref().or(self.app.as_ref()) {
+            b = b.app_id(id);
+        }
+        b.ticket_link(public).ok()
+    }
+
+    /// Without ticketing, alerts have no ticket to link to.
+    #[cfg(not(feature = "ticketing"))]
+    pub(crate) fn ticket_link(&self) -> Option<watchbell_core::TicketLink> {
+        None
+    }
+
     #[cfg(feature = "ticketing")]
     pub(crate) fn ticketing_builder(&self, cx: &mut Cx, g: &Globals) -> Option<watchbell_ticketing::TicketingBuilder> {
         use watchbell_ticketing::TicketingLayer;
@@ -406,6 +438,11 @@ impl Config {
         let mut b = TicketingLayer::builder(url);
         if let Some(id) = t.app_id.as_ref().or(self.app.as_ref()) {
             b = b.app_id(id);
+        }
+        if let Some(public) = t.public_url.as_deref() {
+            if let Err(e) = b.ticket_link(public) {
+                cx.problem("ticketing.public_url", Some(quote(&watchbell_core::secret::redact_url(public))), e.message);
+            }
         }
         if let Some(l) = cx.level("ticketing.level", t.level.as_deref()) {
             b = b.level(l);
@@ -475,6 +512,33 @@ impl Config {
             b = b.level(l);
         }
         Some(cx.common("journald", t, g, b))
+    }
+
+    #[cfg(feature = "zmq")]
+    pub(crate) fn zmq_builder(&self, cx: &mut Cx, g: &Globals) -> Option<watchbell_zmq::ZmqBuilder> {
+        let t = self.zmq.as_ref()?;
+        let endpoint = match t.endpoint.as_deref() {
+            Some(e) if e.starts_with("tcp://") || e.starts_with("ipc://") => e,
+            Some(e) => {
+                cx.problem("zmq.endpoint", Some(quote(e)), "tcp://host:port or ipc://path");
+                return None;
+            }
+            None => {
+                cx.problem("zmq.endpoint", None, "missing; expected tcp://host:port or ipc://path");
+                return None;
+            }
+        };
+        let mut b = watchbell_zmq::ZmqLayer::builder(endpoint);
+        if let Some(s) = t.socket.as_deref() {
+            match s.parse::<watchbell_zmq::SocketKind>() {
+                Ok(kind) => b = b.socket(kind),
+                Err(_) => cx.problem("zmq.socket", Some(quote(s)), "`pub` or `push`"),
+            }
+        }
+        if let Some(l) = cx.level("zmq.level", t.level.as_deref()) {
+            b = b.level(l);
+        }
+        Some(cx.common("zmq", t, g, b))
     }
 
     #[cfg(feature = "desktop")]
@@ -598,6 +662,124 @@ impl Config {
             _ => return None,
         };
         if let Some(l) = cx.level(&format!("{name}.level"), level) {
+            b = b.level(l);
+        }
+        if let Some(app) = &self.app {
+            b = b.app(app);
+        }
+        if let Some(link) = self.ticket_link() {
+            b = b.ticket_link(link);
+        }
+        Some(b)
+    }
+}
+
+#[cfg(feature = "aws")]
+impl Config {
+    /// `[sqs]`, `[cloudwatch_logs]` or `[sns]` read into its builder.
+    pub(crate) fn aws_builder(&self, cx: &mut Cx, g: &Globals, name: &str) -> Option<watchbell_aws::AwsBuilder> {
+        use watchbell_aws::{CloudWatchLogsLayer, SnsLayer, SqsLayer};
+        struct Shared<'a> {
+            region: Option<&'a str>,
+            endpoint_url: Option<&'a str>,
+            profile: Option<&'a str>,
+            access_key_id: Option<&'a str>,
+            secret_access_key: Option<&'a super::SecretValue>,
+            session_token: Option<&'a super::SecretValue>,
+            level: Option<&'a str>,
+        }
+        let required = |cx: &mut Cx, key: &str, v: Option<&String>, what: &str| -> Option<String> {
+            match v.filter(|s| !s.trim().is_empty()) {
+                Some(s) => Some(s.clone()),
+                None => {
+                    cx.problem(format!("{name}.{key}"), None, format!("missing; expected {what}"));
+                    None
+                }
+            }
+        };
+        let (b, shared) = match name {
+            "sqs" => {
+                let t = self.sqs.as_ref()?;
+                let url =
+                    required(cx, "queue_url", t.queue_url.as_ref(), "https://sqs.REGION.amazonaws.com/ACCOUNT/QUEUE")?;
+                let mut b = SqsLayer::builder(url);
+                if let Some(gid) = &t.message_group_id {
+                    b = b.message_group_id(gid);
+                }
+                let shared = Shared {
+                    region: t.region.as_deref(),
+                    endpoint_url: t.endpoint_url.as_deref(),
+                    profile: t.profile.as_deref(),
+                    access_key_id: t.access_key_id.as_deref(),
+                    secret_access_key: t.secret_access_key.as_ref(),
+                    session_token: t.session_token.as_ref(),
+                    level: t.level.as_deref(),
+                };
+                (cx.common(name, t, g, b), shared)
+            }
+            "cloudwatch_logs" => {
+                let t = self.cloudwatch_logs.as_ref()?;
+                let group = required(cx, "log_group", t.log_group.as_ref(), "a log group name");
+                let stream = required(cx, "log_stream", t.log_stream.as_ref(), "a log stream name");
+                let mut b = CloudWatchLogsLayer::builder(group?, stream?);
+                if let Some(c) = t.create {
+                    b = b.create_log_stream(c);
+                }
+                let shared = Shared {
+                    region: t.region.as_deref(),
+                    endpoint_url: t.endpoint_url.as_deref(),
+                    profile: t.profile.as_deref(),
+                    access_key_id: t.access_key_id.as_deref(),
+                    secret_access_key: t.secret_access_key.as_ref(),
+                    session_token: t.session_token.as_ref(),
+                    level: t.level.as_deref(),
+                };
+                (cx.common(name, t, g, b), shared)
+            }
+            "sns" => {
+                let t = self.sns.as_ref()?;
+                let arn = required(cx, "topic_arn", t.topic_arn.as_ref(), "arn:aws:sns:REGION:ACCOUNT:TOPIC")?;
+                let b = SnsLayer::builder(arn);
+                let shared = Shared {
+                    region: t.region.as_deref(),
+                    endpoint_url: t.endpoint_url.as_deref(),
+                    profile: t.profile.as_deref(),
+                    access_key_id: t.access_key_id.as_deref(),
+                    secret_access_key: t.secret_access_key.as_ref(),
+                    session_token: t.session_token.as_ref(),
+                    level: t.level.as_deref(),
+                };
+                (cx.common(name, t, g, b), shared)
+            }
+            _ => return None,
+        };
+        let mut b = b;
+        if let Some(r) = shared.region {
+            b = b.region(r);
+        }
+        if let Some(e) = shared.endpoint_url {
+            b = b.endpoint_url(e);
+        }
+        if let Some(p) = shared.profile {
+            b = b.profile(p);
+        }
+        match (shared.access_key_id, shared.secret_access_key) {
+            (Some(id), Some(_)) => {
+                let secret = cx.secret(&format!("{name}.secret_access_key"), shared.secret_access_key, true);
+                let mut c = watchbell_aws::Credentials::new(id, secret.unwrap_or_default());
+                if let Some(t) = cx.secret(&format!("{name}.session_token"), shared.session_token, false) {
+                    c = c.session_token(t);
+                }
+                b = b.credentials(c);
+            }
+            (None, None) => {}
+            _ => cx.problem(
+                format!("{name}.access_key_id"),
+                None,
+                "access_key_id and secret_access_key go together (or neither: the environment and ~/.aws are read)",
+            ),
+        }
+        if let Some(l) = cx.level(&format!("{name}.level"), shared.level) {
             b = b.level(l);
         }
         if let Some(app) = &self.app {
