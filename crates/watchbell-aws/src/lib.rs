@@ -115,8 +115,8 @@ mod sns;
 mod sqs;
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tracing_core::Subscriber;
@@ -151,30 +151,14 @@ const CRATE: &str = "watchbell-aws";
 /// Counters of what the sinks decide per record (beyond the delivery's own).
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    failed: AtomicU64,
-    last_error: Mutex<Option<String>>,
-    reported: Mutex<Vec<String>>,
+    refused: watchbell_core::report::Refusals,
 }
 
 impl Counters {
     /// `n` records refused one by one (not retried): counted, the reason said once on stderr
     /// per kind.
     pub(crate) fn fail(&self, n: u64, reason: String) {
-        if n == 0 {
-            return;
-        }
-        self.failed.fetch_add(n, Relaxed);
-        let key: String = reason.chars().take(48).collect();
-        let mut seen = self.reported.lock().unwrap_or_else(|e| e.into_inner());
-        if seen.len() < 16 && !seen.contains(&key) {
-            watchbell_core::report::report(
-                "aws",
-                &format!("records refused one by one, not retried: {reason} (further ones counted in stats)"),
-            );
-            seen.push(key);
-        }
-        drop(seen);
-        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
+        self.refused.fail("aws", n, reason);
     }
 }
 
@@ -682,12 +666,12 @@ impl Handler for AwsHandler {
 
     fn stats(&self, out: &mut Vec<Stats>) {
         self.inner.stats(out);
-        let failed = self.counters.failed.load(Relaxed);
+        let failed = self.counters.refused.failed.load(Relaxed);
         if failed > 0 {
             out.push(Stats {
                 name: format!("{}/items", self.name),
                 failed,
-                last_error: self.counters.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+                last_error: self.counters.refused.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone(),
                 ..Stats::default()
             });
         }

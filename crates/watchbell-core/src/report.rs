@@ -31,6 +31,41 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
+/// Records a sink gives up on one by one — items of a batch the peer refused, a single record
+/// too large — not retried: counted in [`failed`](Refusals::failed), the last reason kept in
+/// [`last_error`](Refusals::last_error), each kind of reason (its first 48 chars) reported once,
+/// at most 16 kinds, so that an outage does not flood the reporter.
+#[derive(Debug, Default)]
+pub struct Refusals {
+    /// Records given up on.
+    pub failed: AtomicU64,
+    /// The last reason.
+    pub last_error: std::sync::Mutex<Option<String>>,
+    /// The kinds of reason already reported.
+    reported: std::sync::Mutex<Vec<String>>,
+}
+
+impl Refusals {
+    /// `n` records of the sink `source` refused for `reason`.
+    pub fn fail(&self, source: &str, n: u64, reason: String) {
+        if n == 0 {
+            return;
+        }
+        self.failed.fetch_add(n, Ordering::Relaxed);
+        let key: String = reason.chars().take(48).collect();
+        let mut seen = self.reported.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.len() < 16 && !seen.contains(&key) {
+            report(
+                source,
+                &format!("records refused one by one, not retried: {reason} (further ones counted in stats)"),
+            );
+            seen.push(key);
+        }
+        drop(seen);
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
+    }
+}
+
 /// One failure of watchbell's own, as given to a [`ErrorReporter::Callback`].
 #[derive(Clone, Copy, Debug)]
 pub struct Failure<'a> {

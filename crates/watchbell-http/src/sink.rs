@@ -17,11 +17,7 @@ use crate::spool::{Chunk, Spool};
 pub(crate) struct ItemCounters {
     /// Records given up on one by one: `_bulk` items refused with a 4xx, a single record
     /// still too large (413).
-    pub failed: AtomicU64,
-    /// The last such reason.
-    pub last_error: Mutex<Option<String>>,
-    /// The kinds of reason already printed on stderr (once each, at most 16).
-    reported: Mutex<Vec<String>>,
+    pub refused: watchbell_core::report::Refusals,
     /// Records of 2xx `_bulk` answers that could not be read: counted delivered on trust.
     pub unverified: AtomicU64,
     /// Why the last such answer could not be read.
@@ -43,21 +39,7 @@ impl ItemCounters {
     }
 
     fn fail(&self, n: u64, reason: String) {
-        if n == 0 {
-            return;
-        }
-        self.failed.fetch_add(n, Relaxed);
-        let key: String = reason.chars().take(48).collect();
-        let mut seen = self.reported.lock().unwrap_or_else(|e| e.into_inner());
-        if seen.len() < 16 && !seen.contains(&key) {
-            watchbell_core::report::report(
-                "http",
-                &format!("records refused one by one, not retried: {reason} (further ones counted in stats)"),
-            );
-            seen.push(key);
-        }
-        drop(seen);
-        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
+        self.refused.fail("http", n, reason);
     }
 }
 
@@ -499,9 +481,9 @@ pub(crate) fn spawn_replayer(
                 continue;
             }
             let mut done = vec![false; chunk.records.len()];
-            let failed_before = shipper.items.failed.load(Relaxed);
+            let failed_before = shipper.items.refused.failed.load(Relaxed);
             let result = shipper.ship(&chunk.records, &mut done);
-            let refused = shipper.items.failed.load(Relaxed) - failed_before;
+            let refused = shipper.items.refused.failed.load(Relaxed) - failed_before;
             let k = done.iter().take_while(|d| **d).count();
             match result {
                 None => {
@@ -572,12 +554,12 @@ impl Handler for HttpHandler {
 
     fn stats(&self, out: &mut Vec<Stats>) {
         self.inner.stats(out);
-        let failed = self.items.failed.load(Relaxed);
+        let failed = self.items.refused.failed.load(Relaxed);
         if failed > 0 {
             out.push(Stats {
                 name: format!("{}/items", self.name),
                 failed,
-                last_error: self.items.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+                last_error: self.items.refused.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone(),
                 ..Stats::default()
             });
         }
