@@ -205,7 +205,7 @@ impl Server {
             let _ = stop.try_send(());
         }
         let Some(thread) = self.thread.take() else { return true };
-        let end = watchbell_core::time::deadline(timeout.min(self.grace) + Duration::from_millis(500));
+        let end = watchbell_core::time::deadline(timeout.min(self.grace).saturating_add(Duration::from_millis(500)));
         while !thread.is_finished() {
             if std::time::Instant::now() >= end {
                 return false;

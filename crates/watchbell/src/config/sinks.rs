@@ -697,6 +697,20 @@ impl Config {
                 }
             }
         };
+        // The settings every AWS table has, whatever the table's type.
+        macro_rules! aws_shared {
+            ($t:expr) => {
+                Shared {
+                    region: $t.region.as_deref(),
+                    endpoint_url: $t.endpoint_url.as_deref(),
+                    profile: $t.profile.as_deref(),
+                    access_key_id: $t.access_key_id.as_deref(),
+                    secret_access_key: $t.secret_access_key.as_ref(),
+                    session_token: $t.session_token.as_ref(),
+                    level: $t.level.as_deref(),
+                }
+            };
+        }
         let (b, shared) = match name {
             "sqs" => {
                 let t = self.sqs.as_ref()?;
@@ -706,15 +720,7 @@ impl Config {
                 if let Some(gid) = &t.message_group_id {
                     b = b.message_group_id(gid);
                 }
-                let shared = Shared {
-                    region: t.region.as_deref(),
-                    endpoint_url: t.endpoint_url.as_deref(),
-                    profile: t.profile.as_deref(),
-                    access_key_id: t.access_key_id.as_deref(),
-                    secret_access_key: t.secret_access_key.as_ref(),
-                    session_token: t.session_token.as_ref(),
-                    level: t.level.as_deref(),
-                };
+                let shared = aws_shared!(t);
                 (cx.common(name, t, g, b), shared)
             }
             "cloudwatch_logs" => {
@@ -725,30 +731,14 @@ impl Config {
                 if let Some(c) = t.create {
                     b = b.create_log_stream(c);
                 }
-                let shared = Shared {
-                    region: t.region.as_deref(),
-                    endpoint_url: t.endpoint_url.as_deref(),
-                    profile: t.profile.as_deref(),
-                    access_key_id: t.access_key_id.as_deref(),
-                    secret_access_key: t.secret_access_key.as_ref(),
-                    session_token: t.session_token.as_ref(),
-                    level: t.level.as_deref(),
-                };
+                let shared = aws_shared!(t);
                 (cx.common(name, t, g, b), shared)
             }
             "sns" => {
                 let t = self.sns.as_ref()?;
                 let arn = required(cx, "topic_arn", t.topic_arn.as_ref(), "arn:aws:sns:REGION:ACCOUNT:TOPIC")?;
                 let b = SnsLayer::builder(arn);
-                let shared = Shared {
-                    region: t.region.as_deref(),
-                    endpoint_url: t.endpoint_url.as_deref(),
-                    profile: t.profile.as_deref(),
-                    access_key_id: t.access_key_id.as_deref(),
-                    secret_access_key: t.secret_access_key.as_ref(),
-                    session_token: t.session_token.as_ref(),
-                    level: t.level.as_deref(),
-                };
+                let shared = aws_shared!(t);
                 (cx.common(name, t, g, b), shared)
             }
             _ => return None,
