@@ -7,7 +7,9 @@
 //! filled in), then runs a small simulated service: 30 requests in `request` spans on three
 //! threads, logging at every level, some failing with fields and an error chain, one panicking,
 //! and a dependency logging through the `log` crate. Finally it prints what each destination
-//! received and the delivery stats.
+//! received and the delivery stats. Then two replicas of the service (thread groups with
+//! their own subscribers) ship the same error to a `watchbell-relay`, which sends **one** Slack
+//! message for both, saying how many similar records were suppressed from how many instances.
 //!
 //! Panics: a panic hook logs every panic as an ERROR (with its location) *inside the span that
 //! panicked*, then the worker catches the unwind with `catch_unwind` and goes on with the next
@@ -396,6 +398,59 @@ fn report(fakes: &Fakes) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// Two replicas of the service behind one `watchbell-relay`: the same error in both makes one
+/// Slack message for the fleet, and that message already says how many similar records were
+/// suppressed and from how many instances (`[rate_limit] gather`).
+fn fleet() -> Result<(), Box<dyn std::error::Error>> {
+    const PER_REPLICA: u64 = 50;
+    section("fleet: two replicas of the service, one relay");
+    let slack = watchbell_test::slack::FakeSlack::start();
+    let toml = format!(
+        "[rate_limit]\nlimit = 1\nper = \"1h\"\ngather = \"1s\"\n\n[[slack.webhooks]]\nname = \"fleet\"\nurl = \"{}\"\n\n[relay]\nhttp = \"127.0.0.1:0\"\n",
+        slack.webhook_url("fleet")
+    );
+    println!("the relay's watchbell.toml:\n{}", indent(&toml, "    "));
+    let config = Config::from_toml_str(&toml)?;
+    let relay_builder = watchbell_relay::builder_from(&config).map_err(|e| e.to_string())?;
+    let (handler, relay_guard) = config.handlers()?;
+    let relay = relay_builder.spawn(handler)?;
+    let url = format!("http://{}/v1/records", relay.http_addr().ok_or("the relay has no HTTP input")?);
+    let replicas: Vec<_> = (1..=2)
+        .map(|n| {
+            let url = url.clone();
+            std::thread::Builder::new().name(format!("replica-{n}")).spawn(move || {
+                // Each replica ships everything to the relay (watchbell-http, NDJSON).
+                let (layer, guard) = watchbell::http_batch::HttpLayer::builder(url)
+                    .app("checkout")
+                    .host(format!("replica-{n}"))
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+                    for attempt in 0..PER_REPLICA {
+                        error!(attempt, "inventory service unreachable");
+                    }
+                });
+                Ok::<_, String>(guard.shutdown(Duration::from_secs(10)).is_complete())
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    for r in replicas {
+        r.join().map_err(|_| "a replica panicked")??;
+    }
+    let end = Instant::now() + Duration::from_secs(10);
+    while relay.health()["delivered"].as_u64() < Some(2 * PER_REPLICA) && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = relay.shutdown(Duration::from_secs(10));
+    let _ = relay_guard.shutdown(Duration::from_secs(10));
+    let msgs = slack.messages();
+    println!("2 replicas x {PER_REPLICA} identical errors -> {} Slack message(s) for the fleet:", msgs.len());
+    for m in &msgs {
+        println!("{}", indent(&slack_text(m), "    "));
+    }
+    Ok(())
+}
+
 fn file_name(p: &Path) -> String {
     p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
 }
@@ -487,6 +542,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if flushed.is_complete() { "everything delivered".to_string() } else { format!("{flushed:?}") },
         started.elapsed()
     );
+    fleet()?;
+
     section("ticket viewer");
     println!("the tickets above, in a browser: {}tickets (each alert links to its ticket page)", viewer.url());
     if serve {

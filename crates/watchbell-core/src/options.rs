@@ -53,6 +53,9 @@ use crate::{CaptureLayer, Guard, Handler, LayerFilter, RateLimit};
 pub struct Options {
     /// At most `.0` records per `.1` per callsite fingerprint; `None` = no rate limit.
     pub rate_limit: Option<(u32, Duration)>,
+    /// How long a record the rate limit passes is held to gather the count of its similar
+    /// records ([`RateLimit::gather`]); zero = sent at once.
+    pub gather: Duration,
     /// At most `.0` alerts per `.1` to the destination in all ([`Cap`]); `None` = no cap.
     pub cap: Option<(u32, Duration)>,
     /// The least time between two deliveries to one destination (records coalesce meanwhile).
@@ -85,6 +88,7 @@ impl Options {
     pub fn new() -> Self {
         Options {
             rate_limit: None,
+            gather: Duration::ZERO,
             cap: None,
             pace: Duration::ZERO,
             timeout: Duration::from_secs(10),
@@ -163,7 +167,8 @@ impl Options {
             None => Arc::new(inner),
         };
         match self.rate_limit {
-            Some((n, d)) => Arc::new(RateLimit::new(capped, n, d)),
+            Some((n, d)) if self.gather.is_zero() => Arc::new(RateLimit::new(capped, n, d)),
+            Some((n, d)) => Arc::new(RateLimit::new(capped, n, d).gather(self.gather)),
             None => capped,
         }
     }
@@ -199,6 +204,16 @@ pub trait SinkOptions: Sized {
     /// delivered with the next record of that callsite ("N similar suppressed") or at flush.
     fn rate_limit(mut self, record_limit: u32, record_delta: Duration) -> Self {
         self.options_mut().rate_limit = Some((record_limit.max(1), record_delta));
+        self
+    }
+
+    /// Holds each record the rate limit passes for `gather`, so that it goes out with the
+    /// count of the similar records suppressed meanwhile ("N similar suppressed from M
+    /// instances", the fleet's with shared windows) instead of the count coming with a later
+    /// record. Every alert that passes is delayed by `gather`; a flush or shutdown releases
+    /// held records early. No effect without a rate limit. See [`RateLimit::gather`].
+    fn gather(mut self, gather: Duration) -> Self {
+        self.options_mut().gather = gather;
         self
     }
 

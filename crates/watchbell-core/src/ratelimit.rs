@@ -26,6 +26,19 @@
 //! is counted (`shared_unavailable` in [`RateLimit::shared_unavailable`]), the failure is said
 //! once through the error reporter, and the backend is tried again after
 //! [`SHARED_RETRY`].
+//!
+//! ## Gathering: the count in the first alert
+//!
+//! Without more, the first record of a window goes out at once, before the records it will
+//! stand for exist: their count comes with the next record that passes, or at flush. With
+//! [`RateLimit::gather`], a record that passes is held for that long on a watchbell thread
+//! (never the caller's), and goes out carrying the number of similar records suppressed
+//! meanwhile and the instances they came from — locally, and with shared windows across the
+//! fleet ([`SharedWindows::collect`]): 8 replicas × 1,000 identical errors make **one** alert
+//! saying "7999 similar suppressed from 8 instances". The price is that delay on every alert
+//! that passes (Alertmanager's `group_wait` makes the same trade). A flush or shutdown does not
+//! wait for the whole gather: it releases what is held by half the time left to its deadline.
+//! Summaries (counts delivered at flush) are never held.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -48,9 +61,12 @@ pub const MAX_INSTANCES: usize = 1024;
 /// How long a failing [`SharedWindows`] backend is left alone before it is tried again.
 pub const SHARED_RETRY: Duration = Duration::from_secs(5);
 
-/// How many records wait for the shared decision at most; beyond it the local decision stands
-/// (counted as `shared_unavailable`).
+/// How many records wait for the shared decision or the gather at most; beyond it the record
+/// goes on at once on the local decision (counted as `shared_unavailable`).
 const SHARED_QUEUE: usize = 4096;
+
+/// The most records held for their gather at once; beyond it a record goes on at once.
+const MAX_HELD: usize = 1024;
 
 /// The identity of the process a record came from: its pid and its `host` and `app`
 /// (or `service`) fields, hashed.
@@ -126,6 +142,13 @@ pub trait SharedWindows: Send + Sync + 'static {
     /// Decides for one record, atomically for the whole fleet.
     fn claim(&self, claim: &Claim<'_>) -> Result<Verdict, String>;
 
+    /// At the end of a [gather](RateLimit::gather): adds `claim.weight` (records this process
+    /// suppressed meanwhile; 0 for none) and `claim.instance` (when the weight is above 0) to
+    /// the window, then takes what the fleet suppressed since the record passed and the number
+    /// of distinct origins it came from, leaving 0 behind (so the next window's first record
+    /// does not report it again).
+    fn collect(&self, claim: &Claim<'_>) -> Result<(u64, u32), String>;
+
     /// A short description for messages (no secrets).
     fn describe(&self) -> String {
         "shared rate-limit windows".to_owned()
@@ -177,11 +200,15 @@ pub struct RateLimit<H> {
     limit: u32,
     window: Duration,
     capacity: usize,
-    state: Mutex<State>,
-    shared: Option<SharedPart>,
+    state: Arc<Mutex<State>>,
+    backend: Option<Arc<dyn SharedWindows>>,
+    gather: Duration,
+    /// The thread deciding against the shared windows and holding gathered records, when
+    /// either is configured.
+    worker: Option<WorkerPart>,
 }
 
-struct SharedPart {
+struct WorkerPart {
     tx: SyncSender<Msg>,
     counters: Arc<SharedCounters>,
 }
@@ -197,7 +224,8 @@ struct SharedCounters {
 #[allow(clippy::large_enum_variant)]
 enum Msg {
     Record(Record),
-    Flush(mpsc::Sender<()>),
+    /// Answer when nothing is held or queued any more; release what is held by the instant.
+    Flush(mpsc::Sender<()>, Instant),
 }
 
 #[derive(Default)]
@@ -226,7 +254,8 @@ impl<H> fmt::Debug for RateLimit<H> {
             .field("limit", &self.limit)
             .field("window", &self.window)
             .field("capacity", &self.capacity)
-            .field("shared", &self.shared.is_some())
+            .field("shared", &self.backend.is_some())
+            .field("gather", &self.gather)
             .finish_non_exhaustive()
     }
 }
@@ -247,8 +276,10 @@ impl<H: Handler> RateLimit<H> {
             limit: record_limit.max(1),
             window: record_delta,
             capacity: 512,
-            state: Mutex::default(),
-            shared: None,
+            state: Arc::default(),
+            backend: None,
+            gather: Duration::ZERO,
+            worker: None,
         };
         match installed_shared() {
             Some(backend) => rl.shared(backend),
@@ -260,26 +291,55 @@ impl<H: Handler> RateLimit<H> {
     /// by the fleet, on a thread of its own (see the [module docs](self#shared-windows)). The
     /// windows' scope is the name of the first handler below (the sink's name).
     pub fn shared(mut self, backend: Arc<dyn SharedWindows>) -> Self {
+        self.backend = Some(backend);
+        self.respawn();
+        self
+    }
+
+    /// Holds each record that passes for `gather` and sends it with the count of the similar
+    /// records suppressed meanwhile — the fleet's, with shared windows — so that the first alert
+    /// already says "N similar suppressed from M instances" (see the
+    /// [module docs](self#gathering-the-count-in-the-first-alert)). `Duration::ZERO` (the
+    /// default) sends at once.
+    pub fn gather(mut self, gather: Duration) -> Self {
+        self.gather = gather;
+        self.respawn();
+        self
+    }
+
+    /// (Re)starts the worker thread with the current backend and gather (the old one, which has
+    /// seen no record yet, ends when its channel closes).
+    fn respawn(&mut self) {
+        self.worker = None;
+        if self.backend.is_none() && self.gather.is_zero() {
+            return;
+        }
         let mut names = Vec::new();
         self.inner.stats(&mut names);
         let scope = names.first().map(|s| s.name.trim_end_matches("-cap").to_owned()).unwrap_or_default();
         let (tx, rx) = mpsc::sync_channel(SHARED_QUEUE);
         let counters = Arc::new(SharedCounters::default());
-        let worker = SharedWorker {
+        let worker = Worker {
             inner: Arc::clone(&self.inner),
-            backend,
+            state: Arc::clone(&self.state),
+            backend: self.backend.clone(),
+            gather: self.gather,
             scope,
             limit: self.limit,
             window: self.window,
             counters: Arc::clone(&counters),
             down_until: None,
+            held: Vec::new(),
+            waiting: Vec::new(),
         };
         let spawned = std::thread::Builder::new().name("watchbell-shared-limit".into()).spawn(move || worker.run(rx));
         match spawned {
-            Ok(_) => self.shared = Some(SharedPart { tx, counters }),
-            Err(e) => crate::report::report("rate-limit", &format!("no thread for shared windows ({e}): local only")),
+            Ok(_) => self.worker = Some(WorkerPart { tx, counters }),
+            Err(e) => crate::report::report(
+                "rate-limit",
+                &format!("no thread for shared windows or gathering ({e}): local decisions, sent at once"),
+            ),
         }
-        self
     }
 
     /// How many fingerprints the cache keeps (at least 1).
@@ -295,13 +355,13 @@ impl<H: Handler> RateLimit<H> {
 
     /// Records suppressed since the start (locally and, with shared windows, by the fleet's).
     pub fn suppressed_total(&self) -> u64 {
-        self.lock().suppressed_total + self.shared.as_ref().map_or(0, |s| s.counters.suppressed.load(Ordering::Relaxed))
+        self.lock().suppressed_total + self.worker.as_ref().map_or(0, |s| s.counters.suppressed.load(Ordering::Relaxed))
     }
 
     /// Records passed on the local decision alone because the shared windows could not be
-    /// asked (backend failing, or its queue full).
+    /// asked (backend failing, or its queue full), or sent without their gather (queue full).
     pub fn shared_unavailable(&self) -> u64 {
-        self.shared.as_ref().map_or(0, |s| s.counters.unavailable.load(Ordering::Relaxed))
+        self.worker.as_ref().map_or(0, |s| s.counters.unavailable.load(Ordering::Relaxed))
     }
 
     /// Fingerprints in the cache now.
@@ -389,9 +449,10 @@ impl<H: Handler> RateLimit<H> {
         out
     }
 
-    /// Hands a record on: to the shared decision when there is one, else to the inner handler.
+    /// Hands a record on: to the worker (shared decision, gather) when there is one, else to
+    /// the inner handler.
     fn pass_on(&self, r: Record) {
-        match &self.shared {
+        match &self.worker {
             Some(s) => match s.tx.try_send(Msg::Record(r)) {
                 Ok(()) => {}
                 Err(TrySendError::Full(Msg::Record(r)) | TrySendError::Disconnected(Msg::Record(r))) => {
@@ -404,11 +465,23 @@ impl<H: Handler> RateLimit<H> {
         }
     }
 
-    /// Waits (until `deadline`) for the shared decisions of the records handed on so far.
+    /// Flush's own part: the held records are released first (each takes its fingerprint's
+    /// count), then what is still counted goes out as summaries, and their decisions are
+    /// awaited.
+    fn settle(&self, deadline: Instant) -> Flushed {
+        let released = if self.gather.is_zero() { Flushed::COMPLETE } else { self.drain_shared(deadline) };
+        for r in self.take_summaries() {
+            self.pass_on(r);
+        }
+        released.and(self.drain_shared(deadline))
+    }
+
+    /// Waits (until `deadline`) for the shared decisions of the records handed on so far and
+    /// for the release of the records held for their gather.
     fn drain_shared(&self, deadline: Instant) -> Flushed {
-        let Some(s) = &self.shared else { return Flushed::COMPLETE };
+        let Some(s) = &self.worker else { return Flushed::COMPLETE };
         let (tx, rx) = mpsc::channel();
-        let mut msg = Msg::Flush(tx);
+        let mut msg = Msg::Flush(tx, deadline);
         loop {
             match s.tx.try_send(msg) {
                 Ok(()) => break,
@@ -431,33 +504,237 @@ impl<H: Handler> RateLimit<H> {
     }
 }
 
-struct SharedWorker<H> {
+/// A record held for its gather.
+struct Held {
+    due: Instant,
+    record: Record,
+    /// Whether the fleet's windows passed it (then they are asked for the fleet's count).
+    claimed: bool,
+}
+
+struct Worker<H> {
     inner: Arc<H>,
-    backend: Arc<dyn SharedWindows>,
+    state: Arc<Mutex<State>>,
+    backend: Option<Arc<dyn SharedWindows>>,
+    gather: Duration,
     scope: String,
     limit: u32,
     window: Duration,
     counters: Arc<SharedCounters>,
     down_until: Option<Instant>,
+    held: Vec<Held>,
+    /// Flushes waiting for the held records' release.
+    waiting: Vec<mpsc::Sender<()>>,
 }
 
-impl<H: Handler> SharedWorker<H> {
+impl<H: Handler> Worker<H> {
     fn run(mut self, rx: Receiver<Msg>) {
         crate::capture::mark_current_thread();
-        while let Ok(msg) = rx.recv() {
-            match msg {
-                Msg::Record(r) => self.decide(r),
-                Msg::Flush(done) => {
+        let sync_every = self.sync_interval();
+        let mut next_sync = sync_every.map(|d| crate::time::after(Instant::now(), d));
+        loop {
+            if let (Some(at), Some(every)) = (next_sync, sync_every) {
+                if Instant::now() >= at {
+                    self.sync();
+                    next_sync = Some(crate::time::after(Instant::now(), every));
+                }
+            }
+            self.release_due(Instant::now());
+            if self.held.is_empty() {
+                for done in self.waiting.drain(..) {
                     let _ = done.send(());
+                }
+            }
+            let wake = self.held.iter().map(|h| h.due).chain(next_sync).min();
+            let msg = match wake {
+                None => rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+                Some(at) => rx.recv_timeout(at.saturating_duration_since(Instant::now())),
+            };
+            match msg {
+                Ok(Msg::Record(r)) => self.decide(r),
+                Ok(Msg::Flush(done, deadline)) => {
+                    // Released by half the time left, so the inner flush has the other half.
+                    let now = Instant::now();
+                    let by = crate::time::after(now, deadline.saturating_duration_since(now) / 2);
+                    for h in &mut self.held {
+                        h.due = h.due.min(by);
+                    }
+                    self.waiting.push(done);
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    self.release_all();
+                    return;
                 }
             }
         }
     }
 
+    /// With shared windows and a gather, how often the counts this process suppressed are
+    /// added to the fleet's windows (so that the process holding the window's record collects
+    /// them before its gather ends, however long the others keep running).
+    fn sync_interval(&self) -> Option<Duration> {
+        (self.backend.is_some() && !self.gather.is_zero())
+            .then(|| (self.gather / 4).clamp(Duration::from_millis(50), Duration::from_secs(5)))
+    }
+
+    /// Adds the locally suppressed counts to the shared windows (taken from the local entries:
+    /// they are reported by the fleet from now on). A window that has ended meanwhile passes
+    /// the count on as a summary; a backend error puts the counts back.
+    fn sync(&mut self) {
+        let Some(backend) = self.backend.clone() else { return };
+        if self.down_until.is_some_and(|t| Instant::now() < t) {
+            return;
+        }
+        let pending: Vec<Record> = {
+            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            st.entries
+                .values_mut()
+                .filter(|e| e.suppressed > 0 && e.last_suppressed.is_some())
+                .filter_map(|e| {
+                    let mut r = e.last_suppressed.take()?;
+                    r.suppressed = std::mem::take(&mut e.suppressed);
+                    e.origins.clear();
+                    Some(r)
+                })
+                .collect()
+        };
+        for r in pending {
+            let instance = origin_name(&r);
+            let claim = Claim {
+                scope: &self.scope,
+                fingerprint: r.fingerprint,
+                limit: self.limit,
+                window: self.window,
+                weight: r.suppressed,
+                instance: &instance,
+            };
+            let verdict = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| backend.claim(&claim)))
+                .unwrap_or_else(|_| Err("the backend panicked".to_owned()));
+            match verdict {
+                Ok(Verdict::Suppressed) => {}
+                Ok(Verdict::Pass { suppressed, instances }) => {
+                    let mut r = r;
+                    r.origin = Origin::Watchbell;
+                    r.suppressed += suppressed;
+                    mark_instances(&mut r, instances as usize);
+                    self.inner.handle(r);
+                }
+                Err(e) => {
+                    self.backend_failed(&e);
+                    let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Some(entry) = st.entries.get_mut(&r.fingerprint) {
+                        entry.suppressed += r.suppressed;
+                        entry.origins.insert(origin_key(&r));
+                        if entry.last_suppressed.is_none() {
+                            let mut r = r;
+                            r.suppressed = 0;
+                            entry.last_suppressed = Some(r);
+                        }
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Holds `r` for the gather, or hands it on at once without one (or when too many are held).
+    fn forward(&mut self, r: Record, claimed: bool) {
+        if self.gather.is_zero() || r.origin == Origin::Watchbell || self.held.len() >= MAX_HELD {
+            self.inner.handle(r);
+            return;
+        }
+        let due = crate::time::after(Instant::now(), self.gather);
+        self.held.push(Held { due, record: r, claimed });
+    }
+
+    fn release_due(&mut self, now: Instant) {
+        if self.held.iter().all(|h| h.due > now) {
+            return;
+        }
+        let (due, keep): (Vec<Held>, Vec<Held>) =
+            std::mem::take(&mut self.held).into_iter().partition(|h| h.due <= now);
+        self.held = keep;
+        for h in due {
+            self.release(h);
+        }
+    }
+
+    fn release_all(&mut self) {
+        for h in std::mem::take(&mut self.held) {
+            self.release(h);
+        }
+    }
+
+    /// Sends a held record with what was suppressed meanwhile: this process's count (taken from
+    /// the local entry, so it is not reported again) and, when the fleet's windows passed it,
+    /// the fleet's.
+    fn release(&mut self, h: Held) {
+        let mut r = h.record;
+        let (local, origins) = {
+            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            match st.entries.get_mut(&r.fingerprint) {
+                Some(e) => {
+                    e.last_suppressed = None;
+                    (std::mem::take(&mut e.suppressed), std::mem::take(&mut e.origins).len())
+                }
+                None => (0, 0),
+            }
+        };
+        let mut suppressed = local;
+        let mut instances = origins;
+        if let (true, Some(backend)) = (h.claimed, self.backend.clone()) {
+            let instance = origin_name(&r);
+            let claim = Claim {
+                scope: &self.scope,
+                fingerprint: r.fingerprint,
+                limit: self.limit,
+                window: self.window,
+                weight: local,
+                instance: &instance,
+            };
+            let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| backend.collect(&claim)))
+                .unwrap_or_else(|_| Err("the backend panicked".to_owned()));
+            match answer {
+                // The fleet's count includes the local weight just added.
+                Ok((fleet, fleet_instances)) => {
+                    suppressed = fleet.max(local);
+                    instances = instances.max(fleet_instances as usize);
+                }
+                Err(e) => self.backend_failed(&e),
+            }
+        }
+        if suppressed > 0 {
+            r.suppressed += suppressed;
+            let before = r.fields.get(INSTANCES_FIELD).and_then(Value::as_u64).unwrap_or(1) as usize;
+            mark_instances(&mut r, instances.max(before));
+        }
+        self.inner.handle(r);
+    }
+
+    fn backend_failed(&mut self, e: &str) {
+        self.down_until = Some(crate::time::after(Instant::now(), SHARED_RETRY));
+        self.counters.unavailable.fetch_add(1, Ordering::Relaxed);
+        if !self.counters.said.swap(true, Ordering::Relaxed) {
+            let describe = self.backend.as_ref().map_or_else(String::new, |b| b.describe());
+            crate::report::report(
+                "rate-limit",
+                &format!(
+                    "{describe} unavailable, rate limiting locally until it answers again: {}",
+                    crate::secret::redact_text(e)
+                ),
+            );
+        }
+    }
+
     fn decide(&mut self, mut r: Record) {
+        let Some(backend) = self.backend.clone() else {
+            self.forward(r, false);
+            return;
+        };
         if self.down_until.is_some_and(|t| Instant::now() < t) {
             self.counters.unavailable.fetch_add(1, Ordering::Relaxed);
-            self.inner.handle(r);
+            self.forward(r, false);
             return;
         }
         // A summary stands for its count; any other record for itself and the records the
@@ -472,7 +749,6 @@ impl<H: Handler> SharedWorker<H> {
             weight,
             instance: &instance,
         };
-        let backend = Arc::clone(&self.backend);
         let verdict = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| backend.claim(&claim)))
             .unwrap_or_else(|_| Err("the backend panicked".to_owned()));
         match verdict {
@@ -483,26 +759,15 @@ impl<H: Handler> SharedWorker<H> {
                     let local = r.fields.get(INSTANCES_FIELD).and_then(Value::as_u64).unwrap_or(1) as u32;
                     mark_instances(&mut r, instances.max(local) as usize);
                 }
-                self.inner.handle(r);
+                self.forward(r, true);
             }
             Ok(Verdict::Suppressed) => {
                 self.down_until = None;
                 self.counters.suppressed.fetch_add(1, Ordering::Relaxed);
             }
             Err(e) => {
-                self.down_until = Some(crate::time::after(Instant::now(), SHARED_RETRY));
-                self.counters.unavailable.fetch_add(1, Ordering::Relaxed);
-                if !self.counters.said.swap(true, Ordering::Relaxed) {
-                    crate::report::report(
-                        "rate-limit",
-                        &format!(
-                            "{} unavailable, rate limiting locally until it answers again: {}",
-                            self.backend.describe(),
-                            crate::secret::redact_text(&e)
-                        ),
-                    );
-                }
-                self.inner.handle(r);
+                self.backend_failed(&e);
+                self.forward(r, false);
             }
         }
     }
@@ -541,17 +806,11 @@ impl<H: Handler> Handler for RateLimit<H> {
     }
 
     fn flush(&self, deadline: Instant) -> Flushed {
-        for r in self.take_summaries() {
-            self.pass_on(r);
-        }
-        self.drain_shared(deadline).and(self.inner.flush(deadline))
+        self.settle(deadline).and(self.inner.flush(deadline))
     }
 
     fn shutdown(&self, deadline: Instant) -> Flushed {
-        for r in self.take_summaries() {
-            self.pass_on(r);
-        }
-        self.drain_shared(deadline).and(self.inner.shutdown(deadline))
+        self.settle(deadline).and(self.inner.shutdown(deadline))
     }
 
     fn stats(&self, out: &mut Vec<Stats>) {
@@ -559,7 +818,7 @@ impl<H: Handler> Handler for RateLimit<H> {
         let suppressed = st.suppressed_total;
         drop(st);
         let mut s = Stats { name: "rate-limit".into(), suppressed, ..Stats::default() };
-        if let Some(sh) = &self.shared {
+        if let Some(sh) = &self.worker {
             s.suppressed += sh.counters.suppressed.load(Ordering::Relaxed);
             let down = sh.counters.unavailable.load(Ordering::Relaxed);
             if down > 0 {
@@ -719,6 +978,17 @@ mod tests {
             e.2.insert(c.instance.to_owned());
             Ok(Verdict::Suppressed)
         }
+
+        fn collect(&self, c: &Claim<'_>) -> Result<(u64, u32), String> {
+            let mut m = self.0.lock().unwrap();
+            let e = m.entry(c.fingerprint.0).or_default();
+            if c.weight > 0 {
+                e.1 += c.weight;
+                e.2.insert(c.instance.to_owned());
+            }
+            let out = (std::mem::take(&mut e.1), std::mem::take(&mut e.2).len() as u32);
+            Ok(out)
+        }
     }
 
     #[test]
@@ -739,5 +1009,114 @@ mod tests {
         let (_, weight, instances) = m.values().next().unwrap();
         assert_eq!(*weight, 19, "1 + 9 + 9: every record but the one that passed");
         assert_eq!(instances.len(), 2);
+    }
+
+    #[test]
+    fn a_gathered_record_goes_out_once_with_the_count_of_its_window() {
+        let keep = Arc::new(Keep::default());
+        let rl = RateLimit::new(keep.clone(), 1, Duration::from_secs(3600)).gather(Duration::from_secs(1));
+        for (pid, host) in [(10, "a"), (11, "b"), (12, "c")] {
+            for i in 0..5 {
+                rl.handle(from_process(pid, host, &format!("{host}:{i}")));
+            }
+        }
+        assert!(keep.0.lock().unwrap().is_empty(), "held on the worker, not sent at once");
+        let end = Instant::now() + Duration::from_secs(10);
+        while keep.0.lock().unwrap().is_empty() && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(rl.flush(crate::time::deadline(Duration::from_secs(5))).is_complete());
+        let got = keep.0.lock().unwrap();
+        assert_eq!(got.len(), 1, "one record, and no summary after it");
+        assert_eq!(got[0].message, "a:0");
+        assert_eq!(got[0].suppressed, 14);
+        assert_eq!(got[0].fields.get(INSTANCES_FIELD), Some(&Value::U64(3)));
+        assert_eq!(rl.suppressed_total(), 14);
+    }
+
+    #[test]
+    fn a_flush_releases_held_records_within_its_deadline() {
+        let keep = Arc::new(Keep::default());
+        let rl = RateLimit::new(keep.clone(), 1, Duration::from_secs(3600)).gather(Duration::from_secs(3600));
+        for i in 0..3 {
+            rl.handle(rec(5, &format!("a{i}")));
+        }
+        rl.handle(rec(6, "other"));
+        let started = Instant::now();
+        assert!(rl.shutdown(crate::time::deadline(Duration::from_secs(2))).is_complete());
+        assert!(started.elapsed() < Duration::from_secs(2), "an hour's gather cut short by the deadline");
+        let got = keep.0.lock().unwrap();
+        assert_eq!(got.len(), 2, "{got:?}");
+        let a = got.iter().find(|r| r.message == "a0").unwrap();
+        assert_eq!(a.suppressed, 2);
+        assert!(a.fields.get(INSTANCES_FIELD).is_none(), "one process alone");
+    }
+
+    #[test]
+    fn a_gathered_record_that_won_the_shared_window_carries_the_fleets_count() {
+        let keep = Arc::new(Keep::default());
+        let windows = Arc::new(Windows::default());
+        // An hour: `a`'s record is released by its flush, after the others have flushed.
+        let gather = Duration::from_secs(3600);
+        let a = RateLimit::new(keep.clone(), 1, Duration::from_secs(3600)).shared(windows.clone()).gather(gather);
+        a.handle(from_process(1, "a", "a0"));
+        // `a`'s first record wins the window before the others log.
+        let end = Instant::now() + Duration::from_secs(5);
+        while windows.0.lock().unwrap().is_empty() && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let others: Vec<_> = (2..5)
+            .map(|_| RateLimit::new(keep.clone(), 1, Duration::from_secs(3600)).shared(windows.clone()).gather(gather))
+            .collect();
+        for (n, rl) in others.iter().enumerate() {
+            for i in 0..10 {
+                rl.handle(from_process(n as u32 + 2, "b", &format!("b{i}")));
+            }
+        }
+        for i in 1..10 {
+            a.handle(from_process(1, "a", &format!("a{i}")));
+        }
+        let d = crate::time::deadline(Duration::from_secs(5));
+        for rl in &others {
+            assert!(rl.flush(d).is_complete());
+        }
+        assert!(a.flush(crate::time::deadline(Duration::from_secs(1))).is_complete());
+        let got = keep.0.lock().unwrap();
+        assert_eq!(got.len(), 1, "one alert for the fleet: {got:?}");
+        assert_eq!(got[0].message, "a0");
+        assert_eq!(got[0].suppressed, 39, "9 of its own and 3 × 10 of the others");
+        assert_eq!(got[0].fields.get(INSTANCES_FIELD), Some(&Value::U64(4)));
+    }
+
+    #[test]
+    fn with_a_gather_a_running_process_adds_its_counts_to_the_shared_window_without_a_flush() {
+        let keep = Arc::new(Keep::default());
+        let windows = Arc::new(Windows::default());
+        let a = RateLimit::new(keep.clone(), 1, Duration::from_secs(3600))
+            .shared(windows.clone())
+            .gather(Duration::from_secs(3600));
+        a.handle(from_process(1, "a", "a0"));
+        let end = Instant::now() + Duration::from_secs(5);
+        while windows.0.lock().unwrap().is_empty() && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // `b` keeps running (no flush): its counts reach the window on its own thread.
+        let b = RateLimit::new(keep.clone(), 1, Duration::from_secs(3600))
+            .shared(windows.clone())
+            .gather(Duration::from_millis(200));
+        for i in 0..10 {
+            b.handle(from_process(2, "b", &format!("b{i}")));
+        }
+        let weight = || windows.0.lock().unwrap().values().next().map_or(0, |row| row.1);
+        let end = Instant::now() + Duration::from_secs(10);
+        while weight() < 10 && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(weight(), 10, "b's first record and its 9 local suppressed");
+        assert!(a.flush(crate::time::deadline(Duration::from_secs(1))).is_complete());
+        let got = keep.0.lock().unwrap();
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].suppressed, 10);
+        assert!(got[0].fields.get(INSTANCES_FIELD).is_none(), "all of them from b");
     }
 }

@@ -45,3 +45,17 @@ fn relay_settings_from_the_file_and_the_environment() {
     let e = Config::default().with_vars([("WATCHBELL_RELAY_HTTP", "nope")]).unwrap_err();
     assert!(e.problems()[0].key.starts_with("relay.http"), "{e}");
 }
+
+#[test]
+fn rate_limit_gather_from_the_file_and_the_environment() {
+    assert_eq!(keys("[rate_limit]\nlimit = 1\ngather = \"soon\"\n"), ["rate_limit.gather"]);
+    assert_eq!(keys("[rate_limit]\nlimit = 1\ngather = \"10s\"\n"), Vec::<String>::new());
+    let c = Config::default()
+        .with_vars([("WATCHBELL_RATE_LIMIT_LIMIT", "1"), ("WATCHBELL_RATE_LIMIT_GATHER", "2s")])
+        .unwrap();
+    assert_eq!(c.rate_limit.as_ref().and_then(|r| r.gather.as_deref()), Some("2s"));
+    let e = Config::default()
+        .with_vars([("WATCHBELL_RATE_LIMIT_LIMIT", "1"), ("WATCHBELL_RATE_LIMIT_GATHER", "later")])
+        .unwrap_err();
+    assert_eq!(e.problems()[0].key, "rate_limit.gather", "{e}");
+}

@@ -1,7 +1,9 @@
 //! One alert per fleet: 8 child processes (this test binary again, told by
 //! `WATCHBELL_TEST_REPLICA` to act as a replica) × 1,000 identical errors → one Slack message
-//! in the window, and the count "7999 similar suppressed from 8 instances" — through the relay,
-//! and without it through windows shared in PostgreSQL. With the database down: local limiting,
+//! in the window — through the relay, and without it through windows shared in PostgreSQL.
+//! With `[rate_limit] gather`, that one message already says "7999 similar suppressed from 8
+//! instances"; without it, the count comes with the window's next message (at the relay's
+//! flush, or with the next window's first record). With the database down: local limiting,
 //! counted, said once on stderr.
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -72,7 +74,44 @@ fn text_of(messages: &[serde_json::Value]) -> Vec<String> {
 }
 
 #[test]
-fn through_the_relay_eight_processes_alert_once_with_the_fleet_count() {
+fn through_the_relay_with_a_gather_eight_processes_make_one_message_with_the_fleet_count() {
+    let slack = FakeSlack::start();
+    // The gather is longer than 8 processes take to start and send their 1,000 records each.
+    let toml = format!(
+        "[rate_limit]\nlimit = 1\nper = \"1h\"\ngather = \"10s\"\n\n[[slack.webhooks]]\nurl = \"{}\"\n\n[relay]\nhttp = \"127.0.0.1:0\"\nqueue = 50000\n",
+        slack.webhook_url("alerts")
+    );
+    let config = watchbell::Config::from_toml_str(&toml).unwrap();
+    let builder = watchbell_relay::builder_from(&config).unwrap();
+    let (handler, guard) = config.handlers().unwrap();
+    let relay = builder.spawn(handler).unwrap();
+    let url = format!("http://{}/v1/records", relay.http_addr().unwrap());
+    let started = Instant::now();
+    spawn_replicas("relay", &url, PER_REPLICA, REPLICAS);
+    let total = (REPLICAS * PER_REPLICA) as u64;
+    let end = Instant::now() + Duration::from_secs(30);
+    while relay.health()["delivered"].as_u64() != Some(total) && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(relay.health()["delivered"].as_u64(), Some(total), "{}", relay.health());
+    assert!(started.elapsed() < Duration::from_secs(10), "the fleet's records came within the gather");
+    let first = slack.wait_for_messages(1, Duration::from_secs(30));
+    assert_eq!(first.len(), 1, "the gathered alert is sent");
+    // Nothing more in the window (give the paced sender time to send a second one), and
+    // nothing more at shutdown: the count went with the one message.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(relay.shutdown(Duration::from_secs(10)).is_complete());
+    drop(guard);
+    let all = slack.messages();
+    assert_eq!(all.len(), 1, "one alert for the fleet: {:#?}", text_of(&all));
+    let text = all[0].to_string();
+    assert!(text.contains("payments database unreachable"), "{text}");
+    assert!(text.contains("7999 similar suppressed from 8 instances"), "{text}");
+    assert!(text.contains("web-"), "the origin fields travel with the record: {text}");
+}
+
+#[test]
+fn through_the_relay_without_a_gather_the_fleet_count_comes_with_the_flush() {
     let slack = FakeSlack::start();
     let toml = format!(
         "[rate_limit]\nlimit = 1\nper = \"1h\"\n\n[[slack.webhooks]]\nurl = \"{}\"\n\n[relay]\nhttp = \"127.0.0.1:0\"\nqueue = 50000\n",
@@ -107,6 +146,9 @@ fn through_the_relay_eight_processes_alert_once_with_the_fleet_count() {
     assert!(in_window[0].to_string().contains("web-"), "{}", in_window[0]);
 }
 
+/// The PostgreSQL tests share one table (dropped at their start): one at a time.
+static PG_TABLE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn shared_toml(slack: &FakeSlack, pg: &str, per: &str) -> String {
     format!(
         "[rate_limit]\nlimit = 1\nper = \"{per}\"\nshared = \"{pg}\"\n\n[[slack.webhooks]]\nurl = \"{}\"\n",
@@ -115,7 +157,33 @@ fn shared_toml(slack: &FakeSlack, pg: &str, per: &str) -> String {
 }
 
 #[test]
-fn through_shared_postgres_windows_eight_processes_alert_once_with_the_fleet_count() {
+fn through_shared_postgres_windows_with_a_gather_eight_processes_make_one_message_with_the_fleet_count() {
+    let _one_at_a_time = PG_TABLE.lock().unwrap_or_else(|e| e.into_inner());
+    let pg = watchbell_test::postgres::url();
+    {
+        let mut c = postgres::Client::connect(&pg, postgres::NoTls).unwrap();
+        c.batch_execute("DROP TABLE IF EXISTS watchbell_rate_windows").unwrap();
+    }
+    let slack = FakeSlack::start();
+    // The process whose record wins the window holds it 8 s (its shutdown waits for that, as
+    // its 30 s deadline allows): longer than the other 7 take to log theirs and exit.
+    let toml = shared_toml(&slack, &pg, "1h").replace("[rate_limit]\n", "[rate_limit]\ngather = \"8s\"\n");
+    let outputs = spawn_replicas("shared", &toml, PER_REPLICA, REPLICAS);
+    for o in &outputs {
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!err.contains("unavailable"), "the database answered: {err}");
+    }
+    // Every replica has exited, each after delivering what it had: what Slack has is final.
+    let all = slack.messages();
+    assert_eq!(all.len(), 1, "one alert for the fleet: {:#?}", text_of(&all));
+    let text = all[0].to_string();
+    assert!(text.contains("payments database unreachable"), "{text}");
+    assert!(text.contains("7999 similar suppressed from 8 instances"), "{text}");
+}
+
+#[test]
+fn through_shared_postgres_windows_without_a_gather_the_next_window_carries_the_fleet_count() {
+    let _one_at_a_time = PG_TABLE.lock().unwrap_or_else(|e| e.into_inner());
     let pg = watchbell_test::postgres::url();
     {
         let mut c = postgres::Client::connect(&pg, postgres::NoTls).unwrap();

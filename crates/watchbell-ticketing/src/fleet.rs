@@ -8,7 +8,10 @@
 //! and their origin (`host/app:pid`) to its `instances` (at most
 //! [`MAX_INSTANCES`](watchbell_core::ratelimit::MAX_INSTANCES) told apart); the first record
 //! after the window opens the next one and takes the count and the number of instances with
-//! it ("7999 similar suppressed from 8 instances"). The database's clock decides the windows,
+//! it ("7999 similar suppressed from 8 instances"). With a gather
+//! (`RateLimit::gather`, `[rate_limit] gather`), the process whose record passed holds it and
+//! then takes the fleet's count in one more statement ([`SharedWindows::collect`]), so the first
+//! alert already carries it. The database's clock decides the windows,
 //! so the processes' clocks do not matter. Rows are a few per fingerprint and sink: the table
 //! stays small.
 //!
@@ -72,6 +75,19 @@ ON CONFLICT (scope, fingerprint) DO UPDATE SET
                                    + CASE WHEN $5 > 1 AND w.suppressed > 0 AND NOT ($6 = ANY(w.instances)) THEN 1 ELSE 0 END
                               ELSE 0 END
 RETURNING last_pass, reported_suppressed, reported_instances";
+
+/// The end of a gather: the holder's own count and origin are added, and what the fleet
+/// suppressed since its record passed is taken (and left at 0), in one statement under the
+/// row's lock.
+const COLLECT: &str = "WITH old AS (
+    SELECT suppressed, instances FROM watchbell_rate_windows
+    WHERE scope = $1 AND fingerprint = $2 FOR UPDATE
+)
+UPDATE watchbell_rate_windows AS w SET suppressed = 0, instances = '{}'
+FROM old WHERE w.scope = $1 AND w.fingerprint = $2
+RETURNING old.suppressed + $3::bigint,
+    cardinality(CASE WHEN $3::bigint > 0 AND NOT ($4::text = ANY(old.instances))
+                     THEN array_append(old.instances, $4::text) ELSE old.instances END)";
 
 /// Rate-limit windows shared by a fleet in PostgreSQL (see the [module docs](self)).
 pub struct PgWindows {
@@ -147,6 +163,28 @@ impl SharedWindows for PgWindows {
         let suppressed: i64 = row.get(1);
         let instances: i32 = row.get(2);
         Ok(Verdict::Pass { suppressed: suppressed.max(0) as u64, instances: instances.max(0) as u32 })
+    }
+
+    fn collect(&self, claim: &Claim<'_>) -> Result<(u64, u32), String> {
+        let _quiet = watchbell_core::capture::suppress();
+        let mut slot = self.client.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.as_ref().is_none_or(Client::is_closed) {
+            *slot = Some(self.connect()?);
+        }
+        let Some(client) = slot.as_mut() else { return Err("no connection".to_owned()) };
+        let fp = claim.fingerprint.0 as i64;
+        let weight = i64::try_from(claim.weight).unwrap_or(i64::MAX);
+        let rows = client.query(COLLECT, &[&claim.scope, &fp, &weight, &claim.instance]).map_err(|e| {
+            *slot = None;
+            format!("collect: {e}")
+        })?;
+        let Some(row) = rows.first() else {
+            // The row is gone (dropped by hand): only the local count is known.
+            return Ok((claim.weight, u32::from(claim.weight > 0)));
+        };
+        let suppressed: i64 = row.get(0);
+        let instances: i32 = row.get(1);
+        Ok((suppressed.max(0) as u64, instances.max(0) as u32))
     }
 
     fn describe(&self) -> String {

@@ -191,6 +191,11 @@
 //!   across the fleet, the next one carrying the fleet's count ("N similar suppressed from M
 //!   instances"). Decided on a watchbell thread, never the caller's; while the database
 //!   cannot be reached each process limits locally, counts it and says so once on stderr.
+//! - **`[rate_limit] gather = "10s"`**: each alert the rate limit passes is held that long and
+//!   sent with the count of the similar records suppressed meanwhile — the fleet's, with
+//!   `shared` or behind a relay — so the one alert already says "7999 similar suppressed from 8
+//!   instances". Every alert that passes waits `gather`; a flush or shutdown releases early
+//!   (see `watchbell_core::ratelimit`). Default: sent at once.
 //! - **`[relay]`**: read by the `watchbell-relay` binary only (a service ignores it):
 //!   `http = "127.0.0.1:9400"`, `unix = "/run/watchbell.sock"`, `zmq = ["tcp://…"]` (at
 //!   least one input), `token` (a secret: bearer token of the HTTP input), `queue` (records,
@@ -216,6 +221,7 @@
 //! | `WATCHBELL_LEVEL` or `WATCHBELL_FMT_LEVEL` | `fmt.level` |
 //! | `WATCHBELL_RATE_LIMIT_LIMIT`, `_PER` | `rate_limit.limit`, `.per` |
 //! | `WATCHBELL_RATE_LIMIT_SHARED` | `rate_limit.shared` (secret: a `postgres://` URL) |
+//! | `WATCHBELL_RATE_LIMIT_GATHER` | `rate_limit.gather` |
 //! | `WATCHBELL_RELAY_HTTP`, `_UNIX`, `_ZMQ`, `_TOKEN`, `_QUEUE`, `_RETRY_AFTER` | `relay.http`, `.unix`, `.zmq`, `.token`, `.queue`, `.retry_after` (for `watchbell-relay`) |
 //! | `WATCHBELL_SLACK_WEBHOOK` (+ `WATCHBELL_SLACK_LEVELS`) | adds a `[[slack.webhooks]]` named `env` with this `url` (and `levels`) |
 //! | `WATCHBELL_HTTP_CLIENT_CA_FILE`, `WATCHBELL_HTTP_CLIENT_BUILT_IN_ROOTS`, `WATCHBELL_HTTP_CLIENT_CLIENT_CERT_FILE`, `WATCHBELL_HTTP_CLIENT_CLIENT_KEY_FILE`, `WATCHBELL_HTTP_CLIENT_PROXY`, `WATCHBELL_HTTP_CLIENT_NO_PROXY`, `WATCHBELL_HTTP_CLIENT_PROXY_FROM_ENV` | `http_client.ca_file`, `.built_in_roots`, `.client_cert_file`, `.client_key_file`, `.proxy`, `.no_proxy`, `.proxy_from_env` |

@@ -160,6 +160,9 @@ impl Cx {
         if let Some(o) = g.overflow {
             b = b.overflow(o);
         }
+        if !g.gather.is_zero() {
+            b = b.gather(g.gather);
+        }
         match g.rate_limit {
             Some((0, _)) => b.no_rate_limit(),
             Some((n, d)) => b.rate_limit(n, d),
@@ -203,6 +206,8 @@ pub(crate) fn parse_duration(s: &str) -> Option<Duration> {
 /// What [`Config::plan`] found: the global settings every sink uses.
 pub(crate) struct Globals {
     pub rate_limit: Option<(u32, Duration)>,
+    /// `[rate_limit] gather` (zero: not set).
+    pub gather: Duration,
     pub deliver_to: Vec<String>,
     /// `[http_client]`, its files read (when resolving).
     pub http_client: Option<watchbell_core::options::HttpSettings>,
@@ -411,6 +416,12 @@ impl Config {
             }
             Some((limit, per))
         });
+        let gather = self
+            .rate_limit
+            .as_ref()
+            .and_then(|r| r.gather.as_deref())
+            .and_then(|g| cx.duration("rate_limit.gather", Some(g)))
+            .unwrap_or(Duration::ZERO);
         let mut deliver_to = Vec::new();
         if let Some(fc) = &self.fingers_crossed {
             cx.level("fingers_crossed.action_level", fc.action_level.as_deref());
@@ -443,7 +454,7 @@ impl Config {
         let http_client = self.http_client_settings(cx);
         self.shared_rate_limit(cx);
         self.relay_settings_in(cx);
-        Globals { rate_limit, deliver_to, http_client, overflow: None, filtered_handlers: false }
+        Globals { rate_limit, gather, deliver_to, http_client, overflow: None, filtered_handlers: false }
     }
 
     /// Every table: (name, present, its Cargo feature, whether that feature is compiled in).

@@ -36,6 +36,7 @@ pub(crate) const VARS: &[(&str, &str, Kind)] = &[
     ("RATE_LIMIT_LIMIT", "rate_limit.limit", Kind::Int),
     ("RATE_LIMIT_PER", "rate_limit.per", Kind::Str),
     ("RATE_LIMIT_SHARED", "rate_limit.shared", Kind::Secret),
+    ("RATE_LIMIT_GATHER", "rate_limit.gather", Kind::Str),
     ("RELAY_HTTP", "relay.http", Kind::Str),
     ("RELAY_UNIX", "relay.unix", Kind::Str),
     ("RELAY_ZMQ", "relay.zmq", Kind::List),

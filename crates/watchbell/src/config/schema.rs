@@ -166,6 +166,10 @@ pub struct RateLimitConfig {
     /// Windows shared by every process of a fleet, in PostgreSQL (`"postgres://…"`): one
     /// alert per fingerprint per window across the fleet (feature `postgres`).
     pub shared: Option<SecretValue>,
+    /// How long the first record of a window is held to gather the count of its similar
+    /// records, so the first alert already says "N similar suppressed from M instances"
+    /// (default `"0s"`: sent at once). Every alert that passes waits this long.
+    pub gather: Option<String>,
 }
 
 /// `[http_client]`: how every sink that speaks HTTP(S) (Slack, Telegram, SMS, the HTTP
