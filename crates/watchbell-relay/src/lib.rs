@@ -4,7 +4,8 @@
 //! `watchbell.toml` for all of them — so a fleet of N replicas hitting the same broken
 //! dependency alerts **once** per fingerprint per window: the relay's rate limiter sees the
 //! whole fleet, and its summary says "7999 similar suppressed from 8 instances" (see
-//! [`watchbell_core::ratelimit`]).
+//! [`watchbell_core::ratelimit`]). With `[rate_limit] gather = "10s"` that count is already in
+//! the one alert: it is held for the gather and sent with what the fleet logged meanwhile.
 //!
 //! ```text
 //! service A (watchbell-http, NDJSON) ─┐
