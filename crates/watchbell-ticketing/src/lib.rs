@@ -78,6 +78,13 @@
 //! - **PostgreSQL** (`postgres://user:password@host:port/db`, Cargo feature `postgres`, on by
 //!   default): the synchronous `postgres` crate on the writer's thread. A batch's tickets are
 //!   upserted in fingerprint order, so concurrent instances never deadlock on each other.
+//!   A batch is at most five statements over arrays, prepared once per connection. The
+//!   retention deletes, per ticket, the id range between a floor the writer remembers (up to
+//!   65,536 tickets) and the newest occurrence past the retention, so the rows earlier
+//!   deletes left for the vacuum are not read again. Since schema version 3 the occurrences
+//!   table has no foreign key to the tickets (its check cost as much as the insert); deleting
+//!   a ticket locks its row first, so a writer adding occurrences to it at that moment
+//!   leaves none behind.
 //!   Connections are made **without TLS**; hosts other than loopback or a unix socket are
 //!   refused unless you opt in with [`allow_plaintext_postgres`](TicketingBuilder::allow_plaintext_postgres)
 //!   (for a private network or a TLS-terminating proxy). The password never appears in

@@ -4,6 +4,7 @@
 //! `INSERT … ON CONFLICT … DO UPDATE` (a row lock, not a read-modify-write in the client), and
 //! a batch's tickets are upserted in fingerprint order so two writers never deadlock.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
@@ -50,7 +51,20 @@ const MIGRATIONS: &[&str] = &[
         count BIGINT NOT NULL,
         PRIMARY KEY (app_id, fingerprint, destination)
     );",
+    // 3: no foreign key from occurrences to tickets. Its check (a locked lookup of the ticket
+    // per inserted occurrence) cost as much as the insert itself; `Db::delete` keeps a deleted
+    // ticket from leaving occurrences behind instead.
+    "DO $$ DECLARE c TEXT; BEGIN
+        FOR c IN SELECT conname FROM pg_constraint
+                 WHERE conrelid = '{p}occurrences'::regclass AND contype = 'f' LOOP
+            EXECUTE format('ALTER TABLE {p}occurrences DROP CONSTRAINT %I', c);
+        END LOOP;
+    END $$;",
 ];
+
+/// Ticket ids whose retention floor [`Db`] remembers; past it the memory starts over (a
+/// forgotten floor costs one longer index scan, never a wrong delete).
+const FLOORS: usize = 65_536;
 
 pub(crate) struct Db {
     client: Client,
@@ -60,6 +74,9 @@ pub(crate) struct Db {
     prior: String,
     /// The write path's statements, prepared once per connection.
     prepared: Option<Prepared>,
+    /// Per ticket id, an occurrence id below which this connection's retention deletes left no
+    /// occurrence of that ticket (see [`Db::retain_sql`]).
+    floors: HashMap<i64, i64>,
 }
 
 /// The statements of a batch write: one round trip each.
@@ -117,16 +134,40 @@ impl Db {
                  AS t (ticket_id, time, data)",
                 tables.occurrences
             ),
-            retain: POSTGRES.retain_batch(tables),
+            retain: Self::retain_sql(tables),
             prior: POSTGRES.prior_batch(tables),
             prepared: None,
+            floors: HashMap::new(),
         })
+    }
+
+    /// The retention statement: `$1` the touched tickets' ids, `$2` how many occurrences each
+    /// keeps, `$3` each ticket's floor (an id below which none of its occurrences is left, 0 when
+    /// unknown). For each ticket it finds the newest occurrence past the retention (a backward
+    /// scan of the `(ticket_id, id)` index that reads only the kept rows) and deletes the id range
+    /// from the floor up to it; it returns each ticket's new floor.
+    ///
+    /// The floor is what makes it cheap: the rows earlier batches deleted stay in the index
+    /// until a vacuum, all of them below the kept ones, and a scan that starts from the ticket's
+    /// oldest entry (or that runs past the kept rows to find the ones to delete) reads them
+    /// all, a cost that grows with every batch. Occurrence ids grow with commit order for
+    /// each ticket (its row is locked by the upsert until commit), so nothing of a ticket is
+    /// ever inserted below a floor.
+    fn retain_sql(tables: &Tables) -> String {
+        let o = &tables.occurrences;
+        format!(
+            "WITH cut AS (SELECT t.tid, t.floor, (SELECT i.id FROM {o} i WHERE i.ticket_id = t.tid \
+             ORDER BY i.id DESC OFFSET $2 LIMIT 1) AS last FROM UNNEST($1::BIGINT[], $3::BIGINT[]) AS t (tid, floor)), \
+             gone AS (DELETE FROM {o} o USING cut WHERE o.ticket_id = cut.tid AND o.id >= cut.floor \
+             AND o.id <= cut.last) \
+             SELECT tid, GREATEST(floor, COALESCE(last + 1, floor)) FROM cut"
+        )
     }
 
     /// Writes a batch in one transaction of at most five round trips (four statements
     /// prepared once per connection): the prior state of its tickets (locked, only when
     /// changes are wanted), every ticket's upsert, every occurrence, and the retention of every
-    /// touched ticket, each as one statement over arrays.
+    /// touched ticket (see [`retain_sql`](Self::retain_sql)), each as one statement over arrays.
     pub(crate) fn write(
         &mut self,
         app_id: &str,
@@ -197,10 +238,19 @@ impl Db {
         if !ids.is_empty() {
             tx.execute(&st.insert, &[&ids, &times, &app_id, &datas])?;
         }
+        let mut floors = Vec::new();
         if !touched.is_empty() {
-            tx.execute(&st.retain, &[&touched, &i64::from(keep)])?;
+            let known: Vec<i64> = touched.iter().map(|id| self.floors.get(id).copied().unwrap_or(0)).collect();
+            floors = tx.query(&st.retain, &[&touched, &i64::from(keep), &known])?;
         }
         tx.commit()?;
+        // Only a committed delete moves a floor.
+        if self.floors.len() + floors.len() > FLOORS {
+            self.floors.clear();
+        }
+        for r in &floors {
+            self.floors.insert(r.get(0), r.get(1));
+        }
         Ok(changes)
     }
 
@@ -255,9 +305,15 @@ impl Db {
             .collect())
     }
 
+    /// Deletes ticket `id` and its occurrences. The ticket row is locked first: a writer that
+    /// is adding occurrences to it holds that lock until it commits, so the occurrence delete
+    /// (a statement started after the lock is granted) sees them, and a writer that comes later
+    /// finds no ticket and creates a new one. No occurrence outlives its ticket, with or without
+    /// a foreign key (the schema has none since migration 3).
     pub(crate) fn delete(&mut self, tables: &Tables, id: i64) -> Result<bool, StoreError> {
         let mut tx = self.client.transaction()?;
         let [occurrences, ticket] = POSTGRES.delete(tables);
+        tx.execute(&format!("SELECT 1 FROM {} WHERE id = $1 FOR UPDATE", tables.tickets), &[&id])?;
         tx.execute(&occurrences, &[&id])?;
         let n = tx.execute(&ticket, &[&id])?;
         tx.commit()?;

@@ -479,21 +479,6 @@ impl Dialect {
         )
     }
 
-    /// Deletes, for every ticket of the array `$1`, its occurrences but the newest `$2`
-    /// (PostgreSQL). Each ticket's occurrences are read newest first (a backward scan of the
-    /// `(ticket_id, id)` index): the scan starts at the live rows, so the dead index entries
-    /// that earlier deletions leave behind until a vacuum cost little (the `id <=` form of
-    /// [`retain`](Self::retain) reads all of them, and its cost grew with every batch).
-    #[cfg(feature = "postgres")]
-    pub(crate) fn retain_batch(self, tables: &Tables) -> String {
-        let o = &tables.occurrences;
-        format!(
-            "DELETE FROM {o} WHERE id IN (SELECT k.id FROM UNNEST($1::BIGINT[]) AS t (tid) \
-             CROSS JOIN LATERAL (SELECT i.id FROM {o} i WHERE i.ticket_id = t.tid \
-             ORDER BY i.id DESC OFFSET $2) k)"
-        )
-    }
-
     /// Deletes the occurrences of ticket `$1` but its newest `$2`.
     pub(crate) fn retain(self, tables: &Tables) -> String {
         let o = &tables.occurrences;
