@@ -1,13 +1,16 @@
 //! [`ZmqLayer`]: publishes each record as one Logbook JSON message on a PUB or PUSH socket.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tracing_core::Subscriber;
 use tracing_subscriber::registry::LookupSpan;
 use watchbell_core::options::{Options, SinkOptions};
-use watchbell_core::{Batch, BuildError, Guard, Handler, Level, Outcome, Record, Sink, SinkLayer};
+use watchbell_core::{
+    Batch, BuildError, DeliveryHandle, Flushed, Guard, Handler, Level, Outcome, Record, Sink, SinkLayer, Stats,
+};
 use zeromq::{PubSocket, PushSocket, Socket, SocketOptions, SocketSend, ZmqMessage};
 
 use crate::logbook::logbook_json;
@@ -173,6 +176,8 @@ impl ZmqBuilder {
 
     fn root(&self) -> Result<Arc<dyn Handler>, BuildError> {
         let sink = self.sink()?;
+        // A bound PUB knows whether anyone listens (its frame guard counts the peers).
+        let listeners = (sink.kind == SocketKind::Pub && sink.bind).then(|| sink.peers.clone());
         let name = format!("zmq:{}", self.endpoint);
         let delivery = self
             .options
@@ -180,7 +185,10 @@ impl ZmqBuilder {
             .batch_records(256)
             .spawn()
             .map_err(|e| Self::err("delivery", format!("cannot start the delivery thread: {e}")))?;
-        Ok(self.options.limited("zmq", delivery))
+        Ok(match listeners {
+            Some(peers) => self.options.limited("zmq", Unheard::new(delivery, peers)),
+            None => self.options.limited("zmq", delivery),
+        })
     }
 
     /// Builds the layer (capturing at [`level`](Self::level) and above) and its guard. Keep the
@@ -190,6 +198,70 @@ impl ZmqBuilder {
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
         Ok(watchbell_core::options::layer(self.root()?, self.level))
+    }
+}
+
+/// The handler in front of a bound PUB's delivery. While no subscriber is connected, a record
+/// is dropped here, on the caller's thread, right after capture: ZeroMQ's PUB would drop it
+/// anyway, and this way it never takes the queue's lock, never wakes the background thread
+/// and is not freed on another thread (whose allocator and cache traffic the caller would pay
+/// for). Such records count as accepted and delivered (published), as ZeroMQ sees it. After
+/// `shutdown`, records go to the delivery, which counts them as dropped.
+struct Unheard {
+    delivery: DeliveryHandle,
+    peers: crate::guard::Peers,
+    unheard: AtomicU64,
+    closed: AtomicBool,
+}
+
+impl Unheard {
+    fn new(delivery: DeliveryHandle, peers: crate::guard::Peers) -> Self {
+        Unheard { delivery, peers, unheard: AtomicU64::new(0), closed: AtomicBool::new(false) }
+    }
+
+    /// Whether a record published now is heard by nobody (and is dropped here).
+    #[inline]
+    fn nobody_listens(&self) -> bool {
+        !self.peers.any() && !self.closed.load(Relaxed)
+    }
+}
+
+impl Handler for Unheard {
+    fn handle(&self, record: Record) {
+        if self.nobody_listens() {
+            self.unheard.fetch_add(1, Relaxed);
+            drop(record);
+        } else {
+            self.delivery.handle(record);
+        }
+    }
+
+    fn handle_batch(&self, batch: Batch) {
+        if self.nobody_listens() {
+            self.unheard.fetch_add(batch.len() as u64, Relaxed);
+            drop(batch);
+        } else {
+            self.delivery.handle_batch(batch);
+        }
+    }
+
+    fn flush(&self, deadline: Instant) -> Flushed {
+        self.delivery.flush(deadline)
+    }
+
+    fn shutdown(&self, deadline: Instant) -> Flushed {
+        self.closed.store(true, Relaxed);
+        self.delivery.shutdown(deadline)
+    }
+
+    fn stats(&self, out: &mut Vec<Stats>) {
+        let first = out.len();
+        self.delivery.stats(out);
+        if let Some(s) = out.get_mut(first) {
+            let n = self.unheard.load(Relaxed);
+            s.accepted += n;
+            s.delivered += n;
+        }
     }
 }
 

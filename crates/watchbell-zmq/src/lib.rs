@@ -47,9 +47,18 @@
 //! | `ZmqSubscriber::bind(..).pull()` | PULL bound | `ZeroMQSubscriber(uri, multi=True)` |
 //!
 //! `.bind()`/`.connect()` on the layer override the direction. ZeroMQ semantics hold: a PUB
-//! drops what no subscriber is connected to hear (the records count as delivered: they were
-//! published); a PUSH without a peer keeps the records in the bounded queue and retries, and
-//! the queue's overflow drops are counted in the guard's stats. The caller never waits.
+//! drops what no subscriber is connected to hear (the records count as accepted and delivered:
+//! they were published); a PUSH without a peer keeps the records in the bounded queue and
+//! retries, and the queue's overflow drops are counted in the guard's stats. The caller never
+//! waits.
+//!
+//! The caller's cost is that of every watchbell layer: capture and enqueue, nothing more
+//! (Logbook's JSON is encoded on the background thread). A bound PUB with no subscriber
+//! connected goes one step further: the record is dropped on the caller's thread right after
+//! capture, so it never takes the queue's lock, never wakes the background thread and is not
+//! freed on another thread (whose allocator and cache traffic the caller would pay for). Such
+//! records never fill the queue either, so a PUB nobody listens to drops nothing it counts as
+//! lost.
 //!
 //! ## The wire shape: Logbook's record dict
 //!

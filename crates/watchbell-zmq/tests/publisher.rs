@@ -72,6 +72,40 @@ fn pub_without_subscribers_does_not_stall_the_caller() {
 }
 
 #[test]
+fn a_pub_nobody_listens_to_is_done_with_each_record_on_the_callers_thread() {
+    let endpoint = format!("tcp://127.0.0.1:{}", free_port());
+    let (layer, guard) = ZmqLayer::builder(&endpoint).queue_records(100).build().unwrap();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    let publish = |n: u64| {
+        tracing::dispatcher::with_default(&dispatch, || {
+            for i in 0..n {
+                tracing::error!(target: "app", i, "payment failed");
+            }
+        })
+    };
+    // Nobody subscribed: each record is published to nobody (as ZeroMQ drops it) before the
+    // event returns. Nothing waits in the queue for the background thread, and a queue of 100
+    // drops nothing.
+    publish(EVENTS);
+    let s = &guard.stats()[0];
+    assert_eq!((s.accepted, s.delivered, s.dropped, s.queued), (EVENTS, EVENTS, 0, 0), "{s}");
+
+    // A subscriber connects: from then on the records are queued, encoded and published to it.
+    let keep = Keep::default();
+    let sub = ZmqSubscriber::builder().connect(&endpoint).spawn(std::sync::Arc::new(keep.clone())).unwrap();
+    let heard = wait_until(Duration::from_secs(10), || {
+        publish(1);
+        std::thread::sleep(Duration::from_millis(20));
+        keep.records().iter().any(|r| r.target == "app")
+    });
+    assert!(heard, "the subscriber heard nothing: {}", guard.stats()[0]);
+    assert!(guard.flush(Duration::from_secs(10)).is_complete());
+    let s = &guard.stats()[0];
+    assert_eq!((s.accepted, s.dropped, s.failed), (s.delivered, 0, 0), "{s}");
+    assert!(sub.stop(Duration::from_secs(5)));
+}
+
+#[test]
 fn a_hostile_peer_of_the_publisher_does_not_abort_the_process() {
     let endpoint = format!("tcp://127.0.0.1:{}", free_port());
     let (layer, guard) = ZmqLayer::builder(&endpoint).level(Level::INFO).build().unwrap();
