@@ -29,8 +29,20 @@ fn cargo() -> Command {
 }
 
 /// Median in nanoseconds of one criterion benchmark, from its estimates file.
+/// Where criterion writes its results: `CRITERION_HOME`, else `$CARGO_TARGET_DIR/criterion`,
+/// else the workspace's `target/criterion`.
+fn criterion_dir() -> PathBuf {
+    if let Some(home) = std::env::var_os("CRITERION_HOME") {
+        return PathBuf::from(home);
+    }
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => Path::new(&dir).join("criterion"),
+        None => root().join("target/criterion"),
+    }
+}
+
 fn median_ns(group: &str, id: &str) -> Option<f64> {
-    let path = root().join("target/criterion").join(group).join(id).join("new/estimates.json");
+    let path = criterion_dir().join(group).join(id).join("new/estimates.json");
     let text = std::fs::read_to_string(path).ok()?;
     let v: serde_json::Value = serde_json::from_str(&text).ok()?;
     v["median"]["point_estimate"].as_f64()
@@ -89,6 +101,8 @@ const ROWS: &[(&str, &str, &str)] = &[
     ("error!, same shape, into CloudWatchLogsLayer (defaults, peer stalled)", "aws", "cloudwatch_logs"),
     ("error!, same shape, into SnsLayer (defaults, peer stalled)", "aws", "sns"),
     ("error!, same shape, into ZmqLayer (PUB, no subscriber)", "zmq", "publish"),
+    ("error!, same shape, into ZmqLayer (PUB, a subscriber that reads nothing)", "zmq", "publish_stalled_subscriber"),
+    ("(b') error!, capture+enqueue, stalled sink, in the zmq run", "zmq", "b_capture_enqueue_error"),
 ];
 
 /// The ratios printed under the table: (label, numerator, denominator, target), rows named
@@ -139,7 +153,13 @@ const RATIOS: &[(&str, &str, &str, Option<&str>)] = &[
     ("sqs / capture+enqueue (b)", "aws/sqs", "enabled/watchbell_stalled_sink", Some("≤ 1.0×")),
     ("cloudwatch logs / capture+enqueue (b)", "aws/cloudwatch_logs", "enabled/watchbell_stalled_sink", Some("≤ 1.0×")),
     ("sns / capture+enqueue (b)", "aws/sns", "enabled/watchbell_stalled_sink", Some("≤ 1.0×")),
-    ("zmq publish / capture+enqueue (b)", "zmq/publish", "enabled/watchbell_stalled_sink", Some("≤ 1.0×")),
+    ("zmq publish / capture+enqueue (b'), same run", "zmq/publish", "zmq/b_capture_enqueue_error", Some("≤ 1.0×")),
+    (
+        "zmq publish, stalled subscriber / capture+enqueue (b'), same run",
+        "zmq/publish_stalled_subscriber",
+        "zmq/b_capture_enqueue_error",
+        Some("≤ 1.0×"),
+    ),
     (
         "processor adding 2 fields / capture+enqueue (b)",
         "processors/two_fields",
@@ -155,7 +175,7 @@ fn key(group: &str, id: &str) -> String {
 
 /// Bytes held per queued record, as the `memory` bench wrote it.
 fn memory_bytes_per_record() -> Option<f64> {
-    let path = root().join("target/criterion/memory/watchbell_queued_record.json");
+    let path = criterion_dir().join("memory/watchbell_queued_record.json");
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
     v["bytes_per_record"].as_f64()
 }

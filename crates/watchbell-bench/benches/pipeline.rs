@@ -8,6 +8,10 @@
 //!   queue bytes), versus `tracing-appender`'s `non_blocking` writer under a `fmt` layer.
 //! - `enabled/watchbell_destination_down`: the same event while the destination is down and the
 //!   delivery waits out a retry delay (the queue again sheds its oldest record per push).
+//! - `enabled/watchbell_keeps_up`: the same event into a delivery with the default settings
+//!   whose sink takes every batch at once: the caller's cost when its worker keeps up (the
+//!   worker takes batches and frees records concurrently), what every sink's caller pays before
+//!   its own formatting and I/O compete for the CPU.
 //! - `two_threads/*`: the same, two threads logging at once (time per event per thread).
 //! - `sinks/*`: an `error!` of the same shape into each sink layer with its default settings
 //!   (rate limit included), its destination a loopback peer that never answers.
@@ -17,8 +21,9 @@
 //!   `tracing-loki`, `sentry-tracing` with a loopback DSN, `tracing-layer-slack`, and
 //!   `tracing-appender` (`error!` only: its `info!` is `enabled/appender_non_blocking_fmt`).
 //! - `memory`: bytes held per queued record for the `enabled/watchbell_stalled_sink` event,
-//!   counted by this binary's global allocator while 10,000 records sit in a stalled queue;
-//!   printed and written to `target/criterion/memory/watchbell_queued_record.json`.
+//!   counted by this binary's global allocator (on the logging thread only) while 10,000
+//!   records sit in a stalled queue; printed and written to
+//!   `target/criterion/memory/watchbell_queued_record.json`.
 //! - `processors/two_fields`: the `enabled/watchbell_stalled_sink` event with a processor that
 //!   adds 2 fields (run last: processors are process-wide).
 
@@ -33,30 +38,42 @@ use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::prelude::*;
 use watchbell_core::{Batch, CaptureLayer, Delivery, DeliveryHandle, Outcome, Overflow};
 
-/// The system allocator, counting the bytes held by allocations made while [`COUNTING`] is on
-/// (one relaxed load per call otherwise, so the timed benches are not disturbed).
+/// The system allocator, counting the bytes held by allocations made while [`COUNTING`] is on,
+/// on the thread that turned it on ([`COUNTED_HERE`]): the workers of earlier benches may still
+/// be freeing their queues meanwhile, and those frees must not count. One relaxed load per
+/// call otherwise, so the timed benches are not disturbed.
 struct CountingAlloc;
 
 static COUNTING: AtomicBool = AtomicBool::new(false);
 static HELD: AtomicIsize = AtomicIsize::new(0);
 
+thread_local! {
+    /// Whether this thread's allocations are counted (while [`COUNTING`] is on).
+    static COUNTED_HERE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether an allocation made now, on this thread, is counted.
+fn counted() -> bool {
+    COUNTING.load(Relaxed) && COUNTED_HERE.try_with(std::cell::Cell::get).unwrap_or(false)
+}
+
 // A global allocator is an `unsafe impl`: this one only forwards to `System`.
 #[allow(unsafe_code)]
 unsafe impl std::alloc::GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
-        if COUNTING.load(Relaxed) {
+        if counted() {
             HELD.fetch_add(layout.size() as isize, Relaxed);
         }
         unsafe { std::alloc::System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
-        if COUNTING.load(Relaxed) {
+        if counted() {
             HELD.fetch_sub(layout.size() as isize, Relaxed);
         }
         unsafe { std::alloc::System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.load(Relaxed) {
+        if counted() {
             HELD.fetch_add(new_size as isize - layout.size() as isize, Relaxed);
         }
         unsafe { std::alloc::System.realloc(ptr, layout, new_size) }
@@ -168,6 +185,15 @@ fn enabled(c: &mut Criterion) {
         );
         tracing::dispatcher::with_default(&d, || {
             in_spans(|| g.bench_function("watchbell_destination_down", |b| b.iter(|| info_event(3))));
+        });
+    }
+    {
+        let keeps_up = Delivery::builder("keeps-up", |_: &Batch| Outcome::Delivered).spawn().expect("worker");
+        let d = Dispatch::new(
+            tracing_subscriber::registry().with(CaptureLayer::new(Arc::new(keeps_up)).with_level(Level::INFO)),
+        );
+        tracing::dispatcher::with_default(&d, || {
+            in_spans(|| g.bench_function("watchbell_keeps_up", |b| b.iter(|| info_event(3))));
         });
     }
     {
@@ -636,11 +662,13 @@ fn memory(_: &mut Criterion) {
             info_event(0);
             taken_rx.recv_timeout(Duration::from_secs(10)).expect("the worker took the first batch");
             HELD.store(0, Relaxed);
+            COUNTED_HERE.with(|c| c.set(true));
             COUNTING.store(true, Relaxed);
             for i in 0..N as u64 {
                 info_event(i);
             }
             COUNTING.store(false, Relaxed);
+            COUNTED_HERE.with(|c| c.set(false));
             HELD.load(Relaxed) as f64 / N as f64
         })
     });

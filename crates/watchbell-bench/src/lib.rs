@@ -32,6 +32,8 @@
 //! of the `info!` event sit in a stalled queue: 572 bytes per record (record 200-odd bytes in
 //! its batch, its fields at 64 bytes each, message, string field, span list, queue slot).
 //! Fields are allocated with exactly the room the event needs (4 slots of 64 bytes became 3).
+//! With up to three fields stored inside the record (384 bytes) instead of in an allocation of
+//! their own: 556 bytes per record.
 //!
 //! # Changes and what they did
 //!
@@ -42,6 +44,73 @@
 //! - Not tried yet, by lack of time: interning targets, inline storage for fields, a reused
 //!   message buffer, a lock-free queue. The two-thread case (c) was not yet split between
 //!   queue contention and cross-thread frees.
+//!
+//! # The caller's path: profile, changes, what did not help
+//!
+//! Measured outside criterion with a small driver running the `enabled` event (an `info!` with
+//! 3 fields in 2 spans) after warm-up: instructions on the caller's thread with callgrind
+//! (`--toggle-collect` on the measured loop; 20,000 events after 110,000, so that the stalled
+//! queue sheds its oldest record per event), and per-thread CPU time
+//! (`CLOCK_THREAD_CPUTIME_ID`) next to wall clock, old and new binaries interleaved, medians
+//! of 7 runs at a load average of 7 on 2 cores. Wall clock there is mostly time spent
+//! descheduled: a sink whose worker formats and writes (file, syslog) takes CPU from the
+//! caller, so its wall-clock ratio to (b) says more about the worker than about the caller.
+//!
+//! | per event | instructions before → after | caller CPU ns before → after |
+//! |---|---:|---:|
+//! | (b) stalled sink, shedding the oldest | 4,356 → 3,709 | 576 → 502 |
+//! | delivery that keeps up (null sink) | 3,870 → 4,255 | 729 → 721 |
+//! | FileLayer (`error!`) | 4,072 → 3,763 | 806 → 655 |
+//! | SyslogLayer, UDP (`error!`) | 3,992 → 3,603 | 673 → 543 |
+//! | OpenTelemetry appender (stalled exporter) | 3,194 | 371 / 356 |
+//! | tracing-appender non_blocking + fmt | 9,943 | 1,129 / 1,111 |
+//! | no layer | 136 | |
+//!
+//! Where (b)'s 4,356 instructions went: 6 allocations and the frees of the shed record
+//! (~1,000, and the shed record is cold: 100,000 records old), recording the fields (~750:
+//! the message through `fmt` ~300, the string field ~170), the span stack (~500: registry
+//! lookups and `from_root`'s buffer), the queue's size accounting (~220), the fingerprint
+//! cache's key (the salt hashed on every event, ~130). The OpenTelemetry appender builds less
+//! (message, level, target and the event's fields; no span fields, no file/line, thread or
+//! fingerprint) and, its channel full, drops the *new* record while it is still in cache,
+//! where (b) frees the oldest.
+//!
+//! Changes: fields stored inline in the record (`record::INLINE_FIELDS`, 3: one allocation
+//! less per event); the fingerprint cache keyed without hashing an empty salt; the span stack
+//! walked leaf to root into a stack buffer; the enqueue sheds without allocating and counts
+//! `accepted` under the lock it holds (no atomic sharing a cache line with the worker's
+//! counters); the worker gathers a batch's records after releasing the lock (it used to move
+//! and free up to 1,000 records while producers waited); delivered records are freed by the
+//! logging threads, two per enqueue (see the `delivery` module docs: with glibc, a producer
+//! whose records are all freed by the worker takes malloc's slow path for every allocation).
+//!
+//! One criterion run after the changes (`enabled`, `peers/otel_info`, two sinks; load average
+//! 5 on 2 cores): (b) 773 ns, OpenTelemetry appender 577 ns (1.34×), tracing-appender
+//! non_blocking + fmt 3,948 ns (0.20×), `enabled/watchbell_keeps_up` 1,869 ns, SyslogLayer
+//! 1,159 ns (1.50× of (b)), FileLayer 2,059 ns (2.66× of (b): its worker's formatting and
+//! writing share the two loaded cores with the caller; its caller's own CPU time is 1.3× of
+//! (b)'s in the table above).
+//!
+//! Tried and dropped, or not enough:
+//! - Taking the producers' share of delivered records as `[Option<Record>; 2]` on every
+//!   enqueue: +400 instructions per event (two 400-byte moves even when there is nothing to
+//!   free). Now out of line, only when records are waiting.
+//! - Leaving one delivered batch aside (instead of up to four): the logging thread freed only
+//!   a quarter of the records, the worker the rest.
+//! - The `memory` figure counted frees made by other threads while it counted: run right
+//!   after `enabled/watchbell_stalled_sink`, whose released worker was still freeing its
+//!   100,000 records, it printed 383 bytes instead of 556. Only the logging thread's
+//!   allocations count now.
+//! - Under callgrind the keeps-up case costs *more* instructions after the change (the
+//!   producer now frees records) while it costs less CPU natively: instruction counts do not
+//!   see the allocator's lock contention. Judge allocator changes by CPU time.
+//! - Not done: a single record's queue slot (the `Vec` of `Batch::single`, ~400 bytes) is
+//!   still freed by the worker when it gathers a batch, so a producer whose worker keeps up
+//!   still allocates it on malloc's slow path (~300 instructions per event in `_int_malloc`);
+//!   handing those buffers back to the producers would remove it. Keeping the record inline in
+//!   the queue instead was rejected on memory: ~430-byte slots in a `VecDeque` that doubles
+//!   make ~720 bytes per queued record. On the worker, redaction (~800 instructions per
+//!   record) and the file format (~1,100) are what compete with the caller for the CPU.
 //!
 //! # Throughput: what was tried
 //!
@@ -61,6 +130,35 @@
 //!   instead of 1,832 on a ticket with 26,000 dead rows). Suspects not yet measured: the
 //!   foreign-key check per occurrence, 500 inserts and 500 retention deletes per batch at a
 //!   retention of 100, autovacuum. The cluster of `.ci/postgres.sh`: PostgreSQL 15,
-//!   `fsync=off`, `synchronous_commit=off`, `shared_buffers` 128 MB.
+//!   `fsync=off`, `synchronous_commit=off`, `full_page_writes=on`, `shared_buffers` 128 MB,
+//!   autovacuum on.
+//! - PostgreSQL tickets, measured per statement (pgbench, a batch of 10 tickets × 50
+//!   occurrences of 400 bytes, retention 100): the retention delete was the cost — 10 to 290 ms
+//!   a batch, growing with the dead rows earlier deletes left (its backward scan had no limit
+//!   and read every dead index entry of the ticket; on fresh statistics the planner also chose
+//!   a sequential scan for its `id IN (…)`). It is now a range delete per ticket between a floor
+//!   the writer remembers and the newest row past the retention: 2 ms. The foreign key
+//!   occurrences → tickets doubled the insert (9 ms against 4.5 ms for 500 rows): dropped by
+//!   migration 3, the ticket delete locks the ticket row first instead. Together, 20,000
+//!   occurrences 8 times, old and new binaries alternated in one run (load average 7 on 2
+//!   cores): **25,000–27,000/s (falling from 44,000 to 12,000 as dead rows piled up) →
+//!   70,000–76,000/s (steady)**. Did not help: `COPY … FROM STDIN` instead of the insert over
+//!   arrays (2.1–3.7 s against 1.8–2.2 s for 300 × 500 rows: text parsing costs more than the
+//!   executor saves). Not tried: one statement for the whole batch (the round trips are now
+//!   4 of about 7 ms), `synchronous_commit` per session (the test cluster has it off already,
+//!   so the figure above is not helped by it; a user-facing option was not added).
 //! - SQLite tickets: occurrences inserted 32 rows per statement; no clean measurement yet
-//!   (81,000/s before it, loaded).
+//!   (81,000/s before it, loaded). Then, timed inside the writer over 160,000 occurrences
+//!   (3 runs each, load average 7.5): the commit is half of the write (350–750 ms of
+//!   900–1,200 ms) — the WAL checkpoints, whose fsyncs `synchronous = NORMAL` keeps; inserts
+//!   128 rows per statement with the app id bound once (the rest in one more statement):
+//!   insert phase 290 → 210 ms; running each ticket's retention before the inserts (freed pages
+//!   refilled in the same transaction) instead of after: commits 630 → 450 ms; in all, no
+//!   difference in the end-to-end figure that the machine's noise would let us see (medians of
+//!   10 rounds, old and new alternated 3 times: 90,000–114,000/s against 89,000–122,000/s). `wal_autocheckpoint = 10000` halved the commit time (1,400 → 670 ms
+//!   over 320,000) but the WAL is fsynced only at a checkpoint under `synchronous = NORMAL`, so
+//!   it widens what a power loss can take back: not adopted. `synchronous = OFF`: commit
+//!   360 ms (not durable: not adopted). `cache_size` 32 MB, `page_size` 16 KB: no change
+//!   seen. Not reached: 200,000/s; what is left is the commit (WAL and checkpoints) and the
+//!   serialization of each record to JSON before the write (about 1.6 µs per occurrence on the
+//!   delivery thread, not overlapped with the database thread).

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use smallvec::SmallVec;
 use tracing_core::field::{Field, Visit};
 use tracing_core::span::{Attributes, Id, Record as SpanValues};
 use tracing_core::{Event, Level, Metadata, Subscriber};
@@ -43,7 +44,9 @@ thread_local! {
 fn callsite_fingerprint(meta: &'static Metadata<'static>, salt: &[u8]) -> Fingerprint {
     let compute = || Fingerprint::compute(*meta.level(), meta.target(), meta.file(), meta.line(), salt);
     let key = meta as *const Metadata<'static> as usize;
-    let salt_key = Fingerprint::compute(Level::TRACE, "", None, None, salt).0;
+    // The salt's own hash tells cache entries of differently salted layers apart; the usual
+    // empty salt costs nothing to hash.
+    let salt_key = if salt.is_empty() { 0 } else { Fingerprint::compute(Level::TRACE, "", None, None, salt).0 | 1 };
     FINGERPRINTS
         .try_with(|cache| {
             let Ok(mut cache) = cache.try_borrow_mut() else { return compute() };
@@ -245,7 +248,13 @@ where
     // Exactly the room the event's fields need (the message is not one of them): a queued
     // record holds no spare capacity.
     let names = meta.fields();
-    let mut fields = Fields::with_capacity(names.len() - usize::from(names.field("message").is_some()));
+    let room = match names.len() {
+        // Inline storage holds these whatever the message (see `INLINE_FIELDS`): no need to
+        // look the message up.
+        n if n <= crate::record::INLINE_FIELDS => n,
+        n => n - usize::from(names.field("message").is_some()),
+    };
+    let mut fields = Fields::with_capacity(room);
     event.record(&mut FieldVisitor {
         fields: &mut fields,
         message: Some(&mut message),
@@ -280,8 +289,18 @@ where
     crate::otel::add_ids(&mut fields);
     let level = *meta.level();
     let spans = match ctx.event_scope(event) {
+        // Walked from the innermost span outwards (what the registry does cheaply) into a
+        // stack buffer, then reversed into a list of exactly the stack's depth.
         Some(scope) => {
-            scope.from_root().filter_map(|span| span.extensions().get::<SpanData>().map(|d| Arc::clone(&d.0))).collect()
+            let mut stack: SmallVec<[Arc<SpanRecord>; 16]> = SmallVec::new();
+            for span in scope {
+                if let Some(d) = span.extensions().get::<SpanData>() {
+                    stack.push(Arc::clone(&d.0));
+                }
+            }
+            let mut spans = Vec::with_capacity(stack.len());
+            spans.extend(stack.into_iter().rev());
+            spans
         }
         None => Vec::new(),
     };

@@ -30,6 +30,15 @@
 //!   a lone alert leaves at once; right after a delivery the worker looks at the queue again
 //!   after 1 ms (or as soon as a whole batch is queued), so a stream of records costs the
 //!   caller no wake-up system call per record and reaches the sink up to 1 ms later.
+//! - The caller holds the lock only for the queue's bookkeeping: the worker gathers a batch's
+//!   records, and frees shed records, after releasing it.
+//! - Delivered records are freed by the threads that log, not by the worker: the worker leaves
+//!   up to four delivered batches aside and each enqueue frees up to two of their records
+//!   after releasing the lock; the worker frees what is left when the producers go quiet
+//!   (1 ms after its last delivery) and when it exits. With glibc's allocator this keeps the
+//!   producers' allocations on the fast, thread-local path (memory freed by another thread
+//!   does not return to the allocating thread's cache). Such records hold memory outside the
+//!   queue's bounds, at most four batches' worth.
 
 use std::collections::{HashSet, VecDeque};
 use std::fmt;
@@ -38,6 +47,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
+use smallvec::SmallVec;
 use tracing_core::Level;
 
 use crate::capture::mark_current_thread;
@@ -420,7 +430,6 @@ impl<K: Sink> DeliveryBuilder<K> {
 
 #[derive(Default)]
 struct Counters {
-    accepted: AtomicU64,
     delivered: AtomicU64,
     retried: AtomicU64,
     dropped: AtomicU64,
@@ -442,6 +451,12 @@ struct State {
     queue: VecDeque<Item>,
     records: usize,
     bytes: usize,
+    /// Records accepted into the queue (counted under the lock the enqueue holds anyway: no
+    /// atomic of its own, and no cache line shared with the worker's counters).
+    accepted: u64,
+    /// Delivered batches left for the producers to free (see [`SPENT_PER_RECORD`]): at most
+    /// [`SPENT_BATCHES`], none of them empty, freed by the worker itself when it goes idle.
+    spent: Vec<Vec<Record>>,
     next_seq: u64,
     /// The first sequence number and record count of the batch the sink is working on.
     in_flight: Option<(u64, usize)>,
@@ -594,13 +609,13 @@ impl DeliveryHandle {
     /// The counters now.
     pub fn snapshot(&self) -> Stats {
         let c = &self.shared.counters;
-        let (queued, queued_bytes) = {
+        let (queued, queued_bytes, accepted) = {
             let st = self.shared.lock();
-            (st.records as u64, st.bytes as u64)
+            (st.records as u64, st.bytes as u64, st.accepted)
         };
         Stats {
             name: self.shared.config.name.clone(),
-            accepted: c.accepted.load(Relaxed),
+            accepted,
             delivered: c.delivered.load(Relaxed),
             retried: c.retried.load(Relaxed),
             dropped: c.dropped.load(Relaxed),
@@ -647,8 +662,9 @@ impl DeliveryHandle {
             return;
         }
         let mut block_until = None;
-        // Records shed to make room are freed after the lock is released.
-        let mut shed: Vec<Item> = Vec::new();
+        // Records shed to make room are freed after the lock is released (usually one: no
+        // allocation for it).
+        let mut shed: SmallVec<[Item; 1]> = SmallVec::new();
         while !st.queue.is_empty() && (st.records + n > cfg.queue_records || st.bytes + bytes > cfg.queue_bytes) {
             match cfg.overflow {
                 Overflow::DropNewest => {
@@ -689,9 +705,13 @@ impl DeliveryHandle {
         let at = if cfg.batch_wait.is_zero() { sh.epoch } else { Instant::now() };
         let single = batch.reason == BatchReason::Single;
         st.queue.push_back(Item { seq, batch, bytes, at });
-        sh.counters.accepted.fetch_add(n as u64, Relaxed);
+        st.accepted += n as u64;
         sh.wake_worker(&st, single);
-        drop(st);
+        if st.spent.is_empty() {
+            drop(st);
+        } else {
+            free_spent(st);
+        }
         drop(shed);
     }
 
@@ -777,6 +797,62 @@ fn fit(batch: &mut Batch, max: usize) -> usize {
     before - batch.records.len()
 }
 
+/// How many delivered records a producer frees per record it enqueues, after releasing the
+/// lock.
+///
+/// The worker does not free the records it delivered: it leaves them (up to [`SPENT_BATCHES`]
+/// batches) in the queue's state, and each enqueue takes up to this many and drops them on the
+/// producer's thread. With glibc's allocator, memory freed by another thread goes back to the
+/// arena rather than the producer's thread cache, so a producer whose records are always freed
+/// by the worker finds its cache empty and takes malloc's slow, locked path for every
+/// allocation, in contention with the worker's frees. Measured with an `info!` of three fields
+/// in two spans: 350 of the caller's 3,669 instructions per event went to `_int_malloc` when
+/// the worker freed everything, and the file layer's caller went from ~806 to ~655 ns of CPU
+/// per event with the producers freeing (medians of seven runs). Taking two per record empties a batch in half a batch's worth of events, so
+/// the pile does not grow while producers log; a batch that finds the pile full is freed by
+/// the worker itself, and so is the pile left when the producers go quiet (the worker's next
+/// idle wait, at most a millisecond after its last delivery).
+const SPENT_PER_RECORD: usize = 2;
+
+/// The most delivered batches left for the producers to free (the memory they hold is
+/// bounded by this many batches of `batch_records`).
+const SPENT_BATCHES: usize = 4;
+
+/// Takes up to [`SPENT_PER_RECORD`] delivered records from the pile, releases the lock, frees
+/// them. Kept out of line: the records move only when there are some.
+#[inline(never)]
+fn free_spent(mut st: MutexGuard<'_, State>) {
+    let mut spent: SmallVec<[Record; SPENT_PER_RECORD]> = SmallVec::new();
+    let mut emptied = None;
+    while spent.len() < SPENT_PER_RECORD {
+        let Some(last) = st.spent.last_mut() else { break };
+        spent.extend(last.pop());
+        if last.is_empty() {
+            emptied = st.spent.pop();
+            break;
+        }
+    }
+    drop(st);
+    drop(spent);
+    drop(emptied);
+}
+
+/// Leaves a delivered batch's records for the producers to free (see [`SPENT_PER_RECORD`]), or
+/// frees them here when [`SPENT_BATCHES`] are waiting already (or the delivery is ending).
+fn leave_spent(sh: &Shared, batch: Batch) {
+    let mut records = batch.records;
+    if records.is_empty() {
+        return;
+    }
+    {
+        let mut st = sh.lock();
+        if st.spent.len() < SPENT_BATCHES && st.shutdown.is_none() && st.handles > 0 {
+            st.spent.push(std::mem::take(&mut records));
+        }
+    }
+    drop(records);
+}
+
 /// What the worker is waiting for, which decides whether an enqueue wakes it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 enum Waiting {
@@ -800,7 +876,7 @@ enum Waiting {
 /// asks to be woken by the next one (see [`next_batch`]).
 const LINGER: Duration = Duration::from_millis(1);
 
-fn next_batch(sh: &Shared, last_delivery: Option<Instant>) -> Option<Batch> {
+fn next_batch(sh: &Shared, last_delivery: Option<Instant>, taken: &mut Vec<Item>) -> Option<Batch> {
     let cfg = &sh.config;
     let mut st = sh.lock();
     let mut lingered = false;
@@ -821,6 +897,14 @@ fn next_batch(sh: &Shared, last_delivery: Option<Instant>) -> Option<Batch> {
                 st.worker_waiting = Waiting::ForBatch;
                 st = sh.work.wait_timeout(st, LINGER).unwrap_or_else(|e| e.into_inner()).0;
                 st.worker_waiting = Waiting::No;
+                continue;
+            }
+            if !st.spent.is_empty() {
+                // The producers went quiet: free what they left here rather than hold it.
+                let spent = std::mem::take(&mut st.spent);
+                drop(st);
+                drop(spent);
+                st = sh.lock();
                 continue;
             }
             st.worker_waiting = Waiting::ForRecords;
@@ -848,27 +932,42 @@ fn next_batch(sh: &Shared, last_delivery: Option<Instant>) -> Option<Batch> {
             return None;
         }
         if at <= now {
-            let first = st.queue.pop_front().expect("front exists");
-            let mut bytes = first.bytes;
-            let seq = first.seq;
-            let mut batch = first.batch;
-            if batch.reason == BatchReason::Single {
-                while let Some(next) = st.queue.front() {
+            // Only the queue's bookkeeping happens under the lock: the items of the batch are
+            // moved out whole, and their records are gathered into one batch (moving each
+            // record and freeing each item's list) after it is released, so that producers
+            // never wait for that.
+            let seq = front.seq;
+            let mut items = 1;
+            let mut records = front.batch.len();
+            let mut bytes = front.bytes;
+            if front.batch.reason == BatchReason::Single {
+                for next in st.queue.iter().skip(1) {
                     if next.batch.reason != BatchReason::Single
-                        || batch.records.len() + next.batch.len() > cfg.batch_records
+                        || records + next.batch.len() > cfg.batch_records
                         || bytes + next.bytes > cfg.batch_bytes
                     {
                         break;
                     }
-                    let next = st.queue.pop_front().expect("front exists");
+                    items += 1;
+                    records += next.batch.len();
                     bytes += next.bytes;
-                    batch.records.extend(next.batch.records);
                 }
             }
-            st.records -= batch.len();
+            taken.clear();
+            taken.extend(st.queue.drain(..items));
+            st.records -= records;
             st.bytes -= bytes;
-            st.in_flight = Some((seq, batch.len()));
+            st.in_flight = Some((seq, records));
             sh.wake_producers(&st);
+            drop(st);
+            let mut rest = taken.drain(..);
+            let mut batch = rest.next().expect("one item at least").batch;
+            if items > 1 {
+                batch.records.reserve_exact(records - batch.records.len());
+                for item in rest {
+                    batch.records.extend(item.batch.records);
+                }
+            }
             return Some(batch);
         }
         st.worker_waiting = Waiting::ForBatch;
@@ -1194,12 +1293,14 @@ fn worker<K: Sink>(sh: Arc<Shared>, mut sink: K) {
     // own code (a sink's panics are caught closer, in `deliver_with_retry`) must not lose it.
     let mut held: Option<Batch> = None;
     let mut panics = 0u32;
+    // The queue items of the next batch, taken out under the lock (kept for its capacity).
+    let mut taken: Vec<Item> = Vec::new();
     loop {
         let step = catch_unwind(AssertUnwindSafe(|| {
             let batch = match &mut held {
                 Some(b) => b,
                 None => {
-                    let Some(batch) = next_batch(&sh, last_delivery) else { return false };
+                    let Some(batch) = next_batch(&sh, last_delivery, &mut taken) else { return false };
                     let batch = held.insert(batch);
                     if let Some(r) = &sh.config.redactor {
                         r.redact_batch(batch);
@@ -1208,7 +1309,9 @@ fn worker<K: Sink>(sh: Arc<Shared>, mut sink: K) {
                 }
             };
             let ok = deliver_with_retry(&sh, &mut sink, batch, &mut rng, &mut last_delivery);
-            held = None;
+            if let Some(done) = held.take() {
+                leave_spent(&sh, done);
+            }
             panics = 0;
             if ok && sh.config.notices {
                 announce_losses(&sh, &mut sink, &mut last_delivery);
@@ -1254,7 +1357,10 @@ fn worker<K: Sink>(sh: Arc<Shared>, mut sink: K) {
     let mut st = sh.lock();
     st.worker_exited = true;
     st.in_flight = None;
+    let spent = std::mem::take(&mut st.spent);
     sh.progress.notify_all();
+    drop(st);
+    drop(spent);
 }
 
 #[cfg(test)]
