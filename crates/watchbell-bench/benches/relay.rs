@@ -5,6 +5,10 @@
 //!
 //! - `relay/ingest_ndjson`: 10 bodies × 1,000 records per iteration; throughput in records/s.
 //!   A `429` (queue full) is waited out (1 ms) and the body sent again, as a publisher would.
+//!   At the end it prints how many records it sent, for instruction counts per record over a
+//!   run (`valgrind --tool=callgrind … --bench relay/ingest --profile-time 2`).
+//! - `relay/parse_ndjson`: the parser alone, one body of 1,000 records per iteration (no
+//!   HTTP, no queue, no sink): the relay's share of the cost without the machine's noise.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -101,11 +105,27 @@ fn relay(c: &mut Criterion) {
         })
     });
     g.finish();
+    // The total, for instruction counts per record (`perf stat -e instructions` over a run).
+    eprintln!("relay/ingest_ndjson: {sent} records sent");
     drop(conn);
     let _ = relay.shutdown(Duration::from_secs(30));
     let _ = file_guard.shutdown(Duration::from_secs(30));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-criterion_group!(benches, relay);
+fn parse(c: &mut Criterion) {
+    let body = body();
+    let mut g = c.benchmark_group("relay");
+    g.throughput(Throughput::Elements(PER_BODY as u64));
+    g.bench_function("parse_ndjson", |b| {
+        b.iter(|| {
+            let records = watchbell_relay::parse_ndjson(std::hint::black_box(&body)).unwrap();
+            assert_eq!(records.len(), PER_BODY);
+            records
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, relay, parse);
 criterion_main!(benches);

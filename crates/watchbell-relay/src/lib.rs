@@ -4,8 +4,7 @@
 //! `watchbell.toml` for all of them — so a fleet of N replicas hitting the same broken
 //! dependency alerts **once** per fingerprint per window: the relay's rate limiter sees the
 //! whole fleet, and its summary says "7999 similar suppressed from 8 instances" (see
-//! [`watchbell_core::ratelimit`]). With `[rate_limit] gather = "10s"` that count is already in
-//! the one alert: it is held for the gather and sent with what the fleet logged meanwhile.
+//! [`watchbell_core::ratelimit`]).
 //!
 //! ```text
 //! service A (watchbell-http, NDJSON) ─┐
@@ -20,19 +19,41 @@
 //!     encoding) or a JSON array; `Content-Encoding: gzip` accepted.
 //!   - `POST /v1/logs`: OTLP/HTTP JSON logs (watchbell-http's OTLP encoding, or any
 //!     OpenTelemetry SDK's OTLP/HTTP JSON exporter); answered with `{}`.
-//!   - `GET /health`: `{"status":"ok"|"draining","queued":…,"capacity":…,"inputs":{…}}` with
-//!     the per-input counters. Open without the token (it shows counts only).
+//!   - `GET /health`: `{"status":"ok"|"draining","queued":…,"capacity":…,"connections":{…},
+//!     "inputs":{…}}` with the HTTP connection counts and the per-input counters. Open without
+//!     the token (it shows counts only).
 //!   - A bearer token ([`RelayBuilder::token`]) is required on the `POST` routes when set,
-//!     compared in constant time; a missing or wrong one is a `401`. The token is redacted in
-//!     `Debug`.
-//!   - Answers: `200` accepted (every record of the body, or none: a body is never taken in
-//!     part), `400` a body that does not parse (nothing taken), `413` a body above
-//!     [`max_body`](RelayBuilder::max_body), `429` with `Retry-After` when the queue has no
-//!     room for the body, `503` with `Retry-After` while draining at shutdown.
+//!     compared in constant time; a missing or wrong one is a `401`, answered before a byte
+//!     of the body is read. The token is redacted in `Debug` and never written anywhere.
+//!   - Answers: `200` with `{"accepted":N}` — or `{"accepted":N,"invalid":M,"errors":[…]}`
+//!     when some lines of an NDJSON body did not parse or had fields of the wrong type: the
+//!     good lines are taken, the bad ones counted (`invalid`) and named (the first ten, by
+//!     line number, never quoting the body), since sending them again cannot help; `400` a
+//!     body of which nothing could be read (same JSON); `408` a body not complete within
+//!     [`read_timeout`](RelayBuilder::read_timeout) (nothing of it taken, the connection
+//!     closed); `413` a body above [`max_body`](RelayBuilder::max_body), before or after gzip
+//!     decoding (counted as `too_large`; the relay stops reading it at the limit and closes
+//!     the connection); `429` with `Retry-After` when the queue has no room for the body,
+//!     `503` with `Retry-After` while draining at shutdown. A body is taken whole or not at
+//!     all: never a part of a body cut short.
+//!   - Hostile clients: at most [`max_connections`](RelayBuilder::max_connections)
+//!     connections at once; at the cap the oldest connection that is not handling a request
+//!     (idle, or still sending its head) is closed for the newcomer (`connections.evicted` in
+//!     `/health`), so a flood of idle connections never keeps `/health` or a publisher out;
+//!     when every connection is handling a request the newcomer is closed
+//!     (`connections.refused`). A connection that does not send a whole request head within
+//!     [`header_timeout`](RelayBuilder::header_timeout) — a slowloris, or a keep-alive
+//!     connection left idle — is closed and counted (`connections.cut`). Gzip is
+//!     decoded at most to `max_body` bytes (a gzip bomb costs `max_body`, then `413`). Large
+//!     bodies are decoded and parsed in `block_in_place`, so `/health` keeps answering.
 //! - **Unix socket** ([`RelayBuilder::unix`]): a stream socket taking NDJSON lines, for the
 //!   processes of one machine (pre-fork servers). No reply; when the queue is full the relay
 //!   stops reading, and the writers' socket buffers fill: backpressure without loss. A line
-//!   that does not parse is counted as invalid and skipped.
+//!   that does not parse is counted as invalid and skipped. A line longer than `max_body`
+//!   (at most 16 MiB) is counted once (`too_large`) and skipped without being held: the relay
+//!   keeps at most that much per connection. A peer that connects and stalls holds only its
+//!   connection slot (no timeout: pre-fork workers keep idle connections for long); its
+//!   unfinished line is never delivered. At most `max_connections` connections at once.
 //! - **ZeroMQ** ([`RelayBuilder::zmq`], [`RelayBuilder::zmq_subscriber`]): Logbook's record
 //!   dict over SUB (or PULL) sockets, through watchbell-zmq's subscriber: Python services on
 //!   Logbook's `ZeroMQHandler` and Rust services on watchbell-zmq's `ZmqLayer` feed the same
@@ -40,6 +61,12 @@
 //!   dropped and counted (`rejected_full` of input `zmq`).
 //! - **Any handler** ([`RelayHandle::input`]): a [`Handler`] that feeds the queue, counted
 //!   under its own name — for the ZeroMQ subscriber, or records made in-process.
+//!
+//! ## Cost per record
+//!
+//! See [`ingest`]: strings are borrowed from the body while a line is read, names
+//! (targets, files, field names…) are kept once per process within a 1 MiB budget, and the
+//! record is built once.
 //!
 //! ## Origin
 //!
@@ -93,7 +120,7 @@ use watchbell_core::{Flushed, Handler, Record, Stats};
 
 pub mod ingest;
 
-pub use ingest::{parse_line, parse_ndjson, parse_otlp, ParseError};
+pub use ingest::{parse_line, parse_ndjson, parse_otlp, read_ndjson, ParseError, Parsed};
 
 /// The sinks of a [`watchbell::Config`] as one handler and their guard (see
 /// [`watchbell::Config::handlers`]).
@@ -169,6 +196,8 @@ struct InputCounters {
     rejected_full: AtomicU64,
     invalid: AtomicU64,
     unauthorized: AtomicU64,
+    too_large: AtomicU64,
+    timed_out: AtomicU64,
 }
 
 /// A snapshot of one input's counters.
@@ -181,10 +210,14 @@ pub struct InputStats {
     /// Requests refused with 429 because the queue was full (or, for a handler input,
     /// records dropped because it was).
     pub rejected_full: u64,
-    /// Bodies or lines that did not parse (and `413`s).
+    /// Records (NDJSON lines, unix socket lines) or whole bodies that could not be read.
     pub invalid: u64,
     /// Requests without the right token.
     pub unauthorized: u64,
+    /// Bodies (or unix socket lines) above the size limit (`413`).
+    pub too_large: u64,
+    /// Bodies not complete within the read timeout (`408`).
+    pub timed_out: u64,
 }
 
 impl InputCounters {
@@ -195,6 +228,8 @@ impl InputCounters {
             rejected_full: self.rejected_full.load(Ordering::Relaxed),
             invalid: self.invalid.load(Ordering::Relaxed),
             unauthorized: self.unauthorized.load(Ordering::Relaxed),
+            too_large: self.too_large.load(Ordering::Relaxed),
+            timed_out: self.timed_out.load(Ordering::Relaxed),
         }
     }
 }
@@ -214,6 +249,16 @@ struct Shared {
     token: Option<Secret<String>>,
     retry_after: Duration,
     max_body: usize,
+    read_timeout: Duration,
+    max_connections: usize,
+    /// HTTP connections open now.
+    open: AtomicUsize,
+    /// HTTP connections closed for not sending a request head in time.
+    cut: AtomicU64,
+    /// Idle HTTP connections closed to make room for a newcomer at the cap.
+    evicted: AtomicU64,
+    /// HTTP connections closed on arrival: at the cap, every connection was busy.
+    refused: AtomicU64,
 }
 
 impl Shared {
@@ -262,6 +307,13 @@ impl Shared {
             "queued": self.queued.load(Ordering::Relaxed),
             "capacity": self.capacity,
             "delivered": self.delivered.load(Ordering::Relaxed),
+            "connections": {
+                "open": self.open.load(Ordering::Relaxed),
+                "max": self.max_connections,
+                "cut": self.cut.load(Ordering::Relaxed),
+                "evicted": self.evicted.load(Ordering::Relaxed),
+                "refused": self.refused.load(Ordering::Relaxed),
+            },
             "inputs": inputs,
         })
     }
@@ -281,6 +333,9 @@ impl Relay {
             queue: 100_000,
             retry_after: Duration::from_secs(1),
             max_body: 64 << 20,
+            header_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(30),
+            max_connections: 1024,
             workers: 2,
             zmq: None,
         }
@@ -296,6 +351,9 @@ pub struct RelayBuilder {
     queue: usize,
     retry_after: Duration,
     max_body: usize,
+    header_timeout: Duration,
+    read_timeout: Duration,
+    max_connections: usize,
     workers: usize,
     zmq: Option<watchbell_zmq::SubscriberBuilder>,
 }
@@ -309,6 +367,9 @@ impl fmt::Debug for RelayBuilder {
             .field("queue", &self.queue)
             .field("retry_after", &self.retry_after)
             .field("max_body", &self.max_body)
+            .field("header_timeout", &self.header_timeout)
+            .field("read_timeout", &self.read_timeout)
+            .field("max_connections", &self.max_connections)
             .field("zmq", &self.zmq)
             .finish()
     }
@@ -346,9 +407,33 @@ impl RelayBuilder {
         self
     }
 
-    /// The largest HTTP body, after gzip decoding (default 64 MiB).
+    /// The largest HTTP body, before and after gzip decoding (default 64 MiB, at least
+    /// 1 KiB); also the longest unix socket line (at most 16 MiB).
     pub fn max_body(mut self, bytes: usize) -> Self {
         self.max_body = bytes.max(1024);
+        self
+    }
+
+    /// The longest an HTTP connection may take to send a whole request head, counted from
+    /// the connection or from the end of its previous request (so it is also how long a
+    /// keep-alive connection may stay idle). Default 10 s, at least 10 ms.
+    pub fn header_timeout(mut self, d: Duration) -> Self {
+        self.header_timeout = d.max(Duration::from_millis(10));
+        self
+    }
+
+    /// The longest an HTTP body may take to arrive, from its request head to its last byte
+    /// (default 30 s, at least 10 ms); past it the answer is `408` and the connection is
+    /// closed.
+    pub fn read_timeout(mut self, d: Duration) -> Self {
+        self.read_timeout = d.max(Duration::from_millis(10));
+        self
+    }
+
+    /// The most connections open at once, for the HTTP input and for the unix socket input
+    /// each (default 1024, at least 1).
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n.max(1);
         self
     }
 
@@ -387,6 +472,12 @@ impl RelayBuilder {
             token: self.token.clone(),
             retry_after: self.retry_after,
             max_body: self.max_body,
+            read_timeout: self.read_timeout,
+            max_connections: self.max_connections,
+            open: AtomicUsize::new(0),
+            cut: AtomicU64::new(0),
+            evicted: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
         });
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(self.workers)
@@ -421,14 +512,7 @@ impl RelayBuilder {
             let listener = runtime.block_on(tokio::net::TcpListener::bind(addr))?;
             http_addr = Some(listener.local_addr()?);
             let app = router(Arc::clone(&shared));
-            let mut stop = stop_rx.clone();
-            runtime.spawn(async move {
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(async move {
-                        let _ = stop.wait_for(|s| *s).await;
-                    })
-                    .await;
-            });
+            runtime.spawn(http_input(listener, app, Arc::clone(&shared), self.header_timeout, stop_rx.clone()));
         }
         if let Some(path) = &self.unix {
             if std::fs::symlink_metadata(path).is_ok_and(|m| {
@@ -588,7 +672,7 @@ impl Handler for RelayHandle {
                 name: format!("relay-{name}"),
                 accepted: s.accepted,
                 dropped: s.rejected_full,
-                failed: s.invalid + s.unauthorized,
+                failed: s.invalid + s.unauthorized + s.too_large + s.timed_out,
                 queued: self.queued() as u64,
                 ..Stats::default()
             });
@@ -625,8 +709,8 @@ impl Handler for Input {
 
 // ---- HTTP ----
 
-use axum::body::Bytes;
-use axum::extract::State;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
@@ -636,8 +720,113 @@ fn router(shared: Arc<Shared>) -> axum::Router {
         .route("/v1/records", post(post_records))
         .route("/v1/logs", post(post_logs))
         .route("/health", get(health))
-        .layer(axum::extract::DefaultBodyLimit::max(shared.max_body))
         .with_state(shared)
+}
+
+/// One HTTP connection, as the accept loop sees it.
+struct Conn {
+    /// Requests being handled on it now.
+    busy: AtomicUsize,
+    /// Told to close (it is the oldest idle connection and a newcomer needs its slot).
+    evict: tokio::sync::Notify,
+}
+
+/// Accepts HTTP connections, at most `max_connections` at once, each served with a header
+/// timeout. At the cap, the oldest connection that is not handling a request (idle, or still
+/// sending its request head) is closed to make room for the newcomer; when every connection
+/// is handling a request, the newcomer is closed.
+async fn http_input(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    shared: Arc<Shared>,
+    header_timeout: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(shared.max_connections));
+    // Open connections, oldest first.
+    let conns: Arc<Mutex<Vec<Arc<Conn>>>> = Arc::default();
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            accepted = listener.accept() => accepted,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(_) => {
+                // Out of file descriptors and the like: wait, then try again.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        let slot = match Arc::clone(&slots).try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                let oldest_idle = {
+                    let list = conns.lock().unwrap_or_else(|e| e.into_inner());
+                    list.iter().find(|c| c.busy.load(Ordering::Acquire) == 0).cloned()
+                };
+                let Some(victim) = oldest_idle else {
+                    shared.refused.fetch_add(1, Ordering::Relaxed);
+                    drop(stream);
+                    continue;
+                };
+                victim.evict.notify_one();
+                shared.evicted.fetch_add(1, Ordering::Relaxed);
+                match tokio::time::timeout(Duration::from_secs(1), Arc::clone(&slots).acquire_owned()).await {
+                    Ok(Ok(slot)) => slot,
+                    _ => {
+                        shared.refused.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                }
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let conn = Arc::new(Conn { busy: AtomicUsize::new(0), evict: tokio::sync::Notify::new() });
+        conns.lock().unwrap_or_else(|e| e.into_inner()).push(Arc::clone(&conn));
+        shared.open.fetch_add(1, Ordering::Relaxed);
+        let shared = Arc::clone(&shared);
+        let conns = Arc::clone(&conns);
+        let app = app.clone();
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            let service = {
+                let conn = Arc::clone(&conn);
+                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    use tower::ServiceExt as _;
+                    let conn = Arc::clone(&conn);
+                    conn.busy.fetch_add(1, Ordering::AcqRel);
+                    let call = app.clone().oneshot(req.map(Body::new));
+                    async move {
+                        let answer = call.await;
+                        conn.busy.fetch_sub(1, Ordering::AcqRel);
+                        answer
+                    }
+                })
+            };
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(header_timeout);
+            let served = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            let mut served = std::pin::pin!(served);
+            let stopping = tokio::select! {
+                r = served.as_mut() => {
+                    if r.is_err_and(|e| e.is_timeout()) {
+                        shared.cut.fetch_add(1, Ordering::Relaxed);
+                    }
+                    false
+                }
+                _ = conn.evict.notified() => false,
+                _ = stop.wait_for(|s| *s) => true,
+            };
+            if stopping {
+                served.as_mut().graceful_shutdown();
+                let _ = served.await;
+            }
+            conns.lock().unwrap_or_else(|e| e.into_inner()).retain(|c| !Arc::ptr_eq(c, &conn));
+            shared.open.fetch_sub(1, Ordering::Relaxed);
+            drop(slot);
+        });
+    }
 }
 
 async fn health(State(shared): State<Arc<Shared>>) -> Response {
@@ -645,12 +834,18 @@ async fn health(State(shared): State<Arc<Shared>>) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], shared.health().to_string()).into_response()
 }
 
-async fn post_records(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
-    ingest_http(&shared, "http-ndjson", &headers, body, parse_ndjson, "{\"accepted\":")
+#[derive(Clone, Copy)]
+enum Format {
+    Ndjson,
+    Otlp,
 }
 
-async fn post_logs(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
-    ingest_http(&shared, "http-otlp", &headers, body, parse_otlp, "")
+async fn post_records(State(shared): State<Arc<Shared>>, req: Request) -> Response {
+    ingest_http(&shared, "http-ndjson", req, Format::Ndjson).await
+}
+
+async fn post_logs(State(shared): State<Arc<Shared>>, req: Request) -> Response {
+    ingest_http(&shared, "http-otlp", req, Format::Otlp).await
 }
 
 /// Constant-time comparison of the `Authorization` header with `Bearer <token>`.
@@ -666,21 +861,127 @@ fn text(status: StatusCode, msg: impl Into<String>) -> Response {
     (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], msg.into()).into_response()
 }
 
+/// An answer after which the connection is closed (the rest of the body is not read).
+fn closing(status: StatusCode, msg: &str) -> Response {
+    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CONNECTION, "close")], msg.to_owned())
+        .into_response()
+}
+
 fn retry_later(shared: &Shared, status: StatusCode, msg: &str) -> Response {
     let secs = shared.retry_after.as_secs().max(1).to_string();
     (status, [(header::RETRY_AFTER, secs)], msg.to_owned()).into_response()
 }
 
-fn ingest_http(
+const TOO_LARGE: &str = "the body is larger than the relay takes";
+
+/// Reads a whole body: at most `max_body` bytes, complete within `read_timeout`.
+async fn read_body(
     shared: &Shared,
-    input: &str,
+    counters: &InputCounters,
     headers: &HeaderMap,
-    body: Bytes,
-    parse: fn(&[u8]) -> Result<Vec<Record>, ParseError>,
-    ok_prefix: &str,
-) -> Response {
+    body: Body,
+) -> Result<Bytes, Response> {
+    use http_body_util::BodyExt as _;
+    let limit = shared.max_body;
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        counters.too_large.fetch_add(1, Ordering::Relaxed);
+        return Err(closing(StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE));
+    }
+    let deadline = tokio::time::Instant::from_std(watchbell_core::time::deadline(shared.read_timeout));
+    let mut body = body;
+    let mut first: Option<Bytes> = None;
+    let mut rest: Vec<u8> = Vec::new();
+    let mut total = 0usize;
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => {
+                counters.timed_out.fetch_add(1, Ordering::Relaxed);
+                return Err(closing(StatusCode::REQUEST_TIMEOUT, "the body did not arrive in time"));
+            }
+            Ok(None) => break,
+            Ok(Some(Err(_))) => {
+                counters.invalid.fetch_add(1, Ordering::Relaxed);
+                return Err(closing(StatusCode::BAD_REQUEST, "the body was cut short"));
+            }
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let Ok(data) = frame.into_data() else { continue };
+        total += data.len();
+        if total > limit {
+            counters.too_large.fetch_add(1, Ordering::Relaxed);
+            return Err(closing(StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE));
+        }
+        match first.take() {
+            None if rest.is_empty() => first = Some(data),
+            None => rest.extend_from_slice(&data),
+            Some(f) => {
+                rest.reserve(declared.map_or(f.len() + data.len(), |n| n as usize));
+                rest.extend_from_slice(&f);
+                rest.extend_from_slice(&data);
+            }
+        }
+    }
+    Ok(first.unwrap_or_else(|| Bytes::from(rest)))
+}
+
+/// Bodies above this size (or gzip bodies above a quarter of it) are decoded and parsed off
+/// the runtime's threads ([`tokio::task::block_in_place`]), so `/health` and the other
+/// connections keep being served meanwhile.
+const LARGE_BODY: usize = 1 << 20;
+
+/// Decodes and parses a body: `Err` is the answer when nothing could be read.
+fn decode_and_parse(
+    shared: &Shared,
+    counters: &InputCounters,
+    gzip: bool,
+    body: &[u8],
+    format: Format,
+) -> Result<Parsed, Box<Response>> {
+    let decoded;
+    let raw: &[u8] = if gzip {
+        let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(shared.max_body + 1));
+        let limit = shared.max_body as u64 + 1;
+        match flate2::read::GzDecoder::new(body).take(limit).read_to_end(&mut out) {
+            Ok(_) if out.len() > shared.max_body => {
+                counters.too_large.fetch_add(1, Ordering::Relaxed);
+                return Err(Box::new(text(StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE)));
+            }
+            Ok(_) => {}
+            Err(e) => {
+                counters.invalid.fetch_add(1, Ordering::Relaxed);
+                return Err(Box::new(text(StatusCode::BAD_REQUEST, format!("gzip: {e}"))));
+            }
+        }
+        decoded = out;
+        &decoded
+    } else {
+        body
+    };
+    Ok(match format {
+        Format::Ndjson => read_ndjson(raw),
+        Format::Otlp => match parse_otlp(raw) {
+            Ok(records) => Parsed { records, ..Parsed::default() },
+            Err(e) => Parsed { records: Vec::new(), invalid: 1, errors: vec![e] },
+        },
+    })
+}
+
+/// The answer to an NDJSON body: `{"accepted":N}`, with the invalid lines when there were.
+fn ndjson_answer(accepted: usize, parsed_invalid: usize, errors: &[ParseError]) -> String {
+    if parsed_invalid == 0 {
+        return format!("{{\"accepted\":{accepted}}}");
+    }
+    let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    serde_json::json!({ "accepted": accepted, "invalid": parsed_invalid, "errors": errors }).to_string()
+}
+
+async fn ingest_http(shared: &Shared, input: &str, req: Request, format: Format) -> Response {
     let counters = shared.input(input);
     counters.requests.fetch_add(1, Ordering::Relaxed);
+    let (parts, body) = req.into_parts();
+    let headers = &parts.headers;
+    // Before a byte of the body is read: a client without the token costs no more.
     if !authorized(shared, headers) {
         counters.unauthorized.fetch_add(1, Ordering::Relaxed);
         return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], "a bearer token is required")
@@ -689,42 +990,42 @@ fn ingest_http(
     if shared.draining.load(Ordering::Acquire) {
         return retry_later(shared, StatusCode::SERVICE_UNAVAILABLE, "the relay is shutting down");
     }
+    let body = match read_body(shared, &counters, headers, body).await {
+        Ok(b) => b,
+        Err(answer) => return answer,
+    };
     let gzip = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("gzip"));
-    let decoded;
-    let raw: &[u8] = if gzip {
-        let mut out = Vec::with_capacity(body.len() * 4);
-        let limit = shared.max_body as u64 + 1;
-        match flate2::read::GzDecoder::new(&body[..]).take(limit).read_to_end(&mut out) {
-            Ok(_) if out.len() > shared.max_body => {
-                counters.invalid.fetch_add(1, Ordering::Relaxed);
-                return text(StatusCode::PAYLOAD_TOO_LARGE, "the body is larger than the relay takes");
-            }
-            Ok(_) => {}
-            Err(e) => {
-                counters.invalid.fetch_add(1, Ordering::Relaxed);
-                return text(StatusCode::BAD_REQUEST, format!("gzip: {e}"));
-            }
-        }
-        decoded = out;
-        &decoded
-    } else {
-        &body
+    let large = body.len() > if gzip { LARGE_BODY / 4 } else { LARGE_BODY };
+    let work = || decode_and_parse(shared, &counters, gzip, &body, format);
+    let parsed = match if large { tokio::task::block_in_place(work) } else { work() } {
+        Ok(p) => p,
+        Err(answer) => return *answer,
     };
-    let records = match parse(raw) {
-        Ok(r) => r,
-        Err(e) => {
-            counters.invalid.fetch_add(1, Ordering::Relaxed);
-            return text(StatusCode::BAD_REQUEST, e.to_string());
-        }
-    };
+    let Parsed { records, invalid, errors } = parsed;
+    if records.is_empty() && invalid > 0 {
+        counters.invalid.fetch_add(invalid as u64, Ordering::Relaxed);
+        return match format {
+            Format::Ndjson => (
+                StatusCode::BAD_REQUEST,
+                [(header::CONTENT_TYPE, "application/json")],
+                ndjson_answer(0, invalid, &errors),
+            )
+                .into_response(),
+            Format::Otlp => text(StatusCode::BAD_REQUEST, errors.first().map(ToString::to_string).unwrap_or_default()),
+        };
+    }
     let n = records.len();
     match shared.try_enqueue(records) {
         Ok(()) => {
             counters.accepted.fetch_add(n as u64, Ordering::Relaxed);
-            let body = if ok_prefix.is_empty() { "{}".to_owned() } else { format!("{ok_prefix}{n}}}") };
+            counters.invalid.fetch_add(invalid as u64, Ordering::Relaxed);
+            let body = match format {
+                Format::Ndjson => ndjson_answer(n, invalid, &errors),
+                Format::Otlp => "{}".to_owned(),
+            };
             (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response()
         }
         Err(_) => {
@@ -741,21 +1042,38 @@ fn ingest_http(
 
 /// The most lines taken into the queue at once from one connection.
 const UNIX_BATCH: usize = 1000;
-/// The longest line (a longer one is counted invalid and skipped).
+/// The longest line whatever `max_body` says (a longer one is counted and skipped).
 const UNIX_MAX_LINE: usize = 16 << 20;
+/// What a connection reads at once, and the buffer it keeps between lines.
+const UNIX_CHUNK: usize = 64 * 1024;
 
 async fn unix_input(
     listener: tokio::net::UnixListener,
     shared: Arc<Shared>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(shared.max_connections));
     loop {
-        tokio::select! {
+        let slot = tokio::select! {
             _ = stop.wait_for(|s| *s) => return,
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                tokio::spawn(unix_connection(stream, Arc::clone(&shared)));
+            slot = Arc::clone(&slots).acquire_owned() => match slot {
+                Ok(s) => s,
+                Err(_) => return,
+            },
+        };
+        let accepted = tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, _)) => {
+                let shared = Arc::clone(&shared);
+                tokio::spawn(async move {
+                    unix_connection(stream, shared).await;
+                    drop(slot);
+                });
             }
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
         }
     }
 }
@@ -764,38 +1082,52 @@ async fn unix_connection(stream: tokio::net::UnixStream, shared: Arc<Shared>) {
     use tokio::io::AsyncReadExt;
     let counters = shared.input("unix");
     counters.requests.fetch_add(1, Ordering::Relaxed);
+    let max_line = shared.max_body.min(UNIX_MAX_LINE);
     let mut stream = stream;
-    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
-    let mut chunk = vec![0u8; 64 * 1024];
+    let mut buf: Vec<u8> = Vec::with_capacity(UNIX_CHUNK);
+    // `buf[..scanned]` holds no newline: each byte is looked at once.
+    let mut scanned = 0usize;
     let mut line_no = 0usize;
+    // Inside a line longer than `max_line`: its bytes are dropped until its end.
     let mut skipping = false;
     loop {
-        let n = match stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => 0,
-            Ok(n) => n,
-        };
-        let eof = n == 0;
-        buf.extend_from_slice(&chunk[..n]);
+        buf.reserve(UNIX_CHUNK);
+        let eof = !matches!(stream.read_buf(&mut buf).await, Ok(n) if n > 0);
         let mut batch = Vec::new();
         let mut start = 0;
-        while let Some(pos) = buf[start..].iter().position(|&b| b == b'\n') {
-            let line = &buf[start..start + pos];
-            start += pos + 1;
+        while let Some(pos) = memchr::memchr(b'\n', &buf[scanned..]) {
+            let end = scanned + pos;
             line_no += 1;
-            if std::mem::take(&mut skipping) || line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            match parse_line(line, line_no) {
-                Ok(r) => batch.push(r),
-                Err(_) => {
-                    counters.invalid.fetch_add(1, Ordering::Relaxed);
+            let line = &buf[start..end];
+            if !std::mem::take(&mut skipping) && !line.iter().all(u8::is_ascii_whitespace) {
+                match parse_line(line, line_no) {
+                    Ok(r) => batch.push(r),
+                    Err(_) => {
+                        counters.invalid.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
             }
+            start = end + 1;
+            scanned = start;
             if batch.len() >= UNIX_BATCH {
                 enqueue_waiting(&shared, &counters, std::mem::take(&mut batch)).await;
             }
         }
         buf.drain(..start);
+        scanned = buf.len();
+        if skipping {
+            buf.clear();
+            scanned = 0;
+        } else if buf.len() > max_line {
+            counters.too_large.fetch_add(1, Ordering::Relaxed);
+            buf.clear();
+            scanned = 0;
+            skipping = true;
+        }
+        if buf.capacity() > 4 * UNIX_CHUNK && buf.len() < UNIX_CHUNK {
+            // A long line passed: give its room back.
+            buf.shrink_to(UNIX_CHUNK);
+        }
         if eof && !buf.is_empty() && !skipping {
             match parse_line(&buf, line_no + 1) {
                 Ok(r) => batch.push(r),
@@ -804,11 +1136,6 @@ async fn unix_connection(stream: tokio::net::UnixStream, shared: Arc<Shared>) {
                 }
             }
             buf.clear();
-        }
-        if buf.len() > UNIX_MAX_LINE {
-            counters.invalid.fetch_add(1, Ordering::Relaxed);
-            buf.clear();
-            skipping = true;
         }
         if !batch.is_empty() {
             enqueue_waiting(&shared, &counters, batch).await;
