@@ -28,7 +28,6 @@ fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
-/// Median in nanoseconds of one criterion benchmark, from its estimates file.
 /// Where criterion writes its results: `CRITERION_HOME`, else `$CARGO_TARGET_DIR/criterion`,
 /// else the workspace's `target/criterion`.
 fn criterion_dir() -> PathBuf {
@@ -41,8 +40,10 @@ fn criterion_dir() -> PathBuf {
     }
 }
 
+/// Median in nanoseconds of one criterion benchmark, from its estimates file (criterion writes
+/// an id's `/` as `_` in the directory name).
 fn median_ns(group: &str, id: &str) -> Option<f64> {
-    let path = criterion_dir().join(group).join(id).join("new/estimates.json");
+    let path = criterion_dir().join(group).join(id.replace('/', "_")).join("new/estimates.json");
     let text = std::fs::read_to_string(path).ok()?;
     let v: serde_json::Value = serde_json::from_str(&text).ok()?;
     v["median"]["point_estimate"].as_f64()

@@ -600,18 +600,7 @@ impl<H: Handler> Worker<H> {
                 .collect()
         };
         for r in pending {
-            let instance = origin_name(&r);
-            let claim = Claim {
-                scope: &self.scope,
-                fingerprint: r.fingerprint,
-                limit: self.limit,
-                window: self.window,
-                weight: r.suppressed,
-                instance: &instance,
-            };
-            let verdict = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| backend.claim(&claim)))
-                .unwrap_or_else(|_| Err("the backend panicked".to_owned()));
-            match verdict {
+            match self.ask(&r, r.suppressed, |claim| backend.claim(claim)) {
                 Ok(Verdict::Suppressed) => {}
                 Ok(Verdict::Pass { suppressed, instances }) => {
                     let mut r = r;
@@ -684,18 +673,7 @@ impl<H: Handler> Worker<H> {
         let mut suppressed = local;
         let mut instances = origins;
         if let (true, Some(backend)) = (h.claimed, self.backend.clone()) {
-            let instance = origin_name(&r);
-            let claim = Claim {
-                scope: &self.scope,
-                fingerprint: r.fingerprint,
-                limit: self.limit,
-                window: self.window,
-                weight: local,
-                instance: &instance,
-            };
-            let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| backend.collect(&claim)))
-                .unwrap_or_else(|_| Err("the backend panicked".to_owned()));
-            match answer {
+            match self.ask(&r, local, |claim| backend.collect(claim)) {
                 // The fleet's count includes the local weight just added.
                 Ok((fleet, fleet_instances)) => {
                     suppressed = fleet.max(local);
@@ -727,6 +705,22 @@ impl<H: Handler> Worker<H> {
         }
     }
 
+    /// Asks the backend about `r` (its fingerprint and origin) standing for `weight` records;
+    /// a panicking backend is an error like any other.
+    fn ask<T>(&self, r: &Record, weight: u64, op: impl FnOnce(&Claim<'_>) -> Result<T, String>) -> Result<T, String> {
+        let instance = origin_name(r);
+        let claim = Claim {
+            scope: &self.scope,
+            fingerprint: r.fingerprint,
+            limit: self.limit,
+            window: self.window,
+            weight,
+            instance: &instance,
+        };
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| op(&claim)))
+            .unwrap_or_else(|_| Err("the backend panicked".to_owned()))
+    }
+
     fn decide(&mut self, mut r: Record) {
         let Some(backend) = self.backend.clone() else {
             self.forward(r, false);
@@ -740,18 +734,7 @@ impl<H: Handler> Worker<H> {
         // A summary stands for its count; any other record for itself and the records the
         // local limiter suppressed before it.
         let weight = if r.origin == Origin::Watchbell && r.suppressed > 0 { r.suppressed } else { 1 + r.suppressed };
-        let instance = origin_name(&r);
-        let claim = Claim {
-            scope: &self.scope,
-            fingerprint: r.fingerprint,
-            limit: self.limit,
-            window: self.window,
-            weight,
-            instance: &instance,
-        };
-        let verdict = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| backend.claim(&claim)))
-            .unwrap_or_else(|_| Err("the backend panicked".to_owned()));
-        match verdict {
+        match self.ask(&r, weight, |claim| backend.claim(claim)) {
             Ok(Verdict::Pass { suppressed, instances }) => {
                 self.down_until = None;
                 if suppressed > 0 {

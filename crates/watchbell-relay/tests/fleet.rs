@@ -73,12 +73,14 @@ fn text_of(messages: &[serde_json::Value]) -> Vec<String> {
     messages.iter().map(|m| m.to_string()).collect()
 }
 
-#[test]
-fn through_the_relay_with_a_gather_eight_processes_make_one_message_with_the_fleet_count() {
-    let slack = FakeSlack::start();
-    // The gather is longer than 8 processes take to start and send their 1,000 records each.
+/// A relay alerting to `slack` with a rate limit of 1 per hour (and `rate_limit` lines added),
+/// once the 8 replicas have sent it their 1,000 records each and it has dispatched them all.
+fn fleet_through_a_relay(
+    slack: &FakeSlack,
+    rate_limit: &str,
+) -> (watchbell_relay::RelayHandle, watchbell::core::Guard) {
     let toml = format!(
-        "[rate_limit]\nlimit = 1\nper = \"1h\"\ngather = \"10s\"\n\n[[slack.webhooks]]\nurl = \"{}\"\n\n[relay]\nhttp = \"127.0.0.1:0\"\nqueue = 50000\n",
+        "[rate_limit]\nlimit = 1\nper = \"1h\"\n{rate_limit}\n[[slack.webhooks]]\nurl = \"{}\"\n\n[relay]\nhttp = \"127.0.0.1:0\"\nqueue = 50000\n",
         slack.webhook_url("alerts")
     );
     let config = watchbell::Config::from_toml_str(&toml).unwrap();
@@ -86,7 +88,6 @@ fn through_the_relay_with_a_gather_eight_processes_make_one_message_with_the_fle
     let (handler, guard) = config.handlers().unwrap();
     let relay = builder.spawn(handler).unwrap();
     let url = format!("http://{}/v1/records", relay.http_addr().unwrap());
-    let started = Instant::now();
     spawn_replicas("relay", &url, PER_REPLICA, REPLICAS);
     let total = (REPLICAS * PER_REPLICA) as u64;
     let end = Instant::now() + Duration::from_secs(30);
@@ -94,6 +95,15 @@ fn through_the_relay_with_a_gather_eight_processes_make_one_message_with_the_fle
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(relay.health()["delivered"].as_u64(), Some(total), "{}", relay.health());
+    (relay, guard)
+}
+
+#[test]
+fn through_the_relay_with_a_gather_eight_processes_make_one_message_with_the_fleet_count() {
+    let slack = FakeSlack::start();
+    // The gather is longer than 8 processes take to start and send their 1,000 records each.
+    let started = Instant::now();
+    let (relay, guard) = fleet_through_a_relay(&slack, "gather = \"10s\"\n");
     assert!(started.elapsed() < Duration::from_secs(10), "the fleet's records came within the gather");
     let first = slack.wait_for_messages(1, Duration::from_secs(30));
     assert_eq!(first.len(), 1, "the gathered alert is sent");
@@ -113,22 +123,7 @@ fn through_the_relay_with_a_gather_eight_processes_make_one_message_with_the_fle
 #[test]
 fn through_the_relay_without_a_gather_the_fleet_count_comes_with_the_flush() {
     let slack = FakeSlack::start();
-    let toml = format!(
-        "[rate_limit]\nlimit = 1\nper = \"1h\"\n\n[[slack.webhooks]]\nurl = \"{}\"\n\n[relay]\nhttp = \"127.0.0.1:0\"\nqueue = 50000\n",
-        slack.webhook_url("alerts")
-    );
-    let config = watchbell::Config::from_toml_str(&toml).unwrap();
-    let builder = watchbell_relay::builder_from(&config).unwrap();
-    let (handler, guard) = config.handlers().unwrap();
-    let relay = builder.spawn(handler).unwrap();
-    let url = format!("http://{}/v1/records", relay.http_addr().unwrap());
-    spawn_replicas("relay", &url, PER_REPLICA, REPLICAS);
-    let total = (REPLICAS * PER_REPLICA) as u64;
-    let end = Instant::now() + Duration::from_secs(30);
-    while relay.health()["delivered"].as_u64() != Some(total) && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert_eq!(relay.health()["delivered"].as_u64(), Some(total), "{}", relay.health());
+    let (relay, guard) = fleet_through_a_relay(&slack, "");
     // In the window: exactly one message (give the paced sender time to send a second one).
     slack.wait_for_messages(1, Duration::from_secs(10));
     std::thread::sleep(Duration::from_millis(2500));
