@@ -17,7 +17,7 @@ use crate::http::{FakeHttp, Reply, Request};
 
 /// The script that installs and starts moto, in this workspace.
 pub fn moto_script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.ci/moto.sh")
+    crate::ci::script("moto.sh")
 }
 
 /// A running moto server and the access key of its test user (`watchbell-test`, allowed
@@ -73,26 +73,7 @@ pub fn moto_sns_published(url: &str, topic_arn: &str) -> Vec<(String, Option<Str
 pub fn moto() -> Moto {
     static MOTO: OnceLock<Result<Moto, String>> = OnceLock::new();
     MOTO.get_or_init(|| {
-        let url = match std::env::var("WATCHBELL_TEST_MOTO_URL") {
-            Ok(u) if !u.trim().is_empty() => u.trim().trim_end_matches('/').to_owned(),
-            _ => {
-                let script = moto_script();
-                let out = std::process::Command::new("bash")
-                    .arg(&script)
-                    .stderr(std::process::Stdio::inherit())
-                    .output()
-                    .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
-                let url = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-                if !out.status.success() || !url.starts_with("http://") {
-                    return Err(format!(
-                        "{} failed ({}); set WATCHBELL_TEST_MOTO_URL to a moto server started by it",
-                        script.display(),
-                        out.status
-                    ));
-                }
-                url
-            }
-        };
+        let url = crate::ci::from_env_or_script("WATCHBELL_TEST_MOTO_URL", "moto.sh")?.trim_end_matches('/').to_owned();
         let data = moto_data(&url);
         let key = data["iam"]["AccessKey"]
             .as_array()

@@ -35,6 +35,7 @@
 
 pub mod aws;
 mod base64;
+pub mod ci;
 pub mod collector;
 pub mod collectors;
 pub mod desktop;

@@ -9,31 +9,16 @@ use std::sync::OnceLock;
 
 /// The script that starts the test cluster, in this workspace.
 pub fn script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.ci/postgres.sh")
+    crate::ci::script("postgres.sh")
 }
 
 /// The PostgreSQL URL for tests. Panics (the test fails) when no database is available.
 pub fn url() -> String {
     static URL: OnceLock<Result<String, String>> = OnceLock::new();
     URL.get_or_init(|| {
-        if let Ok(url) = std::env::var("WATCHBELL_TEST_POSTGRES_URL") {
-            if !url.trim().is_empty() {
-                return Ok(url.trim().to_owned());
-            }
-        }
-        let script = script();
-        let out = std::process::Command::new("bash")
-            .arg(&script)
-            .stderr(std::process::Stdio::inherit())
-            .output()
-            .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
-        let url = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        if !out.status.success() || !url.starts_with("postgres://") {
-            return Err(format!(
-                "{} failed ({}); set WATCHBELL_TEST_POSTGRES_URL to a PostgreSQL database for the tests",
-                script.display(),
-                out.status
-            ));
+        let url = crate::ci::from_env_or_script("WATCHBELL_TEST_POSTGRES_URL", "postgres.sh")?;
+        if !url.starts_with("postgres://") {
+            return Err(format!("not a postgres:// URL: {url}"));
         }
         Ok(url)
     })

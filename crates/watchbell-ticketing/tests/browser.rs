@@ -29,18 +29,8 @@ fn workspace() -> PathBuf {
 
 /// The Chromium binary: `WATCHBELL_TEST_CHROMIUM`, or what `.ci/chromium.sh` finds or installs.
 fn chromium() -> String {
-    if let Ok(p) = std::env::var("WATCHBELL_TEST_CHROMIUM") {
-        if !p.is_empty() {
-            return p;
-        }
-    }
-    let out = Command::new("bash")
-        .arg(workspace().join(".ci/chromium.sh"))
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("cannot run .ci/chromium.sh");
-    assert!(out.status.success(), ".ci/chromium.sh failed: no Chromium for the browser test");
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    watchbell_test::ci::from_env_or_script("WATCHBELL_TEST_CHROMIUM", "chromium.sh")
+        .unwrap_or_else(|e| panic!("no Chromium for the browser test: {e}"))
 }
 
 /// A headless Chromium with a fresh profile; killed when dropped.

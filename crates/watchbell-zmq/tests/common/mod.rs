@@ -3,7 +3,6 @@
 #![allow(dead_code)]
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -15,21 +14,8 @@ use watchbell_core::{Handler, Record};
 pub fn python() -> String {
     static PY: OnceLock<String> = OnceLock::new();
     PY.get_or_init(|| {
-        if let Ok(p) = std::env::var("WATCHBELL_TEST_PYTHON") {
-            if !p.is_empty() {
-                return p;
-            }
-        }
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.ci/python.sh");
-        let out = Command::new("bash")
-            .arg(&script)
-            .stderr(Stdio::inherit())
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-        assert!(out.status.success(), "{} failed ({}): cannot test against Logbook", script.display(), out.status);
-        let p = String::from_utf8(out.stdout).expect("a path").trim().to_owned();
-        assert!(!p.is_empty(), "{} printed no python path", script.display());
-        p
+        watchbell_test::ci::from_env_or_script("WATCHBELL_TEST_PYTHON", "python.sh")
+            .unwrap_or_else(|e| panic!("cannot test against Logbook: {e}"))
     })
     .clone()
 }
