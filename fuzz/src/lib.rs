@@ -476,8 +476,8 @@ pub fn spool_reader(data: &[u8]) {
     assert!(replay.records.len() + replay.shed as usize <= lines, "more records than lines");
     assert_eq!(replay.pending, 0, "records left pending after a full replay");
     if cursor.is_none() {
-        let got: Vec<&str> = replay.records.iter().take(valid.len()).map(|r| r.message.as_str()).collect();
-        let want: Vec<&str> = valid.iter().map(|r| r.message.as_str()).collect();
+        let got: Vec<&str> = replay.records.iter().take(valid.len()).map(|r| &*r.message).collect();
+        let want: Vec<&str> = valid.iter().map(|r| &*r.message).collect();
         assert_eq!(got, want, "the valid records were not replayed in order");
     }
 }
@@ -650,7 +650,7 @@ fn rich_record(u: &mut Bytes<'_>, names: &[&str]) -> Record {
     }
     if sel & 8 == 8 {
         // Past 16 KiB (the program's argument limit) and 6,000 chars (Discord's).
-        r.message = r.message.repeat(1 + usize::from(u.u8()));
+        r.message = (r.message.repeat(1 + usize::from(u.u8()))).into();
     }
     for _ in 0..(sel >> 4) % 3 {
         let mut fields = Fields::new();
@@ -724,7 +724,7 @@ pub fn command(data: &[u8]) {
     let r = rich_record(&mut u, &NAMES);
 
     let nuls = if sel & 8 == 8 { "\0".repeat(MAX / 2 + usize::from(u.u8())) } else { "\0".to_owned() };
-    for s in [r.message.as_str(), &r.target, "", &nuls] {
+    for s in [&*r.message, &r.target, "", &nuls] {
         let v = safe_value(s);
         assert!(!v.contains('\0'), "a NUL in a value: {v:?}");
         assert!(v.len() <= MAX, "a value of {} bytes", v.len());
@@ -863,7 +863,7 @@ pub fn journald(data: &[u8]) {
     let message = if r.suppressed > 0 {
         format!("{} ({} similar suppressed)", r.message, r.suppressed)
     } else {
-        r.message.clone()
+        r.message.to_string()
     };
     let priority = match r.level {
         Level::ERROR => "3",
@@ -976,7 +976,7 @@ pub fn desktop(data: &[u8]) {
         "a control character in the body: {plain:?}"
     );
     assert!(plain.chars().count() <= 1000, "a body of {} chars", plain.chars().count());
-    let mut text = r.message.clone();
+    let mut text = r.message.to_string();
     for (name, value) in r.fields.iter() {
         text.push_str(&format!("\n{name} = {value}"));
     }
@@ -1074,7 +1074,7 @@ pub fn notify(data: &[u8]) {
     let message = if r.suppressed > 0 {
         format!("{} ({} similar suppressed)", r.message, r.suppressed)
     } else {
-        r.message.clone()
+        r.message.to_string()
     };
 
     // Discord.

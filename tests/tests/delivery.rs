@@ -122,7 +122,7 @@ fn overflow_drop_newest_is_counted_and_reported() {
     let batches = seen.lock().unwrap().clone();
     let all: Vec<&Record> = batches.iter().flat_map(|b| &b.records).collect();
     let (notices, records): (Vec<&Record>, Vec<&Record>) = all.iter().partition(|r| r.origin == Origin::Watchbell);
-    let msgs: Vec<&str> = records.iter().map(|r| r.message.as_str()).collect();
+    let msgs: Vec<&str> = records.iter().map(|r| &*r.message).collect();
     assert_eq!(msgs, ["in flight", "q0", "q1", "q2", "q3", "q4", "q5", "q6", "q7", "q8", "q9"]);
     // The notice follows the first success after the drops.
     assert_eq!(notices.len(), 1);
@@ -149,7 +149,7 @@ fn overflow_drop_oldest_keeps_the_newest() {
     release.send(()).unwrap();
     assert!(d.flush(Instant::now() + Duration::from_secs(10)).is_complete());
     let msgs: Vec<String> =
-        seen.lock().unwrap().iter().flat_map(|b| b.records.iter().map(|r| r.message.clone())).collect();
+        seen.lock().unwrap().iter().flat_map(|b| b.records.iter().map(|r| r.message.to_string())).collect();
     assert_eq!(msgs, ["in flight", "q3", "q4", "q5"]);
     assert_eq!(d.snapshot().dropped, 3);
 }
@@ -341,7 +341,7 @@ fn one_client_serves_several_workers() {
         let client = client.clone();
         let url = url.clone();
         Delivery::builder(name, move |b: &Batch| {
-            let req = client.request(watchbell_core::http::Method::POST, &url).body(b.records[0].message.clone());
+            let req = client.request(watchbell_core::http::Method::POST, &url).body(b.records[0].message.to_string());
             match client.send(req, &url) {
                 Ok(r) => r.outcome("fake"),
                 Err(e) => e.outcome(),
@@ -449,7 +449,7 @@ fn a_one_megabyte_multibyte_message_arrives_intact() {
 /// A sink that sends one record per call, like a chat sink with one message per request.
 fn one_per_call(calls: Arc<Mutex<Vec<(Instant, String)>>>) -> impl FnMut(&Batch) -> Outcome + Send {
     move |b: &Batch| {
-        calls.lock().unwrap().push((Instant::now(), b.records[0].message.clone()));
+        calls.lock().unwrap().push((Instant::now(), b.records[0].message.to_string()));
         Outcome::More { delivered: 1 }
     }
 }
@@ -551,7 +551,7 @@ impl watchbell_core::Sink for Spilling {
         if Instant::now() < self.up_at {
             return Outcome::retry_after(Some(Duration::from_millis(200)), "down");
         }
-        self.delivered.lock().unwrap().extend(batch.records.iter().map(|r| r.message.clone()));
+        self.delivered.lock().unwrap().extend(batch.records.iter().map(|r| r.message.to_string()));
         Outcome::Delivered
     }
 
@@ -560,7 +560,7 @@ impl watchbell_core::Sink for Spilling {
     }
 
     fn spill(&mut self, pending: &Batch, queued: &Batch) -> bool {
-        let all = pending.records.iter().chain(&queued.records).map(|r| r.message.clone()).collect();
+        let all = pending.records.iter().chain(&queued.records).map(|r| r.message.to_string()).collect();
         self.spilled.lock().unwrap().push(all);
         self.accept
     }

@@ -55,7 +55,7 @@ pub fn record_body(r: &Record, app: Option<&str>, host: Option<&str>, max: usize
     let mut room = max / 8;
     loop {
         bare.message =
-            watchbell_core::text::truncate_bytes(&r.message, room, watchbell_core::text::MARKER).into_owned();
+            watchbell_core::text::truncate_bytes(&r.message, room, watchbell_core::text::MARKER).into_owned().into();
         let b = sqs_safe_json(watchbell_http::record_json(&bare, app, host));
         if b.len() <= max || room == 0 {
             return b;

@@ -76,7 +76,7 @@ fn sqs_requests_stay_within_ten_entries_and_256_kib() {
     let (h, guard) = at(SqsLayer::builder(fake.queue_url("q")), &fake).build_handler().unwrap();
     let mut batch = numbered(25);
     for r in batch.iter_mut().step_by(4) {
-        r.message = "x".repeat(100_000);
+        r.message = ("x".repeat(100_000)).into();
     }
     h.handle_batch(watchbell_core::Batch::new(watchbell_core::BatchReason::Flush, batch));
     assert!(guard.flush(WAIT).is_complete(), "{:?}", guard.stats());
@@ -147,7 +147,7 @@ fn cloudwatch_calls_follow_the_service_rules_and_create_the_stream_once() {
         let mut r = rec(Level::INFO, &format!("event {i}"));
         r.time = now - Duration::from_secs((i * 7_919) % (30 * 3600));
         if i % 1_000 == 0 {
-            r.message = "y".repeat(200_000);
+            r.message = ("y".repeat(200_000)).into();
         }
         batch.push(r);
     }

@@ -39,7 +39,7 @@ fn sqs_messages_read_back_with_receive_message_match_the_records() {
     assert!(text.starts_with("€€€") && text.ends_with(watchbell_core::text::MARKER), "{}", text.len());
     got.sort_by_key(|j| j["fields"]["i"].as_u64());
     for (j, r) in got.iter().zip(&sent) {
-        assert_eq!(j["message"], r.message.as_str());
+        assert_eq!(j["message"], &*r.message);
         assert_eq!(j["level"], "ERROR");
         assert_eq!(j["target"], "shop::pay");
         assert_eq!(j["fields"]["invoice"], 42);

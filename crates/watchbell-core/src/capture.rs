@@ -7,9 +7,10 @@
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::fmt::{self, Write as _};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use smallvec::SmallVec;
@@ -22,7 +23,7 @@ use tracing_subscriber::registry::LookupSpan;
 
 use crate::filter::LayerFilter;
 use crate::handler::Handler;
-use crate::record::{Fields, Fingerprint, Origin, Record, SpanRecord, Str, Value};
+use crate::record::{Fields, Fingerprint, Origin, Record, SpanRecord, Spans, Str, Value};
 
 static NEXT_THREAD_ID: AtomicU64 = AtomicU64::new(1);
 static CAPTURE_PANICS: AtomicU64 = AtomicU64::new(0);
@@ -37,6 +38,112 @@ thread_local! {
     /// Fingerprints of recently seen callsites, keyed by metadata address and salt hash.
     static FINGERPRINTS: RefCell<[(usize, u64, Fingerprint); 64]> =
         const { RefCell::new([(0, 0, Fingerprint(0)); 64]) };
+    /// The constant messages of recently seen callsites (see [`constant_message`]), keyed by
+    /// metadata address; `None` for a callsite whose first message was not kept.
+    static MESSAGES: RefCell<[(usize, Option<&'static str>); 128]> =
+        const { RefCell::new([(0, None); 128]) };
+}
+
+/// Messages up to this many bytes are built on the stack, and may be kept as a callsite's
+/// constant message.
+const MESSAGE_INLINE: usize = 128;
+
+/// The most bytes of constant messages kept for the life of the process.
+const CONSTANT_MESSAGES_BUDGET: usize = 256 * 1024;
+
+/// Bytes of constant messages kept so far.
+static CONSTANT_MESSAGE_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+/// The first message of each callsite, kept for the life of the process, and shared by threads.
+static CONSTANT_MESSAGES: Mutex<Option<HashMap<usize, Option<&'static str>>>> = Mutex::new(None);
+
+/// The `'static` text equal to `text` if it is the message this callsite logged first.
+///
+/// Most events log a literal (`info!(user, "payment accepted")`), the same text every time, but
+/// `tracing` hands it over as `fmt::Arguments` that can only be formatted. So the first message
+/// of each callsite (up to [`MESSAGE_INLINE`] bytes, [`CONSTANT_MESSAGES_BUDGET`] bytes in all
+/// for the process, then none) is kept for the life of the process, and a later message equal
+/// to it is borrowed from there instead of being copied into each record. A callsite whose
+/// messages vary just pays a comparison.
+fn constant_message(meta: &'static Metadata<'static>, text: &[u8]) -> Option<&'static str> {
+    let key = meta as *const Metadata<'static> as usize;
+    let look_up = || {
+        let mut map = CONSTANT_MESSAGES.lock().unwrap_or_else(|e| e.into_inner());
+        *map.get_or_insert_with(HashMap::new).entry(key).or_insert_with(|| {
+            let text = std::str::from_utf8(text).ok()?;
+            let kept = CONSTANT_MESSAGE_BYTES.fetch_add(text.len(), Ordering::Relaxed);
+            if text.len() > MESSAGE_INLINE || kept + text.len() > CONSTANT_MESSAGES_BUDGET {
+                CONSTANT_MESSAGE_BYTES.fetch_sub(text.len(), Ordering::Relaxed);
+                return None;
+            }
+            Some(&*Box::leak(text.to_owned().into_boxed_str()))
+        })
+    };
+    let kept = MESSAGES
+        .try_with(|cache| {
+            let Ok(mut cache) = cache.try_borrow_mut() else { return look_up() };
+            let slot = &mut cache[(key >> 4) % 128];
+            if slot.0 != key {
+                *slot = (key, look_up());
+            }
+            slot.1
+        })
+        .unwrap_or_else(|_| look_up());
+    kept.filter(|m| m.as_bytes() == text)
+}
+
+/// An event's message while it is recorded: on the stack up to [`MESSAGE_INLINE`] bytes.
+struct MessageText {
+    inline: [u8; MESSAGE_INLINE],
+    len: usize,
+    heap: Option<String>,
+}
+
+impl MessageText {
+    fn new() -> Self {
+        MessageText { inline: [0; MESSAGE_INLINE], len: 0, heap: None }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.heap.as_ref().map_or(self.len == 0, String::is_empty)
+    }
+
+    fn set(&mut self, text: String) {
+        self.heap = Some(text);
+    }
+
+    /// The message for the record: borrowed when it is its callsite's constant message.
+    fn finish(self, meta: Option<&'static Metadata<'static>>) -> Str {
+        if let Some(heap) = self.heap {
+            return Cow::Owned(heap);
+        }
+        let text = &self.inline[..self.len];
+        if text.is_empty() {
+            return Cow::Borrowed("");
+        }
+        if let Some(m) = meta.and_then(|meta| constant_message(meta, text)) {
+            return Cow::Borrowed(m);
+        }
+        // Only whole `&str`s are ever copied in: always UTF-8.
+        Cow::Owned(String::from_utf8_lossy(text).into_owned())
+    }
+}
+
+impl fmt::Write for MessageText {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        if let Some(heap) = &mut self.heap {
+            heap.push_str(s);
+        } else if self.len + s.len() <= MESSAGE_INLINE {
+            self.inline[self.len..self.len + s.len()].copy_from_slice(s.as_bytes());
+            self.len += s.len();
+        } else {
+            let mut heap = String::with_capacity(self.len + s.len());
+            heap.push_str(&String::from_utf8_lossy(&self.inline[..self.len]));
+            heap.push_str(s);
+            self.heap = Some(heap);
+        }
+        Ok(())
+    }
 }
 
 /// The fingerprint of a tracing callsite (whose metadata is `'static` and unique), computed
@@ -158,7 +265,7 @@ struct SpanData(Arc<SpanRecord>);
 /// Records field values into [`Fields`], and the `message` field into a string.
 struct FieldVisitor<'a> {
     fields: &'a mut Fields,
-    message: Option<&'a mut String>,
+    message: Option<&'a mut MessageText>,
     skip_log_fields: bool,
     /// Whether a name may already be present (span updates); an event's names are unique.
     dedupe: bool,
@@ -173,7 +280,7 @@ impl FieldVisitor<'_> {
         if name == "message" {
             if let Some(m) = self.message.as_deref_mut() {
                 match value {
-                    Value::Str(s) | Value::Debug(s) | Value::Display(s) if m.is_empty() => *m = s,
+                    Value::Str(s) | Value::Debug(s) | Value::Display(s) if m.is_empty() => m.set(s),
                     v => {
                         let _ = write!(m, "{v}");
                     }
@@ -237,14 +344,92 @@ impl Visit for FieldVisitor<'_> {
 ///
 /// Events that came from `log` through tracing-log carry the `log` record's own target,
 /// module, file and line; key-values given by watchbell-log's bridge become fields.
+///
+/// The span stack is looked up span by span for every event; a layer that captures many
+/// events uses [`record_from_event_in`], which keeps each span's stack.
 pub fn record_from_event<S>(event: &Event<'_>, ctx: &Context<'_, S>, salt: &[u8]) -> Record
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    build_record(event, ctx, salt, None)
+}
+
+/// [`record_from_event`] for the layer `layer`: the events this layer captures inside one span
+/// share one span stack ([`Spans`]), built at the first of them and kept in the span's
+/// extensions for this layer (its filters decide which spans are in it), instead of one list
+/// per event. A span's fields recorded later (`Span::record`) make every kept stack be built
+/// again at its next event.
+pub fn record_from_event_in<S, L: ?Sized>(layer: &L, event: &Event<'_>, ctx: &Context<'_, S>, salt: &[u8]) -> Record
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    build_record(event, ctx, salt, Some(layer as *const L as *const () as usize))
+}
+
+/// Bumped whenever a span's fields change after its creation: span stacks kept before are
+/// then stale.
+static SPAN_EPOCH: AtomicU64 = AtomicU64::new(0);
+
+/// The span stacks built for events inside a span, one per capturing layer: (layer, epoch, stack).
+struct StackCache(SmallVec<[(usize, u64, Spans); 2]>);
+
+/// The stack of spans an event is in, from the root: kept per layer in the innermost span when
+/// `layer` is given.
+fn span_stack<S>(event: &Event<'_>, ctx: &Context<'_, S>, layer: Option<usize>) -> Spans
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let Some(mut scope) = ctx.event_scope(event) else { return Spans::new() };
+    let Some(leaf) = scope.next() else { return Spans::new() };
+    // Read before the spans are: a change made meanwhile leaves the stack kept below stale.
+    let epoch = SPAN_EPOCH.load(Ordering::Acquire);
+    let mut stack: SmallVec<[Arc<SpanRecord>; 16]> = SmallVec::new();
+    {
+        let ext = leaf.extensions();
+        if let Some(key) = layer {
+            if let Some((_, _, kept)) =
+                ext.get::<StackCache>().and_then(|c| c.0.iter().find(|(k, e, _)| *k == key && *e == epoch))
+            {
+                return kept.clone();
+            }
+        }
+        if let Some(d) = ext.get::<SpanData>() {
+            stack.push(Arc::clone(&d.0));
+        }
+    }
+    // Walked from the innermost span outwards (what the registry does cheaply) into a stack
+    // buffer, then taken from the root into a list of exactly the stack's depth.
+    for span in scope {
+        if let Some(d) = span.extensions().get::<SpanData>() {
+            stack.push(Arc::clone(&d.0));
+        }
+    }
+    let spans: Spans = (0..stack.len()).filter_map(|_| stack.pop()).collect();
+    if let Some(key) = layer {
+        let mut ext = leaf.extensions_mut();
+        match ext.get_mut::<StackCache>() {
+            Some(cache) => match cache.0.iter_mut().find(|(k, _, _)| *k == key) {
+                Some(entry) => *entry = (key, epoch, spans.clone()),
+                None => cache.0.push((key, epoch, spans.clone())),
+            },
+            None => {
+                let mut entries = SmallVec::new();
+                entries.push((key, epoch, spans.clone()));
+                ext.insert(StackCache(entries));
+            }
+        }
+    }
+    spans
+}
+
+fn build_record<S>(event: &Event<'_>, ctx: &Context<'_, S>, salt: &[u8], layer: Option<usize>) -> Record
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     let time = SystemTime::now();
     let meta = event.metadata();
     let normalized = event.normalized_metadata();
-    let mut message = String::new();
+    let mut message = MessageText::new();
     // Exactly the room the event's fields need (the message is not one of them): a queued
     // record holds no spare capacity.
     let names = meta.fields();
@@ -261,49 +446,38 @@ where
         skip_log_fields: normalized.is_some(),
         dedupe: false,
     });
-    let (target, module, file, line, origin): (Str, Option<Str>, Option<Str>, Option<u32>, Origin) = match &normalized {
-        Some(n) => {
-            if let Ok(Some(cx)) = LOG_CONTEXT.try_with(|c| c.borrow().clone()) {
-                message = cx.message;
-                for (k, v) in cx.fields.iter() {
-                    fields.set(k.to_owned(), v.clone());
+    let (message, target, module, file, line, origin): (Str, Str, Option<Str>, Option<Str>, Option<u32>, Origin) =
+        match &normalized {
+            Some(n) => {
+                let mut message = message.finish(None);
+                if let Ok(Some(cx)) = LOG_CONTEXT.try_with(|c| c.borrow().clone()) {
+                    message = Cow::Owned(cx.message);
+                    for (k, v) in cx.fields.iter() {
+                        fields.set(k.to_owned(), v.clone());
+                    }
                 }
+                (
+                    message,
+                    Cow::Owned(n.target().to_owned()),
+                    n.module_path().map(|m| Cow::Owned(m.to_owned())),
+                    n.file().map(|f| Cow::Owned(f.to_owned())),
+                    n.line(),
+                    Origin::Log,
+                )
             }
-            (
-                Cow::Owned(n.target().to_owned()),
-                n.module_path().map(|m| Cow::Owned(m.to_owned())),
-                n.file().map(|f| Cow::Owned(f.to_owned())),
-                n.line(),
-                Origin::Log,
-            )
-        }
-        None => (
-            Cow::Borrowed(meta.target()),
-            meta.module_path().map(Cow::Borrowed),
-            meta.file().map(Cow::Borrowed),
-            meta.line(),
-            Origin::Tracing,
-        ),
-    };
+            None => (
+                message.finish(Some(meta)),
+                Cow::Borrowed(meta.target()),
+                meta.module_path().map(Cow::Borrowed),
+                meta.file().map(Cow::Borrowed),
+                meta.line(),
+                Origin::Tracing,
+            ),
+        };
     #[cfg(feature = "opentelemetry")]
     crate::otel::add_ids(&mut fields);
     let level = *meta.level();
-    let spans = match ctx.event_scope(event) {
-        // Walked from the innermost span outwards (what the registry does cheaply) into a
-        // stack buffer, then reversed into a list of exactly the stack's depth.
-        Some(scope) => {
-            let mut stack: SmallVec<[Arc<SpanRecord>; 16]> = SmallVec::new();
-            for span in scope {
-                if let Some(d) = span.extensions().get::<SpanData>() {
-                    stack.push(Arc::clone(&d.0));
-                }
-            }
-            let mut spans = Vec::with_capacity(stack.len());
-            spans.extend(stack.into_iter().rev());
-            spans
-        }
-        None => Vec::new(),
-    };
+    let spans = span_stack(event, ctx, layer);
     let (thread_name, thread_id) = current_thread();
     let fingerprint = match normalized {
         None => callsite_fingerprint(meta, salt),
@@ -394,6 +568,8 @@ where
             skip_log_fields: false,
             dedupe: true,
         });
+        // After the change: a stack built from now on has it, one kept before is stale.
+        SPAN_EPOCH.fetch_add(1, Ordering::Release);
     }
 }
 
@@ -486,6 +662,6 @@ where
             return;
         }
         // Neither a panicking `Debug` field nor a panicking handler unwinds into the application.
-        hand_over(&*self.handler, || record_from_event(event, &ctx, &self.salt));
+        hand_over(&*self.handler, || record_from_event_in(self, event, &ctx, &self.salt));
     }
 }

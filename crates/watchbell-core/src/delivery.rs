@@ -1411,7 +1411,7 @@ mod tests {
             if calls <= fails {
                 return outcome.clone();
             }
-            got.lock().unwrap().extend(b.records.iter().map(|r| r.message.clone()));
+            got.lock().unwrap().extend(b.records.iter().map(|r| r.message.to_string()));
             Outcome::Delivered
         }
     }

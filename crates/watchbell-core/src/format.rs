@@ -647,10 +647,11 @@ mod tests {
         r.fields.set("key", Value::Str("value".into()));
         r.fields.set("key2", Value::Str("two words".into()));
         r.fields.set("n", Value::I64(-3));
-        r.spans = vec![
+        r.spans = [
             span("request", &[("id", Value::U64(7)), ("user", Value::Str("bob".into()))]),
             span("db", &[("table", Value::Str("users".into()))]),
-        ];
+        ]
+        .into();
         r.thread_name = Some("worker-1".into());
         r.thread_id = 9;
         r.fingerprint = Fingerprint(0xab);
@@ -728,10 +729,11 @@ mod tests {
     #[test]
     fn field_lookup_precedence() {
         let mut r = Record::new(Level::INFO, "t", "m");
-        r.spans = vec![
+        r.spans = [
             span("outer", &[("a", Value::Str("outer".into())), ("b", Value::Str("outer".into()))]),
             span("inner", &[("a", Value::Str("inner".into()))]),
-        ];
+        ]
+        .into();
         let cx = FormatContext::default();
         assert_eq!(fmt("{field.a} {field.b}", &r, &cx), "inner outer");
         r.fields.set("a", Value::Str("event".into()));
@@ -865,8 +867,7 @@ mod tests {
         let r = record();
         let mut r2 = r.clone();
         r2.suppressed = 3;
-        r2.spans.truncate(1);
-        r2.spans[0] = span("request", &[("id", Value::U64(7))]);
+        r2.spans = [span("request", &[("id", Value::U64(7))])].into();
         let cx = FormatContext::default();
         assert_eq!(
             DefaultFormat.format_to_string(&r, &cx),
@@ -882,7 +883,7 @@ mod tests {
             DefaultFormat.format_to_string(&bare, &cx),
             "1970-01-01T00:00:00.000000Z INFO app: line one\nline two"
         );
-        bare.message.clear();
+        bare.message = "".into();
         bare.fields.set("k", Value::Bool(false));
         assert_eq!(DefaultFormat.format_to_string(&bare, &cx), "1970-01-01T00:00:00.000000Z INFO app: k=false");
         bare.fields = Fields::new();

@@ -117,7 +117,7 @@ pub use link::TicketLink;
 pub use options::{BuildError, Options, SinkLayer, SinkOptions};
 pub use processor::processor;
 pub use ratelimit::RateLimit;
-pub use record::{Batch, BatchReason, Fields, Fingerprint, Origin, Record, SpanRecord, Value};
+pub use record::{Batch, BatchReason, Fields, Fingerprint, Origin, Record, SpanRecord, Spans, Value};
 pub use report::{set_error_reporter, ErrorReporter};
 
 /// Re-exported so that sink crates and users name one version.

@@ -320,6 +320,110 @@ pub struct SpanRecord {
     pub fields: Fields,
 }
 
+/// The span stack of a record, from the root to the innermost span.
+///
+/// Shared: the events of one span stack hold the same list (one reference count, no copy of
+/// the list per event), and an empty stack holds no allocation. Reads go through `Deref` to a
+/// slice (`record.spans.iter()`, `record.spans.len()`, `&record.spans[..]`); a changed stack
+/// is built from a `Vec` (`record.spans = vec![span].into()`) or changed in place with
+/// [`Spans::make_mut`], which copies the list first if another record shares it.
+/// Serialized as a JSON array of span objects.
+#[derive(Clone, Default, PartialEq)]
+pub struct Spans(Option<Arc<[Arc<SpanRecord>]>>);
+
+impl Spans {
+    /// An empty stack.
+    pub const fn new() -> Self {
+        Spans(None)
+    }
+
+    /// The spans, copied first if this list is shared with other records.
+    pub fn make_mut(&mut self) -> &mut [Arc<SpanRecord>] {
+        match &mut self.0 {
+            None => &mut [],
+            Some(list) => {
+                if Arc::get_mut(list).is_none() {
+                    *list = list.iter().cloned().collect();
+                }
+                Arc::get_mut(list).expect("a list just copied is not shared")
+            }
+        }
+    }
+
+    /// Adds `span` as the innermost span (the list is copied: meant for building a record by
+    /// hand, not for a hot path).
+    pub fn push(&mut self, span: Arc<SpanRecord>) {
+        let mut list = Vec::with_capacity(self.len() + 1);
+        list.extend(self.iter().cloned());
+        list.push(span);
+        *self = list.into();
+    }
+
+    /// Whether `self` and `other` are the same shared list (not just equal spans).
+    pub fn ptr_eq(&self, other: &Spans) -> bool {
+        match (&self.0, &other.0) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl std::ops::Deref for Spans {
+    type Target = [Arc<SpanRecord>];
+    fn deref(&self) -> &[Arc<SpanRecord>] {
+        self.0.as_deref().unwrap_or(&[])
+    }
+}
+
+impl fmt::Debug for Spans {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl From<Vec<Arc<SpanRecord>>> for Spans {
+    fn from(v: Vec<Arc<SpanRecord>>) -> Self {
+        if v.is_empty() {
+            Spans(None)
+        } else {
+            Spans(Some(v.into()))
+        }
+    }
+}
+
+impl<const N: usize> From<[Arc<SpanRecord>; N]> for Spans {
+    fn from(list: [Arc<SpanRecord>; N]) -> Self {
+        Vec::from(list).into()
+    }
+}
+
+impl FromIterator<Arc<SpanRecord>> for Spans {
+    fn from_iter<T: IntoIterator<Item = Arc<SpanRecord>>>(iter: T) -> Self {
+        iter.into_iter().collect::<Vec<_>>().into()
+    }
+}
+
+impl<'a> IntoIterator for &'a Spans {
+    type Item = &'a Arc<SpanRecord>;
+    type IntoIter = std::slice::Iter<'a, Arc<SpanRecord>>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl Serialize for Spans {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (**self).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Spans {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Vec::<Arc<SpanRecord>>::deserialize(d).map(Spans::from)
+    }
+}
+
 /// Where a record came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -417,12 +521,15 @@ pub struct Record {
     pub file: Option<Str>,
     /// The source line, when known.
     pub line: Option<u32>,
-    /// The message (the event's `message` field; empty if it had none).
-    pub message: String,
+    /// The message (the event's `message` field; empty if it had none). Borrowed when the
+    /// event's message is a literal without arguments (`info!("started")`): no copy is made.
+    pub message: Str,
     /// The event's other fields.
     pub fields: Fields,
-    /// The span stack from the root to the innermost span.
-    pub spans: Vec<Arc<SpanRecord>>,
+    /// The span stack from the root to the innermost span, shared with the other records of
+    /// the same stack.
+    #[serde(default)]
+    pub spans: Spans,
     /// The name of the thread that logged, if it has one.
     pub thread_name: Option<Arc<str>>,
     /// A process-unique number of the thread that logged (1 is the first thread that logged).
@@ -469,9 +576,9 @@ impl Record {
             module: None,
             file: None,
             line: None,
-            message: message.into(),
+            message: Cow::Owned(message.into()),
             fields: Fields::new(),
-            spans: Vec::new(),
+            spans: Spans::new(),
             thread_name,
             thread_id,
             pid: pid(),
@@ -505,7 +612,10 @@ impl Record {
             + owned(&self.target)
             + self.module.as_ref().map_or(0, owned)
             + self.file.as_ref().map_or(0, owned)
-            + self.message.capacity()
+            + match &self.message {
+                Cow::Borrowed(_) => 0,
+                Cow::Owned(m) => m.capacity(),
+            }
             + self.fields.heap_size()
             + self
                 .spans
@@ -534,7 +644,9 @@ impl Record {
         if self.size_hint() <= max_bytes {
             return true;
         }
-        self.message.shrink_to_fit();
+        if let Cow::Owned(m) = &mut self.message {
+            m.shrink_to_fit();
+        }
         // Text lengths: the message first, then the text fields.
         let mut lens: Vec<usize> = std::iter::once(self.message.len())
             .chain(self.fields.0.iter().map(|(_, v)| v.as_str().map_or(0, str::len)))
@@ -561,8 +673,9 @@ impl Record {
             *len = (*len).min(cap);
         }
         if self.message.len() > lens[0] {
-            self.message = truncate_bytes(&self.message, lens[0], MARKER).into_owned();
-            self.message.shrink_to_fit();
+            let mut short = truncate_bytes(&self.message, lens[0], MARKER).into_owned();
+            short.shrink_to_fit();
+            self.message = Cow::Owned(short);
         }
         for ((_, v), &keep) in self.fields.0.iter_mut().zip(&lens[1..]) {
             let short = match v.as_str() {

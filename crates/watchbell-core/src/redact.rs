@@ -218,24 +218,26 @@ impl Redactor {
             return;
         }
         if let Cow::Owned(m) = self.redact_text(&record.message) {
-            record.message = m;
+            record.message = Cow::Owned(m);
         }
         self.redact_fields(&mut record.fields);
-        for span in &mut record.spans {
-            let changes: Vec<(usize, Value)> = span
-                .fields
-                .iter()
-                .enumerate()
-                .filter_map(|(i, (n, v))| self.redacted_value(n, v).map(|v| (i, v)))
-                .collect();
-            if changes.is_empty() {
-                continue;
-            }
-            let mut changes = changes.into_iter().peekable();
-            for (i, (_, value)) in Arc::make_mut(span).fields.iter_mut().enumerate() {
-                if let Some((_, new)) = changes.next_if(|(j, _)| *j == i) {
-                    *value = new;
+        // (span, field, new value): nothing is allocated or copied while nothing changes.
+        let mut changes: Vec<(usize, usize, Value)> = Vec::new();
+        for (s, span) in record.spans.iter().enumerate() {
+            for (f, (n, v)) in span.fields.iter().enumerate() {
+                if let Some(v) = self.redacted_value(n, v) {
+                    changes.push((s, f, v));
                 }
+            }
+        }
+        if changes.is_empty() {
+            return;
+        }
+        // The stack and the changed spans are copied (they are shared with other records).
+        let spans = record.spans.make_mut();
+        for (s, f, new) in changes {
+            if let Some((_, value)) = Arc::make_mut(&mut spans[s]).fields.iter_mut().nth(f) {
+                *value = new;
             }
         }
     }
@@ -852,7 +854,7 @@ mod tests {
         });
         let mut rec = Record::new(Level::WARN, "app", "login failed password=hunter2 for bob");
         rec.fields.set("api_key", Value::Str("k".into()));
-        rec.spans = vec![clean.clone(), dirty.clone()];
+        rec.spans = (vec![clean.clone(), dirty.clone()]).into();
         let mut batch = Batch::single(rec);
         r.redact_batch(&mut batch);
         let rec = &batch.records[0];

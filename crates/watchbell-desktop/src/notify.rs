@@ -53,7 +53,7 @@ pub fn summary(record: &Record, app: &str) -> String {
 /// assert_eq!(watchbell_desktop::body_text(&r, false), "<b>not bold</b> & co");
 /// ```
 pub fn body_text(record: &Record, markup: bool) -> String {
-    let mut text = record.message.clone();
+    let mut text = record.message.to_string();
     for (name, value) in record.fields.iter() {
         text.push('\n');
         text.push_str(name);

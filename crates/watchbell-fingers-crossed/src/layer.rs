@@ -10,7 +10,7 @@ use tracing_core::span::{Attributes, Id, Record as SpanValues};
 use tracing_core::{Event, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
-use watchbell_core::capture::{self, record_from_event};
+use watchbell_core::capture::{self, record_from_event_in};
 use watchbell_core::{Flushed, Handler, Record, Stats};
 
 use crate::scope::{Link, ScopeCell, Shared, SpanScopes};
@@ -112,7 +112,7 @@ where
             return;
         }
         let done = catch_unwind(AssertUnwindSafe(|| {
-            let record = record_from_event(event, &ctx, &self.salt);
+            let record = record_from_event_in(self, event, &ctx, &self.salt);
             let cell = self.cell_for(event, &ctx);
             self.shared.accept(record, &cell);
         }));

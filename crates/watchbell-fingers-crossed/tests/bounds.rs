@@ -100,7 +100,7 @@ fn invalid_configurations_are_refused_with_the_setting_named() {
     let e = FingersCrossedLayer::builder(h.clone()).scope(Scope::span("")).build_layer().unwrap_err();
     assert_eq!(e.key, "scope");
     let e = FingersCrossedLayer::builder(h.clone())
-        .format(|r: &watchbell_core::Record, _: &watchbell_core::format::FormatContext| r.message.clone())
+        .format(|r: &watchbell_core::Record, _: &watchbell_core::format::FormatContext| r.message.to_string())
         .build_layer()
         .unwrap_err();
     assert_eq!(e.key, "format");

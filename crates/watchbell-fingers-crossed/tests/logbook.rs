@@ -47,7 +47,7 @@ fn buffer_size_three_keeps_the_last_three_with_the_trigger() {
     assert_eq!(batches.len(), 1, "one batch");
     assert_eq!(batches[0].reason, BatchReason::Escalation);
     assert_eq!(lines(&batches[0]), ["WARN Aha!", "WARN Moar!", "ERROR Pure hate!"]);
-    assert_eq!(batches[0].significant().map(|r| r.message.as_str()), Some("Pure hate!"));
+    assert_eq!(batches[0].significant().map(|r| &*r.message), Some("Pure hate!"));
 }
 
 struct Counting(AtomicUsize);

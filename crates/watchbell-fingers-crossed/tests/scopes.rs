@@ -49,7 +49,7 @@ fn two_request_spans_on_two_threads_are_isolated() {
     let batches = inner.batches();
     assert_eq!(batches.len(), 1);
     let b = &batches[0];
-    assert_eq!(b.records.iter().map(|r| r.message.as_str()).collect::<Vec<_>>(), ["start", "middle", "failed"]);
+    assert_eq!(b.records.iter().map(|r| &*r.message).collect::<Vec<_>>(), ["start", "middle", "failed"]);
     assert!(b.records.iter().all(|r| span_id(r, "request") == Some(1)), "only request 1's records");
     let s = monitor.stats();
     assert_eq!(s.discarded, 2, "request 0's two records were dropped at its close");
@@ -121,7 +121,7 @@ fn named_span_scope_separates_requests_under_one_root() {
     });
     let batches = inner.batches();
     assert_eq!(batches.len(), 1);
-    let msgs: Vec<_> = batches[0].records.iter().map(|r| r.message.as_str()).collect();
+    let msgs: Vec<_> = batches[0].records.iter().map(|r| &*r.message).collect();
     assert_eq!(msgs, ["parse", "query", "deadlock"]);
     assert!(batches[0].records.iter().all(|r| span_id(r, "request") == Some(2)));
 }
@@ -243,7 +243,7 @@ fn group_mode_delivers_one_batch_when_the_job_closes() {
     let batches = inner.batches();
     assert_eq!(batches.len(), 1);
     assert_eq!(batches[0].reason, BatchReason::Group);
-    let msgs: Vec<_> = batches[0].records.iter().map(|r| r.message.as_str()).collect();
+    let msgs: Vec<_> = batches[0].records.iter().map(|r| &*r.message).collect();
     assert_eq!(msgs, ["3 rows skipped", "imported 997 rows", "index rebuild failed"]);
     assert_eq!(batches[0].significant().unwrap().message, "3 rows skipped", "the first record is significant");
     let s = monitor.stats();
@@ -288,7 +288,7 @@ fn a_request_spread_over_threads_shares_one_buffer() {
     });
     let batches = inner.batches();
     assert_eq!(batches.len(), 1);
-    let msgs: Vec<_> = batches[0].records.iter().map(|r| r.message.as_str()).collect();
+    let msgs: Vec<_> = batches[0].records.iter().map(|r| &*r.message).collect();
     assert_eq!(msgs, ["on the main thread", "on a helper thread", "helper failed"]);
 }
 

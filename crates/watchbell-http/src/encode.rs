@@ -747,7 +747,7 @@ pub const FORM_KEYS: [&str; 14] = [
 pub(crate) fn form_pairs(r: &Record, cx: &Context, max_message: Option<usize>) -> Vec<(&'static str, String)> {
     let message = match max_message {
         Some(m) => truncate_bytes(&r.message, m, MARKER),
-        None => std::borrow::Cow::Borrowed(r.message.as_str()),
+        None => std::borrow::Cow::Borrowed(&*r.message),
     };
     let mut pairs: Vec<(&'static str, String)> = vec![
         ("time", watchbell_core::time::rfc3339(r.time)),
@@ -862,10 +862,11 @@ mod tests {
         base.fields.set(control.clone(), Value::U64(1));
         let mut sf = Fields::new();
         sf.set("id", Value::U64(7));
-        base.spans = vec![
+        base.spans = [
             std::sync::Arc::new(SpanRecord { name: "outer\"".into(), target: "t".into(), fields: sf }),
             std::sync::Arc::new(SpanRecord { name: "inner".into(), target: "t".into(), fields: Fields::new() }),
-        ];
+        ]
+        .into();
         base.fingerprint = Fingerprint(0x00ab_cdef_0123_4567);
         let mut variants = vec![base.clone()];
         let mut r = base.clone();

@@ -102,7 +102,7 @@ fn too_large_splits_the_batch_in_halves() {
     fake.set_max_body(Some(8 * 1024));
     let mut records: Vec<Record> = (0..100).map(rec).collect();
     // Record 60 alone is over the limit: given up on and counted, the others delivered.
-    records[60].message = "x".repeat(10_000);
+    records[60].message = ("x".repeat(10_000)).into();
     h.handle_batch(Batch::new(BatchReason::Single, records));
     assert!(guard.flush(Duration::from_secs(10)).is_complete());
     let got = seqs(&fake.records());

@@ -162,7 +162,7 @@ fn loki_cuts_a_line_over_256_kb() {
     let fake = FakeLoki::start();
     let (h, guard) = HttpLayer::builder(fake.url()).encoding(Encoding::loki()).build_handler().unwrap();
     let mut r = rec(Level::WARN, 0);
-    r.message = "日本\u{7}\"\n".repeat(120_000); // ~1.3 MB of multibyte text and control characters
+    r.message = ("日本\u{7}\"\n".repeat(120_000)).into(); // ~1.3 MB of multibyte text and control characters
     send(&h, vec![r]);
     assert!(guard.flush(WAIT).is_complete());
     assert!(fake.errors().is_empty(), "{:?}", fake.errors());
@@ -326,7 +326,7 @@ fn hostile_text_survives_intact() {
     let fake = FakeNdjson::start();
     let (h, guard) = HttpLayer::builder(fake.url()).batch_wait(Duration::ZERO).build_handler().unwrap();
     let mut r = rec(Level::ERROR, 0);
-    r.message = "ü日本\u{0}\u{1b}[31m\r\n\"}\u{2028}".repeat(70_000); // ~1.1 MB
+    r.message = ("ü日本\u{0}\u{1b}[31m\r\n\"}\u{2028}".repeat(70_000)).into(); // ~1.1 MB
     r.fields.set("evil", Value::Str("\"}\n{\"level\":\"fake\"\u{7f}\u{1}".into()));
     let message = r.message.clone();
     send(&h, vec![r, rec(Level::INFO, 1)]);
@@ -368,7 +368,8 @@ fn form_pairs_chosen_by_map_record_or_a_field_list() {
         .encoding(Encoding::Form { method: FormMethod::Post })
         .batch_wait(Duration::ZERO)
         .map_record(|r| {
-            let mut pairs = vec![("levelname".to_owned(), r.level.to_string()), ("msg".to_owned(), r.message.clone())];
+            let mut pairs =
+                vec![("levelname".to_owned(), r.level.to_string()), ("msg".to_owned(), r.message.to_string())];
             if let Some(seq) = r.fields.get("seq") {
                 pairs.push(("seq".to_owned(), seq.to_string()));
             }

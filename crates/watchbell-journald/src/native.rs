@@ -114,10 +114,10 @@ fn value_text(v: &Value) -> String {
 /// ```
 pub fn encode_entry(record: &Record, identifier: &str, extra: &[(String, String)]) -> Vec<u8> {
     let mut out = Vec::with_capacity(256 + record.message.len());
-    let message = if record.suppressed > 0 {
-        format!("{} ({} similar suppressed)", record.message, record.suppressed)
+    let message: std::borrow::Cow<'_, str> = if record.suppressed > 0 {
+        format!("{} ({} similar suppressed)", record.message, record.suppressed).into()
     } else {
-        record.message.clone()
+        std::borrow::Cow::Borrowed(&record.message)
     };
     put(&mut out, "MESSAGE", message.as_bytes());
     put(&mut out, "PRIORITY", priority(record.level).to_string().as_bytes());

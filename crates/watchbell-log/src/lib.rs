@@ -235,9 +235,13 @@ impl DirectLogger {
             module,
             file,
             line: record.line(),
-            message: record.args().to_string(),
+            // A literal message is borrowed, not copied.
+            message: match record.args().as_str() {
+                Some(literal) => literal.into(),
+                None => record.args().to_string().into(),
+            },
             fields: fields_of(record),
-            spans: Vec::new(),
+            spans: Default::default(),
             thread_name,
             thread_id,
             pid: watchbell_core::record::pid(),
@@ -312,7 +316,7 @@ mod tests {
         struct Keep(Arc<std::sync::Mutex<Vec<String>>>);
         impl Handler for Keep {
             fn handle(&self, r: Record) {
-                self.0.lock().unwrap().push(r.message);
+                self.0.lock().unwrap().push(r.message.into_owned());
             }
         }
         let before = watchbell_core::capture::capture_panics();

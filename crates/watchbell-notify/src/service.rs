@@ -28,7 +28,7 @@ pub(crate) fn message(r: &Record) -> String {
     if r.suppressed > 0 {
         format!("{} ({} similar suppressed)", r.message, r.suppressed)
     } else {
-        r.message.clone()
+        r.message.to_string()
     }
 }
 

@@ -308,7 +308,7 @@ impl Reader {
             module: s.module.map(|m| names::intern(&m.0)),
             file,
             line: s.line,
-            message: s.message,
+            message: s.message.into(),
             fields,
             spans,
             thread_name: s.thread.map(|t| self.thread(&t.0)),
@@ -656,9 +656,9 @@ fn otlp_record(lr: LogRecord, origin: &[(&'static str, Value)], resource_pid: Op
         module,
         file,
         line,
-        message,
+        message: message.into(),
         fields,
-        spans,
+        spans: spans.into(),
         thread_name: attr("thread.name").map(|v| Arc::from(v.to_string())),
         thread_id: 0,
         pid: attr("process.pid").and_then(|v| v.as_u64()).or(resource_pid).unwrap_or(0) as u32,
@@ -690,7 +690,7 @@ mod tests {
                      \xff\xfe not json\n\
                      {\"level\":\"INFO\",\"target\":\"a\",\"message\":\"two\"}";
         let p = read_ndjson(body);
-        let messages: Vec<&str> = p.records.iter().map(|r| r.message.as_str()).collect();
+        let messages: Vec<&str> = p.records.iter().map(|r| &*r.message).collect();
         assert_eq!(messages, ["one", "two"]);
         assert_eq!(p.invalid, 3);
         assert_eq!(p.errors.iter().map(|e| e.at).collect::<Vec<_>>(), [2, 3, 4]);

@@ -32,7 +32,7 @@ impl Handler for Sink {
 
 impl Sink {
     fn messages(&self) -> Vec<String> {
-        self.got.lock().unwrap().iter().map(|r| r.message.clone()).collect()
+        self.got.lock().unwrap().iter().map(|r| r.message.to_string()).collect()
     }
 
     fn wait_for(&self, n: usize, timeout: Duration) -> Vec<String> {

@@ -19,11 +19,12 @@ fn sample(i: u32) -> Record {
     r.fields.set("ratio", Value::F64(0.25));
     r.fields.set("retry", Value::Bool(true));
     r.fields.set("big", Value::U64(u64::MAX));
-    r.spans = vec![Arc::new(SpanRecord {
+    r.spans = [Arc::new(SpanRecord {
         name: Cow::Borrowed("request"),
         target: Cow::Borrowed("billing::pay"),
         fields: [("id", Value::I64(7))].into_iter().collect::<Fields>(),
-    })];
+    })]
+    .into();
     r.thread_name = Some(Arc::from("worker-1"));
     r.pid = 4242 + i;
     r.fingerprint = Fingerprint::compute(r.level, &r.target, r.file.as_deref(), r.line, b"salt");

@@ -31,7 +31,7 @@ fn record_lines(msgs: &[Json]) -> Vec<String> {
 }
 
 fn message_of(r: &Record) -> String {
-    r.message.clone()
+    r.message.to_string()
 }
 
 #[test]

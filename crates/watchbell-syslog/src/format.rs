@@ -229,7 +229,7 @@ impl FrameFormat {
         let mut msg = match &self.format {
             Some(f) => f.format_to_string(r, &self.cx),
             None => {
-                let mut m = r.message.clone();
+                let mut m = r.message.to_string();
                 if self.protocol == Protocol::Rfc3164 || self.sd_id.is_none() {
                     // No structured data: the fields go into the text.
                     for (name, value) in r.fields.iter() {

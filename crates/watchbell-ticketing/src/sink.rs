@@ -48,9 +48,9 @@ impl Grouping {
         let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(&mut copy))).is_ok();
         if !ok {
             copy = r.clone();
-            copy.message = WITHHELD.to_owned();
+            copy.message = WITHHELD.into();
             copy.fields = Default::default();
-            copy.spans.clear();
+            copy.spans = Default::default();
         }
         std::borrow::Cow::Owned(copy)
     }
@@ -81,7 +81,7 @@ impl Grouping {
                         target: r.target.to_string(),
                         location: r.location(),
                         module: r.module.as_ref().map(|m| m.to_string()),
-                        message: r.message.clone(),
+                        message: r.message.to_string(),
                         first: r.time,
                         last: r.time,
                         count: 0,
@@ -96,7 +96,8 @@ impl Grouping {
             e.first = e.first.min(r.time);
             if r.time >= e.last {
                 e.last = r.time;
-                e.message.clone_from(&r.message);
+                e.message.clear();
+                e.message.push_str(&r.message);
                 e.target = r.target.to_string();
                 e.location = r.location();
                 e.module = r.module.as_ref().map(|m| m.to_string());

@@ -140,7 +140,7 @@ fn redaction(url: &str, prefix: &str) {
     let (layer, guard) = builder(url, prefix)
         .store_record(|r| {
             r.fields.remove("card_number");
-            r.message = r.message.replace("4111 1111 1111 1111", "[card]");
+            r.message = (r.message.replace("4111 1111 1111 1111", "[card]")).into();
         })
         .ticket_sink(GitHubIssues::new(&tracker.api_base(), "acme/billing", tracker.token()).unwrap())
         .build()

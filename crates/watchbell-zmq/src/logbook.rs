@@ -351,9 +351,9 @@ pub fn record_from_logbook_json(bytes: &[u8]) -> Result<Record, MalformedRecord>
         module,
         file,
         line,
-        message,
+        message: message.into(),
         fields,
-        spans,
+        spans: spans.into(),
         thread_name,
         thread_id,
         pid,
@@ -419,7 +419,7 @@ pub fn logbook_json(record: &Record) -> Vec<u8> {
     d.insert("channel".into(), Json::String(record.target.to_string()));
     // The message goes out formatted: `msg` is the text, with no args, so that Logbook's
     // `message` (and any formatter that reads `msg`) shows it as it is, braces included.
-    d.insert("msg".into(), Json::String(record.message.clone()));
+    d.insert("msg".into(), Json::String(record.message.to_string()));
     d.insert("args".into(), Json::Array(Vec::new()));
     d.insert("kwargs".into(), Json::Object(Map::new()));
     d.insert("level".into(), Json::from(lb_level));
@@ -434,7 +434,7 @@ pub fn logbook_json(record: &Record) -> Vec<u8> {
     d.insert("module".into(), record.module.as_deref().map_or(Json::Null, |m| Json::String(m.to_owned())));
     d.insert("filename".into(), record.file.as_deref().map_or(Json::Null, |f| Json::String(f.to_owned())));
     d.insert("formatted_exception".into(), exception.map_or(Json::Null, Json::String));
-    d.insert("message".into(), Json::String(record.message.clone()));
+    d.insert("message".into(), Json::String(record.message.to_string()));
     d.entry("func_name").or_insert(Json::Null);
     d.insert("greenlet".into(), Json::from(record.thread_id));
     d.entry("exception_message").or_insert(Json::Null);

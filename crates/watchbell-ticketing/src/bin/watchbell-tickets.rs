@@ -227,7 +227,7 @@ fn run(args: Args) -> Result<ExitCode, String> {
                     let (msg, fields) = match o.record() {
                         Ok(r) => {
                             let f: Vec<String> = r.fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                            (r.message, f.join(" "))
+                            (r.message.into_owned(), f.join(" "))
                         }
                         Err(_) => (String::new(), String::new()),
                     };
