@@ -55,7 +55,7 @@ fn typed_fields_and_span_stack() {
     assert!(r.line.is_some());
     assert_eq!(r.module.as_deref(), Some(module_path!()));
     assert_eq!(r.fields.get("count"), Some(&Value::I64(-3)));
-    assert_eq!(r.fields.get("big"), Some(&Value::U128(180_000_000_000_000_000_000)));
+    assert_eq!(r.fields.get("big"), Some(&Value::U128(Box::new(180_000_000_000_000_000_000))));
     assert_eq!(r.fields.get("ratio"), Some(&Value::F64(0.5)));
     assert_eq!(r.fields.get("ok"), Some(&Value::Bool(false)));
     assert_eq!(r.fields.get("name"), Some(&Value::Str("x y".into())));

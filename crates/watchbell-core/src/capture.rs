@@ -307,10 +307,10 @@ impl Visit for FieldVisitor<'_> {
         self.put(field, Value::U64(value));
     }
     fn record_i128(&mut self, field: &Field, value: i128) {
-        self.put(field, i64::try_from(value).map_or(Value::I128(value), Value::I64));
+        self.put(field, i64::try_from(value).map_or_else(|_| Value::I128(Box::new(value)), Value::I64));
     }
     fn record_u128(&mut self, field: &Field, value: u128) {
-        self.put(field, u64::try_from(value).map_or(Value::U128(value), Value::U64));
+        self.put(field, u64::try_from(value).map_or_else(|_| Value::U128(Box::new(value)), Value::U64));
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
         self.put(field, Value::Bool(value));

@@ -718,7 +718,7 @@ mod tests {
         r.fields.set("uni", Value::Str("日本".into()));
         r.fields.set("f", Value::F64(1.5));
         r.fields.set("b", Value::Bool(true));
-        r.fields.set("big", Value::U128(u128::MAX));
+        r.fields.set("big", Value::U128(Box::new(u128::MAX)));
         assert_eq!(
             fmt("{fields}", &r, &FormatContext::default()),
             r#"empty="" eq="a=b" quote="\"bob\"" nl="a\nb" uni=日本 f=1.5 b=true big=340282366920938463463374607431768211455"#

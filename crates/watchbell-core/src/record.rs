@@ -28,10 +28,13 @@ pub enum Value {
     I64(i64),
     /// An unsigned integer.
     U64(u64),
-    /// A signed 128-bit integer (only when it does not fit an `i64`).
-    I128(i128),
-    /// An unsigned 128-bit integer (only when it does not fit a `u64`).
-    U128(u128),
+    /// A signed 128-bit integer (only when it does not fit an `i64`). Boxed: such values are
+    /// rare, and an `i128` held inline would make every value 16-byte aligned, and every field
+    /// of every record 8 bytes larger.
+    I128(Box<i128>),
+    /// An unsigned 128-bit integer (only when it does not fit a `u64`), boxed like
+    /// [`Value::I128`].
+    U128(Box<u128>),
     /// A floating point number.
     F64(f64),
     /// A boolean.
@@ -56,8 +59,8 @@ impl Value {
         match *self {
             Value::I64(v) => Some(v),
             Value::U64(v) => i64::try_from(v).ok(),
-            Value::I128(v) => i64::try_from(v).ok(),
-            Value::U128(v) => i64::try_from(v).ok(),
+            Value::I128(ref v) => i64::try_from(**v).ok(),
+            Value::U128(ref v) => i64::try_from(**v).ok(),
             _ => None,
         }
     }
@@ -67,8 +70,8 @@ impl Value {
         match *self {
             Value::I64(v) => u64::try_from(v).ok(),
             Value::U64(v) => Some(v),
-            Value::I128(v) => u64::try_from(v).ok(),
-            Value::U128(v) => u64::try_from(v).ok(),
+            Value::I128(ref v) => u64::try_from(**v).ok(),
+            Value::U128(ref v) => u64::try_from(**v).ok(),
             _ => None,
         }
     }
@@ -79,8 +82,8 @@ impl Value {
             Value::F64(v) => Some(v),
             Value::I64(v) => Some(v as f64),
             Value::U64(v) => Some(v as f64),
-            Value::I128(v) => Some(v as f64),
-            Value::U128(v) => Some(v as f64),
+            Value::I128(ref v) => Some(**v as f64),
+            Value::U128(ref v) => Some(**v as f64),
             _ => None,
         }
     }
@@ -95,7 +98,10 @@ impl Value {
 
     /// Bytes of heap this value holds (used for queue accounting).
     pub fn heap_size(&self) -> usize {
-        self.as_str().map_or(0, str::len)
+        match self {
+            Value::I128(_) | Value::U128(_) => 16,
+            _ => self.as_str().map_or(0, str::len),
+        }
     }
 }
 
@@ -150,10 +156,10 @@ impl<'de> Deserialize<'de> for Value {
                 Ok(Value::U64(v))
             }
             fn visit_i128<E: de::Error>(self, v: i128) -> Result<Value, E> {
-                Ok(Value::I128(v))
+                Ok(Value::I128(Box::new(v)))
             }
             fn visit_u128<E: de::Error>(self, v: u128) -> Result<Value, E> {
-                Ok(Value::U128(v))
+                Ok(Value::U128(Box::new(v)))
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
                 Ok(Value::F64(v))
@@ -348,6 +354,11 @@ impl Spans {
                 Arc::get_mut(list).expect("a list just copied is not shared")
             }
         }
+    }
+
+    /// Empties the stack (other records sharing it keep theirs).
+    pub fn clear(&mut self) {
+        self.0 = None;
     }
 
     /// Adds `span` as the innermost span (the list is copied: meant for building a record by

@@ -39,7 +39,7 @@
 //! // One delivery: request 1's story, as one batch with the trigger last.
 //! let batches = alerts.batches();
 //! assert_eq!(batches.len(), 1);
-//! let messages: Vec<&str> = batches[0].records.iter().map(|r| r.message.as_str()).collect();
+//! let messages: Vec<&str> = batches[0].records.iter().map(|r| &*r.message).collect();
 //! assert_eq!(messages, ["parsing body", "payment failed"]);
 //! assert_eq!(guard.stats()[0].dropped, 2); // requests 0 and 2: withheld, then discarded
 //! assert!(guard.shutdown(Duration::from_secs(5)).is_complete());

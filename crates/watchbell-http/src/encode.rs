@@ -287,12 +287,12 @@ fn json_value(out: &mut Vec<u8>, v: &Value) {
         Value::U64(u) => out.extend_from_slice(itoa::Buffer::new().format(*u).as_bytes()),
         Value::I128(i) => {
             out.push(b'"');
-            out.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes());
+            out.extend_from_slice(itoa::Buffer::new().format(**i).as_bytes());
             out.push(b'"');
         }
         Value::U128(u) => {
             out.push(b'"');
-            out.extend_from_slice(itoa::Buffer::new().format(*u).as_bytes());
+            out.extend_from_slice(itoa::Buffer::new().format(**u).as_bytes());
             out.push(b'"');
         }
         // serde_json's own float formatting (shortest round trip, `1e+300`, non-finite as null).
@@ -850,8 +850,8 @@ mod tests {
         base.fields.set("d", Value::Debug("Some(\"x\")".into()));
         base.fields.set("i", Value::I64(i64::MIN));
         base.fields.set("u", Value::U64(u64::MAX));
-        base.fields.set("big", Value::I128(i128::MIN));
-        base.fields.set("ubig", Value::U128(u128::MAX));
+        base.fields.set("big", Value::I128(Box::new(i128::MIN)));
+        base.fields.set("ubig", Value::U128(Box::new(u128::MAX)));
         base.fields.set("f", Value::F64(0.1));
         base.fields.set("f2", Value::F64(1e300));
         base.fields.set("f3", Value::F64(-0.0));

@@ -446,7 +446,7 @@ impl HttpBuilder {
     /// let builder = HttpLayer::builder("https://logs.example/ingest")
     ///     .encoding(Encoding::Form { method: FormMethod::Post })
     ///     .map_record(|r| {
-    ///         let mut pairs = vec![("levelname".to_owned(), r.level.to_string()), ("msg".to_owned(), r.message.clone())];
+    ///         let mut pairs = vec![("levelname".to_owned(), r.level.to_string()), ("msg".to_owned(), r.message.to_string())];
     ///         if let Some(user) = r.fields.get("user") {
     ///             pairs.push(("user".to_owned(), user.to_string()));
     ///         }
