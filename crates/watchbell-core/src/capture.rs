@@ -357,8 +357,8 @@ where
 /// [`record_from_event`] for the layer `layer`: the events this layer captures inside one span
 /// share one span stack ([`Spans`]), built at the first of them and kept in the span's
 /// extensions for this layer (its filters decide which spans are in it), instead of one list
-/// per event. A span's fields recorded later (`Span::record`) make every kept stack be built
-/// again at its next event.
+/// per event. After a span's fields are recorded later (`Span::record`, anywhere), a kept stack
+/// is checked against its spans at its next event, and built again if one of them changed.
 pub fn record_from_event_in<S, L: ?Sized>(layer: &L, event: &Event<'_>, ctx: &Context<'_, S>, salt: &[u8]) -> Record
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
@@ -366,31 +366,38 @@ where
     build_record(event, ctx, salt, Some(layer as *const L as *const () as usize))
 }
 
-/// Bumped whenever a span's fields change after its creation: span stacks kept before are
-/// then stale.
+/// Bumped whenever a span's fields change after its creation: a span stack kept before is then
+/// checked against the spans before it is used again.
 static SPAN_EPOCH: AtomicU64 = AtomicU64::new(0);
 
-/// The span stacks built for events inside a span, one per capturing layer: (layer, epoch, stack).
-struct StackCache(SmallVec<[(usize, u64, Spans); 2]>);
+/// The span stacks built for events inside a span, one per capturing layer: (layer, the epoch
+/// at which the stack was last known current, the stack).
+struct StackCache(SmallVec<[(usize, AtomicU64, Spans); 2]>);
 
 /// The stack of spans an event is in, from the root: kept per layer in the innermost span when
 /// `layer` is given.
+///
+/// A kept stack is used as it is while no span anywhere changed its fields since it was last
+/// known current. Otherwise the spans are looked up again and compared with it: the same spans
+/// make it current again (no new list), a changed one makes a new list.
 fn span_stack<S>(event: &Event<'_>, ctx: &Context<'_, S>, layer: Option<usize>) -> Spans
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     let Some(mut scope) = ctx.event_scope(event) else { return Spans::new() };
     let Some(leaf) = scope.next() else { return Spans::new() };
-    // Read before the spans are: a change made meanwhile leaves the stack kept below stale.
+    // Read before the spans are: a change made meanwhile makes the next event check again.
     let epoch = SPAN_EPOCH.load(Ordering::Acquire);
     let mut stack: SmallVec<[Arc<SpanRecord>; 16]> = SmallVec::new();
+    let mut kept = None;
     {
         let ext = leaf.extensions();
         if let Some(key) = layer {
-            if let Some((_, _, kept)) =
-                ext.get::<StackCache>().and_then(|c| c.0.iter().find(|(k, e, _)| *k == key && *e == epoch))
-            {
-                return kept.clone();
+            if let Some((_, current, spans)) = ext.get::<StackCache>().and_then(|c| c.0.iter().find(|e| e.0 == key)) {
+                if current.load(Ordering::Acquire) == epoch {
+                    return spans.clone();
+                }
+                kept = Some(spans.clone());
             }
         }
         if let Some(d) = ext.get::<SpanData>() {
@@ -404,19 +411,29 @@ where
             stack.push(Arc::clone(&d.0));
         }
     }
-    let spans: Spans = (0..stack.len()).filter_map(|_| stack.pop()).collect();
-    if let Some(key) = layer {
-        let mut ext = leaf.extensions_mut();
-        match ext.get_mut::<StackCache>() {
-            Some(cache) => match cache.0.iter_mut().find(|(k, _, _)| *k == key) {
-                Some(entry) => *entry = (key, epoch, spans.clone()),
-                None => cache.0.push((key, epoch, spans.clone())),
-            },
-            None => {
-                let mut entries = SmallVec::new();
-                entries.push((key, epoch, spans.clone()));
-                ext.insert(StackCache(entries));
+    let Some(key) = layer else {
+        return (0..stack.len()).filter_map(|_| stack.pop()).collect();
+    };
+    if let Some(kept) = kept {
+        let same = kept.len() == stack.len() && kept.iter().zip(stack.iter().rev()).all(|(a, b)| Arc::ptr_eq(a, b));
+        if same {
+            if let Some(e) = leaf.extensions().get::<StackCache>().and_then(|c| c.0.iter().find(|e| e.0 == key)) {
+                e.1.fetch_max(epoch, Ordering::AcqRel);
             }
+            return kept;
+        }
+    }
+    let spans: Spans = (0..stack.len()).filter_map(|_| stack.pop()).collect();
+    let mut ext = leaf.extensions_mut();
+    match ext.get_mut::<StackCache>() {
+        Some(cache) => match cache.0.iter_mut().find(|e| e.0 == key) {
+            Some(entry) => *entry = (key, AtomicU64::new(epoch), spans.clone()),
+            None => cache.0.push((key, AtomicU64::new(epoch), spans.clone())),
+        },
+        None => {
+            let mut entries = SmallVec::new();
+            entries.push((key, AtomicU64::new(epoch), spans.clone()));
+            ext.insert(StackCache(entries));
         }
     }
     spans
@@ -568,7 +585,7 @@ where
             skip_log_fields: false,
             dedupe: true,
         });
-        // After the change: a stack built from now on has it, one kept before is stale.
+        // After the change: a stack built from now on has it, one kept before is checked.
         SPAN_EPOCH.fetch_add(1, Ordering::Release);
     }
 }

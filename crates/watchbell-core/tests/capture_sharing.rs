@@ -107,6 +107,9 @@ fn events_in_one_span_share_its_stack_and_see_fields_recorded_later() {
         let inner = tracing::info_span!("db", table = "users");
         let _i = inner.enter();
         tracing::info!("one");
+        // A field recorded on a span outside this stack: the kept stack is checked, and kept.
+        let elsewhere = tracing::info_span!(parent: None, "elsewhere", n = tracing::field::Empty);
+        elsewhere.record("n", 1);
         tracing::info!("two");
         // A field recorded on the outer span after the stack was kept.
         outer.record("status", 503);
