@@ -86,6 +86,7 @@ pub mod filter;
 pub mod format;
 pub mod guard;
 pub mod handler;
+pub mod json;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod link;
