@@ -33,6 +33,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("zmq_logbook", zmq_logbook),
     ("relay_ingest", relay_ingest),
     ("aws", aws),
+    ("json_record", json_record),
 ];
 
 /// A reader of structured values from fuzz bytes: once the bytes run out, zeros.
@@ -1373,4 +1374,95 @@ pub fn aws(data: &[u8]) {
         }
     }
     assert!(seen.iter().all(|s| *s), "an event left out");
+}
+
+/// A field value of any kind, 128-bit integers and every float bit pattern included.
+fn any_value(u: &mut Bytes<'_>) -> Value {
+    let wide = |u: &mut Bytes<'_>| (u128::from(u.u64()) << 64) | u128::from(u.u64());
+    match u.u8() % 9 {
+        0 => Value::I64(u.u64() as i64),
+        1 => Value::U64(u.u64()),
+        2 => Value::I128(Box::new(wide(u) as i128)),
+        3 => Value::U128(Box::new(wide(u))),
+        4 => Value::F64(f64::from_bits(u.u64())),
+        5 => Value::Bool(u.u8() & 1 == 1),
+        6 => Value::Str(u.text(80)),
+        7 => Value::Debug(u.text(80)),
+        _ => Value::Display(u.text(80)),
+    }
+}
+
+fn any_fields(u: &mut Bytes<'_>, max: u8) -> watchbell_core::Fields {
+    let mut f = watchbell_core::Fields::new();
+    for _ in 0..u.u8() % (max + 1) {
+        let sel = u.u8();
+        let name =
+            if sel & 1 == 0 { FIELD_NAMES[usize::from(sel >> 1) % FIELD_NAMES.len()].to_owned() } else { u.text(16) };
+        f.set(name, any_value(u));
+    }
+    f
+}
+
+/// A record with every part chosen by the fuzzer: any text (control characters, quotes,
+/// multibyte), every value kind, spans with fields, optional parts present or not, suppressed
+/// counts, origins, and a time near `base` (the same second as the record before, or not) or
+/// anywhere from 1900 to 9999.
+fn any_record(u: &mut Bytes<'_>, base: &mut SystemTime) -> Record {
+    use std::sync::Arc;
+    use watchbell_core::{Fingerprint, Origin, SpanRecord};
+    let level = LEVELS[usize::from(u.u8()) % LEVELS.len()];
+    let target = u.text(40);
+    let message = u.text(255);
+    let mut r = Record::new(level, target, message);
+    let sel = u.u8();
+    r.time = match sel % 4 {
+        0 => *base + Duration::from_nanos(u64::from(u.u16()) * 1_000),
+        1 => *base + Duration::from_secs(u64::from(u.u8())),
+        2 => UNIX_EPOCH + Duration::new(u.u64() % 253_402_300_800, u32::from(u.u16()) * 15_259),
+        _ => UNIX_EPOCH - Duration::new(u.u64() % 2_208_988_800, u32::from(u.u16()) * 15_259),
+    };
+    *base = r.time;
+    r.fields = any_fields(u, 5);
+    let spans: Vec<Arc<SpanRecord>> = (0..u.u8() % 4)
+        .map(|_| Arc::new(SpanRecord { name: u.text(20).into(), target: u.text(20).into(), fields: any_fields(u, 3) }))
+        .collect();
+    r.spans = spans.into_iter().collect();
+    if sel & 4 != 0 {
+        r.module = Some(u.text(30).into());
+    }
+    if sel & 8 != 0 {
+        r.file = Some(u.text(30).into());
+    }
+    if sel & 16 != 0 {
+        r.line = Some(u32::from(u.u16()) << (u.u8() % 17));
+    }
+    r.thread_name = if sel & 32 != 0 { Some(u.text(20).into()) } else { None };
+    r.thread_id = u.u64();
+    r.pid = u.u64() as u32;
+    r.fingerprint = Fingerprint(u.u64());
+    r.suppressed = if sel & 64 != 0 { u.u64() >> (u.u8() % 64) } else { 0 };
+    r.origin = [Origin::Tracing, Origin::Log, Origin::Watchbell][usize::from(u.u8() % 3)];
+    r
+}
+
+/// Core's hand-written JSON (`watchbell_core::json`) on any records: each one gives exactly
+/// the bytes of `serde_json::to_string(&record)`, one writer reused across them (its cached
+/// second kept, changed and returned to); each field value alone too.
+pub fn json_record(data: &[u8]) {
+    use watchbell_core::json::{self, JsonWriter};
+    let mut u = Bytes::new(data);
+    let mut base = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let mut w = JsonWriter::new();
+    let mut out = String::new();
+    for _ in 0..1 + u.u8() % 4 {
+        let r = any_record(&mut u, &mut base);
+        out.clear();
+        w.write_record(&mut out, &r);
+        assert_eq!(out, serde_json::to_string(&r).expect("serde_json"), "{r:?}");
+        for (_, v) in r.fields.iter() {
+            out.clear();
+            json::write_value(&mut out, v);
+            assert_eq!(out, serde_json::to_string(v).expect("serde_json"), "{v:?}");
+        }
+    }
 }

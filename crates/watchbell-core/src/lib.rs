@@ -88,6 +88,7 @@ pub mod guard;
 pub mod handler;
 #[cfg(feature = "http")]
 pub mod http;
+pub mod json;
 pub mod link;
 pub mod notified;
 pub mod options;

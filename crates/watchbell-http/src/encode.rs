@@ -5,6 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde::Serialize;
+use watchbell_core::json::{self, write_next_key as key, JsonWriter};
 use watchbell_core::text::{truncate_bytes, MARKER};
 use watchbell_core::{Level, Record, Value};
 
@@ -150,7 +151,7 @@ pub(crate) fn unix_nanos(t: SystemTime) -> u128 {
 
 /// The record shape, serialized with `time_key` for the time (`time`, or `@timestamp` for
 /// Elasticsearch) and `message` possibly shortened: the reference the hand-written
-/// [`JsonWriter`] is checked against.
+/// [`shape`] is checked against.
 #[cfg(test)]
 struct Shape<'a> {
     r: &'a Record,
@@ -221,259 +222,131 @@ impl Serialize for SpanShape<'_> {
 }
 
 /// Appends the JSON record shape of `r` to `out`.
-pub(crate) fn write_record(out: &mut Vec<u8>, r: &Record, cx: &Context) {
-    JsonWriter::new().shape(out, r, cx, "time", &r.message);
+pub(crate) fn write_record(out: &mut String, r: &Record, cx: &Context) {
+    shape(&mut JsonWriter::new(), out, r, cx, "time", &r.message);
 }
 
-fn write_shape(out: &mut Vec<u8>, r: &Record, cx: &Context, time_key: &'static str, message: &str) {
-    JsonWriter::new().shape(out, r, cx, time_key, message);
-}
-
-/// Writes the JSON record shape by hand: the bytes serde_json would write for the same shape
-/// (same key order, same escaping, same numbers), without its per-value dispatch, and with the
-/// time's text reused while records share a second.
-pub(crate) struct JsonWriter {
-    /// The whole second last written, and its text up to the fraction (`YYYY-MM-DDTHH:MM:SS.`).
-    second: Option<(u64, [u8; 20])>,
-}
-
-/// Bytes that JSON strings escape (serde_json's set: control characters, `"` and `\`).
-static ESCAPE: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut i = 0;
-    while i < 0x20 {
-        t[i] = true;
-        i += 1;
+/// Appends the record shape of `r`, with `time_key` for the time and `message` for the
+/// message, written with core's [`json`] functions: the bytes serde_json writes for the same
+/// shape (same key order, same escaping, same numbers), with the time's text reused while the
+/// records `w` writes share a second.
+pub(crate) fn shape(w: &mut JsonWriter, out: &mut String, r: &Record, cx: &Context, time_key: &str, message: &str) {
+    out.push_str("{\"");
+    out.push_str(time_key);
+    out.push_str("\":");
+    w.write_time(out, r.time);
+    key(out, "level");
+    json::write_str(out, r.level.as_str());
+    key(out, "target");
+    json::write_str(out, &r.target);
+    if let Some(v) = &r.module {
+        key(out, "module");
+        json::write_str(out, v);
     }
-    t[b'"' as usize] = true;
-    t[b'\\' as usize] = true;
-    t
-};
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
-
-/// Appends `s` as a JSON string, escaped as serde_json escapes (`\b \t \n \f \r`, other
-/// control characters as `\u00xx`, `"` and `\`; everything else as is).
-pub(crate) fn json_str(out: &mut Vec<u8>, s: &str) {
-    let b = s.as_bytes();
-    out.reserve(b.len() + 2);
-    out.push(b'"');
-    let mut start = 0;
-    for (i, &c) in b.iter().enumerate() {
-        if !ESCAPE[c as usize] {
-            continue;
-        }
-        out.extend_from_slice(&b[start..i]);
-        match c {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            0x08 => out.extend_from_slice(b"\\b"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            0x0c => out.extend_from_slice(b"\\f"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            _ => out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[(c >> 4) as usize], HEX[(c & 15) as usize]]),
-        }
-        start = i + 1;
+    if let Some(v) = &r.file {
+        key(out, "file");
+        json::write_str(out, v);
     }
-    out.extend_from_slice(&b[start..]);
-    out.push(b'"');
-}
-
-fn json_value(out: &mut Vec<u8>, v: &Value) {
-    match v {
-        Value::Str(s) | Value::Debug(s) | Value::Display(s) => json_str(out, s),
-        Value::I64(i) => out.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes()),
-        Value::U64(u) => out.extend_from_slice(itoa::Buffer::new().format(*u).as_bytes()),
-        Value::I128(i) => {
-            out.push(b'"');
-            out.extend_from_slice(itoa::Buffer::new().format(**i).as_bytes());
-            out.push(b'"');
-        }
-        Value::U128(u) => {
-            out.push(b'"');
-            out.extend_from_slice(itoa::Buffer::new().format(**u).as_bytes());
-            out.push(b'"');
-        }
-        // serde_json's own float formatting (shortest round trip, `1e+300`, non-finite as null).
-        Value::F64(f) => {
-            let _ = serde_json::to_writer(&mut *out, f);
-        }
-        Value::Bool(true) => out.extend_from_slice(b"true"),
-        Value::Bool(false) => out.extend_from_slice(b"false"),
+    if let Some(v) = r.line {
+        key(out, "line");
+        json::write_u64(out, u64::from(v));
     }
-}
-
-fn json_fields(out: &mut Vec<u8>, f: &watchbell_core::Fields) {
-    out.push(b'{');
-    for (i, (k, v)) in f.iter().enumerate() {
+    key(out, "message");
+    json::write_str(out, message);
+    key(out, "fields");
+    json::write_fields(out, &r.fields);
+    key(out, "spans");
+    out.push('[');
+    for (i, sp) in r.spans.iter().enumerate() {
         if i > 0 {
-            out.push(b',');
+            out.push(',');
         }
-        json_str(out, k);
-        out.push(b':');
-        json_value(out, v);
-    }
-    out.push(b'}');
-}
-
-/// `,"key":` (keys are plain ASCII: written as they are).
-fn key(out: &mut Vec<u8>, k: &str) {
-    out.extend_from_slice(b",\"");
-    out.extend_from_slice(k.as_bytes());
-    out.extend_from_slice(b"\":");
-}
-
-impl JsonWriter {
-    pub(crate) fn new() -> Self {
-        JsonWriter { second: None }
-    }
-
-    /// `"YYYY-MM-DDTHH:MM:SS.ffffffZ"`, as [`watchbell_core::time::rfc3339`] writes it.
-    fn time(&mut self, out: &mut Vec<u8>, t: SystemTime) {
-        let Ok(d) = t.duration_since(UNIX_EPOCH) else { return json_str(out, &watchbell_core::time::rfc3339(t)) };
-        let secs = d.as_secs();
-        let head = match self.second {
-            Some((s, head)) if s == secs => head,
-            _ => {
-                let full = watchbell_core::time::rfc3339(t);
-                let Some(head) = full.as_bytes().get(..20).and_then(|h| <[u8; 20]>::try_from(h).ok()) else {
-                    return json_str(out, &full);
-                };
-                if full.len() != 27 {
-                    return json_str(out, &full);
-                }
-                self.second = Some((secs, head));
-                head
-            }
-        };
-        let mut micros = d.subsec_micros();
-        let mut frac = [b'0'; 6];
-        for c in frac.iter_mut().rev() {
-            *c = b'0' + (micros % 10) as u8;
-            micros /= 10;
-        }
-        out.push(b'"');
-        out.extend_from_slice(&head);
-        out.extend_from_slice(&frac);
-        out.extend_from_slice(b"Z\"");
-    }
-
-    /// Appends the record shape of `r`, with `time_key` for the time and `message` for the
-    /// message.
-    pub(crate) fn shape(&mut self, out: &mut Vec<u8>, r: &Record, cx: &Context, time_key: &str, message: &str) {
-        out.extend_from_slice(b"{\"");
-        out.extend_from_slice(time_key.as_bytes());
-        out.extend_from_slice(b"\":");
-        self.time(out, r.time);
-        key(out, "level");
-        json_str(out, r.level.as_str());
-        key(out, "target");
-        json_str(out, &r.target);
-        if let Some(v) = &r.module {
-            key(out, "module");
-            json_str(out, v);
-        }
-        if let Some(v) = &r.file {
-            key(out, "file");
-            json_str(out, v);
-        }
-        if let Some(v) = r.line {
-            key(out, "line");
-            out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
-        }
-        key(out, "message");
-        json_str(out, message);
+        out.push_str("{\"name\":");
+        json::write_str(out, &sp.name);
         key(out, "fields");
-        json_fields(out, &r.fields);
-        key(out, "spans");
-        out.push(b'[');
-        for (i, sp) in r.spans.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            out.extend_from_slice(b"{\"name\":");
-            json_str(out, &sp.name);
-            key(out, "fields");
-            json_fields(out, &sp.fields);
-            out.push(b'}');
-        }
-        out.push(b']');
-        if let Some(t) = &r.thread_name {
-            key(out, "thread");
-            json_str(out, t);
-        }
-        key(out, "pid");
-        out.extend_from_slice(itoa::Buffer::new().format(r.pid).as_bytes());
-        key(out, "fingerprint");
-        let mut fp = [b'"'; 18];
-        for (i, c) in fp[1..17].iter_mut().enumerate() {
-            *c = HEX[((r.fingerprint.0 >> (60 - 4 * i)) & 15) as usize];
-        }
-        out.extend_from_slice(&fp);
-        if let Some(a) = &cx.app {
-            key(out, "app");
-            json_str(out, a);
-        }
-        if let Some(h) = &cx.host {
-            key(out, "host");
-            json_str(out, h);
-        }
-        if r.suppressed > 0 {
-            key(out, "suppressed");
-            out.extend_from_slice(itoa::Buffer::new().format(r.suppressed).as_bytes());
-        }
-        out.push(b'}');
+        json::write_fields(out, &sp.fields);
+        out.push('}');
     }
+    out.push(']');
+    if let Some(t) = &r.thread_name {
+        key(out, "thread");
+        json::write_str(out, t);
+    }
+    key(out, "pid");
+    json::write_u64(out, u64::from(r.pid));
+    key(out, "fingerprint");
+    json::write_fingerprint(out, r.fingerprint);
+    if let Some(a) = &cx.app {
+        key(out, "app");
+        json::write_str(out, a);
+    }
+    if let Some(h) = &cx.host {
+        key(out, "host");
+        json::write_str(out, h);
+    }
+    if r.suppressed > 0 {
+        key(out, "suppressed");
+        json::write_u64(out, r.suppressed);
+    }
+    out.push('}');
 }
 
 /// The JSON record shape of `r` as a string.
 pub fn record_json(r: &Record, app: Option<&str>, host: Option<&str>) -> String {
     let cx = Context { app: app.map(str::to_owned), host: host.map(str::to_owned) };
-    let mut out = Vec::new();
+    let mut out = String::new();
     write_record(&mut out, r, &cx);
-    String::from_utf8(out).unwrap_or_default()
+    out
 }
 
 /// Encodes records (not the form encoding, which sends one request per record).
 pub(crate) fn encode(enc: &Encoding, records: &[&Record], cx: &Context) -> Vec<u8> {
-    let mut out = Vec::with_capacity(records.len() * 384);
+    let mut out = String::with_capacity(records.len() * 384);
+    let mut w = JsonWriter::new();
     match enc {
         Encoding::Ndjson | Encoding::Form { .. } => {
-            let mut w = JsonWriter::new();
             for r in records {
-                w.shape(&mut out, r, cx, "time", &r.message);
-                out.push(b'\n');
+                shape(&mut w, &mut out, r, cx, "time", &r.message);
+                out.push('\n');
             }
         }
         Encoding::JsonArray => {
-            let mut w = JsonWriter::new();
-            out.push(b'[');
+            out.push('[');
             for (i, r) in records.iter().enumerate() {
                 if i > 0 {
-                    out.push(b',');
+                    out.push(',');
                 }
-                w.shape(&mut out, r, cx, "time", &r.message);
+                shape(&mut w, &mut out, r, cx, "time", &r.message);
             }
-            out.push(b']');
+            out.push(']');
         }
         Encoding::ElasticBulk { index } => {
             let action = if index.is_empty() {
                 "{\"create\":{}}\n".to_owned()
             } else {
-                format!("{{\"create\":{{\"_index\":{}}}}}\n", serde_json::Value::String(index.clone()))
+                let mut a = "{\"create\":{\"_index\":".to_owned();
+                json::write_str(&mut a, index);
+                a.push_str("}}\n");
+                a
             };
-            let mut w = JsonWriter::new();
             for r in records {
-                out.extend_from_slice(action.as_bytes());
-                w.shape(&mut out, r, cx, "@timestamp", &r.message);
-                out.push(b'\n');
+                out.push_str(&action);
+                shape(&mut w, &mut out, r, cx, "@timestamp", &r.message);
+                out.push('\n');
             }
         }
-        Encoding::Loki { labels } => encode_loki(&mut out, labels, records, cx),
-        Encoding::Otlp { service_name } => encode_otlp(&mut out, service_name, records, cx),
+        Encoding::Loki { labels } => {
+            let mut body = out.into_bytes();
+            encode_loki(&mut body, labels, records, cx);
+            return body;
+        }
+        Encoding::Otlp { service_name } => {
+            let mut body = out.into_bytes();
+            encode_otlp(&mut body, service_name, records, cx);
+            return body;
+        }
     }
-    out
+    out.into_bytes()
 }
 
 /// A stream's label set, in the configured order.
@@ -505,7 +378,7 @@ fn loki_labels(labels: &[LokiLabel], r: &Record, cx: &Context) -> Labels {
 /// The Loki line: the JSON record shape, the message shortened if the line would pass Loki's
 /// `max_line_size`.
 fn loki_line(r: &Record, cx: &Context) -> String {
-    let mut out = Vec::with_capacity(256 + r.message.len());
+    let mut out = String::with_capacity(256 + r.message.len());
     write_record(&mut out, r, cx);
     if out.len() > LOKI_MAX_LINE {
         // Escaping can grow the message up to 6 times: shrink in proportion until it fits.
@@ -514,13 +387,13 @@ fn loki_line(r: &Record, cx: &Context) -> String {
             budget = ((budget as f64) * (LOKI_MAX_LINE as f64 / out.len() as f64) * 0.98) as usize;
             out.clear();
             let m = truncate_bytes(&r.message, budget.max(MARKER.len() + 1), MARKER);
-            write_shape(&mut out, r, cx, "time", &m);
+            shape(&mut JsonWriter::new(), &mut out, r, cx, "time", &m);
             if out.len() <= LOKI_MAX_LINE || budget <= MARKER.len() + 1 {
                 break;
             }
         }
     }
-    String::from_utf8(out).unwrap_or_default()
+    out
 }
 
 fn encode_loki(out: &mut Vec<u8>, labels: &[LokiLabel], records: &[&Record], cx: &Context) {
@@ -844,7 +717,8 @@ mod tests {
     fn hand_written_json_matches_serde_json() {
         use std::time::Duration;
         use watchbell_core::{Fields, Fingerprint, SpanRecord};
-        let control: String = (0u8..0x20).map(char::from).chain("\"\\\u{7f}é€😀/".chars()).collect();
+        let control: String =
+            (0u8..0x20).map(char::from).chain("\"\\\u{7f}é€😀/\u{2028}\u{2029}\u{feff}".chars()).collect();
         let mut base = Record::new(Level::WARN, "app::db", format!("m {control} end"));
         base.fields.set("s", Value::Str(control.clone()));
         base.fields.set("d", Value::Debug("Some(\"x\")".into()));
@@ -866,7 +740,8 @@ mod tests {
             std::sync::Arc::new(SpanRecord { name: "outer\"".into(), target: "t".into(), fields: sf }),
             std::sync::Arc::new(SpanRecord { name: "inner".into(), target: "t".into(), fields: Fields::new() }),
         ]
-        .into();
+        .into_iter()
+        .collect();
         base.fingerprint = Fingerprint(0x00ab_cdef_0123_4567);
         let mut variants = vec![base.clone()];
         let mut r = base.clone();
@@ -896,10 +771,10 @@ mod tests {
             let mut w = JsonWriter::new();
             for (k, r) in variants.iter().enumerate() {
                 for key in ["time", "@timestamp"] {
-                    let mut ours = Vec::new();
-                    w.shape(&mut ours, r, cx, key, &r.message);
-                    let theirs = serde_json::to_vec(&Shape { r, cx, time_key: key, message: &r.message }).unwrap();
-                    assert_eq!(String::from_utf8_lossy(&ours), String::from_utf8_lossy(&theirs), "variant {k}");
+                    let mut ours = String::new();
+                    shape(&mut w, &mut ours, r, cx, key, &r.message);
+                    let theirs = serde_json::to_string(&Shape { r, cx, time_key: key, message: &r.message }).unwrap();
+                    assert_eq!(ours, theirs, "variant {k}");
                 }
             }
         }

@@ -56,7 +56,7 @@
 //! | table | columns |
 //! |---|---|
 //! | `watchbell_tickets` | `id`, `app_id`, `fingerprint` (unique per app), `level`, `target`, `location` (`file:line`), `module`, `message` (a sample: the newest), `first_occurrence_time`, `last_occurrence_time`, `occurrence_count`, `solved` |
-//! | `watchbell_occurrences` | `id`, `ticket_id`, `time`, `app_id`, `data` (the whole [`Record`](watchbell_core::Record) as JSON) |
+//! | `watchbell_occurrences` | `id`, `ticket_id`, `time`, `app_id`, `data` (the whole [`Record`](watchbell_core::Record) as JSON: the text `serde_json::to_string(&record)` gives, written by [`watchbell_core::json`]) |
 //! | `watchbell_notifications` | `app_id`, `fingerprint`, `destination` (the three the primary key), `first_time`, `last_time`, `count`: the alert destinations delivered the ticket's records (see [Alerts that link to their ticket](#alerts-that-link-to-their-ticket)) |
 //!
 //! Occurrences are bounded: each ticket keeps its newest [`retention`](TicketingBuilder::retention)
@@ -84,7 +84,10 @@
 //!   deletes left for the vacuum are not read again. Since schema version 3 the occurrences
 //!   table has no foreign key to the tickets (its check cost as much as the insert); deleting
 //!   a ticket locks its row first, so a writer adding occurrences to it at that moment
-//!   leaves none behind.
+//!   leaves none behind. PostgreSQL's `text` cannot hold the character U+0000: in a ticket's
+//!   `target`, `location`, `module` and `message` it is stored as U+FFFD (the occurrence's
+//!   JSON keeps it, escaped as `\u0000`); a record carrying it would otherwise have its
+//!   whole batch refused.
 //!   Connections are made **without TLS**; hosts other than loopback or a unix socket are
 //!   refused unless you opt in with [`allow_plaintext_postgres`](TicketingBuilder::allow_plaintext_postgres)
 //!   (for a private network or a TLS-terminating proxy). The password never appears in

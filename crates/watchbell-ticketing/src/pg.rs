@@ -11,7 +11,9 @@ use std::time::{Duration, SystemTime};
 use postgres::types::ToSql;
 use postgres::{Client, Config, NoTls, Statement};
 
-use crate::store::{db_count, parse_level, Change, Entry, Occurrence, Param, StoreError, Tables, Ticket, POSTGRES};
+use crate::store::{
+    db_count, parse_level, Change, Occurrence, Param, StoreError, Tables, Ticket, WriteBatch, POSTGRES,
+};
 
 /// Versioned migrations; `{p}` is the table prefix. Never edit one that shipped: append.
 const MIGRATIONS: &[&str] = &[
@@ -65,6 +67,17 @@ const MIGRATIONS: &[&str] = &[
 /// Ticket ids whose retention floor [`Db`] remembers; past it the memory starts over (a
 /// forgotten floor costs one longer index scan, never a wrong delete).
 const FLOORS: usize = 65_536;
+
+/// A ticket's text as PostgreSQL can store it: its `text` type cannot hold U+0000 (the whole
+/// transaction would be refused, for ever), so that character becomes U+FFFD. The occurrence's
+/// JSON escapes it (`\u0000`) and keeps it.
+fn text(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains('\0') {
+        std::borrow::Cow::Owned(s.replace('\0', "\u{fffd}"))
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
+}
 
 pub(crate) struct Db {
     client: Client,
@@ -171,10 +184,11 @@ impl Db {
     pub(crate) fn write(
         &mut self,
         app_id: &str,
-        entries: &[Entry],
+        batch: &WriteBatch,
         keep: u32,
         want_changes: bool,
     ) -> Result<Vec<Change>, StoreError> {
+        let entries = &batch.entries;
         if self.prepared.is_none() {
             self.prepared = Some(Prepared {
                 prior: self.client.prepare(&self.prior)?,
@@ -202,10 +216,10 @@ impl Db {
         let mut counts = Vec::with_capacity(n);
         for e in entries {
             levels.push(e.level.as_str());
-            targets.push(e.target.as_str());
-            locations.push(e.location.as_deref());
-            modules.push(e.module.as_deref());
-            messages.push(e.message.as_str());
+            targets.push(text(&e.target));
+            locations.push(e.location.as_deref().map(text));
+            modules.push(e.module.as_deref().map(text));
+            messages.push(text(&e.message));
             firsts.push(e.first);
             lasts.push(e.last);
             counts.push(db_count(e.count));
@@ -229,10 +243,10 @@ impl Db {
                 changes.push(Change::of(id, count, db_count(e.count), before.get(&e.fingerprint).copied()));
             }
             touched.push(id);
-            for (t, data) in &e.occurrences {
+            for o in &e.occurrences {
                 ids.push(id);
-                times.push(*t);
-                datas.push(data);
+                times.push(o.time);
+                datas.push(batch.texts(o).1);
             }
         }
         if !ids.is_empty() {

@@ -1,16 +1,18 @@
 //! The background writer: a [`Sink`] that groups a batch by fingerprint and writes it in one
 //! transaction.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
+use watchbell_core::json::JsonWriter;
 use watchbell_core::{Batch, Level, Origin, Outcome, Record, Sink};
 
 use crate::notify::{Notifier, TicketChange, TicketEvent};
-use crate::store::{Change, Entry, Target, TicketStore};
+use crate::store::{Change, Entry, Occ, Target, TicketStore, WriteBatch};
 
 /// The hook that chooses what of a record is stored.
 pub(crate) type StoreHook = Arc<dyn Fn(&mut Record) + Send + Sync>;
@@ -35,6 +37,9 @@ impl fmt::Debug for Grouping {
             .finish_non_exhaustive()
     }
 }
+
+/// Where the time's text starts in a record's JSON document (after `{"time":"`).
+const TIME_AT: usize = "{\"time\":\"".len();
 
 /// The text that stands for a message when the store hook panicked.
 pub(crate) const WITHHELD: &str = "(withheld: the store_record hook panicked)";
@@ -64,63 +69,86 @@ impl Grouping {
         watchbell_core::link::ticket_fingerprint(r, &self.salt, self.fingerprint_field.as_deref())
     }
 
-    /// Aggregates a batch: one entry per fingerprint, in fingerprint order.
-    pub(crate) fn entries(&self, batch: &Batch) -> Vec<Entry> {
-        let mut by_fp: HashMap<String, (Entry, Vec<std::borrow::Cow<'_, Record>>)> = HashMap::new();
+    /// Aggregates a batch: one entry per fingerprint, in fingerprint order, each with the
+    /// newest `keep` of its records as stored: their JSON (the document
+    /// `serde_json::to_string(&record)` gives, written by [`watchbell_core::json`]) in one
+    /// buffer for the whole batch, each time's text found in its document.
+    pub(crate) fn entries(&self, batch: &Batch) -> WriteBatch {
+        struct Group<'a> {
+            fingerprint: String,
+            first: SystemTime,
+            /// The newest record (the last of those with the latest time).
+            newest: usize,
+            count: u64,
+            records: Vec<Cow<'a, Record>>,
+        }
+        let mut index: HashMap<String, usize> = HashMap::new();
+        let mut groups: Vec<Group<'_>> = Vec::new();
         for r in &batch.records {
             // A rate limiter's summary record stands for all it suppressed, itself included.
             let count = if r.origin == Origin::Watchbell && r.suppressed > 0 { r.suppressed } else { 1 + r.suppressed };
             let fp = self.fingerprint(r);
             let stored = self.stored(r);
-            let r = &*stored;
-            let slot = by_fp.entry(fp.clone()).or_insert_with(|| {
-                (
-                    Entry {
+            let g = match index.get(&fp) {
+                Some(&i) => &mut groups[i],
+                None => {
+                    index.insert(fp.clone(), groups.len());
+                    groups.push(Group {
                         fingerprint: fp,
-                        level: r.level,
-                        target: r.target.to_string(),
-                        location: r.location(),
-                        module: r.module.as_ref().map(|m| m.to_string()),
-                        message: r.message.to_string(),
-                        first: r.time,
-                        last: r.time,
+                        first: stored.time,
+                        newest: 0,
                         count: 0,
-                        occurrences: Vec::new(),
-                        newest: None,
-                    },
-                    Vec::new(),
-                )
-            });
-            let e = &mut slot.0;
-            e.count = e.count.saturating_add(count);
-            e.first = e.first.min(r.time);
-            if r.time >= e.last {
-                e.last = r.time;
-                e.message.clear();
-                e.message.push_str(&r.message);
-                e.target = r.target.to_string();
-                e.location = r.location();
-                e.module = r.module.as_ref().map(|m| m.to_string());
-                if self.newest {
-                    e.newest = Some(r.clone());
+                        records: Vec::new(),
+                    });
+                    let last = groups.len() - 1;
+                    &mut groups[last]
                 }
+            };
+            g.count = g.count.saturating_add(count);
+            g.first = g.first.min(stored.time);
+            if stored.time >= g.records.get(g.newest).map_or(stored.time, |n| n.time) {
+                g.newest = g.records.len();
             }
-            slot.1.push(stored);
+            g.records.push(stored);
         }
-        let mut out: Vec<Entry> = by_fp
-            .into_values()
-            .map(|(mut e, records): (Entry, Vec<std::borrow::Cow<'_, Record>>)| {
-                let skip = records.len().saturating_sub(self.keep as usize);
-                e.occurrences = records[skip..]
+        // A fixed order: two writers never lock the same tickets in opposite orders.
+        groups.sort_by(|a, b| a.fingerprint.cmp(&b.fingerprint));
+        let stored: usize = groups.iter().map(|g| g.records.len().min(self.keep as usize)).sum();
+        let mut text = String::with_capacity(stored * 512);
+        let mut w = JsonWriter::new();
+        let entries = groups
+            .into_iter()
+            .map(|g| {
+                let n = &g.records[g.newest];
+                let skip = g.records.len().saturating_sub(self.keep as usize);
+                let occurrences = g.records[skip..]
                     .iter()
-                    .map(|r| (r.time, serde_json::to_string(&**r).unwrap_or_else(|_| "{}".to_owned())))
+                    .map(|r| {
+                        let d = text.len();
+                        w.write_record(&mut text, r);
+                        // The document opens with `{"time":"` and the time's text (which holds
+                        // no quote): the `time` column is that text, not formatted again.
+                        let t = d + TIME_AT;
+                        let time_end = text.get(t..).and_then(|s| s.find('"')).map_or(t, |n| t + n);
+                        Occ { time: r.time, time_text: t..time_end, data: d..text.len() }
+                    })
                     .collect();
-                e
+                Entry {
+                    level: n.level,
+                    target: n.target.to_string(),
+                    location: n.location(),
+                    module: n.module.as_ref().map(|m| m.to_string()),
+                    message: n.message.to_string(),
+                    first: g.first,
+                    last: n.time,
+                    count: g.count,
+                    occurrences,
+                    newest: if self.newest { Some(n.clone().into_owned()) } else { None },
+                    fingerprint: g.fingerprint,
+                }
             })
             .collect();
-        // A fixed order: two writers never lock the same tickets in opposite orders.
-        out.sort_by(|a, b| a.fingerprint.cmp(&b.fingerprint));
-        out
+        WriteBatch { entries, text }
     }
 }
 
@@ -219,7 +247,7 @@ pub(crate) fn write_wait(timeout: Duration) -> Duration {
     timeout.saturating_mul(6).max(Duration::from_secs(3))
 }
 
-type Job = (String, Vec<Entry>, u32, bool);
+type Job = (String, WriteBatch, u32, bool);
 
 /// A thread that owns the connection.
 pub(crate) struct Writer {
@@ -296,7 +324,7 @@ impl fmt::Debug for DbSink {
 impl Sink for DbSink {
     fn deliver(&mut self, batch: &Batch) -> Outcome {
         let entries = self.grouping.entries(batch);
-        if entries.is_empty() {
+        if entries.entries.is_empty() {
             return Outcome::Delivered;
         }
         if self.writer.is_none() {
@@ -322,7 +350,7 @@ impl Sink for DbSink {
         let notify = self.notifier.is_some();
         // What the ticket sinks need of each entry, kept before the entries go to the writer.
         let sample: Vec<(String, Level, Option<Record>)> = if notify {
-            entries.iter().map(|e| (e.fingerprint.clone(), e.level, e.newest.clone())).collect()
+            entries.entries.iter().map(|e| (e.fingerprint.clone(), e.level, e.newest.clone())).collect()
         } else {
             Vec::new()
         };

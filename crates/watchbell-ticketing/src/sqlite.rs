@@ -9,7 +9,7 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, OpenFlags, TransactionBehavior};
 use watchbell_core::time::{parse_rfc3339, rfc3339};
 
-use crate::store::{db_count, parse_level, Change, Entry, Occurrence, Param, StoreError, Tables, Ticket, SQLITE};
+use crate::store::{db_count, parse_level, Change, Occurrence, Param, StoreError, Tables, Ticket, WriteBatch, SQLITE};
 
 /// Versioned migrations; `{p}` is the table prefix. Never edit one that shipped: append.
 const MIGRATIONS: &[&str] = &[
@@ -88,11 +88,11 @@ fn value(p: &Param) -> SqlValue {
 }
 
 /// Binds `?1` (the app id) and each row's ticket id, time and data.
-fn bind_rows(st: &mut rusqlite::Statement<'_>, app_id: &str, rows: &[(i64, String, &str)]) -> rusqlite::Result<()> {
+fn bind_rows(st: &mut rusqlite::Statement<'_>, app_id: &str, rows: &[(i64, &str, &str)]) -> rusqlite::Result<()> {
     st.raw_bind_parameter(1, app_id)?;
     for (k, (id, time, data)) in rows.iter().enumerate() {
         st.raw_bind_parameter(2 + 3 * k, id)?;
-        st.raw_bind_parameter(3 + 3 * k, time.as_str())?;
+        st.raw_bind_parameter(3 + 3 * k, *time)?;
         st.raw_bind_parameter(4 + 3 * k, *data)?;
     }
     Ok(())
@@ -151,18 +151,19 @@ impl Db {
     pub(crate) fn write(
         &mut self,
         app_id: &str,
-        entries: &[Entry],
+        batch: &WriteBatch,
         keep: u32,
         want_changes: bool,
     ) -> Result<Vec<Change>, StoreError> {
+        let entries = &batch.entries;
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut changes = Vec::new();
         {
-            // Prepared once per batch (rusqlite's statement cache is behind a feature this crate does not
-            // enable; preparing costs microseconds next to a batch).
-            let mut upsert = tx.prepare(&self.upsert)?;
-            let mut retain = tx.prepare(&self.retain)?;
-            let mut prior = if want_changes { Some(tx.prepare(&self.prior)?) } else { None };
+            // Prepared once per connection (rusqlite's statement cache): parsing the statements,
+            // the multi-row insert above all, was 7% of the writer thread's time.
+            let mut upsert = tx.prepare_cached(&self.upsert)?;
+            let mut retain = tx.prepare_cached(&self.retain)?;
+            let mut prior = if want_changes { Some(tx.prepare_cached(&self.prior)?) } else { None };
             let mut ids = Vec::with_capacity(entries.len());
             for e in entries {
                 let before: Option<bool> = if let Some(prior) = prior.as_mut() {
@@ -197,14 +198,19 @@ impl Db {
                 retain.execute(params![id, i64::from(stay)])?;
                 ids.push(id);
             }
-            let rows: Vec<(i64, String, &str)> = entries
+            let rows: Vec<(i64, &str, &str)> = entries
                 .iter()
                 .zip(&ids)
-                .flat_map(|(e, &id)| e.occurrences.iter().map(move |(t, data)| (id, rfc3339(*t), data.as_str())))
+                .flat_map(|(e, &id)| {
+                    e.occurrences.iter().map(move |o| {
+                        let (time, data) = batch.texts(o);
+                        (id, time, data)
+                    })
+                })
                 .collect();
             let mut chunks = rows.chunks_exact(INSERT_ROWS);
             if chunks.len() > 0 {
-                let mut insert = tx.prepare(&self.insert_many)?;
+                let mut insert = tx.prepare_cached(&self.insert_many)?;
                 for chunk in &mut chunks {
                     bind_rows(&mut insert, app_id, chunk)?;
                     insert.raw_execute()?;
@@ -212,7 +218,7 @@ impl Db {
             }
             let rest = chunks.remainder();
             if !rest.is_empty() {
-                let mut insert = tx.prepare(&insert_rows(&self.occurrences_table, rest.len()))?;
+                let mut insert = tx.prepare_cached(&insert_rows(&self.occurrences_table, rest.len()))?;
                 bind_rows(&mut insert, app_id, rest)?;
                 insert.raw_execute()?;
             }

@@ -526,10 +526,37 @@ pub(crate) struct Entry {
     pub(crate) last: SystemTime,
     /// How much the occurrence count grows (records plus what a rate limiter suppressed).
     pub(crate) count: u64,
-    /// The newest occurrences to store (at most the retention): time and record JSON.
-    pub(crate) occurrences: Vec<(SystemTime, String)>,
+    /// The newest occurrences to store (at most the retention), their text in the batch's
+    /// [`WriteBatch::text`].
+    pub(crate) occurrences: Vec<Occ>,
     /// The newest record, as stored (kept only when ticket sinks are told of changes).
     pub(crate) newest: Option<Record>,
+}
+
+/// One stored occurrence of an [`Entry`]: its time, and where its time's text and its record
+/// JSON are in the batch's [`WriteBatch::text`].
+#[derive(Clone, Debug)]
+pub(crate) struct Occ {
+    pub(crate) time: SystemTime,
+    /// The time as RFC 3339 text (the `time` column).
+    pub(crate) time_text: std::ops::Range<usize>,
+    /// The record as JSON (the `data` column).
+    pub(crate) data: std::ops::Range<usize>,
+}
+
+/// A batch as it is written: one entry per ticket, and the text of every stored occurrence
+/// side by side in one buffer (one allocation per batch instead of one per occurrence).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct WriteBatch {
+    pub(crate) entries: Vec<Entry>,
+    pub(crate) text: String,
+}
+
+impl WriteBatch {
+    /// The time text and the record JSON of `o`.
+    pub(crate) fn texts(&self, o: &Occ) -> (&str, &str) {
+        (self.text.get(o.time_text.clone()).unwrap_or(""), self.text.get(o.data.clone()).unwrap_or("{}"))
+    }
 }
 
 /// What a write did to one entry's ticket.
@@ -553,7 +580,7 @@ impl Change {
 }
 
 pub(crate) enum Backend {
-    Sqlite(sqlite::Db),
+    Sqlite(Box<sqlite::Db>),
     #[cfg(feature = "postgres")]
     Postgres(Box<crate::pg::Db>),
 }
@@ -643,7 +670,7 @@ impl TicketStore {
         // those records must not reach watchbell's own layers.
         let _quiet = suppress();
         let backend = match target {
-            Target::Sqlite(path) => Backend::Sqlite(sqlite::Db::open(path, timeout, &tables, create_tables)?),
+            Target::Sqlite(path) => Backend::Sqlite(Box::new(sqlite::Db::open(path, timeout, &tables, create_tables)?)),
             #[cfg(feature = "postgres")]
             Target::Postgres(config) => {
                 Backend::Postgres(Box::new(crate::pg::Db::open(config, timeout, &tables, create_tables)?))
@@ -663,15 +690,15 @@ impl TicketStore {
     pub(crate) fn write(
         &mut self,
         app_id: &str,
-        entries: &[Entry],
+        batch: &WriteBatch,
         keep: u32,
         changes: bool,
     ) -> Result<Vec<Change>, StoreError> {
         let _quiet = suppress();
         match &mut *self.backend {
-            Backend::Sqlite(db) => db.write(app_id, entries, keep, changes),
+            Backend::Sqlite(db) => db.write(app_id, batch, keep, changes),
             #[cfg(feature = "postgres")]
-            Backend::Postgres(db) => db.write(app_id, entries, keep, changes),
+            Backend::Postgres(db) => db.write(app_id, batch, keep, changes),
         }
     }
 

@@ -1,5 +1,5 @@
 //! The batch write path: multi-row inserts, the retention of each ticket across many batches and
-//! a changed retention, and (PostgreSQL, `WATCHBELL_TEST_POSTGRES_URL` or `.ci/postgres.sh`) a
+//! a changed retention, stored documents byte for byte, and (PostgreSQL, `WATCHBELL_TEST_POSTGRES_URL` or `.ci/postgres.sh`) a
 //! ticket deleted while a writer adds occurrences to it.
 
 mod common;
@@ -177,4 +177,91 @@ fn postgres_a_ticket_deleted_while_a_writer_adds_occurrences_leaves_none_behind(
         .unwrap()
         .get(0);
     assert_eq!(left, 0, "no occurrence outlives its ticket");
+}
+
+/// Records with hostile text everywhere (control characters, quotes, backslashes, multibyte,
+/// U+2028) in the target, message, fields, span names, span targets and span fields, every
+/// value kind (NaN, 128-bit integers, negative numbers, `Debug` text), optional parts present
+/// and absent, several records in one second, others seconds apart and before 1970; each has a
+/// unique `seq` field.
+fn hostile_records() -> Vec<watchbell_core::Record> {
+    use std::sync::Arc;
+    use std::time::UNIX_EPOCH;
+    use watchbell_core::{Fields, Level, Origin, Record, SpanRecord, Value};
+    let texts = ["", "\u{0}\u{1}\u{1f}\"\\\n\r\t\u{8}\u{c}", "é € 😀 \u{2028}\u{2029} \u{7f}", "</script> ' &"];
+    let t0 = UNIX_EPOCH + Duration::new(1_700_000_000, 999_990_000);
+    (0..40u64)
+        .map(|i| {
+            let text = texts[i as usize % texts.len()];
+            let mut r = Record::new(Level::ERROR, format!("app::m{}{text}", i % 3), format!("message {i} {text}"));
+            r.time = match i % 5 {
+                0..=2 => t0 + Duration::from_micros(i),
+                3 => t0 + Duration::from_secs(i),
+                _ => UNIX_EPOCH - Duration::new(i * 1_000 + 1, 123_456_000),
+            };
+            r.fields.set("seq", Value::U64(i));
+            r.fields.set(format!("k{text}"), Value::Str(text.to_owned()));
+            r.fields.set("f", Value::F64([0.1, f64::NAN, 1e300, -0.0][i as usize % 4]));
+            r.fields.set("big", Value::I128(Box::new(i128::MIN + i128::from(i))));
+            r.fields.set("neg", Value::I64(-(i as i64)));
+            r.fields.set("d", Value::Debug(format!("Some({text:?})")));
+            let mut outer = Fields::new();
+            outer.set("id", Value::U64(i));
+            outer.set(format!("s{text}"), Value::Bool(i % 2 == 0));
+            let spans = vec![
+                Arc::new(SpanRecord { name: format!("outer{text}").into(), target: "t".into(), fields: outer }),
+                Arc::new(SpanRecord { name: "inner".into(), target: text.to_owned().into(), fields: Fields::new() }),
+            ];
+            r.spans = spans.into_iter().collect();
+            if i % 2 == 0 {
+                r.module = Some(format!("app::{text}").into());
+                r.file = Some(format!("src/{text}.rs").into());
+                r.line = Some(i as u32);
+            }
+            r.thread_name = if i % 3 == 0 { None } else { Some(Arc::from(format!("worker {text}").as_str())) };
+            if i % 7 == 0 {
+                r.suppressed = i;
+                r.origin = Origin::Log;
+            }
+            r
+        })
+        .collect()
+}
+
+/// Every stored occurrence is, byte for byte, the document `serde_json::to_string` gives for
+/// the record handed to the layer (what databases written before hold and the viewer reads),
+/// and its `time` column is the record's time, in batches of 16 records.
+fn stored_documents(url: &str, prefix: &str) {
+    use watchbell_core::time::rfc3339;
+    use watchbell_core::Handler;
+    let records = hostile_records();
+    let (h, guard) = builder(url, prefix).retention(100).batch_records(16).build_handler().unwrap();
+    for r in &records {
+        h.handle(r.clone());
+    }
+    assert!(guard.shutdown(Duration::from_secs(60)).is_complete(), "{:?}", guard.stats());
+    let mut s = open(url, prefix);
+    let mut seen = vec![false; records.len()];
+    for t in s.list_tickets(&watchbell_ticketing::TicketQuery::default().page(1_000, 0)).unwrap() {
+        for o in s.occurrences(t.id, 1_000, 0).unwrap() {
+            let v: serde_json::Value = serde_json::from_str(&o.data).unwrap();
+            let seq = v["fields"]["seq"].as_u64().unwrap_or_else(|| panic!("no seq in {}", o.data)) as usize;
+            let r = &records[seq];
+            assert_eq!(o.data, serde_json::to_string(r).unwrap(), "record {seq}");
+            assert_eq!(rfc3339(o.time), rfc3339(r.time), "record {seq}");
+            assert!(!seen[seq], "record {seq} stored twice");
+            seen[seq] = true;
+        }
+    }
+    assert!(seen.iter().all(|s| *s), "not every record stored: {seen:?}");
+}
+
+#[test]
+fn sqlite_stored_documents_are_serde_json_text_byte_for_byte() {
+    stored_documents(&sqlite_url("documents"), "watchbell_");
+}
+
+#[test]
+fn postgres_stored_documents_are_serde_json_text_byte_for_byte() {
+    stored_documents(&postgres_url(), &unique_prefix("documents"));
 }
