@@ -112,6 +112,66 @@
 //!   make ~720 bytes per queued record. On the worker, redaction (~800 instructions per
 //!   record) and the file format (~1,100) are what compete with the caller for the CPU.
 //!
+//! # The worker's CPU per record
+//!
+//! What the delivery worker spends on each record competes with the logging thread for the
+//! two cores. `benches/worker.rs` measures its parts on the `sinks` group's `error!` record
+//! (captured by a real layer): `worker/redact_record`, `worker/file_format` (`DefaultFormat`),
+//! `worker/file_write` (`RollingFile::write_record`), `worker/journald_encode`. Instructions per
+//! record with callgrind (`--toggle-collect` on the function), and the worker thread of a
+//! whole `sinks/file_layer` run (`--separate-threads`), before → after:
+//!
+//! | per record | instructions before → after | ns before → after |
+//! |---|---:|---:|
+//! | redaction (`redact_record`, nothing to redact) | 3,250 → 1,106 | 388 → 119 |
+//! | `DefaultFormat` | 4,869 → 2,354 | 603 → 298 |
+//! | journald entry (new `Vec` each → the sink's buffer) | 15,990 → ~4,500 | 2,810 → 668 |
+//! | `RollingFile::write_record` (unchanged) | 247 → 247 | 229 → 259 |
+//! | file layer's worker thread, all of it | 14,127 → 4,799 | |
+//! | of which `FileSink::deliver` | 9,909 → 2,992 | |
+//!
+//! (ns: medians of 3 runs, old and new binaries alternated, load average 5 to 6 on 2 cores.)
+//! What cost, and what was done:
+//! - Redaction: 6 field names per record (3 of the event, 3 of its spans) normalised and
+//!   matched against 14 patterns, ~400 instructions each. `is_sensitive` now remembers its
+//!   answers in a per-thread cache of 64 entries keyed by the redactor's id (a new id for each
+//!   pattern list; clones share it) and the name's text, checked in full (never by address
+//!   alone, so an owned name, or another name at a freed name's address, cannot take a wrong
+//!   answer): ~77 instructions a hit. A first version copied the whole entry out of its `Cell`
+//!   and compared with `memcmp`: 96–104 a hit. `redact_text` checks for `:`/`=` eight bytes at
+//!   a time, inlined into its callers (the scanner is out of line). What is left: the calls
+//!   per field (~120 each with its cache hit and text check), and ~120 of the span loop of
+//!   `redact_record` itself (a `Vec` of changes collected per span; left for the change of the
+//!   span stack's type, `Redactor::redact_span` is ready for it).
+//! - `DefaultFormat`: the time went through `fmt` (seven padded integers, and the calendar
+//!   computed for every record); it is now `time::push_rfc3339`: each second's text computed
+//!   once per thread, the microseconds written by hand (~235 a record in all); integers and
+//!   booleans written without `fmt`; the quoting test of a text value byte by byte for ASCII.
+//!   What is left: a float value through `fmt` (`12.5`: ~750 of the 2,354; a writer identical
+//!   to `Display`'s shortest round trip was not attempted), pushing the pieces.
+//! - The file sink: its line check walked the formatted text char by char for control
+//!   characters (~4,800 a record with the format's ~200 chars, more than the format itself); it
+//!   is now a byte test eight bytes at a time, and a line that needs nothing (no control
+//!   character, no `0xC2`) is written from the format's buffer without a copy (~390 left for
+//!   the check, the newline and the write). One `write` per batch already (64 KiB buffer,
+//!   flushed at the end of each batch): no change there. Not changed: two clock reads per
+//!   record in `write_record` (the rotation's clock and the reopen check's `Instant`), both
+//!   needed for rotation and reopen as documented.
+//! - journald: the entry was built from ~25 small `String`s (`format!` per name, `to_string`
+//!   per value and number, the time's text) and a new `Vec`; it is now written straight into
+//!   one buffer the sink keeps (`encode_entry_into`), byte for byte the same (checked against
+//!   the old encoder by a property test). What is left: the float through `fmt`, and one
+//!   `send` per record (a datagram per entry is journald's protocol).
+//!
+//! The callers (`pipeline -- 'sinks/(file|journald)|enabled/watchbell_stalled'`, 9 rounds, old
+//! and new binaries alternated, load average 1 to 6; medians): (b)
+//! `enabled/watchbell_stalled_sink` 666 → 643 ns; `sinks/journald` 1,319 → 590 ns, its ratio
+//! to (b) in the same round 2.02× → 1.12×; `sinks/file_layer` 1,564 → 1,354 ns, 2.51× →
+//! 2.21× (rounds spread from 1.6× to 3.3×). The file layer stays far from 1.0× with a worker
+//! at a third of its instructions: what is left is on the caller's side of a delivery that
+//! keeps up (see the caller's path above: the logging thread frees delivered records, and its
+//! own CPU per event was already above (b)'s), which the worker's CPU no longer explains.
+//!
 //! # Throughput: what was tried
 //!
 //! Medians of one criterion run each, the machine loaded by other builds (compare within a
@@ -159,9 +219,35 @@
 //!   over 320,000) but the WAL is fsynced only at a checkpoint under `synchronous = NORMAL`, so
 //!   it widens what a power loss can take back: not adopted. `synchronous = OFF`: commit
 //!   360 ms (not durable: not adopted). `cache_size` 32 MB, `page_size` 16 KB: no change
-//!   seen. Not reached: 200,000/s; what is left is the commit (WAL and checkpoints) and the
-//!   serialization of each record to JSON before the write (about 1.6 µs per occurrence on the
-//!   delivery thread, not overlapped with the database thread).
+//!   seen. Not reached then: 200,000/s; what was left was the commit (WAL and checkpoints) and
+//!   the serialization of each record to JSON before the write (about 1.6 µs per occurrence on
+//!   the delivery thread, not overlapped with the database thread).
+//!   Then, in three steps, each an old binary kept and alternated with the new ones (criterion
+//!   medians of 10 samples of 20,000 occurrences, load average 2 to 4.5 on 2 cores):
+//!   (1) occurrences written by `watchbell_core::json` (the hand-written writer moved from
+//!   watchbell-http, byte-identical to `serde_json::to_string(&record)`: stored documents are
+//!   unchanged) into one buffer per batch, with each occurrence's `time` column text taken from
+//!   that buffer instead of one `String` per occurrence and per time, and each ticket's sample
+//!   (message, target, location, module) taken once from its newest record instead of copied at
+//!   every newer record: **124,000 → 166,000/s** (medians of 6 rounds). (2) The statements
+//!   prepared once per connection (rusqlite's statement cache, the `cache` feature) instead of
+//!   once per batch: `perf` showed SQLite's parser (the 128-row insert and the remainder's
+//!   statement, parsed again for every batch) at 7% of the database thread's samples, 0.5%
+//!   after; with (1), **152,000 → 224,000/s** (medians of 7 rounds: 122,000–192,000 against
+//!   154,000–243,000). (3) The `time` column's text cut from the document's own `"time"` instead
+//!   of formatted a second time: no difference the noise lets us see (204,000/s in the same 4
+//!   rounds as 194,000/s for (2)). All three against the old binary over 7 rounds, 3 of them at
+//!   load average 6 to 7: 122,000/s → 174,000/s (medians; the new one faster in every round,
+//!   by 1.24 to 1.64 times, 1.48 the median). 200,000/s is passed when the machine is not
+//!   loaded by other builds (225,000–249,000/s at load average 2 to 3), not under load.
+//!   Where the time goes now (`perf`, samples per thread): the
+//!   database thread 1,527 (SQLite's VDBE and b-tree work, the WAL's `pwrite`s and checksums,
+//!   the checkpoints' `fsync`s), the delivery thread 219 (the JSON about a quarter of it, the
+//!   rest freeing the batch, redaction, grouping), the producer 231. Not done: overlapping the
+//!   delivery thread with the database thread (at most the delivery thread's 12%; the sink's
+//!   `deliver` answers for a batch only once it is committed, so only a batch's own JSON could
+//!   overlap its upserts); moving the serialization onto the database thread (it would need the
+//!   records themselves there: a copy of each costs more than its JSON).
 //! - Relay ingest (`relay/ingest_ndjson`, NDJSON over loopback HTTP into a file sink):
 //!   instructions counted with callgrind (`relay/parse_ndjson` for the parser alone, and a
 //!   whole `ingest_ndjson` run of 10,000 records, start-up included). The parser went from

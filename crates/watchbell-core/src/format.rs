@@ -508,9 +508,10 @@ fn write_kind(out: &mut String, kind: &Kind, record: &Record, cx: &FormatContext
     }
 }
 
-/// RFC 3339 UTC with microseconds, as [`crate::time::rfc3339`] writes it, without allocating.
+/// RFC 3339 UTC with microseconds, as [`crate::time::rfc3339`] writes it, without allocating
+/// (each second's text computed once: [`crate::time::push_rfc3339`]).
 fn write_time(out: &mut String, record: &Record) {
-    let _ = crate::time::write_rfc3339(out, record.time);
+    crate::time::push_rfc3339(out, record.time);
 }
 
 /// `(N similar suppressed)`, with `from M instances` when a rate limit saw them come from
@@ -527,20 +528,70 @@ fn write_suppressed(out: &mut String, record: &Record) {
     }
 }
 
-/// A value as it is (`{field.NAME}`).
+/// A value as it is (`{field.NAME}`): its `Display` text, written without `fmt` for text,
+/// 64-bit integers and booleans.
 fn write_value(out: &mut String, v: &Value) {
-    match v.as_str() {
-        Some(s) => out.push_str(s),
-        None => {
-            let _ = write!(out, "{v}");
+    match v {
+        Value::Str(s) | Value::Debug(s) | Value::Display(s) => out.push_str(s),
+        Value::U64(n) => push_u64(out, *n),
+        Value::I64(n) => {
+            if *n < 0 {
+                out.push('-');
+            }
+            push_u64(out, n.unsigned_abs());
+        }
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        // `Display` of the value is `Display` of the number (`{}`): written directly.
+        Value::F64(f) => {
+            let _ = write!(out, "{f}");
+        }
+        Value::I128(n) => {
+            let _ = write!(out, "{n}");
+        }
+        Value::U128(n) => {
+            let _ = write!(out, "{n}");
         }
     }
+}
+
+/// `n` in decimal, as `Display` writes it.
+fn push_u64(out: &mut String, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend(buf[i..].iter().map(|&b| char::from(b)));
+}
+
+/// Whether a text value is quoted in a `name=value` list: empty, or holding whitespace, a
+/// control char, `=` or `"`. ASCII text is checked byte by byte.
+fn needs_quotes(s: &str) -> bool {
+    if s.is_empty() {
+        return true;
+    }
+    for &b in s.as_bytes() {
+        if b >= 0x80 {
+            return s.chars().any(|c| c.is_whitespace() || c.is_control() || c == '=' || c == '"');
+        }
+        // ASCII: the controls (below 0x20 and DEL), the space (the other ASCII whitespace
+        // chars are controls), `=` and `"`.
+        if b <= b' ' || b == 0x7f || b == b'=' || b == b'"' {
+            return true;
+        }
+    }
+    false
 }
 
 /// A value in a `name=value` list: text quoted when it would not read back as one token.
 fn write_value_quoted(out: &mut String, v: &Value) {
     match v.as_str() {
-        Some(s) if s.is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control() || c == '=' || c == '"') => {
+        Some(s) if needs_quotes(s) => {
             let _ = write!(out, "{s:?}");
         }
         _ => write_value(out, v),
@@ -724,6 +775,80 @@ mod tests {
             r#"empty="" eq="a=b" quote="\"bob\"" nl="a\nb" uni=日本 f=1.5 b=true big=340282366920938463463374607431768211455"#
         );
         assert_eq!(fmt("{field.quote}", &r, &FormatContext::default()), "\"bob\"");
+    }
+
+    #[test]
+    fn values_are_written_as_display_writes_them() {
+        let values = [
+            Value::I64(i64::MIN),
+            Value::I64(-1),
+            Value::I64(0),
+            Value::I64(i64::MAX),
+            Value::U64(0),
+            Value::U64(7),
+            Value::U64(10),
+            Value::U64(u64::MAX),
+            Value::I128(Box::new(i128::MIN)),
+            Value::U128(Box::new(u128::MAX)),
+            Value::F64(12.5),
+            Value::F64(1e300),
+            Value::F64(f64::NAN),
+            Value::F64(-0.0),
+            Value::Bool(true),
+            Value::Bool(false),
+            Value::Str("bob".into()),
+        ];
+        for v in &values {
+            let mut out = String::from("x");
+            write_value(&mut out, v);
+            assert_eq!(out, format!("x{v}"));
+        }
+        // Quoting: the byte check agrees with the char predicate it stands for.
+        let old =
+            |s: &str| s.is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control() || c == '=' || c == '"');
+        let mut texts: Vec<String> = [
+            "",
+            "bob",
+            "a b",
+            "a=b",
+            "\"",
+            "日本",
+            "日本 語",
+            "a\u{a0}b",
+            "a\u{2028}",
+            "x\u{85}",
+            "é=",
+            "~!#$%&'()*+,-./:;<>?@[]^_`{|}",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        texts.extend((0u8..=0x7f).map(|b| format!("ab{}", b as char)));
+        for t in &texts {
+            assert_eq!(needs_quotes(t), old(t), "{t:?}");
+        }
+    }
+
+    #[test]
+    fn default_format_times_across_seconds() {
+        let cx = FormatContext::default();
+        let base = UNIX_EPOCH + Duration::new(1_795_285_305, 999_999_000);
+        for t in [
+            base,
+            base - Duration::from_micros(999_999),
+            base + Duration::from_micros(1),
+            base + Duration::from_secs(60),
+            base + Duration::from_secs(86_400),
+            UNIX_EPOCH - Duration::from_micros(1),
+            base,
+        ] {
+            let mut r = Record::new(Level::WARN, "app", "m");
+            r.time = t;
+            let want = format!("{} WARN app: m", crate::time::rfc3339(t));
+            assert_eq!(DefaultFormat.format_to_string(&r, &cx), want);
+            let template: Template = "{time}".parse().unwrap();
+            assert_eq!(template.format_to_string(&r, &cx), crate::time::rfc3339(t));
+        }
     }
 
     #[test]

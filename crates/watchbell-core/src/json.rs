@@ -37,7 +37,7 @@
 //! assert_eq!(s, "\"tab\\there \u{2028}\"");
 //! ```
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use crate::record::{Fields, Fingerprint, Origin, Record, Value};
 
@@ -214,52 +214,27 @@ fn opt_str(out: &mut String, v: Option<&str>) {
     }
 }
 
-/// Writes times and records, keeping the text of the last whole second it wrote.
+/// Writes times and records. The time text of a whole second is computed once per thread
+/// ([`time::push_rfc3339`](crate::time::push_rfc3339)), so the many records of one second
+/// only add their microseconds.
 ///
-/// One writer per batch (or per thread): it is cheap to make and holds 20 bytes of text.
+/// Holds nothing: kept as a type so that a writer with state can come without changing its
+/// callers.
 #[derive(Clone, Debug, Default)]
 pub struct JsonWriter {
-    /// The whole second last written, and its text up to the fraction (`YYYY-MM-DDTHH:MM:SS.`).
-    second: Option<(u64, String)>,
+    _private: (),
 }
 
 impl JsonWriter {
     /// A writer that has written nothing yet.
     pub fn new() -> Self {
-        JsonWriter { second: None }
+        JsonWriter { _private: () }
     }
 
     /// Appends the text [`time::rfc3339`](crate::time::rfc3339) gives for `t`
     /// (`YYYY-MM-DDTHH:MM:SS.ffffffZ`, no quotes).
     pub fn write_time_text(&mut self, out: &mut String, t: SystemTime) {
-        let Ok(d) = t.duration_since(UNIX_EPOCH) else {
-            let _ = crate::time::write_rfc3339(out, t);
-            return;
-        };
-        let secs = d.as_secs();
-        match &self.second {
-            Some((s, head)) if *s == secs => out.push_str(head),
-            _ => {
-                let full = crate::time::rfc3339(t);
-                if full.len() != 27 || !full.is_char_boundary(20) {
-                    self.second = None;
-                    out.push_str(&full);
-                    return;
-                }
-                out.push_str(&full[..20]);
-                self.second = Some((secs, full[..20].to_owned()));
-            }
-        }
-        let mut micros = d.subsec_micros();
-        let mut frac = [b'0'; 6];
-        for c in frac.iter_mut().rev() {
-            *c = b'0' + (micros % 10) as u8;
-            micros /= 10;
-        }
-        for &c in &frac {
-            out.push(char::from(c));
-        }
-        out.push('Z');
+        crate::time::push_rfc3339(out, t);
     }
 
     /// Appends `t` as a JSON string, as [`time::serde_rfc3339`](crate::time::serde_rfc3339)
@@ -340,7 +315,7 @@ mod tests {
     use super::*;
     use crate::record::SpanRecord;
     use std::sync::Arc;
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
     use tracing_core::Level;
 
     /// Every control character, quotes, backslashes, DEL, multibyte text, the line and

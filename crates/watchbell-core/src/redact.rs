@@ -19,9 +19,12 @@
 //! ```
 
 use std::borrow::Cow;
+use std::cell::Cell;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
-use crate::record::{Batch, Fields, Record, Value};
+use crate::record::{Batch, Fields, Record, SpanRecord, Spans, Value};
 
 /// The text that replaces a secret.
 pub const REDACTED: &str = "[redacted]";
@@ -65,10 +68,128 @@ const MAX_KEY_LEN: usize = 256;
 /// # What is replaced
 ///
 /// See [`Redactor::redact_fields`] for fields and [`Redactor::redact_text`] for text.
-#[derive(Clone, Debug)]
+///
+/// # Cost
+///
+/// [`is_sensitive`](Redactor::is_sensitive) remembers its last answers in a small cache per
+/// thread (64 entries of names up to 32 bytes, 4 KiB), keyed by the redactor's pattern list
+/// and the name's text: the same names come back record after record (they are the
+/// callsites' field names), so the normalisation and matching run once per name and thread,
+/// not once per record. An entry is used only when the text it holds equals the name, so a name that merely
+/// sits at the same address as an earlier one, or has the same hash, is never mistaken for it;
+/// two redactors with different patterns never share entries (each pattern list has an id of
+/// its own, a clone shares its original's).
+/// [`redact_text`](Redactor::redact_text) first checks, eight bytes at a time, whether the text
+/// has a `:` or `=` at all; text without one (most messages and values) is returned at once.
+#[derive(Clone)]
 pub struct Redactor {
     /// Normalised, non-empty, without duplicates.
     patterns: Vec<Box<str>>,
+    /// Identifies this pattern list in the per-thread cache of [`Redactor::is_sensitive`]:
+    /// a new id for every list made or changed, the same for clones.
+    id: u64,
+}
+
+impl fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Redactor").field("patterns", &self.patterns).finish()
+    }
+}
+
+/// The source of [`Redactor::id`]s (0 is never given: it marks an empty cache entry).
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+fn next_id() -> u64 {
+    NEXT_ID.fetch_add(1, Relaxed)
+}
+
+/// The longest name the cache of [`Redactor::is_sensitive`] holds.
+const CACHED_NAME: usize = 32;
+/// Entries of that cache per thread (a power of two).
+const CACHE_SLOTS: usize = 64;
+
+/// One remembered answer of [`Redactor::is_sensitive`].
+struct Slot {
+    /// The redactor's id; 0 for an empty slot.
+    id: Cell<u64>,
+    len: Cell<u8>,
+    sensitive: Cell<bool>,
+    /// The name's [`Key`] words.
+    head: Cell<u64>,
+    tail: Cell<u64>,
+    /// The name's text, zero-padded (compared beyond the key words for names over 16 bytes).
+    text: Cell<[u8; CACHED_NAME]>,
+}
+
+thread_local! {
+    static CACHE: [Slot; CACHE_SLOTS] = const {
+        [const {
+            Slot {
+                id: Cell::new(0),
+                len: Cell::new(0),
+                sensitive: Cell::new(false),
+                head: Cell::new(0),
+                tail: Cell::new(0),
+                text: Cell::new([0; CACHED_NAME]),
+            }
+        }; CACHE_SLOTS]
+    };
+}
+
+/// Two words that, with the length, tell names of up to 16 bytes apart: the bytes packed into
+/// one word (under 8 bytes), or the first and the last eight bytes.
+struct Key {
+    head: u64,
+    tail: u64,
+}
+
+impl Key {
+    fn of(name: &[u8]) -> Key {
+        let n = name.len();
+        if n >= 8 {
+            let word = |i: usize| {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(&name[i..i + 8]);
+                u64::from_le_bytes(w)
+            };
+            Key { head: word(0), tail: word(n - 8) }
+        } else {
+            Key { head: name.iter().fold(0u64, |h, &b| (h << 8) | u64::from(b)), tail: 0 }
+        }
+    }
+
+    /// The cache slot of a name with this key and length, for the redactor `id`.
+    fn slot(&self, id: u64, len: usize) -> usize {
+        let h = (self.head ^ self.tail.rotate_left(29) ^ id.rotate_left(47) ^ len as u64)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        (h >> 58) as usize & (CACHE_SLOTS - 1)
+    }
+}
+
+/// Whether `text` holds a `:` or `=` byte, eight bytes at a time.
+fn has_separator(text: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let n = text.len();
+    if n < 8 {
+        return text.iter().any(|&b| b == b':' || b == b'=');
+    }
+    let has = |i: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&text[i..i + 8]);
+        let w = u64::from_le_bytes(w);
+        let zero_byte = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS != 0;
+        zero_byte(w ^ (ONES * u64::from(b':'))) || zero_byte(w ^ (ONES * u64::from(b'=')))
+    };
+    let mut i = 0;
+    while i + 8 <= n {
+        if has(i) {
+            return true;
+        }
+        i += 8;
+    }
+    // The last (overlapping) word.
+    i < n && has(n - 8)
 }
 
 impl Default for Redactor {
@@ -91,7 +212,7 @@ impl Redactor {
 
     /// A redactor that redacts nothing.
     pub fn none() -> Self {
-        Redactor { patterns: Vec::new() }
+        Redactor { patterns: Vec::new(), id: next_id() }
     }
 
     /// Adds a name pattern.
@@ -99,6 +220,7 @@ impl Redactor {
         let p = normalize_pattern(&pattern.into());
         if !p.is_empty() && !self.patterns.iter().any(|q| **q == *p) {
             self.patterns.push(p.into_boxed_str());
+            self.id = next_id();
         }
         self
     }
@@ -106,7 +228,11 @@ impl Redactor {
     /// Removes a name pattern (compared after normalisation); no effect if it is not present.
     pub fn without_pattern(mut self, pattern: impl AsRef<str>) -> Self {
         let p = normalize_pattern(pattern.as_ref());
+        let before = self.patterns.len();
         self.patterns.retain(|q| **q != *p);
+        if self.patterns.len() != before {
+            self.id = next_id();
+        }
         self
     }
 
@@ -117,11 +243,44 @@ impl Redactor {
 
     /// Whether a field called `name` holds a secret (see the matching rule on [`Redactor`]).
     ///
-    /// Does not allocate for names up to 32 bytes.
+    /// Does not allocate for names up to 32 bytes; the answers for names up to 32 bytes are
+    /// remembered per thread (see [Cost](Redactor#cost)).
     pub fn is_sensitive(&self, name: &str) -> bool {
         if self.patterns.is_empty() || name.is_empty() {
             return false;
         }
+        let bytes = name.as_bytes();
+        if bytes.len() > CACHED_NAME {
+            return self.is_sensitive_uncached(name);
+        }
+        let n = bytes.len();
+        let key = Key::of(bytes);
+        let cached = CACHE.try_with(|cache| {
+            let slot = &cache[key.slot(self.id, n)];
+            if slot.id.get() == self.id
+                && usize::from(slot.len.get()) == n
+                && slot.head.get() == key.head
+                && slot.tail.get() == key.tail
+                && (n <= 16 || slot.text.get()[8..n - 8] == bytes[8..n - 8])
+            {
+                return slot.sensitive.get();
+            }
+            let sensitive = self.is_sensitive_uncached(name);
+            let mut text = [0u8; CACHED_NAME];
+            text[..n].copy_from_slice(bytes);
+            slot.id.set(self.id);
+            slot.len.set(n as u8);
+            slot.sensitive.set(sensitive);
+            slot.head.set(key.head);
+            slot.tail.set(key.tail);
+            slot.text.set(text);
+            sensitive
+        });
+        cached.unwrap_or_else(|_| self.is_sensitive_uncached(name))
+    }
+
+    /// [`is_sensitive`](Self::is_sensitive) without the cache.
+    fn is_sensitive_uncached(&self, name: &str) -> bool {
         let mut stack = [0u8; 64];
         if name.len() <= stack.len() / 2 && name.is_ascii() {
             // Each ASCII char gives at most two bytes (`_` and itself).
@@ -189,6 +348,45 @@ impl Redactor {
         }
     }
 
+    /// The redacted copy of a span record, or `None` when redaction changes nothing in it (the
+    /// usual case: the span can stay shared). Its fields are redacted as
+    /// [`Redactor::redact_fields`] redacts an event's; its name and target are kept.
+    ///
+    /// ```
+    /// use watchbell_core::record::{SpanRecord, Value};
+    /// use watchbell_core::redact::{Redactor, REDACTED};
+    ///
+    /// let r = Redactor::default();
+    /// let span = SpanRecord {
+    ///     name: "login".into(),
+    ///     target: "app".into(),
+    ///     fields: [("user", Value::Str("bob".into())), ("token", Value::Str("t0k".into()))].into_iter().collect(),
+    /// };
+    /// let redacted = r.redact_span(&span).unwrap();
+    /// assert_eq!(redacted.fields.get("token"), Some(&Value::Str(REDACTED.into())));
+    /// assert_eq!(redacted.fields.get("user"), Some(&Value::Str("bob".into())));
+    /// assert!(r.redact_span(&redacted).is_none());
+    /// ```
+    pub fn redact_span(&self, span: &SpanRecord) -> Option<SpanRecord> {
+        if self.patterns.is_empty() {
+            return None;
+        }
+        let (first, new) =
+            span.fields.iter().enumerate().find_map(|(i, (n, v))| self.redacted_value(n, v).map(|v| (i, v)))?;
+        let mut copy = span.clone();
+        let mut new = Some(new);
+        for (i, (name, value)) in copy.fields.iter_mut().enumerate().skip(first) {
+            if i == first {
+                if let Some(v) = new.take() {
+                    *value = v;
+                }
+            } else if let Some(v) = self.redacted_value(name, value) {
+                *value = v;
+            }
+        }
+        Some(copy)
+    }
+
     /// The new value of a field, if redaction changes it.
     fn redacted_value(&self, name: &str, value: &Value) -> Option<Value> {
         if self.is_sensitive(name) {
@@ -221,34 +419,56 @@ impl Redactor {
             record.message = Cow::Owned(m);
         }
         self.redact_fields(&mut record.fields);
-        // (span, field, new value): nothing is allocated or copied while nothing changes.
-        let mut changes: Vec<(usize, usize, Value)> = Vec::new();
-        for (s, span) in record.spans.iter().enumerate() {
-            for (f, (n, v)) in span.fields.iter().enumerate() {
-                if let Some(v) = self.redacted_value(n, v) {
-                    changes.push((s, f, v));
-                }
-            }
-        }
-        if changes.is_empty() {
-            return;
-        }
-        // The stack and the changed spans are copied (they are shared with other records).
-        let spans = record.spans.make_mut();
-        for (s, f, new) in changes {
-            if let Some((_, value)) = Arc::make_mut(&mut spans[s]).fields.iter_mut().nth(f) {
-                *value = new;
-            }
+        if let Some(spans) = self.redacted_spans(&record.spans) {
+            record.spans = spans;
         }
     }
 
+    /// The span stack with its spans redacted ([`Redactor::redact_span`]), or `None` when
+    /// nothing in it changes. Only the changed spans are copied; the others stay shared.
+    fn redacted_spans(&self, spans: &Spans) -> Option<Spans> {
+        let mut changed: Option<Vec<Arc<SpanRecord>>> = None;
+        for (i, span) in spans.iter().enumerate() {
+            if let Some(new) = self.redact_span(span) {
+                changed.get_or_insert_with(|| spans.to_vec())[i] = Arc::new(new);
+            }
+        }
+        changed.map(Spans::from)
+    }
+
     /// Redacts every record of the batch (see [`Redactor::redact_record`]).
+    ///
+    /// The records of one span stack share it ([`Spans`]): a stack is redacted once for the run
+    /// of records that share it, and they all share the redacted stack.
     pub fn redact_batch(&self, batch: &mut Batch) {
         if self.patterns.is_empty() {
             return;
         }
+        // The last stack seen, and what redaction made of it (`None`: unchanged).
+        let mut last: Option<(Spans, Option<Spans>)> = None;
         for record in &mut batch.records {
-            self.redact_record(record);
+            if let Cow::Owned(m) = self.redact_text(&record.message) {
+                record.message = Cow::Owned(m);
+            }
+            self.redact_fields(&mut record.fields);
+            if record.spans.is_empty() {
+                continue;
+            }
+            match &last {
+                Some((seen, done)) if seen.ptr_eq(&record.spans) => {
+                    if let Some(done) = done {
+                        record.spans = done.clone();
+                    }
+                }
+                _ => {
+                    let seen = record.spans.clone();
+                    let done = self.redacted_spans(&record.spans);
+                    if let Some(done) = &done {
+                        record.spans = done.clone();
+                    }
+                    last = Some((seen, done));
+                }
+            }
         }
     }
 
@@ -277,10 +497,17 @@ impl Redactor {
     /// the word after the separator goes too (`invalid password: [redacted] short`).
     ///
     /// The scan is linear in the length of the text and never panics.
+    #[inline]
     pub fn redact_text<'a>(&self, text: &'a str) -> Cow<'a, str> {
-        if self.patterns.is_empty() || !text.bytes().any(|b| b == b':' || b == b'=') {
+        if self.patterns.is_empty() || !has_separator(text.as_bytes()) {
             return Cow::Borrowed(text);
         }
+        self.scan_text(text)
+    }
+
+    /// [`redact_text`](Self::redact_text) of a text with a separator.
+    #[inline(never)]
+    fn scan_text<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let mut scanner = Scanner { redactor: self, text, ranges: Vec::new() };
         scanner.scan(0, text.len(), false, 0);
         if scanner.ranges.is_empty() {
@@ -621,7 +848,6 @@ impl Scanner<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::SpanRecord;
     use tracing_core::Level;
 
     fn r() -> Redactor {
@@ -687,6 +913,102 @@ mod tests {
             "ünïcödé",
         ] {
             assert!(!r.is_sensitive(name), "{name} should not be sensitive");
+        }
+    }
+
+    #[test]
+    fn the_name_cache_checks_the_text_not_the_address() {
+        let r = r();
+        // A borrowed name cached, then an owned name of the same text: the same answer.
+        assert!(r.is_sensitive("session_id"));
+        assert!(r.is_sensitive(&String::from("session_id")));
+        assert!(!r.is_sensitive("user_name"));
+        assert!(!r.is_sensitive(&String::from("user_name")));
+        // An owned name cached, then other text of the same length in the same buffer (same
+        // address, same length): answered for the new text.
+        let mut name = String::from("userx");
+        let address = name.as_ptr();
+        assert!(!r.is_sensitive(&name));
+        name.replace_range(.., "token");
+        assert_eq!(name.as_ptr(), address);
+        assert!(r.is_sensitive(&name));
+        name.replace_range(.., "tokex");
+        assert!(!r.is_sensitive(&name));
+        // Names that differ only between their first and last eight bytes (the same slot).
+        for _ in 0..2 {
+            assert!(r.is_sensitive("aaaaaaa_token_bbbbbbb"));
+            assert!(!r.is_sensitive("aaaaaaa_tokex_bbbbbbb"));
+            assert!(r.is_sensitive("aaaaaaaa_session_bbbbbbbbbbbbbbb"));
+            assert!(!r.is_sensitive("aaaaaaaa_sessian_bbbbbbbbbbbbbbb"));
+        }
+        // Names of 32 bytes (cached) and 33 (not), both ways.
+        let at_limit = format!("{}_token", "a".repeat(26));
+        let over = format!("{}_token", "a".repeat(27));
+        assert_eq!((at_limit.len(), over.len()), (32, 33));
+        for _ in 0..2 {
+            assert!(r.is_sensitive(&at_limit) && r.is_sensitive(&over));
+            assert!(!r.is_sensitive(&at_limit.replace("token", "tokes")));
+        }
+    }
+
+    #[test]
+    fn the_name_cache_keeps_redactors_apart() {
+        let default = r();
+        let users = Redactor::new(["user"]);
+        let no_password = default.clone().without_pattern("password");
+        let with_user = default.clone().with_pattern("user");
+        let unchanged = default.clone().without_pattern("no_such_pattern").with_pattern("token");
+        for _ in 0..3 {
+            // One name, sensitive for one redactor and not for another, asked in turn.
+            assert!(!default.is_sensitive("user") && users.is_sensitive("user") && with_user.is_sensitive("user"));
+            assert!(default.is_sensitive("password") && !users.is_sensitive("password"));
+            // A clone shares the cache of its original until its patterns change.
+            assert!(!no_password.is_sensitive("password") && no_password.is_sensitive("token"));
+            assert!(unchanged.is_sensitive("password") && !unchanged.is_sensitive("user"));
+        }
+        // Other threads have caches of their own, with the same answers.
+        std::thread::spawn(move || {
+            assert!(users.is_sensitive("user") && !default.is_sensitive("user"));
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn cached_answers_equal_uncached_ones_across_slot_collisions() {
+        let r = r();
+        let other = Redactor::new(["id", "key"]);
+        // Far more names than slots, so that entries are evicted and slots shared.
+        let names: Vec<String> = (0..500)
+            .map(|i| match i % 5 {
+                0 => format!("field{i}"),
+                1 => format!("user{i}_token"),
+                2 => format!("x{i}.apiKey"),
+                3 => format!("{i}_id"),
+                _ => format!("card{i}"),
+            })
+            .collect();
+        for _ in 0..3 {
+            for name in &names {
+                assert_eq!(r.is_sensitive(name), r.is_sensitive_uncached(name), "{name}");
+                assert_eq!(other.is_sensitive(name), other.is_sensitive_uncached(name), "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn separator_check_finds_every_position() {
+        for len in 0..40 {
+            for pos in 0..len {
+                for sep in [b':', b'='] {
+                    let mut text = vec![b'a'; len];
+                    text[pos] = sep;
+                    assert!(has_separator(&text), "{len} {pos}");
+                }
+            }
+            // Bytes next to `:` (0x3a) and `=` (0x3d), and high bytes: no false match.
+            let text: Vec<u8> = (0..len).map(|i| [b'9', b';', b'<', b'>', 0xba, 0xbd, 0xff, 0][i % 8]).collect();
+            assert!(!has_separator(&text), "{len}");
         }
     }
 
@@ -822,6 +1144,47 @@ mod tests {
         ] {
             assert!(matches!(r.redact_text(text), Cow::Borrowed(_)), "{text:?}");
         }
+    }
+
+    #[test]
+    fn a_shared_span_stack_is_redacted_once_per_batch_and_stays_whole_elsewhere() {
+        let r = r();
+        let span = |name: &'static str, fields: &[(&'static str, Value)]| {
+            Arc::new(SpanRecord { name: name.into(), target: "t".into(), fields: fields.iter().cloned().collect() })
+        };
+        let outer = span("request", &[("path", Value::Str("/pay".into()))]);
+        let secret: Spans = [outer.clone(), span("auth", &[("api_key", Value::Str("k-123".into()))])].into();
+        let clean: Spans = [outer.clone(), span("db", &[("table", Value::Str("users".into()))])].into();
+        let record = |spans: &Spans, i: u64| {
+            let mut rec = Record::new(tracing::Level::ERROR, "t", format!("event {i}"));
+            rec.spans = spans.clone();
+            rec
+        };
+        // Runs of one stack, and a stack coming back after another.
+        let order = [&secret, &secret, &clean, &clean, &secret, &clean, &secret];
+        let mut batch = Batch::new(
+            crate::record::BatchReason::Single,
+            order.iter().enumerate().map(|(i, s)| record(s, i as u64)).collect(),
+        );
+        r.redact_batch(&mut batch);
+        for (rec, stack) in batch.records.iter().zip(order) {
+            assert_eq!(rec.spans.len(), 2);
+            assert!(Arc::ptr_eq(&rec.spans[0], &outer), "an unchanged span is not copied");
+            if stack.ptr_eq(&secret) {
+                assert_eq!(rec.spans[1].fields.get("api_key"), Some(&Value::Str(REDACTED.into())));
+            } else {
+                assert!(rec.spans.ptr_eq(&clean), "a stack with nothing to redact is not copied");
+            }
+        }
+        // One redacted copy for each run of the secret stack.
+        assert!(batch.records[0].spans.ptr_eq(&batch.records[1].spans));
+        // The stack the records were captured with is untouched for whoever else holds it.
+        assert_eq!(secret[1].fields.get("api_key"), Some(&Value::Str("k-123".into())));
+        // The same through redact_record, one record at a time.
+        let mut one = record(&secret, 9);
+        r.redact_record(&mut one);
+        assert_eq!(one.spans[1].fields.get("api_key"), Some(&Value::Str(REDACTED.into())));
+        assert!(Arc::ptr_eq(&one.spans[0], &outer));
     }
 
     #[test]

@@ -29,6 +29,7 @@
 //! assert_eq!(secs_f64(1e300), Duration::MAX);
 //! ```
 
+use std::cell::RefCell;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// How far in the future a saturated instant lies (100 years of 365 days). Waits that long are
@@ -173,6 +174,121 @@ pub fn write_rfc3339(out: &mut impl std::fmt::Write, t: SystemTime) -> std::fmt:
         u.second,
         u.nanos / 1000
     )
+}
+
+/// Appends `t` as [`rfc3339`] writes it (the same text), faster: the date and the time up to
+/// the second are computed once per second and thread (a per-thread cache of the last whole
+/// second's text, keyed by the whole second since 1970, so times before 1970 and times a
+/// minute or a day apart never share an entry), and the digits are written without `fmt`.
+/// For the many records of one second, only the microseconds are new.
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use watchbell_core::time::{push_rfc3339, rfc3339};
+///
+/// let t = UNIX_EPOCH + Duration::new(1_795_285_305, 123_456_000);
+/// let mut out = String::from("at ");
+/// push_rfc3339(&mut out, t);
+/// assert_eq!(out, "at 2026-11-21T18:21:45.123456Z");
+/// assert_eq!(out[3..], rfc3339(t));
+/// ```
+pub fn push_rfc3339(out: &mut String, t: SystemTime) {
+    let done = with_rfc3339(t, |head, micros| {
+        out.reserve(27);
+        out.push_str(head);
+        let mut frac = [b'0'; 6];
+        digits::<6>(&mut frac, micros);
+        out.extend(frac.iter().map(|&b| char::from(b)));
+        out.push('Z');
+    });
+    if done.is_none() {
+        let _ = write_rfc3339(out, t);
+    }
+}
+
+/// [`push_rfc3339`] for a byte buffer.
+///
+/// ```
+/// use std::time::UNIX_EPOCH;
+/// let mut out = b"t=".to_vec();
+/// watchbell_core::time::extend_rfc3339(&mut out, UNIX_EPOCH);
+/// assert_eq!(out, b"t=1970-01-01T00:00:00.000000Z");
+/// ```
+pub fn extend_rfc3339(out: &mut Vec<u8>, t: SystemTime) {
+    let done = with_rfc3339(t, |head, micros| {
+        out.reserve(27);
+        out.extend_from_slice(head.as_bytes());
+        let mut frac = [b'0'; 6];
+        digits::<6>(&mut frac, micros);
+        out.extend_from_slice(&frac);
+        out.push(b'Z');
+    });
+    if done.is_none() {
+        out.extend_from_slice(rfc3339(t).as_bytes());
+    }
+}
+
+/// `t` as whole seconds since 1970 (rounded down, so negative before 1970) and nanoseconds,
+/// as [`UtcTime::from_system_time`] splits it.
+fn split_secs(t: SystemTime) -> (i64, u32) {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => (d.as_secs() as i64, d.subsec_nanos()),
+        Err(e) => {
+            let d = e.duration();
+            let mut s = -(d.as_secs() as i64);
+            let mut n = d.subsec_nanos();
+            if n > 0 {
+                s -= 1;
+                n = 1_000_000_000 - n;
+            }
+            (s, n)
+        }
+    }
+}
+
+thread_local! {
+    /// The last whole second [`with_rfc3339`] wrote, and its text up to the fraction
+    /// (`YYYY-MM-DDTHH:MM:SS.`).
+    static LAST_SECOND: RefCell<(Option<i64>, String)> = const { RefCell::new((None, String::new())) };
+}
+
+/// Writes `n` as `N` decimal digits (zero-padded, the higher digits cut off) into `out`.
+fn digits<const N: usize>(out: &mut [u8], mut n: u32) {
+    for c in out[..N].iter_mut().rev() {
+        *c = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+}
+
+/// Calls `f` with the text of `t` up to the fraction (`YYYY-MM-DDTHH:MM:SS.`, from this
+/// thread's cache of the last second) and its microseconds. `None` (and `f` not called) for a
+/// year outside 0 to 9999, or when the cache cannot be used (the thread is ending): the caller
+/// falls back to `fmt`.
+fn with_rfc3339<R>(t: SystemTime, f: impl FnOnce(&str, u32) -> R) -> Option<R> {
+    let (secs, nanos) = split_secs(t);
+    LAST_SECOND
+        .try_with(|cell| {
+            let mut last = cell.try_borrow_mut().ok()?;
+            if last.0 != Some(secs) {
+                let u = UtcTime::from_system_time(t);
+                if !(0..=9999).contains(&u.year) {
+                    return None;
+                }
+                let mut head = *b"0000-00-00T00:00:00.";
+                digits::<4>(&mut head[0..], u.year as u32);
+                digits::<2>(&mut head[5..], u.month);
+                digits::<2>(&mut head[8..], u.day);
+                digits::<2>(&mut head[11..], u.hour);
+                digits::<2>(&mut head[14..], u.minute);
+                digits::<2>(&mut head[17..], u.second);
+                last.1.clear();
+                last.1.extend(head.iter().map(|&b| char::from(b)));
+                last.0 = Some(secs);
+            }
+            Some(f(&last.1, nanos / 1000))
+        })
+        .ok()
+        .flatten()
 }
 
 /// Parses RFC 3339 (`Z` or a `±hh:mm` offset, any number of fraction digits).
@@ -330,6 +446,53 @@ mod tests {
         assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_secs(951_782_400)), "2000-02-29T00:00:00.000000Z");
         assert!(parse_rfc3339("yesterday").is_none());
         assert!(parse_rfc3339("2026-13-01T00:00:00Z").is_none());
+    }
+
+    #[test]
+    fn cached_time_text_is_keyed_by_the_whole_second() {
+        let base = UNIX_EPOCH + Duration::new(1_795_285_305, 123_456_000);
+        let secs = |s: u64| Duration::from_secs(s);
+        let times = [
+            base,
+            base + Duration::from_micros(1),          // same second
+            base + Duration::from_micros(876_543),    // next second, .999999
+            base + Duration::from_micros(876_544),    // the second after
+            base + secs(60),                          // same second of the minute
+            base + secs(3600),                        // same minute and second of the hour
+            base + secs(86_400),                      // same time of day
+            base + secs(86_400 * 366),                // a year later
+            base - secs(1),                           // back
+            UNIX_EPOCH + Duration::from_millis(500),  // second 0
+            UNIX_EPOCH - Duration::from_millis(500),  // second -1 (not 0)
+            UNIX_EPOCH - Duration::from_millis(1500), // second -2
+            UNIX_EPOCH - secs(86_400 * 365 * 100),    // 1870
+            UNIX_EPOCH + secs(253_402_300_799),       // 9999-12-31T23:59:59
+            UNIX_EPOCH + secs(253_402_300_800),       // year 10000: fmt's text
+            UNIX_EPOCH - secs(62_167_219_200 + 1),    // year -1: fmt's text
+        ];
+        for _ in 0..2 {
+            for (i, &t) in times.iter().enumerate() {
+                let mut s = String::new();
+                push_rfc3339(&mut s, t);
+                assert_eq!(s, rfc3339(t), "time {i}");
+                let mut v = Vec::new();
+                extend_rfc3339(&mut v, t);
+                assert_eq!(v, rfc3339(t).as_bytes(), "time {i}");
+            }
+        }
+        let mut s = String::new();
+        push_rfc3339(&mut s, UNIX_EPOCH - Duration::from_millis(500));
+        assert_eq!(s, "1969-12-31T23:59:59.500000Z");
+        // Each thread has its own last second.
+        let other = std::thread::spawn(move || {
+            let mut s = String::new();
+            push_rfc3339(&mut s, base + secs(1));
+            s
+        });
+        let mut s = String::new();
+        push_rfc3339(&mut s, base);
+        assert_eq!(s, "2026-11-21T18:21:45.123456Z");
+        assert_eq!(other.join().unwrap(), "2026-11-21T18:21:46.123456Z");
     }
 
     #[test]

@@ -555,7 +555,7 @@ fn record_text(text: &str, multiline: Multiline, out: &mut String) {
         Multiline::SingleLine => push_escaped(out, &watchbell_core::text::single_line(text), false),
         Multiline::Indent => {
             let mut rest = text;
-            while let Some(i) = rest.find(['\r', '\n']) {
+            while let Some(i) = rest.bytes().position(|b| b == b'\r' || b == b'\n') {
                 push_escaped(out, &rest[..i], false);
                 out.push_str("\n  ");
                 let skip = if rest[i..].starts_with("\r\n") { 2 } else { 1 };
@@ -567,12 +567,36 @@ fn record_text(text: &str, multiline: Multiline, out: &mut String) {
     out.push('\n');
 }
 
+/// Whether `text` can go to the file as it is, whatever the [`Multiline`] mode: no control
+/// character at all (C0 — tab and line breaks included —, DEL, or a byte `0xC2`, which starts
+/// every C1 control and some other chars). A byte test: such text (nearly every record) is
+/// copied without looking at its chars.
+fn is_plain(text: &str) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let special = |b: u8| b < 0x20 || b == 0x7f || b == 0xc2;
+    let bytes = text.as_bytes();
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        let w = u64::from_le_bytes(w);
+        // A byte below 0x20, or equal to 0x7f or 0xc2 (the zero-byte test of each).
+        let below = w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
+        let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+        if below | zero(w ^ (ONES * 0x7f)) | zero(w ^ (ONES * 0xc2)) != 0 {
+            return false;
+        }
+    }
+    !chunks.remainder().iter().any(|&b| special(b))
+}
+
 /// Appends `text` with every control character (C0, DEL, C1; NUL included) except tab, and
 /// except CR and LF when `keep_breaks`, written in Rust's escape notation: `\0`, `\u{1b}`,
 /// `\u{7f}`, `\u{85}` (the notation the formats use for quoted field values).
 fn push_escaped(out: &mut String, text: &str, keep_breaks: bool) {
     let kept = |c: char| c == '\t' || (keep_breaks && (c == '\n' || c == '\r'));
-    if !text.chars().any(|c| c.is_control() && !kept(c)) {
+    if is_plain(text) || !text.chars().any(|c| c.is_control() && !kept(c)) {
         out.push_str(text);
         return;
     }
@@ -594,8 +618,17 @@ impl Sink for FileSink {
         for record in &batch.records {
             self.buf.clear();
             self.format.format(record, &self.cx, &mut self.buf);
-            record_text(&self.buf, self.multiline, &mut self.line);
-            if let Err(e) = self.file.write_record(self.line.as_bytes()) {
+            let text = if self.multiline != Multiline::SingleLine && is_plain(&self.buf) {
+                // Nothing to escape or indent, no trailing line break to trim (`SingleLine`
+                // also trims spaces): the text and its newline are written from the format's
+                // own buffer.
+                self.buf.push('\n');
+                &self.buf
+            } else {
+                record_text(&self.buf, self.multiline, &mut self.line);
+                &self.line
+            };
+            if let Err(e) = self.file.write_record(text.as_bytes()) {
                 failure = Some(format!("cannot write {}: {e}", self.file.path().display()));
                 break;
             }
@@ -633,6 +666,47 @@ mod tests {
         assert_eq!(out, "a\nb\n");
         record_text("plain", Multiline::Indent, &mut out);
         assert_eq!(out, "plain\n");
+    }
+
+    #[test]
+    fn plain_text_is_exactly_the_text_that_needs_no_change() {
+        // Every char up to U+00FF, and some beyond, alone and inside text: a text `is_plain`
+        // lets through is written as it is by the modes that take the shortcut (`SingleLine`
+        // trims spaces and turns U+2028 into one, and does not).
+        let chars = (0u32..=0x100).chain([0x2028, 0x1f600, 0x85, 0xa0]).filter_map(char::from_u32);
+        let mut out = String::new();
+        for c in chars {
+            for text in [c.to_string(), format!("ab{c}cd"), format!("{c}{c}")] {
+                if is_plain(&text) {
+                    for mode in [Multiline::Indent, Multiline::Keep] {
+                        record_text(&text, mode, &mut out);
+                        assert_eq!(out, format!("{text}\n"), "{text:?} {mode:?}");
+                    }
+                } else {
+                    // Only text with a control char, a line break, or a char whose UTF-8 starts
+                    // with 0xC2 (U+0080 to U+00BF) takes the char-by-char path.
+                    assert!(text.chars().any(|c| c.is_control() || ('\u{80}'..='\u{bf}').contains(&c)), "{text:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn plain_check_finds_every_special_byte_at_every_position() {
+        for len in 1..40 {
+            assert!(is_plain(&"a".repeat(len)));
+            // The bytes next to the special ones, everywhere.
+            let near: String = (0..len).map(|i| [' ', '~', 'é', '!', 'A', 'ÿ', '\u{100}', '\u{3c2}'][i % 8]).collect();
+            assert!(is_plain(&near), "{near:?}");
+            for pos in 0..len {
+                for special in ['\0', '\t', '\n', '\x1f', '\x7f', '\u{85}', '\u{a0}'] {
+                    let mut text: Vec<char> = vec!['a'; len];
+                    text[pos] = special;
+                    let text: String = text.into_iter().collect();
+                    assert!(!is_plain(&text), "{text:?}");
+                }
+            }
+        }
     }
 
     #[test]

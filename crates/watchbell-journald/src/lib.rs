@@ -67,7 +67,7 @@ use watchbell_core::handler::Handler;
 use watchbell_core::options::Options;
 use watchbell_core::{BuildError, Guard, Level, SinkLayer, SinkOptions};
 
-pub use native::{encode_entry, field_name};
+pub use native::{encode_entry, encode_entry_into, field_name};
 
 const CRATE: &str = "watchbell-journald";
 
