@@ -533,12 +533,12 @@ fn write_suppressed(out: &mut String, record: &Record) {
 fn write_value(out: &mut String, v: &Value) {
     match v {
         Value::Str(s) | Value::Debug(s) | Value::Display(s) => out.push_str(s),
-        Value::U64(n) => push_u64(out, *n),
+        Value::U64(n) => crate::json::write_u64(out, *n),
         Value::I64(n) => {
             if *n < 0 {
                 out.push('-');
             }
-            push_u64(out, n.unsigned_abs());
+            crate::json::write_u64(out, n.unsigned_abs());
         }
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         // `Display` of the value is `Display` of the number (`{}`): written directly.
@@ -552,21 +552,6 @@ fn write_value(out: &mut String, v: &Value) {
             let _ = write!(out, "{n}");
         }
     }
-}
-
-/// `n` in decimal, as `Display` writes it.
-fn push_u64(out: &mut String, mut n: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend(buf[i..].iter().map(|&b| char::from(b)));
 }
 
 /// Whether a text value is quoted in a `name=value` list: empty, or holding whitespace, a

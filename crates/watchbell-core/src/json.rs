@@ -88,9 +88,15 @@ pub fn write_str(out: &mut String, s: &str) {
     out.push('"');
 }
 
-/// Appends the decimal digits of `v`.
-pub fn write_u64(out: &mut String, mut v: u64) {
-    let mut buf = [0u8; 20];
+/// The decimal digits of `v`, written at the end of `buf` (as `Display` writes them), for
+/// appending to a `String` or a byte buffer without `fmt`.
+///
+/// ```
+/// let mut buf = [0; 20];
+/// assert_eq!(watchbell_core::json::u64_digits(u64::MAX, &mut buf), "18446744073709551615");
+/// assert_eq!(watchbell_core::json::u64_digits(0, &mut buf), "0");
+/// ```
+pub fn u64_digits(mut v: u64, buf: &mut [u8; 20]) -> &str {
     let mut i = buf.len();
     loop {
         i -= 1;
@@ -100,9 +106,13 @@ pub fn write_u64(out: &mut String, mut v: u64) {
             break;
         }
     }
-    for &d in &buf[i..] {
-        out.push(char::from(d));
-    }
+    // Only ASCII digits were written.
+    std::str::from_utf8(&buf[i..]).unwrap_or("0")
+}
+
+/// Appends the decimal digits of `v`.
+pub fn write_u64(out: &mut String, v: u64) {
+    out.push_str(u64_digits(v, &mut [0; 20]));
 }
 
 /// Appends `v` in decimal, with a `-` when negative.

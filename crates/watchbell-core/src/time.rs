@@ -106,19 +106,7 @@ pub struct UtcTime {
 impl UtcTime {
     /// Breaks `t` down into UTC calendar fields.
     pub fn from_system_time(t: SystemTime) -> Self {
-        let (secs, nanos) = match t.duration_since(UNIX_EPOCH) {
-            Ok(d) => (d.as_secs() as i64, d.subsec_nanos()),
-            Err(e) => {
-                let d = e.duration();
-                let mut s = -(d.as_secs() as i64);
-                let mut n = d.subsec_nanos();
-                if n > 0 {
-                    s -= 1;
-                    n = 1_000_000_000 - n;
-                }
-                (s, n)
-            }
-        };
+        let (secs, nanos) = split_secs(t);
         let days = secs.div_euclid(86_400);
         let sod = secs.rem_euclid(86_400) as u32;
         let (year, month, day) = civil_from_days(days);
@@ -228,8 +216,7 @@ pub fn extend_rfc3339(out: &mut Vec<u8>, t: SystemTime) {
     }
 }
 
-/// `t` as whole seconds since 1970 (rounded down, so negative before 1970) and nanoseconds,
-/// as [`UtcTime::from_system_time`] splits it.
+/// `t` as whole seconds since 1970 (rounded down, so negative before 1970) and nanoseconds.
 fn split_secs(t: SystemTime) -> (i64, u32) {
     match t.duration_since(UNIX_EPOCH) {
         Ok(d) => (d.as_secs() as i64, d.subsec_nanos()),

@@ -153,18 +153,8 @@ fn put_value(out: &mut Vec<u8>, value: &[u8]) {
 }
 
 /// `n` in decimal, as `Display` writes it.
-fn push_u64(out: &mut Vec<u8>, mut n: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&buf[i..]);
+fn push_u64(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(watchbell_core::json::u64_digits(n, &mut [0; 20]).as_bytes());
 }
 
 /// The value part of a field whose value is `v` (its `Display` text), after its name.

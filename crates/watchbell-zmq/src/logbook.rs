@@ -420,14 +420,7 @@ pub fn logbook_json(record: &Record) -> Vec<u8> {
     o.extend_from_slice(b",\"exception_name\":");
     opt_value(o, own[1]);
     o.extend_from_slice(b",\"extra\":{");
-    for (i, (k, v)) in extra.iter().enumerate() {
-        if i > 0 {
-            o.push(b',');
-        }
-        json_str(o, k);
-        o.push(b':');
-        json_value(o, v);
-    }
+    json_members(o, &extra);
     o.extend_from_slice(b"},\"filename\":");
     opt_str(o, record.file.as_deref());
     o.extend_from_slice(b",\"fingerprint\":\"");
@@ -474,14 +467,7 @@ pub fn logbook_json(record: &Record) -> Vec<u8> {
             fields.sort_by(|a, b| a.0.cmp(b.0));
             fields.dedup_by(|b, a| a.0 == b.0);
             o.extend_from_slice(b"{\"fields\":{");
-            for (j, (k, v)) in fields.iter().enumerate() {
-                if j > 0 {
-                    o.push(b',');
-                }
-                json_str(o, k);
-                o.push(b':');
-                json_value(o, v);
-            }
+            json_members(o, &fields);
             o.extend_from_slice(b"},\"name\":");
             json_str(o, &span.name);
             o.extend_from_slice(b",\"target\":");
@@ -502,6 +488,18 @@ pub fn logbook_json(record: &Record) -> Vec<u8> {
     json_str(o, &watchbell_core::time::rfc3339(record.time));
     o.push(b'}');
     out
+}
+
+/// `"name":value` members, comma-separated.
+fn json_members(out: &mut Vec<u8>, members: &[(&str, &Value)]) {
+    for (i, (k, v)) in members.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        json_str(out, k);
+        out.push(b':');
+        json_value(out, v);
+    }
 }
 
 fn opt_value(out: &mut Vec<u8>, v: Option<&Value>) {
