@@ -37,8 +37,7 @@
 //! instead of copied (32 bytes), and the span list shared by the events of one span stack
 //! instead of one per record (32 bytes, and 8 for the field's size). Then values beyond 64 bits
 //! boxed: an inline `i128` made `Value` 16-byte aligned, so every field slot was 64 bytes where
-//! 56 do, and the record 400 bytes where 368 do (see the table of the last run in the README
-//! for the figure now).
+//! 56 do, and the record 400 bytes where 368 do: 476 bytes per record in the last whole run.
 //!
 //! # Changes and what they did
 //!
@@ -130,6 +129,20 @@
 //!   (`Record::size_hint` ~250: it walks the spans' fields for the queue's byte bound),
 //!   moving the ~370-byte record into its queue slot (~270 of `memcpy`), the frees of the shed
 //!   record (~400).
+//!   In the whole run after these changes: (b) 598 ns against the OpenTelemetry appender's
+//!   519 (1.15×; 1.91× before); three short rounds later on the quiet machine, (b) 425–479 ns
+//!   against 320–359 (1.18× to 1.50×): the ratio moves with the appender's own spread.
+//! - The sinks still over 1.0× of (b) are those whose delivery keeps up. Three short rounds on
+//!   the quiet machine: `enabled/watchbell_keeps_up` (a sink that returns at once) 1,037 and
+//!   1,057 ns against (b)'s 442 and 449; `sinks/file_layer` 864–996, `sinks/ticketing_sqlite`
+//!   607–765. The file layer costs its caller *less* than a sink that does nothing, so what is
+//!   left is not the sinks' work but the delivery's handoff when its worker keeps up: each
+//!   record is written on the logging thread's core, read on the worker's and freed back on
+//!   the logging thread (its cache lines cross twice), and both threads take the queue's lock.
+//!   What it would take: per-producer rings of preallocated record slots handed to the worker
+//!   without the shared lock and reused in place (no allocation and no free per record), so
+//!   that a record crosses cores once. Not started: it is the delivery's core, and every sink
+//!   and every test of the overflow policies goes through it.
 //! - Not done: a single record's queue slot (the `Vec` of `Batch::single`, ~400 bytes) is
 //!   still freed by the worker when it gathers a batch, so a producer whose worker keeps up
 //!   still allocates it on malloc's slow path (~300 instructions per event in `_int_malloc`);
