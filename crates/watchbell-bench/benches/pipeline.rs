@@ -357,12 +357,34 @@ fn sinks(c: &mut Criterion) {
     g.finish();
 }
 
-/// A fresh, empty directory under the target dir for one bench.
-fn bench_dir(name: &str) -> std::path::PathBuf {
+/// A fresh, empty directory under the system's temp dir for one bench, removed with what it
+/// holds when dropped (the file layer's bench alone writes hundreds of MB there).
+struct BenchDir(std::path::PathBuf);
+
+impl std::ops::Deref for BenchDir {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::path::Path> for BenchDir {
+    fn as_ref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for BenchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn bench_dir(name: &str) -> BenchDir {
     let dir = std::env::temp_dir().join(format!("watchbell-bench-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("bench dir");
-    dir
+    BenchDir(dir)
 }
 
 /// Benches `error_event(3)` in two spans into `layer` as the only layer.
