@@ -9,8 +9,8 @@ use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::fmt::{self, Write as _};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
 use smallvec::SmallVec;
@@ -51,31 +51,38 @@ const MESSAGE_INLINE: usize = 128;
 /// The most bytes of constant messages kept for the life of the process.
 const CONSTANT_MESSAGES_BUDGET: usize = 256 * 1024;
 
-/// Bytes of constant messages kept so far.
-static CONSTANT_MESSAGE_BYTES: AtomicUsize = AtomicUsize::new(0);
+/// The first message of each callsite (`None` when it was not kept), kept for the life of the
+/// process and shared by threads, and the bytes kept so far. Read under the read lock: only a
+/// callsite's first event takes the write lock.
+static CONSTANT_MESSAGES: RwLock<Option<ConstantMessages>> = RwLock::new(None);
 
-/// The first message of each callsite, kept for the life of the process, and shared by threads.
-static CONSTANT_MESSAGES: Mutex<Option<HashMap<usize, Option<&'static str>>>> = Mutex::new(None);
+/// Each callsite's kept first message, by metadata address, and the bytes kept in all.
+type ConstantMessages = (HashMap<usize, Option<&'static str>>, usize);
 
 /// The `'static` text equal to `text` if it is the message this callsite logged first.
 ///
 /// Most events log a literal (`info!(user, "payment accepted")`), the same text every time, but
 /// `tracing` hands it over as `fmt::Arguments` that can only be formatted. So the first message
-/// of each callsite (up to [`MESSAGE_INLINE`] bytes, [`CONSTANT_MESSAGES_BUDGET`] bytes in all
-/// for the process, then none) is kept for the life of the process, and a later message equal
-/// to it is borrowed from there instead of being copied into each record. A callsite whose
-/// messages vary just pays a comparison.
+/// of each callsite (one built on the stack, so up to [`MESSAGE_INLINE`] bytes;
+/// [`CONSTANT_MESSAGES_BUDGET`] bytes in all for the process, then none) is kept for the life
+/// of the process, and a later message equal to it is borrowed from there instead of being
+/// copied into each record. A callsite whose messages vary just pays a comparison.
 fn constant_message(meta: &'static Metadata<'static>, text: &[u8]) -> Option<&'static str> {
     let key = meta as *const Metadata<'static> as usize;
     let look_up = || {
-        let mut map = CONSTANT_MESSAGES.lock().unwrap_or_else(|e| e.into_inner());
-        *map.get_or_insert_with(HashMap::new).entry(key).or_insert_with(|| {
+        let known =
+            CONSTANT_MESSAGES.read().unwrap_or_else(|e| e.into_inner()).as_ref().and_then(|m| m.0.get(&key).copied());
+        if let Some(kept) = known {
+            return kept;
+        }
+        let mut guard = CONSTANT_MESSAGES.write().unwrap_or_else(|e| e.into_inner());
+        let (map, bytes) = guard.get_or_insert_with(|| (HashMap::new(), 0));
+        *map.entry(key).or_insert_with(|| {
             let text = std::str::from_utf8(text).ok()?;
-            let kept = CONSTANT_MESSAGE_BYTES.fetch_add(text.len(), Ordering::Relaxed);
-            if text.len() > MESSAGE_INLINE || kept + text.len() > CONSTANT_MESSAGES_BUDGET {
-                CONSTANT_MESSAGE_BYTES.fetch_sub(text.len(), Ordering::Relaxed);
+            if *bytes + text.len() > CONSTANT_MESSAGES_BUDGET {
                 return None;
             }
+            *bytes += text.len();
             Some(&*Box::leak(text.to_owned().into_boxed_str()))
         })
     };

@@ -534,22 +534,11 @@ fn write_value(out: &mut String, v: &Value) {
     match v {
         Value::Str(s) | Value::Debug(s) | Value::Display(s) => out.push_str(s),
         Value::U64(n) => crate::json::write_u64(out, *n),
-        Value::I64(n) => {
-            if *n < 0 {
-                out.push('-');
-            }
-            crate::json::write_u64(out, n.unsigned_abs());
-        }
+        Value::I64(n) => crate::json::write_i64(out, *n),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        // `Display` of the value is `Display` of the number (`{}`): written directly.
-        Value::F64(f) => {
-            let _ = write!(out, "{f}");
-        }
-        Value::I128(n) => {
-            let _ = write!(out, "{n}");
-        }
-        Value::U128(n) => {
-            let _ = write!(out, "{n}");
+        // The value's `Display`: the number's own.
+        Value::F64(_) | Value::I128(_) | Value::U128(_) => {
+            let _ = write!(out, "{v}");
         }
     }
 }

@@ -11,8 +11,9 @@
 //!   and text values as strings.
 //! - [`JsonWriter::write_record`] writes the document `serde_json::to_string(&record)` writes
 //!   (the keys and order of [`Record`]'s derived `Serialize`, `null` for absent options). The
-//!   writer keeps the text of the last whole second it wrote, so records that share a second
-//!   format their date and time once; a time before 1970 or past year 9999 is formatted in full.
+//!   time's date and clock text is computed once per second and thread
+//!   ([`time::push_rfc3339`](crate::time::push_rfc3339)); a time before year 0 or past year
+//!   9999 is formatted in full.
 //!
 //! The output is valid UTF-8 by construction, so the functions append to a `String`.
 //!

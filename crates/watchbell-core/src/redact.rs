@@ -415,13 +415,18 @@ impl Redactor {
         if self.patterns.is_empty() {
             return;
         }
+        self.redact_own_parts(record);
+        if let Some(spans) = self.redacted_spans(&record.spans) {
+            record.spans = spans;
+        }
+    }
+
+    /// Redacts the record's message and its event fields (not its spans).
+    fn redact_own_parts(&self, record: &mut Record) {
         if let Cow::Owned(m) = self.redact_text(&record.message) {
             record.message = Cow::Owned(m);
         }
         self.redact_fields(&mut record.fields);
-        if let Some(spans) = self.redacted_spans(&record.spans) {
-            record.spans = spans;
-        }
     }
 
     /// The span stack with its spans redacted ([`Redactor::redact_span`]), or `None` when
@@ -447,10 +452,7 @@ impl Redactor {
         // The last stack seen, and what redaction made of it (`None`: unchanged).
         let mut last: Option<(Spans, Option<Spans>)> = None;
         for record in &mut batch.records {
-            if let Cow::Owned(m) = self.redact_text(&record.message) {
-                record.message = Cow::Owned(m);
-            }
-            self.redact_fields(&mut record.fields);
+            self.redact_own_parts(record);
             if record.spans.is_empty() {
                 continue;
             }

@@ -442,8 +442,8 @@ mod tests {
         let times = [
             base,
             base + Duration::from_micros(1),          // same second
-            base + Duration::from_micros(876_543),    // next second, .999999
-            base + Duration::from_micros(876_544),    // the second after
+            base + Duration::from_micros(876_543),    // same second, .999999
+            base + Duration::from_micros(876_544),    // the next second, .000000
             base + secs(60),                          // same second of the minute
             base + secs(3600),                        // same minute and second of the hour
             base + secs(86_400),                      // same time of day

@@ -567,10 +567,10 @@ fn record_text(text: &str, multiline: Multiline, out: &mut String) {
     out.push('\n');
 }
 
-/// Whether `text` can go to the file as it is, whatever the [`Multiline`] mode: no control
-/// character at all (C0 — tab and line breaks included —, DEL, or a byte `0xC2`, which starts
-/// every C1 control and some other chars). A byte test: such text (nearly every record) is
-/// copied without looking at its chars.
+/// Whether `text` can go to the file as it is in the `Keep` and `Indent` modes (not in
+/// `SingleLine`, which also trims spaces): no control character at all (C0 — tab and line
+/// breaks included —, DEL, or a byte `0xC2`, which starts every C1 control and some other
+/// chars). A byte test: such text (nearly every record) is copied without looking at its chars.
 fn is_plain(text: &str) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;

@@ -45,16 +45,20 @@ impl fmt::Display for ParseError {
 impl std::error::Error for ParseError {}
 
 fn err(at: usize, message: impl fmt::Display) -> ParseError {
-    // serde_json's messages quote at most a short token of the input; keep them short anyway.
-    let mut message = message.to_string();
-    if message.len() > 200 {
-        let mut cut = 200;
-        while !message.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        message.truncate(cut);
-    }
-    ParseError { at, message }
+    ParseError { at, message: message.to_string() }
+}
+
+/// A JSON error as a [`ParseError`]: what kind of error and where, never serde_json's own
+/// text, which quotes the value it could not take (`invalid type: string "…"`).
+fn json_err(at: usize, e: &serde_json::Error) -> ParseError {
+    use serde_json::error::Category;
+    let what = match e.classify() {
+        Category::Syntax => "not valid JSON",
+        Category::Data => "a value of the wrong type or shape, or a required one missing",
+        Category::Eof => "the JSON ends too early",
+        Category::Io => "the body could not be read",
+    };
+    err(at, format_args!("{what} (line {}, column {})", e.line(), e.column()))
 }
 
 /// The names a relay keeps once for the life of the process (targets, modules, files, span
@@ -322,12 +326,12 @@ impl Reader {
     }
 
     fn line(&mut self, line: &[u8], at: usize) -> Result<Record, ParseError> {
-        let shape: Shape<'_> = serde_json::from_slice(line).map_err(|e| err(at, e))?;
+        let shape: Shape<'_> = serde_json::from_slice(line).map_err(|e| json_err(at, &e))?;
         self.record(shape, at)
     }
 
     fn line_str(&mut self, line: &str, at: usize) -> Result<Record, ParseError> {
-        let shape: Shape<'_> = serde_json::from_str(line).map_err(|e| err(at, e))?;
+        let shape: Shape<'_> = serde_json::from_str(line).map_err(|e| json_err(at, &e))?;
         self.record(shape, at)
     }
 }
@@ -559,7 +563,7 @@ const OWN_KEYS: [&str; 16] = [
 /// become the fields `service`, `host` and `app`; `process.pid` (of the record or the
 /// resource) the record's pid; `exception.*` the fields `error`, `backtrace`, `error.type`.
 pub fn parse_otlp(body: &[u8]) -> Result<Vec<Record>, ParseError> {
-    let export: Export = serde_json::from_slice(body).map_err(|e| err(0, e))?;
+    let export: Export = serde_json::from_slice(body).map_err(|e| json_err(0, &e))?;
     let mut out = Vec::new();
     let mut at = 0;
     for rl in export.resource_logs {

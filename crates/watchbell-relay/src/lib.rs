@@ -4,7 +4,8 @@
 //! `watchbell.toml` for all of them — so a fleet of N replicas hitting the same broken
 //! dependency alerts **once** per fingerprint per window: the relay's rate limiter sees the
 //! whole fleet, and its summary says "7999 similar suppressed from 8 instances" (see
-//! [`watchbell_core::ratelimit`]).
+//! [`watchbell_core::ratelimit`]). With `[rate_limit] gather = "10s"` that count is already in
+//! the one alert: it is held for the gather and sent with what the fleet logged meanwhile.
 //!
 //! ```text
 //! service A (watchbell-http, NDJSON) ─┐
@@ -940,8 +941,8 @@ fn decode_and_parse(
 ) -> Result<Parsed, Box<Response>> {
     let decoded;
     let raw: &[u8] = if gzip {
-        let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(shared.max_body + 1));
-        let limit = shared.max_body as u64 + 1;
+        let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(shared.max_body.saturating_add(1)));
+        let limit = (shared.max_body as u64).saturating_add(1);
         match flate2::read::GzDecoder::new(body).take(limit).read_to_end(&mut out) {
             Ok(_) if out.len() > shared.max_body => {
                 counters.too_large.fetch_add(1, Ordering::Relaxed);

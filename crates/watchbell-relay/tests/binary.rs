@@ -40,7 +40,7 @@ fn sigterm_drains_the_queue_into_the_sinks_before_exit() {
     assert_eq!(status.as_u16(), 200);
     let term = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
     assert!(term.success());
-    let end = std::time::Instant::now() + Duration::from_secs(20);
+    let end = watchbell_core::time::deadline(Duration::from_secs(20));
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
             break s;

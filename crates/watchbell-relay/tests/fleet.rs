@@ -90,7 +90,7 @@ fn fleet_through_a_relay(
     let url = format!("http://{}/v1/records", relay.http_addr().unwrap());
     spawn_replicas("relay", &url, PER_REPLICA, REPLICAS);
     let total = (REPLICAS * PER_REPLICA) as u64;
-    let end = Instant::now() + Duration::from_secs(30);
+    let end = watchbell_core::time::deadline(Duration::from_secs(30));
     while relay.health()["delivered"].as_u64() != Some(total) && Instant::now() < end {
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -220,7 +220,7 @@ fn with_the_database_down_replicas_limit_locally_count_it_and_say_it_once() {
     assert!(!lines[0].contains("watchbell_test") || !lines[0].contains("password"), "{}", lines[0]);
     // Local limiting: the first record, then the local count at shutdown (the paced Slack
     // sender may put both in one message).
-    let end = Instant::now() + Duration::from_secs(10);
+    let end = watchbell_core::time::deadline(Duration::from_secs(10));
     while !slack.messages().iter().any(|m| m.to_string().contains("49 similar suppressed")) && Instant::now() < end {
         std::thread::sleep(Duration::from_millis(20));
     }

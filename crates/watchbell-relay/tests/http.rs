@@ -36,7 +36,7 @@ impl Slow {
     }
 
     fn wait_for(&self, n: usize, timeout: Duration) -> BTreeMap<u64, usize> {
-        let end = Instant::now() + timeout;
+        let end = watchbell_core::time::deadline(timeout);
         loop {
             let m = self.seqs();
             if m.len() >= n || Instant::now() >= end {
@@ -221,7 +221,7 @@ fn records_published_over_zeromq_reach_the_sinks_with_their_origin() {
     // records arrive, then a numbered run.
     let subscriber = tracing_subscriber::registry().with(layer);
     tracing::subscriber::with_default(subscriber, || {
-        let end = Instant::now() + Duration::from_secs(10);
+        let end = watchbell_core::time::deadline(Duration::from_secs(10));
         while sink.got.lock().unwrap().is_empty() && Instant::now() < end {
             tracing::warn!("warming up");
             let _ = pub_guard.flush(Duration::from_secs(1));

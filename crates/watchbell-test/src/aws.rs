@@ -74,6 +74,9 @@ pub fn moto() -> Moto {
     static MOTO: OnceLock<Result<Moto, String>> = OnceLock::new();
     MOTO.get_or_init(|| {
         let url = crate::ci::from_env_or_script("WATCHBELL_TEST_MOTO_URL", "moto.sh")?.trim_end_matches('/').to_owned();
+        if !url.starts_with("http://") {
+            return Err(format!("not an http:// URL: {}", watchbell_core::secret::redact_url(&url)));
+        }
         let data = moto_data(&url);
         let key = data["iam"]["AccessKey"]
             .as_array()

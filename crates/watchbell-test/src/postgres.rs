@@ -17,8 +17,9 @@ pub fn url() -> String {
     static URL: OnceLock<Result<String, String>> = OnceLock::new();
     URL.get_or_init(|| {
         let url = crate::ci::from_env_or_script("WATCHBELL_TEST_POSTGRES_URL", "postgres.sh")?;
-        if !url.starts_with("postgres://") {
-            return Err(format!("not a postgres:// URL: {url}"));
+        if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+            // The URL may hold a password: only its scheme and host are shown.
+            return Err(format!("not a postgres:// URL: {}", watchbell_core::secret::redact_url(&url)));
         }
         Ok(url)
     })

@@ -8,6 +8,7 @@ use std::time::SystemTime;
 
 use serde_json::{Map, Value as Json};
 use smallvec::SmallVec;
+use watchbell_core::json;
 use watchbell_core::record::{Fields, Fingerprint, Origin, Record, SpanRecord, Str, Value};
 use watchbell_core::Level;
 
@@ -411,129 +412,117 @@ pub fn logbook_json(record: &Record) -> Vec<u8> {
     // A map keeps the last value of a key given twice; the event's own names are unique.
     extra.sort_by(|a, b| a.0.cmp(b.0));
 
-    let mut out = Vec::with_capacity(640 + record.message.len() * 2);
+    let mut out = String::with_capacity(640 + record.message.len() * 2);
     let o = &mut out;
-    o.extend_from_slice(b"{\"args\":[],\"channel\":");
-    json_str(o, &record.target);
-    o.extend_from_slice(b",\"exception_message\":");
+    o.push_str("{\"args\":[],\"channel\":");
+    json::write_str(o, &record.target);
+    o.push_str(",\"exception_message\":");
     opt_value(o, own[0]);
-    o.extend_from_slice(b",\"exception_name\":");
+    o.push_str(",\"exception_name\":");
     opt_value(o, own[1]);
-    o.extend_from_slice(b",\"extra\":{");
+    o.push_str(",\"extra\":{");
     json_members(o, &extra);
-    o.extend_from_slice(b"},\"filename\":");
+    o.push_str("},\"filename\":");
     opt_str(o, record.file.as_deref());
-    o.extend_from_slice(b",\"fingerprint\":\"");
-    o.extend_from_slice(record.fingerprint.to_hex().as_bytes());
-    o.extend_from_slice(b"\",\"formatted_exception\":");
+    o.push_str(",\"fingerprint\":\"");
+    o.push_str(&record.fingerprint.to_hex());
+    o.push_str("\",\"formatted_exception\":");
     opt_str(o, exception.as_deref());
-    o.extend_from_slice(b",\"frame_correction\":0,\"func_name\":");
+    o.push_str(",\"frame_correction\":0,\"func_name\":");
     opt_value(o, own[2]);
-    o.extend_from_slice(b",\"greenlet\":");
-    o.extend_from_slice(itoa::Buffer::new().format(record.thread_id).as_bytes());
-    o.extend_from_slice(b",\"heavy_initialized\":true,\"information_pulled\":true,\"keep_open\":false,\"kwargs\":{},\"late\":false,\"level\":");
-    o.extend_from_slice(itoa::Buffer::new().format(lb_level).as_bytes());
-    o.extend_from_slice(b",\"lineno\":");
+    o.push_str(",\"greenlet\":");
+    json::write_u64(o, record.thread_id);
+    o.push_str(",\"heavy_initialized\":true,\"information_pulled\":true,\"keep_open\":false,\"kwargs\":{},\"late\":false,\"level\":");
+    json::write_i64(o, lb_level);
+    o.push_str(",\"lineno\":");
     match record.line {
-        Some(l) => o.extend_from_slice(itoa::Buffer::new().format(l).as_bytes()),
-        None => o.extend_from_slice(b"null"),
+        Some(l) => json::write_u64(o, u64::from(l)),
+        None => o.push_str("null"),
     }
     // The message goes out formatted: `msg` is the text, with no args, so that Logbook's
     // `message` (and any formatter that reads `msg`) shows it as it is, braces included.
-    o.extend_from_slice(b",\"message\":");
-    json_str(o, &record.message);
-    o.extend_from_slice(b",\"module\":");
+    o.push_str(",\"message\":");
+    json::write_str(o, &record.message);
+    o.push_str(",\"module\":");
     opt_str(o, record.module.as_deref());
-    o.extend_from_slice(b",\"msg\":");
-    json_str(o, &record.message);
-    o.extend_from_slice(b",\"process\":");
-    o.extend_from_slice(itoa::Buffer::new().format(record.pid).as_bytes());
-    o.extend_from_slice(b",\"process_name\":");
+    o.push_str(",\"msg\":");
+    json::write_str(o, &record.message);
+    o.push_str(",\"process\":");
+    json::write_u64(o, u64::from(record.pid));
+    o.push_str(",\"process_name\":");
     opt_value(o, own[3]);
     if !record.spans.is_empty() {
-        o.extend_from_slice(b",\"span_keys\":[");
+        o.push_str(",\"span_keys\":[");
         for (i, k) in span_keys.iter().enumerate() {
             if i > 0 {
-                o.push(b',');
+                o.push(',');
             }
-            json_str(o, k);
+            json::write_str(o, k);
         }
-        o.extend_from_slice(b"],\"spans\":[");
+        o.push_str("],\"spans\":[");
         for (i, span) in record.spans.iter().enumerate() {
             if i > 0 {
-                o.push(b',');
+                o.push(',');
             }
             let mut fields: SmallVec<[(&str, &Value); 8]> = span.fields.iter().collect();
             fields.sort_by(|a, b| a.0.cmp(b.0));
             fields.dedup_by(|b, a| a.0 == b.0);
-            o.extend_from_slice(b"{\"fields\":{");
+            o.push_str("{\"fields\":{");
             json_members(o, &fields);
-            o.extend_from_slice(b"},\"name\":");
-            json_str(o, &span.name);
-            o.extend_from_slice(b",\"target\":");
-            json_str(o, &span.target);
-            o.push(b'}');
+            o.push_str("},\"name\":");
+            json::write_str(o, &span.name);
+            o.push_str(",\"target\":");
+            json::write_str(o, &span.target);
+            o.push('}');
         }
-        o.push(b']');
+        o.push(']');
     }
     if record.suppressed > 0 {
-        o.extend_from_slice(b",\"suppressed\":");
-        o.extend_from_slice(itoa::Buffer::new().format(record.suppressed).as_bytes());
+        o.push_str(",\"suppressed\":");
+        json::write_u64(o, record.suppressed);
     }
-    o.extend_from_slice(b",\"thread\":");
-    o.extend_from_slice(itoa::Buffer::new().format(record.thread_id).as_bytes());
-    o.extend_from_slice(b",\"thread_name\":");
+    o.push_str(",\"thread\":");
+    json::write_u64(o, record.thread_id);
+    o.push_str(",\"thread_name\":");
     opt_str(o, record.thread_name.as_deref());
-    o.extend_from_slice(b",\"time\":");
-    json_str(o, &watchbell_core::time::rfc3339(record.time));
-    o.push(b'}');
-    out
+    o.push_str(",\"time\":");
+    json::write_str(o, &watchbell_core::time::rfc3339(record.time));
+    o.push('}');
+    out.into_bytes()
 }
 
 /// `"name":value` members, comma-separated.
-fn json_members(out: &mut Vec<u8>, members: &[(&str, &Value)]) {
+fn json_members(out: &mut String, members: &[(&str, &Value)]) {
     for (i, (k, v)) in members.iter().enumerate() {
         if i > 0 {
-            out.push(b',');
+            out.push(',');
         }
-        json_str(out, k);
-        out.push(b':');
+        json::write_str(out, k);
+        out.push(':');
         json_value(out, v);
     }
 }
 
-fn opt_value(out: &mut Vec<u8>, v: Option<&Value>) {
+fn opt_value(out: &mut String, v: Option<&Value>) {
     match v {
         Some(v) => json_value(out, v),
-        None => out.extend_from_slice(b"null"),
+        None => out.push_str("null"),
     }
 }
 
-fn opt_str(out: &mut Vec<u8>, s: Option<&str>) {
+fn opt_str(out: &mut String, s: Option<&str>) {
     match s {
-        Some(s) => json_str(out, s),
-        None => out.extend_from_slice(b"null"),
+        Some(s) => json::write_str(out, s),
+        None => out.push_str("null"),
     }
 }
 
-/// A JSON string, escaped as serde_json escapes it.
-fn json_str(out: &mut Vec<u8>, s: &str) {
-    let _ = serde_json::to_writer(&mut *out, s);
-}
-
-/// A field value: numbers as numbers (non-finite floats and 128-bit integers as strings).
-fn json_value(out: &mut Vec<u8>, v: &Value) {
+/// A field value as watchbell's JSON writes it, except non-finite floats: their text as a
+/// string (`"NaN"`, `"inf"`), where JSON's `null` would lose them.
+fn json_value(out: &mut String, v: &Value) {
     match v {
-        Value::Str(s) | Value::Debug(s) | Value::Display(s) => json_str(out, s),
-        Value::I64(i) => out.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes()),
-        Value::U64(u) => out.extend_from_slice(itoa::Buffer::new().format(*u).as_bytes()),
-        Value::I128(i) => json_str(out, &i.to_string()),
-        Value::U128(u) => json_str(out, &u.to_string()),
-        Value::F64(f) if f.is_finite() => {
-            let _ = serde_json::to_writer(&mut *out, f);
-        }
-        Value::F64(f) => json_str(out, &f.to_string()),
-        Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Value::F64(f) if !f.is_finite() => json::write_str(out, &f.to_string()),
+        _ => json::write_value(out, v),
     }
 }
 
